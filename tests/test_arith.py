@@ -1,0 +1,97 @@
+"""Amaranth-simulator tests of the shared exp and reciprocal units against golden.lut."""
+
+import numpy as np
+import pytest
+
+from golden.fixed import QFormat, Rounding
+from golden.lut import ExpSpec, RecipSpec
+from hdl.arith import ExpUnit, ReciprocalScaler
+from tests.amaranth_helpers import run_sim
+
+
+def _drive_pipeline(dut, inputs: list[dict], outputs: list[str], latency: int, stall_every: int = 0):
+    """Feed one input per cycle (optionally dropping en every few cycles); collect outputs when
+    valid_out; also check the first output appears exactly ``latency`` enabled cycles later."""
+    got = []
+    first_valid_cycle = []
+
+    async def tb(ctx):
+        cycle = 0
+        enabled_cycles = 0
+        pending = list(inputs)
+        while len(got) < len(inputs):
+            stall = stall_every and cycle % stall_every == stall_every - 1
+            ctx.set(dut.en, 0 if stall else 1)
+            if pending and not stall:
+                for k, v in pending.pop(0).items():
+                    ctx.set(getattr(dut, k), v)
+                ctx.set(dut.valid_in, 1)
+            elif not stall:
+                ctx.set(dut.valid_in, 0)
+            await ctx.tick()
+            cycle += 1
+            if not stall:
+                enabled_cycles += 1
+            if ctx.get(dut.valid_out) and not stall:
+                if not first_valid_cycle:
+                    first_valid_cycle.append(enabled_cycles)
+                got.append(tuple(ctx.get(getattr(dut, o)) for o in outputs))
+
+    run_sim(dut, tb)
+    return got, first_valid_cycle[0]
+
+
+@pytest.mark.parametrize("stall_every", [0, 3])
+def test_exp_unit_matches_golden(stall_every):
+    spec = ExpSpec(QFormat(12, 6), QFormat(16, 12, signed=False), lut_bits=6, lut_frac=14)
+    rng = np.random.default_rng(1)
+    xs = np.concatenate([[spec.in_fmt.min_int, spec.in_fmt.max_int, 0, -1, 1, 177, 178],
+                         rng.integers(spec.in_fmt.min_int, spec.in_fmt.max_int + 1, 120)])
+    dut = ExpUnit(spec=spec)
+    got, first = _drive_pipeline(dut, [{"x": int(x)} for x in xs], ["y", "overflow"], ExpUnit.LATENCY,
+                                 stall_every)
+    want_y, want_over = spec(xs)
+    assert first == ExpUnit.LATENCY
+    assert [g[0] for g in got] == want_y.tolist()
+    assert [bool(g[1]) for g in got] == want_over.tolist()
+    assert any(want_over) and not all(want_over)  # saturation exercised
+
+
+@pytest.mark.parametrize("rounding", [Rounding.HALF_UP, Rounding.TRUNCATE])
+def test_reciprocal_scaler_matches_golden(rounding):
+    spec = RecipSpec(QFormat(14, 3, signed=False), lut_bits=5, mant_bits=12)
+    vfmt = QFormat(16, 8)
+    ofmt = QFormat(12, 8, rounding=rounding)
+    rng = np.random.default_rng(2)
+    dens = np.concatenate([[0, 1, 2, 3, spec.den_fmt.max_int, 1 << 13, 31, 33],
+                           rng.integers(0, spec.den_fmt.max_int + 1, 100)])
+    vals = np.concatenate([[vfmt.min_int, vfmt.max_int, -1, 5, 100, vfmt.min_int, 77, -77],
+                           rng.integers(vfmt.min_int, vfmt.max_int + 1, 100)])
+    dut = ReciprocalScaler(spec=spec, value_fmt=vfmt, out_fmt=ofmt)
+    got, first = _drive_pipeline(
+        dut, [{"value": int(v), "den": int(d)} for v, d in zip(vals, dens)],
+        ["result", "overflow", "div_by_zero"], ReciprocalScaler.LATENCY, stall_every=4)
+    want, over, zero = spec.scale(vals, vfmt.frac, dens, ofmt)
+    assert first == ReciprocalScaler.LATENCY
+    assert [g[0] for g in got] == want.tolist()
+    assert [bool(g[1]) for g in got] == over.tolist()
+    assert [bool(g[2]) for g in got] == zero.tolist()
+
+
+def test_recip_exact_for_small_counts():
+    """Counts below 2**(lut_bits+1) are represented exactly, so v/c is correctly rounded."""
+    spec = RecipSpec(QFormat(10, 0, signed=False), lut_bits=9, mant_bits=20)
+    counts = np.arange(1, 1 << 10)
+    vals = np.full_like(counts, 1000)
+    res, _, _ = spec.scale(vals, 0, counts, QFormat(16, 4))
+    exact = np.floor(1000 * 16 / counts + 0.5)
+    assert np.array_equal(res, exact.astype(np.int64))
+
+
+def test_bad_specs_rejected():
+    with pytest.raises(ValueError, match="unsigned"):
+        ExpSpec(QFormat(12, 6), QFormat(16, 12))
+    with pytest.raises(ValueError, match="lut_bits"):
+        RecipSpec(QFormat(10, 0, signed=False), lut_bits=0)
+    with pytest.raises(TypeError, match="spec"):
+        ExpUnit(spec=None)
