@@ -1,0 +1,1 @@
+"""Synthesis flows (yosys / nextpnr via yowasp) and hardware-cost reports."""
