@@ -1,0 +1,128 @@
+"""``synth``: yosys / nextpnr synthesis of a block, the hardware-cost report, and a board build.
+
+    attn-rtl synth BLOCK [--set N=V ...] [--target generic|ecp5|ice40] [--seeds N]
+    attn-rtl synth --report [--target ecp5] [--seeds 3] [--blocks A B ...]
+    attn-rtl synth --board [BLOCK] [--set N=V ...]     # ULX3S 85F bitstream via Amaranth's build
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+
+def _print_result(result, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+        return
+    res = result.resources
+    print(f"{result.block} [{result.target}, {result.device}] "
+          f"config: {', '.join(f'{k}={v}' for k, v in result.overrides.items()) or 'defaults'}"
+          + (" (serial-wrapped)" if result.wrapped else ""))
+    print("  resources: " + ", ".join(f"{k}={v}" for k, v in res.items()))
+    for seed in result.seeds:
+        path = seed.critical_path or {}
+        print(f"  seed {seed.seed}: Fmax {seed.fmax_mhz} MHz  ({seed.seconds:.1f}s)"
+              + (f"  critical: {path.get('source_signal')} -> {path.get('sink_signal')} "
+                 f"{path.get('delay_ns')} ns" if path else ""))
+    fmax = result.fmax
+    if fmax:
+        print(f"  Fmax median {fmax['median']:.2f} MHz (min {fmax['min']:.2f}, max {fmax['max']:.2f})")
+        worst = result.worst_seed
+        if worst and worst.critical_path:
+            path = worst.critical_path
+            print(f"  critical path (seed {worst.seed}): {path['source_cell']} -> {path['sink_cell']}, "
+                  f"{path['delay_ns']} ns, {path['logic_levels']} logic elements")
+            print("    signals: " + " -> ".join(path["signals"][:12]))
+            print("    verilog: " + ", ".join(path["sources"][:8]))
+    print(f"  build dir: {result.build_dir}")
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from attn_rtl.cli import UserError, parse_sets
+    from hdl.registry import blocks, get_block
+    from synth.flow import TARGETS, DoesNotFit, SynthError, synth_block
+    from synth.tools import ToolFailed, ToolMissing
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    target = args.target or ("ecp5" if args.report else "generic")
+    if target not in TARGETS:  # argparse checks too; kept for programmatic callers
+        raise UserError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
+    if args.seeds is not None and not 1 <= args.seeds <= 20:
+        raise UserError(f"--seeds {args.seeds} out of range: expected 1..20")
+    try:
+        if args.report:
+            from synth.report import run_report
+
+            if args.block:
+                raise UserError("--report covers every block; use --blocks to select some")
+            names = args.blocks or None
+            for name in names or []:
+                get_block(name)
+            seeds = args.seeds or 3
+            command = "attn-rtl synth " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
+                if len(sys.argv) > 2 and sys.argv[1] == "synth" else None
+            doc = run_report(names, target=target, seeds=seeds, out_dir=args.out, build_root=args.build_dir,
+                             freq_mhz=args.freq, command=command, log=log)
+            from synth.report import render_markdown
+
+            print(render_markdown(doc))
+            failed = [r["block"] for r in doc["rows"] if "error" in r]
+            print(f"wrote {args.out}/synth_{target}.md and .json"
+                  + (f"; failed: {', '.join(failed)}" if failed else ""))
+            return 1 if failed else 0
+        if args.board:
+            from synth.board import BOARD_BLOCK, build_board
+
+            name = args.block or (BOARD_BLOCK if BOARD_BLOCK in blocks() else None)
+            if name is None:
+                raise UserError(f"--board: block {BOARD_BLOCK!r} is not registered yet; name a block")
+            spec = get_block(name)
+            overrides = parse_sets(args.set) if args.set else dict(spec.fpga_params)
+            info = build_board(name, overrides, seed=args.seeds or 1, build_root=args.build_dir, log=log)
+            print(json.dumps(info, indent=2, default=str) if args.json else
+                  f"{name} on ULX3S 85F: bitstream {info['bitstream']}, Fmax {info['fmax_mhz']} MHz, "
+                  f"utilisation {info['utilization']}")
+            return 0
+        if not args.block:
+            raise UserError("name a BLOCK, or use --report / --board")
+        overrides = parse_sets(args.set)
+        result = synth_block(args.block, overrides, target=target,
+                             seeds=(args.seeds or 1) if target != "generic" else 0,
+                             freq_mhz=args.freq, build_root=args.build_dir, log=log)
+    except (SynthError, DoesNotFit, ToolMissing) as exc:
+        raise UserError(str(exc)) from None
+    except ToolFailed as exc:
+        print(exc.log, file=sys.stderr)
+        raise UserError(str(exc)) from None
+    _print_result(result, args.json)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    # Kept import-free (the CLI imports every command module); synth.flow has the same values.
+    TARGETS, TARGET_MHZ = ("generic", "ecp5", "ice40"), 150.0
+    DEFAULT_BUILD_ROOT, DEFAULT_REPORT_DIR = "build/synth", "reports/synth"
+    p = sub.add_parser("synth", help="synthesise a block with yosys/nextpnr (yowasp) or write the cost report",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("block", nargs="?", metavar="BLOCK")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter")
+    p.add_argument("--target", choices=TARGETS, default=None,
+                   help="generic (yosys only), ecp5 (LFE5U-85F) or ice40 (UP5K); default generic, ecp5 with --report")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="nextpnr seeds, run one at a time (default 1; 3 for --report)")
+    p.add_argument("--freq", type=float, default=TARGET_MHZ, help=f"nextpnr target MHz (default {TARGET_MHZ:g})")
+    p.add_argument("--report", action="store_true", help="synthesise the FPGA-sized configuration of every block")
+    p.add_argument("--blocks", nargs="+", metavar="BLOCK", help="with --report: only these blocks")
+    p.add_argument("--board", action="store_true",
+                   help="build a ULX3S 85F bitstream through Amaranth's build flow (default block: systolic_array)")
+    p.add_argument("--out", default=str(DEFAULT_REPORT_DIR), help="report directory (default reports/synth)")
+    p.add_argument("--build-dir", default=str(DEFAULT_BUILD_ROOT), help="work directory (default build/synth)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_synth)
