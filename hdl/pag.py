@@ -1,0 +1,523 @@
+"""CTA probability aggregation module (PAG, seed 001 §IV-B(4), Fig. 9 right; DESIGN §3 step 7).
+
+``b`` tiles, one per compressed-query row of the current batch, all driven by the same cluster
+tables: a beat of the ``ct`` stream carries two tokens ``j, j+1`` (``x1 = CT1[j]``,
+``x2 = k1 + CT2[j]``, ``x3 = CT1[j+1]``, ``x4 = k1 + CT2[j+1]``), so each tile runs two
+inner-loop iterations per cycle with two ADD_EXP units (saturating add of two CS values, then
+the shared :class:`hdl.arith.ExpUnit`) and two probability-merge units.
+
+Storage is split by region: ``CS1``/``AP1`` hold columns ``[0, k1)`` (addressed by CT1) and
+``CS2``/``AP2`` columns ``[k1, k1+k2)`` (addressed by CT2), so ``x1``/``x3`` only ever meet in
+region 1 and ``x2``/``x4`` in region 2 (``x1 != x4`` always). One word of each memory holds the
+entries of all ``b`` tiles (they share every address; only the values differ).
+
+Per batch: (LOAD) ``k1 + k2`` beats of the ``cs`` stream, beat ``t`` = ``CS[0..b-1][t]``;
+(RUN) ``ceil(n/2)`` beats of the ``ct`` stream, the last one holding one token if ``n`` is odd;
+(DRAIN) until the last update is written; (READOUT) ``k1 + k2`` beats of the ``ap`` stream,
+beat ``t`` = ``AP[0..b-1][t]`` with ``last`` on the final one. The config ports ``k1``, ``k2``,
+``n`` must be stable from the first CS beat of a batch to its last AP beat.
+
+Update pipeline (cycle 0 = the ct beat's transfer; no stalls, bubbles carry valid = 0):
+
+====  =====================================================================================
+ c0   CS read addresses = the beat's cluster indices (sync read ports)
+ c1   ADD: CS1[x] + CS2[y], requantise/saturate into the exp input format (registered)
+ c2-4 ExpUnit (LATENCY 3), merge decisions ``x1 == x3`` / ``x2 == x4`` computed alongside
+ c5   MERGE: lane a carries ``e0 + e1`` when the addresses match, lane b is dropped; AP reads
+ c6   ACC: operand = AP read data, or forwarded in-flight value (W or W2 stage), + update,
+      saturate (sticky flag)
+ c7   W: write both lanes (distinct addresses after merging); W2 keeps them one more cycle
+====  =====================================================================================
+
+A read issued at c5 sees writes committed up to the end of c4 (read ports are not
+transparent), so the two younger in-flight writes (stage W: written at the end of this cycle;
+stage W2: written at the end of the previous cycle, after our read) are forwarded. AP entries
+never written in the current batch read as 0 through a ``written`` bitmap cleared at batch start.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.fixed import QFormat
+from golden.lut import ExpSpec
+from golden.pag import check_pag_formats
+
+from .arith import ExpUnit
+from .fixed import round_shift_const, saturate, shape_of
+
+__all__ = ["PagTile", "ProbabilityAggregation", "pag_formats_from_params"]
+
+# Operand sources of the ACC stage (per lane): memory, "never written" (0), in-flight writes of
+# the same region's lanes a/b in stage W, then in stage W2.
+SEL_MEM, SEL_ZERO, SEL_W_A, SEL_W_B, SEL_W2_A, SEL_W2_B = range(6)
+# Lanes: 0 = region 1 / token j (x1), 1 = region 1 / token j+1 (x3),
+#        2 = region 2 / token j (x2), 3 = region 2 / token j+1 (x4).
+LANES = 4
+_FAULTS = frozenset({"merge", "forward"})
+
+
+def _bits(max_value: int) -> int:
+    return max(1, int(max_value).bit_length())
+
+
+class PagTile(wiring.Component):
+    """Datapath of one PAG tile: two ADD_EXP units, two merge units, four AP accumulate lanes.
+
+    Addresses, merge decisions and forwarding selects come from the shared control in
+    :class:`ProbabilityAggregation`; the tile holds the values. Port timing (see module doc):
+    ``cs*``/``valid_*`` at c1, ``merge*`` at c5, ``rd``/``sel``/``act`` at c6, ``new`` = stage W.
+    """
+
+    def __init__(self, *, cs_fmt: QFormat, exp_spec: ExpSpec, ap_fmt: QFormat) -> None:
+        check_pag_formats(cs_fmt, exp_spec, ap_fmt)
+        self._cs_fmt, self._exp_spec, self._ap_fmt = cs_fmt, exp_spec, ap_fmt
+        cs_shape, ap_shape = shape_of(cs_fmt), shape_of(ap_fmt)
+        super().__init__({
+            "cs1_a": In(cs_shape), "cs2_a": In(cs_shape), "cs1_b": In(cs_shape), "cs2_b": In(cs_shape),
+            "valid_a": In(1), "valid_b": In(1),
+            "merge1": In(1), "merge2": In(1),
+            "rd": In(data.ArrayLayout(ap_shape, LANES)),
+            "sel": In(data.ArrayLayout(unsigned(3), LANES)),
+            "act": In(LANES),
+            "new": Out(data.ArrayLayout(ap_shape, LANES)),
+            "clear_flags": In(1),
+            "add_overflow": Out(1), "exp_overflow": Out(1), "ap_overflow": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cs_fmt, spec, ap_fmt = self._cs_fmt, self._exp_spec, self._ap_fmt
+
+        # ADD (c1): exact sum, requantised into the exp input format, registered.
+        add_events = []
+        exps = []
+        for lane, (s1, s2, valid) in enumerate(((self.cs1_a, self.cs2_a, self.valid_a),
+                                               (self.cs1_b, self.cs2_b, self.valid_b))):
+            total = s1 + s2
+            shifted = round_shift_const(total, cs_fmt.frac - spec.in_fmt.frac, spec.in_fmt.rounding)
+            x, over = saturate(shifted, spec.in_fmt)
+            x_q = Signal(shape_of(spec.in_fmt), name=f"exp_in_{lane}")
+            v_q = Signal(name=f"exp_valid_{lane}")
+            over_q = Signal(name=f"add_over_{lane}")
+            m.d.sync += [x_q.eq(x), v_q.eq(valid), over_q.eq(over & valid)]
+            add_events.append(over_q)
+            unit = ExpUnit(spec=spec)
+            m.submodules[f"add_exp{lane}"] = unit
+            m.d.comb += [unit.x.eq(x_q), unit.valid_in.eq(v_q)]
+            exps.append(unit)
+
+        # MERGE (c5): same-address updates of one cycle become one update on lane a.
+        e0, e1 = exps[0].y, exps[1].y
+        both = Signal(unsigned(spec.out_fmt.width + 1))
+        m.d.comb += both.eq(e0 + e1)
+        upd = Signal(data.ArrayLayout(unsigned(spec.out_fmt.width + 1), LANES))
+        m.d.sync += [
+            upd[0].eq(Mux(self.merge1, both, e0)),
+            upd[1].eq(e1),
+            upd[2].eq(Mux(self.merge2, both, e0)),
+            upd[3].eq(e1),
+        ]
+        exp_event = Signal()
+        m.d.comb += exp_event.eq((exps[0].overflow & exps[0].valid_out) | (exps[1].overflow & exps[1].valid_out))
+
+        # ACC (c6): operand from memory / 0 / in-flight writes, add, saturate -> stage W.
+        w2 = Signal(data.ArrayLayout(shape_of(ap_fmt), LANES))
+        m.d.sync += w2.eq(self.new)
+        ap_events = []
+        for lane in range(LANES):
+            base = lane & ~1  # first lane of this lane's region
+            operand = Signal(shape_of(ap_fmt), name=f"operand_{lane}")
+            with m.Switch(self.sel[lane]):
+                with m.Case(SEL_MEM):
+                    m.d.comb += operand.eq(self.rd[lane])
+                with m.Case(SEL_W_A):
+                    m.d.comb += operand.eq(self.new[base])
+                with m.Case(SEL_W_B):
+                    m.d.comb += operand.eq(self.new[base + 1])
+                with m.Case(SEL_W2_A):
+                    m.d.comb += operand.eq(w2[base])
+                with m.Case(SEL_W2_B):
+                    m.d.comb += operand.eq(w2[base + 1])
+                with m.Default():
+                    m.d.comb += operand.eq(0)
+            value, over = saturate(operand + upd[lane], ap_fmt)
+            m.d.sync += self.new[lane].eq(value)
+            ap_events.append(over & self.act[lane])
+        ap_event = Signal()
+        m.d.comb += ap_event.eq(Cat(*ap_events).any())
+
+        for flag, event in ((self.add_overflow, Cat(*add_events).any()), (self.exp_overflow, exp_event),
+                            (self.ap_overflow, ap_event)):
+            with m.If(self.clear_flags):
+                m.d.sync += flag.eq(0)
+            with m.Elif(event):
+                m.d.sync += flag.eq(1)
+        return m
+
+
+class ProbabilityAggregation(wiring.Component):
+    """PAG: ``b`` tiles computing AP (DESIGN §3 step 7) bit-exactly as
+    :func:`golden.pag.probability_aggregation`; see the module doc for the protocol and pipeline.
+
+    Ports: ``cs`` (in stream, ``b`` signed scores per beat), ``ct`` (in stream, ``ct1[2]``,
+    ``ct2[2]``), ``ap`` (out stream, ``ap[b]`` + ``last``), config ``k1``, ``k2``, ``n``; per-tile
+    sticky flags ``add_overflow``, ``exp_overflow``, ``ap_overflow`` (bit c = tile c, cleared by
+    the first CS beat of a batch), sticky ``index_error`` (a CT value >= k1/k2: that update is
+    dropped), combinational ``config_error`` (k1, k2 or n out of range: ``cs`` is not accepted).
+    """
+
+    #: cycles from a ct beat's transfer to its AP updates being written (end of that cycle)
+    UPDATE_LATENCY = 8
+    #: cycles from the last ct beat's transfer to the first ``ap`` beat being valid
+    READOUT_LATENCY = UPDATE_LATENCY + 1
+
+    def __init__(self, *, b: int, k1_max: int, k2_max: int, n_max: int, cs_fmt: QFormat, exp_spec: ExpSpec,
+                 ap_fmt: QFormat, _faults: frozenset[str] = frozenset()) -> None:
+        for name, value, lo in (("b", b, 1), ("k1_max", k1_max, 1), ("k2_max", k2_max, 1), ("n_max", n_max, 1)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, not {value!r}")
+            if value < lo:
+                raise ValueError(f"{name}={value} out of range: expected >= {lo}")
+        check_pag_formats(cs_fmt, exp_spec, ap_fmt)
+        if not _faults <= _FAULTS:
+            raise ValueError(f"_faults must be a subset of {sorted(_FAULTS)}, not {sorted(_faults)}")
+        self._b, self._k1_max, self._k2_max, self._n_max = b, k1_max, k2_max, n_max
+        self._cs_fmt, self._exp_spec, self._ap_fmt = cs_fmt, exp_spec, ap_fmt
+        self._faults = frozenset(_faults)
+        self.ct1_bits, self.ct2_bits = _bits(k1_max - 1), _bits(k2_max - 1)
+        ct_layout = data.StructLayout({
+            "ct1": data.ArrayLayout(unsigned(self.ct1_bits), 2),
+            "ct2": data.ArrayLayout(unsigned(self.ct2_bits), 2),
+        })
+        ap_layout = data.StructLayout({"ap": data.ArrayLayout(shape_of(ap_fmt), b), "last": 1})
+        super().__init__({
+            "k1": In(range(k1_max + 1)),
+            "k2": In(range(k2_max + 1)),
+            "n": In(range(n_max + 1)),
+            "cs": In(stream.Signature(data.ArrayLayout(shape_of(cs_fmt), b))),
+            "ct": In(stream.Signature(ct_layout)),
+            "ap": Out(stream.Signature(ap_layout)),
+            "add_overflow": Out(b),
+            "exp_overflow": Out(b),
+            "ap_overflow": Out(b),
+            "index_error": Out(1),
+            "config_error": Out(1),
+        })
+
+    # -- read-only parameters ----------------------------------------------------------------
+    @property
+    def b(self) -> int:
+        return self._b
+
+    @property
+    def k1_max(self) -> int:
+        return self._k1_max
+
+    @property
+    def k2_max(self) -> int:
+        return self._k2_max
+
+    @property
+    def n_max(self) -> int:
+        return self._n_max
+
+    @property
+    def cs_fmt(self) -> QFormat:
+        return self._cs_fmt
+
+    @property
+    def exp_spec(self) -> ExpSpec:
+        return self._exp_spec
+
+    @property
+    def ap_fmt(self) -> QFormat:
+        return self._ap_fmt
+
+    @property
+    def formats(self) -> dict[str, QFormat]:
+        return {"cs": self._cs_fmt, "exp_in": self._exp_spec.in_fmt, "exp_out": self._exp_spec.out_fmt,
+                "ap": self._ap_fmt}
+
+    @property
+    def latency(self) -> dict[str, int]:
+        return {"update": self.UPDATE_LATENCY, "readout": self.READOUT_LATENCY}
+
+    def manifest_extra(self) -> dict:
+        return {"exp_spec": self._exp_spec.as_dict(),
+                "protocol": "per batch: k1+k2 cs beats, ceil(n/2) ct beats (2 tokens each), k1+k2 ap beats"}
+
+    # -- hardware ------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        b, cs_w, ap_w = self._b, self._cs_fmt.width, self._ap_fmt.width
+        k1_max, k2_max = self._k1_max, self._k2_max
+        depths = (k1_max, k2_max)
+        addr_bits = (self.ct1_bits, self.ct2_bits)
+
+        cs_mem = [Memory(shape=unsigned(b * cs_w), depth=d, init=[]) for d in depths]
+        ap_mem = [Memory(shape=unsigned(b * ap_w), depth=d, init=[]) for d in depths]
+        m.submodules.cs1, m.submodules.cs2 = cs_mem
+        m.submodules.ap1, m.submodules.ap2 = ap_mem
+        cs_wr = [mem.write_port() for mem in cs_mem]
+        cs_rd = [[mem.read_port(domain="sync") for _ in range(2)] for mem in cs_mem]  # [region][lane a/b]
+        ap_wr = [[mem.write_port() for _ in range(2)] for mem in ap_mem]
+        ap_rd = [[mem.read_port(domain="sync") for _ in range(2)] for mem in ap_mem]
+
+        tiles = []
+        for c in range(b):
+            tile = PagTile(cs_fmt=self._cs_fmt, exp_spec=self._exp_spec, ap_fmt=self._ap_fmt)
+            m.submodules[f"tile{c}"] = tile
+            tiles.append(tile)
+
+        cfg_ok = ((self.k1 >= 1) & (self.k1 <= k1_max) & (self.k2 >= 1) & (self.k2 <= k2_max)
+                  & (self.n >= 1) & (self.n <= self._n_max))
+        m.d.comb += self.config_error.eq(~cfg_ok)
+
+        # ---- batch control ----------------------------------------------------------------
+        load_idx = Signal(range(max(depths)))
+        load_in2 = Signal()
+        tokens = Signal(range(self._n_max + 2))
+        drain = Signal(range(self.UPDATE_LATENCY))
+        batch_start = Signal()  # first CS beat of a batch: clear bitmaps and flags
+        readout = Signal()
+        ro_idx = Signal(range(max(depths)))
+        ro_in2 = Signal()
+        ro_done = Signal()
+        o_in2 = Signal()
+        advance = Signal()
+        m.d.comb += advance.eq(~self.ap.valid | self.ap.ready)
+
+        take_cs = self.cs.valid & self.cs.ready
+        take_ct = self.ct.valid & self.ct.ready
+        last_beat = tokens + 2 >= self.n
+
+        with m.FSM(name="phase"):
+            with m.State("LOAD"):
+                m.d.comb += self.cs.ready.eq(cfg_ok)
+                with m.If(take_cs):
+                    m.d.comb += batch_start.eq(~load_in2 & (load_idx == 0))
+                    with m.If(~load_in2 & (load_idx == self.k1 - 1)):
+                        m.d.sync += [load_in2.eq(1), load_idx.eq(0)]
+                    with m.Elif(load_in2 & (load_idx == self.k2 - 1)):
+                        m.d.sync += [load_in2.eq(0), load_idx.eq(0), tokens.eq(0)]
+                        m.next = "RUN"
+                    with m.Else():
+                        m.d.sync += load_idx.eq(load_idx + 1)
+            with m.State("RUN"):
+                m.d.comb += self.ct.ready.eq(1)
+                with m.If(take_ct):
+                    m.d.sync += tokens.eq(tokens + 2)
+                    with m.If(last_beat):
+                        m.d.sync += drain.eq(self.UPDATE_LATENCY - 2)
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    m.d.sync += [ro_idx.eq(0), ro_in2.eq(0), ro_done.eq(0)]
+                    m.next = "READOUT"
+            with m.State("READOUT"):
+                m.d.comb += readout.eq(1)
+                with m.If(advance):
+                    m.d.sync += [self.ap.valid.eq(~ro_done), o_in2.eq(ro_in2),
+                                 self.ap.payload.last.eq(ro_in2 & (ro_idx == self.k2 - 1))]
+                    with m.If(~ro_done):
+                        with m.If(~ro_in2 & (ro_idx == self.k1 - 1)):
+                            m.d.sync += [ro_in2.eq(1), ro_idx.eq(0)]
+                        with m.Elif(ro_in2 & (ro_idx == self.k2 - 1)):
+                            m.d.sync += ro_done.eq(1)
+                        with m.Else():
+                            m.d.sync += ro_idx.eq(ro_idx + 1)
+                with m.If(self.ap.valid & self.ap.ready & self.ap.payload.last):
+                    m.d.sync += self.ap.valid.eq(0)
+                    m.next = "LOAD"
+
+        # CS load: beat t goes to CS1[t] (t < k1) or CS2[t - k1].
+        for region, port in enumerate(cs_wr):
+            m.d.comb += [port.addr.eq(load_idx), port.data.eq(self.cs.payload.as_value()),
+                         port.en.eq(take_cs & (load_in2 == region))]
+
+        # ---- c0: accept a ct beat, read CS ------------------------------------------------
+        payload = self.ct.payload
+        x0 = [payload.ct1[0], payload.ct1[1], payload.ct2[0], payload.ct2[1]]  # lane order
+        ok1 = [payload.ct1[i] < self.k1 for i in range(2)]
+        ok2 = [payload.ct2[i] < self.k2 for i in range(2)]
+        present = [take_ct, take_ct & (tokens + 1 < self.n)]
+        bad = Cat(*[present[i] & ~(ok1[i] & ok2[i]) for i in range(2)]).any()
+        v0 = [present[i] & ok1[i] & ok2[i] for i in range(2)]
+        for region in range(2):
+            for lane in range(2):
+                m.d.comb += [cs_rd[region][lane].addr.eq(x0[2 * region + lane]), cs_rd[region][lane].en.eq(1)]
+        with m.If(batch_start):
+            m.d.sync += self.index_error.eq(0)
+        with m.Elif(bad):
+            m.d.sync += self.index_error.eq(1)
+
+        # ---- control pipeline c1 .. c5 (addresses, token valids, merge decisions) --------------
+        def stage(name: str, xs, vs):
+            xr = [Signal(addr_bits[i // 2], name=f"{name}_x{i}") for i in range(LANES)]
+            vr = [Signal(name=f"{name}_v{i}") for i in range(2)]
+            m.d.sync += [a.eq(bv) for a, bv in zip(xr, xs)] + [a.eq(bv) for a, bv in zip(vr, vs)]
+            return xr, vr
+
+        x1s, v1s = stage("p1", x0, v0)
+        x2s, v2s = stage("p2", x1s, v1s)
+        merge_on = "merge" not in self._faults
+        mg2 = [Signal(name=f"p2_merge{r + 1}") for r in range(2)]
+        m.d.sync += [mg2[r].eq(v1s[0] & v1s[1] & (x1s[2 * r] == x1s[2 * r + 1]) & merge_on) for r in range(2)]
+        xs, vs, mg = x2s, v2s, mg2
+        for s in (3, 4, 5):
+            xs, vs = stage(f"p{s}", xs, vs)
+            mgn = [Signal(name=f"p{s}_merge{r + 1}") for r in range(2)]
+            m.d.sync += [mgn[r].eq(mg[r]) for r in range(2)]
+            mg = mgn
+        x5s, v5s, mg5 = xs, vs, mg
+        for c, tile in enumerate(tiles):
+            d1a, d1b = cs_rd[0][0].data, cs_rd[0][1].data
+            d2a, d2b = cs_rd[1][0].data, cs_rd[1][1].data
+            sl = slice(c * cs_w, (c + 1) * cs_w)
+            m.d.comb += [
+                tile.cs1_a.eq(d1a[sl]), tile.cs1_b.eq(d1b[sl]), tile.cs2_a.eq(d2a[sl]), tile.cs2_b.eq(d2b[sl]),
+                tile.valid_a.eq(v1s[0]), tile.valid_b.eq(v1s[1]),
+                tile.merge1.eq(mg5[0]), tile.merge2.eq(mg5[1]),
+                tile.clear_flags.eq(batch_start),
+            ]
+
+        # ---- c5: lane valids after merging, AP reads ------------------------------------------
+        act5 = [v5s[0], v5s[1] & ~mg5[0], v5s[0], v5s[1] & ~mg5[1]]
+        written = [Signal(d, name=f"written{r + 1}") for r, d in enumerate(depths)]
+        wbit = [Signal(name=f"acc_written{i}") for i in range(LANES)]
+        for region in range(2):
+            for lane in range(2):
+                i = 2 * region + lane
+                port = ap_rd[region][lane]
+                if lane == 0:  # port a also serves the readout
+                    addr = Mux(readout, ro_idx, x5s[i])
+                    en = Mux(readout, advance, 1)
+                else:
+                    addr, en = x5s[i], Const(1)
+                m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
+                with m.If(en):
+                    m.d.sync += wbit[i].eq(written[region].bit_select(addr, 1))
+
+        # ---- c6: forwarding selects --------------------------------------------------------
+        xa = [Signal(addr_bits[i // 2], name=f"acc_x{i}") for i in range(LANES)]
+        la = [Signal(name=f"acc_act{i}") for i in range(LANES)]
+        xw = [Signal(addr_bits[i // 2], name=f"w_x{i}") for i in range(LANES)]
+        lw = [Signal(name=f"w_act{i}") for i in range(LANES)]
+        xw2 = [Signal(addr_bits[i // 2], name=f"w2_x{i}") for i in range(LANES)]
+        lw2 = [Signal(name=f"w2_act{i}") for i in range(LANES)]
+        m.d.sync += ([a.eq(bv) for a, bv in zip(xa, x5s)] + [a.eq(bv) for a, bv in zip(la, act5)]
+                     + [a.eq(bv) for a, bv in zip(xw, xa)] + [a.eq(bv) for a, bv in zip(lw, la)]
+                     + [a.eq(bv) for a, bv in zip(xw2, xw)] + [a.eq(bv) for a, bv in zip(lw2, lw)])
+        forward_on = "forward" not in self._faults
+        sels = []
+        for i in range(LANES):
+            base = i & ~1
+            sel = Signal(3, name=f"acc_sel{i}")
+            hit = lambda xr, lr, j, i=i: lr[j] & (xr[j] == xa[i])  # noqa: E731
+            chain = Mux(wbit[i], SEL_MEM, SEL_ZERO)
+            if forward_on:  # newest first: W2 then W override the memory operand
+                chain = Mux(hit(xw2, lw2, base + 1), SEL_W2_B, chain)
+                chain = Mux(hit(xw2, lw2, base), SEL_W2_A, chain)
+                chain = Mux(hit(xw, lw, base + 1), SEL_W_B, chain)
+                chain = Mux(hit(xw, lw, base), SEL_W_A, chain)
+            m.d.comb += sel.eq(chain)
+            sels.append(sel)
+        for c, tile in enumerate(tiles):
+            rd = [ap_rd[i // 2][i % 2].data[c * ap_w:(c + 1) * ap_w] for i in range(LANES)]
+            m.d.comb += [tile.rd[i].eq(rd[i]) for i in range(LANES)]
+            m.d.comb += [tile.sel[i].eq(sels[i]) for i in range(LANES)] + [tile.act.eq(Cat(*la))]
+
+        # ---- c7: write back, mark written ----------------------------------------------------
+        for region in range(2):
+            for lane in range(2):
+                i = 2 * region + lane
+                port = ap_wr[region][lane]
+                m.d.comb += [port.addr.eq(xw[i]), port.en.eq(lw[i]),
+                             port.data.eq(Cat(*[tile.new[i] for tile in tiles]))]
+            with m.If(batch_start):
+                m.d.sync += written[region].eq(0)
+            with m.Else():
+                sets = Cat(*[(lw[2 * region] & (xw[2 * region] == a)) | (lw[2 * region + 1] & (xw[2 * region + 1] == a))
+                             for a in range(depths[region])])
+                m.d.sync += written[region].eq(written[region] | sets)
+
+        # ---- readout payload (port a data; 0 where never written) ------------------------------
+        for c, tile in enumerate(tiles):
+            sl = slice(c * ap_w, (c + 1) * ap_w)
+            v1 = Mux(wbit[0], ap_rd[0][0].data[sl], 0)
+            v2 = Mux(wbit[2], ap_rd[1][0].data[sl], 0)
+            m.d.comb += self.ap.payload.ap[c].eq(Mux(o_in2, v2, v1))
+        m.d.comb += [
+            self.add_overflow.eq(Cat(*[t.add_overflow for t in tiles])),
+            self.exp_overflow.eq(Cat(*[t.exp_overflow for t in tiles])),
+            self.ap_overflow.eq(Cat(*[t.ap_overflow for t in tiles])),
+        ]
+        return m
+
+
+# ---- registry ------------------------------------------------------------------------------------
+from .registry import BlockSpec, Param, ParamError  # noqa: E402
+
+
+def pag_formats_from_params(*, cs_width: int, cs_frac: int, exp_in_width: int, exp_in_frac: int,
+                            exp_out_width: int, exp_out_frac: int, lut_bits: int, lut_frac: int, ap_width: int,
+                            **_: object) -> tuple[QFormat, ExpSpec, QFormat]:
+    """(cs_fmt, exp_spec, ap_fmt) of a ``pag`` block parameter set (for tests and the CTA model)."""
+    cs_fmt = QFormat(cs_width, cs_frac)
+    exp_spec = ExpSpec(QFormat(exp_in_width, exp_in_frac), QFormat(exp_out_width, exp_out_frac, signed=False),
+                       lut_bits=lut_bits, lut_frac=lut_frac)
+    return cs_fmt, exp_spec, QFormat(ap_width, exp_out_frac, signed=False)
+
+
+def _validate(p: dict) -> None:
+    for frac, width, strict in (("cs_frac", "cs_width", True), ("exp_in_frac", "exp_in_width", True),
+                                ("exp_out_frac", "exp_out_width", False)):
+        if p[frac] > p[width] or (strict and p[frac] == p[width]):
+            rel = "<" if strict else "<="
+            raise ParamError(f"parameter {frac}={p[frac]} out of range: expected {rel} {width}={p[width]}")
+    if p["lut_frac"] < p["exp_out_frac"]:
+        raise ParamError(f"parameter lut_frac={p['lut_frac']} out of range: expected >= exp_out_frac="
+                         f"{p['exp_out_frac']}")
+    if p["ap_width"] <= p["exp_out_width"]:
+        raise ParamError(f"parameter ap_width={p['ap_width']} out of range: expected > exp_out_width="
+                         f"{p['exp_out_width']}")
+    if p["exp_in_frac"] + 15 < p["lut_bits"]:
+        raise ParamError(f"parameter lut_bits={p['lut_bits']} out of range: expected <= exp_in_frac + 15")
+
+
+def _build(**p) -> ProbabilityAggregation:
+    cs_fmt, exp_spec, ap_fmt = pag_formats_from_params(**p)
+    return ProbabilityAggregation(b=p["b"], k1_max=p["k1_max"], k2_max=p["k2_max"], n_max=p["n_max"],
+                                  cs_fmt=cs_fmt, exp_spec=exp_spec, ap_fmt=ap_fmt)
+
+
+BLOCKS = [
+    BlockSpec(
+        name="pag",
+        description="CTA probability aggregation: b tiles × 2 ADD_EXP + merge units, AP = Σ exp(CS1+CS2)",
+        params=(
+            Param("b", 8, "tiles (compressed-query rows per batch)", min=1, max=64),
+            Param("k1_max", 64, "capacity of LSH_1 clusters (CS1/AP1 depth)", min=1, max=4096),
+            Param("k2_max", 64, "capacity of LSH_2 clusters (CS2/AP2 depth)", min=1, max=4096),
+            Param("n_max", 512, "maximum tokens per batch", min=1, max=1 << 20),
+            Param("cs_width", 16, "compressed-score width (signed)", min=2, max=32),
+            Param("cs_frac", 8, "compressed-score fractional bits", min=0, max=31),
+            Param("exp_in_width", 16, "exp input width (signed, saturating)", min=4, max=32),
+            Param("exp_in_frac", 8, "exp input fractional bits", min=0, max=31),
+            Param("exp_out_width", 18, "exp output width (unsigned, saturating)", min=2, max=32),
+            Param("exp_out_frac", 14, "exp output / AP fractional bits", min=0, max=32),
+            Param("lut_bits", 8, "exp fraction LUT index bits", min=1, max=12),
+            Param("lut_frac", 16, "exp LUT entry fractional bits", min=1, max=24),
+            Param("ap_width", 28, "AP width (unsigned, saturating; frac = exp_out_frac)", min=3, max=48),
+        ),
+        build=_build,
+        cocotb_module="sim.tb_pag",
+        validate=_validate,
+        fpga_params={"b": 4, "k1_max": 16, "k2_max": 16, "n_max": 512},
+    ),
+]

@@ -1,0 +1,204 @@
+"""PAG throughput benchmark (``attn-rtl bench pag``) and the Amaranth-simulator driver of the PAG.
+
+:func:`simulate_pag` drives :class:`hdl.pag.ProbabilityAggregation` in the Amaranth simulator
+with one process per stream (CS producer, CT producer, AP consumer; optional random valid/ready
+stalls) and records the transfer cycles of every batch; the unit tests and this benchmark use it.
+The benchmark measures, for n = 128 and 512, the cycles of one batch of ``b`` rows from the first
+CT beat to the first AP beat (ideal ``ceil(n/2)`` + the update pipeline depth + 1 read cycle)
+and the whole batch including the CS load and AP readout, and checks AP bit-exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from golden.pag import probability_aggregation
+from hdl.pag import ProbabilityAggregation, pag_formats_from_params
+
+__all__ = ["PagBatch", "BatchRun", "simulate_pag", "random_batch", "main"]
+
+
+@dataclass
+class PagBatch:
+    cs: np.ndarray  #: raw scores, b × (k1 + k2)
+    ct1: np.ndarray  #: (n,)
+    ct2: np.ndarray  #: (n,)
+    k1: int
+
+    @property
+    def k2(self) -> int:
+        return self.cs.shape[1] - self.k1
+
+    @property
+    def n(self) -> int:
+        return int(self.ct1.size)
+
+
+@dataclass
+class BatchRun:
+    ap: np.ndarray  #: b × (k1+k2) read from the ap stream
+    add_overflow: int
+    exp_overflow: int
+    ap_overflow: int
+    index_error: int
+    cycles: dict[str, int] = field(default_factory=dict)  #: transfer cycles of the batch
+
+
+def random_batch(rng: np.random.Generator, dut: ProbabilityAggregation, n: int, k1: int, k2: int,
+                 cs_lo: int | None = None, cs_hi: int | None = None) -> PagBatch:
+    fmt = dut.cs_fmt
+    lo = fmt.min_int if cs_lo is None else cs_lo
+    hi = 0 if cs_hi is None else cs_hi
+    cs = rng.integers(lo, hi + 1, (dut.b, k1 + k2))
+    return PagBatch(cs, rng.integers(0, k1, n), rng.integers(0, k2, n), k1)
+
+
+def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: float = 0.0, p_out: float = 0.0,
+                 seed: int = 1, max_cycles: int = 200_000) -> list[BatchRun]:
+    """Run ``batches`` back to back; ``p_in``: probability a producer withholds valid in a cycle,
+    ``p_out``: probability the AP consumer withholds ready. Returns one :class:`BatchRun` each."""
+    rng = random.Random(seed)
+    started = [0]  # batches whose CS load the producer has begun
+    finished = [0]  # batches fully read out
+    runs: list[BatchRun] = []
+    log: list[dict[str, int]] = [dict() for _ in batches]
+
+    def note(i: int, key: str, cycle: int) -> None:
+        log[i].setdefault(f"first_{key}", cycle)
+        log[i][f"last_{key}"] = cycle
+
+    async def cs_producer(ctx):
+        cycle = 0
+        for i, batch in enumerate(batches):
+            while finished[0] < i:  # the previous batch must be read out before the config changes
+                await ctx.tick()
+                cycle += 1
+            ctx.set(dut.k1, batch.k1)
+            ctx.set(dut.k2, batch.k2)
+            ctx.set(dut.n, batch.n)
+            started[0] = i + 1
+            t = 0
+            while t < batch.cs.shape[1]:
+                offer = ctx.get(dut.cs.valid) or rng.random() >= p_in
+                ctx.set(dut.cs.valid, offer)
+                if offer:
+                    ctx.set(dut.cs.payload, [int(v) for v in batch.cs[:, t]])
+                ready = ctx.get(dut.cs.ready)
+                await ctx.tick()
+                if offer and ready:
+                    note(i, "cs", cycle)
+                    t += 1
+                    ctx.set(dut.cs.valid, 0)
+                cycle += 1
+            ctx.set(dut.cs.valid, 0)
+
+    async def ct_producer(ctx):
+        cycle = 0
+        for i, batch in enumerate(batches):
+            while started[0] <= i:
+                await ctx.tick()
+                cycle += 1
+            j = 0
+            while j < batch.n:
+                offer = ctx.get(dut.ct.valid) or rng.random() >= p_in
+                ctx.set(dut.ct.valid, offer)
+                if offer:
+                    second = j + 1 < batch.n
+                    # The unused second slot of an odd batch's last beat carries junk on purpose.
+                    ctx.set(dut.ct.payload, {
+                        "ct1": [int(batch.ct1[j]), int(batch.ct1[j + 1]) if second else (1 << dut.ct1_bits) - 1],
+                        "ct2": [int(batch.ct2[j]), int(batch.ct2[j + 1]) if second else (1 << dut.ct2_bits) - 1],
+                    })
+                ready = ctx.get(dut.ct.ready)
+                await ctx.tick()
+                if offer and ready:
+                    note(i, "ct", cycle)
+                    j += 2
+                    ctx.set(dut.ct.valid, 0)
+                cycle += 1
+            ctx.set(dut.ct.valid, 0)
+
+    async def ap_consumer(ctx):
+        cycle = 0
+        for i, batch in enumerate(batches):
+            rows = []
+            while True:
+                take = rng.random() >= p_out
+                ctx.set(dut.ap.ready, take)
+                valid = ctx.get(dut.ap.valid)
+                if valid:
+                    log[i].setdefault("first_ap_valid", cycle)
+                payload = ctx.get(dut.ap.payload)
+                flags = [ctx.get(s) for s in (dut.add_overflow, dut.exp_overflow, dut.ap_overflow, dut.index_error)]
+                await ctx.tick()
+                cycle += 1
+                if cycle > max_cycles:
+                    raise TimeoutError(f"PAG batch {i}: no completion after {max_cycles} cycles")
+                if valid and take:
+                    note(i, "ap", cycle - 1)
+                    rows.append([int(v) for v in payload.ap])
+                    if payload.last:
+                        break
+            ctx.set(dut.ap.ready, 0)
+            runs.append(BatchRun(np.array(rows, dtype=np.int64).T, *flags, cycles=log[i]))
+            finished[0] = i + 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(cs_producer, background=True)
+    sim.add_testbench(ct_producer, background=True)
+    sim.add_testbench(ap_consumer)
+    sim.run()
+    return runs
+
+
+def golden_of(dut: ProbabilityAggregation, batch: PagBatch):
+    return probability_aggregation(batch.cs, batch.ct1, batch.ct2, batch.k1, cs_fmt=dut.cs_fmt,
+                                   exp_spec=dut.exp_spec, ap_fmt=dut.ap_fmt)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="attn-rtl bench pag", description=__doc__.splitlines()[0])
+    ap.add_argument("--b", type=int, default=8)
+    ap.add_argument("--k", type=int, default=32, help="k1 = k2 = K clusters (capacity 64 each)")
+    ap.add_argument("--n", type=int, nargs="*", default=[128, 512])
+    args = ap.parse_args(argv or [])
+    from hdl.registry import get_block
+
+    params = get_block("pag").resolve({"b": args.b})
+    cs_fmt, exp_spec, ap_fmt = pag_formats_from_params(**params)
+    status = 0
+    print(f"PAG b={args.b} k1=k2={args.k}; Amaranth simulator, no stalls; cycles per batch of b rows")
+    print(f"{'n':>5} {'ct beats':>9} {'CT->AP meas':>12} {'ideal n/2+depth+1':>18} {'batch meas':>11} "
+          f"{'batch ideal':>12}  bit-exact")
+    for n in args.n:
+        dut = ProbabilityAggregation(b=args.b, k1_max=params["k1_max"], k2_max=params["k2_max"],
+                                     n_max=max(n, params["n_max"]), cs_fmt=cs_fmt, exp_spec=exp_spec,
+                                     ap_fmt=ap_fmt)
+        rng = np.random.default_rng(n)
+        batch = random_batch(rng, dut, n, args.k, args.k, cs_lo=-4 << cs_fmt.frac)
+        run, = simulate_pag(dut, [batch])
+        want = golden_of(dut, batch)
+        exact = bool(np.array_equal(run.ap, want.ap))
+        status |= not exact
+        c = run.cycles
+        beats = c["last_ct"] - c["first_ct"] + 1
+        compute = c["first_ap_valid"] - c["first_ct"]
+        ideal_compute = -(-n // 2) + dut.UPDATE_LATENCY + 1
+        whole = c["last_ap"] - c["first_cs"] + 1
+        k = 2 * args.k
+        ideal_whole = k + ideal_compute + k
+        print(f"{n:>5} {beats:>9} {compute:>12} {ideal_compute:>18} {whole:>11} {ideal_whole:>12}  "
+              f"{'yes' if exact else 'NO'}")
+    print(f"(depth = UPDATE_LATENCY = {ProbabilityAggregation.UPDATE_LATENCY}; batch = k1+k2 CS beats + "
+          "compute + k1+k2 AP beats)")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
