@@ -18,8 +18,10 @@ Everything that makes a run reproducible in hardware is specified here:
   that cover the largest entry). Both the float and the fixed model use ``p_q``.
 * **PRNG** (:func:`xorshift32`): Marsaglia's 32-bit xorshift with shifts (13, 17, 5):
   ``x ^= x << 13; x ^= x >> 17; x ^= x << 5`` (all mod 2**32). The seed register holds a
-  non-zero 32-bit state. Every draw first advances the state, then uses the new state; one draw
-  per sample, consumed in token order j = 0..n-1 and, within a token, sample order k = 0..r_j-1.
+  non-zero 32-bit state. After the seed is loaded the generator is advanced ``PRNG_WARMUP`` (4)
+  times without drawing (the first states of small seeds have empty top bits). Every draw then
+  first advances the state and uses the new state; one draw per sample, consumed in token order
+  j = 0..n-1 and, within a token, sample order k = 0..r_j-1.
 * **Inverse CDF**: the uniform is the top ``cdf_bits`` bits of the state, ``u = x >> (32 − B)``
   (bit 31 is its MSB); the sampled row is ``s = #{k : cdf[k] <= u}`` (first k with u < cdf[k]).
 * **Sample counts** (eq. 9): ``√r_j = n · max_i A[i][j] / α``, ``r_j = ceil((√r_j)²)`` clamped to
@@ -49,6 +51,7 @@ from .reference import HeadInputs, MethodResult, softmax
 
 __all__ = [
     "XORSHIFT_MASK",
+    "PRNG_WARMUP",
     "xorshift32",
     "xorshift32_draws",
     "SamplingTable",
@@ -67,6 +70,8 @@ __all__ = [
 ]
 
 XORSHIFT_MASK = 0xFFFFFFFF
+#: PRNG steps discarded after loading the seed, before the first draw.
+PRNG_WARMUP = 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,7 +232,7 @@ def draw_indices(table: SamplingTable, r: np.ndarray, seed: int | np.ndarray) ->
     r = np.asarray(r, dtype=np.int64)
     if r.ndim != 1 or np.any(r < 1):
         raise ValueError("r must be a 1-D array of sample counts >= 1")
-    states = xorshift32_draws(seed, int(r.sum()))
+    states = xorshift32_draws(seed, PRNG_WARMUP + int(r.sum()))[..., PRNG_WARMUP:]
     u = np.right_shift(states, 32 - table.cdf_bits)
     return np.searchsorted(table.cdf, u, side="right").astype(np.int64)
 
