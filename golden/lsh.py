@@ -74,9 +74,11 @@ def widths_triple(widths: float | Sequence[float]) -> tuple[float, float, float]
     if isinstance(widths, int | float | np.floating | np.integer) and not isinstance(widths, bool):
         triple = (float(widths),) * 3
     else:
+        if isinstance(widths, str | bytes):
+            raise TypeError(f"widths must be a number or three numbers, not {widths!r}")
         try:
             triple = tuple(float(w) for w in widths)  # type: ignore[union-attr]
-        except TypeError:
+        except (TypeError, ValueError):
             raise TypeError(f"widths must be a number or three numbers, not {widths!r}") from None
         if len(triple) != 3:
             raise ValueError(f"widths must hold three bucket widths (w0, w1, w2), got {len(triple)}")
