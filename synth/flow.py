@@ -37,7 +37,7 @@ from hdl.registry import get_block
 from .tools import ToolFailed, run_tool, tool_versions
 
 __all__ = ["TARGETS", "SynthError", "DoesNotFit", "SeedResult", "SynthResult", "synth_block",
-           "summarise_critical_path", "parse_stat", "DEFAULT_BUILD_ROOT", "TARGET_MHZ"]
+           "summarise_critical_path", "parse_stat", "run_yosys", "rtl_name", "DEFAULT_BUILD_ROOT", "TARGET_MHZ"]
 
 TARGETS = ("generic", "ecp5", "ice40")
 DEFAULT_BUILD_ROOT = Path("build") / "synth"
@@ -235,6 +235,23 @@ def _resources(target: str, coarse: dict[str, Any], mapped: dict[str, Any]) -> d
     return res
 
 
+def run_yosys(verilog: Path, top: str, target: str) -> tuple[dict[str, int], dict[str, Any]]:
+    """Run yosys on ``verilog`` (in its directory) for ``target``.
+
+    Returns (normalised resources, parsed ``stat`` of the mapped netlist); for ecp5/ice40 the
+    netlist for nextpnr is ``<top>.netlist.json`` beside the Verilog.
+    """
+    if target not in TARGETS:
+        raise SynthError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
+    out = verilog.parent
+    script = out / "synth.ys"
+    script.write_text(_yosys_script(top, verilog.name, target))
+    run_tool("yosys", ["-q", "-s", script.name], out, "yosys.log")
+    coarse = parse_stat(out / "coarse_stat.json")
+    mapped = parse_stat(out / "stat.json")
+    return _resources(target, coarse, mapped), mapped
+
+
 def _check_fits(target: str, res: Mapping[str, int], block: str) -> None:
     capacity = (ECP5_DEVICE if target == "ecp5" else ICE40_DEVICE)["capacity"]
     device = (ECP5_DEVICE if target == "ecp5" else ICE40_DEVICE)["device"]
@@ -282,15 +299,10 @@ def synth_block(block: str, overrides: Mapping[str, Any] | None = None, *, targe
         top = f"{block}_serial"
         (out / f"{top}.v").write_text(to_verilog(SerialWrapper(component), top))
 
-    script = out / "synth.ys"
-    script.write_text(_yosys_script(top, f"{top}.v", target))
     say(f"[{block}/{target}] yosys ({out})")
     t0 = time.monotonic()
-    run_tool("yosys", ["-q", "-s", script.name], out, "yosys.log")
+    resources, mapped = run_yosys(out / f"{top}.v", top, target)
     yosys_seconds = time.monotonic() - t0
-    coarse = parse_stat(out / "coarse_stat.json")
-    mapped = parse_stat(out / "stat.json")
-    resources = _resources(target, coarse, mapped)
     device = {"generic": "generic", "ecp5": ECP5_DEVICE["device"], "ice40": ICE40_DEVICE["device"]}[target]
     result = SynthResult(block=block, target=target, device=device, params=dict(params), overrides=changed,
                          resources=resources, cells=mapped["cells"], wrapped=bool(wrap), build_dir=str(out),

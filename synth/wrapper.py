@@ -26,6 +26,7 @@ class SerialWrapper(wiring.Component):
 
     def __init__(self, dut: wiring.Component) -> None:
         if not isinstance(dut, wiring.Component):
+            self._MustUse__silence = True  # no "created but never used" warning for a rejected wrapper
             raise TypeError(f"dut must be an amaranth.lib.wiring.Component, not {dut!r}")
         self._dut = dut
         self._inputs = [Value.cast(v) for _, m, v in dut.signature.flatten(dut) if m.flow == In]

