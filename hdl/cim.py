@@ -1,0 +1,330 @@
+"""Cluster index module (CIM), seed 001 §IV-B(2) and Fig. 4a; golden model ``golden.cim``.
+
+One memory per tree layer: memory ``j`` (j = 0 .. l-1) maps (parent at depth j, hash value h_j)
+to the child at depth j+1 (memory 0 is the root memory: the root is the only depth-0 node;
+memory l-1 is the leaf memory: its entries are cluster indices). Each entry holds
+``{epoch, ptr}``; it is valid when ``epoch`` equals the current run's epoch, so starting a new
+clustering run (``clear``) costs one cycle; only when the epoch counter wraps are the memories
+swept to zero (one write per address, ``sweep_cycles`` cycles, also after reset).
+
+Input stream: one beat carries one hash value per thread, skewed as the systolic array
+produces them: lane j of beat t is layer j of token t-j (``lane_valid[j]`` marks lanes that
+carry a token). Thread units: the token in lane j issues a (synchronous) read of memory j; at the
+next beat the read/write decoder resolves it (hit, or allocate the next free node / cluster
+index and write it) and the child addresses memory j+1 together with the token's next hash
+value. When the token behind reads the entry being written at the same clock edge, the write is
+bypassed to it (the memory read would return the old entry). One token completes per beat; after
+the last beat one extra internal step drains the leaf layer, so n tokens take n + l + 1 cycles.
+
+Capacity: nodes per depth ``min(nodes_per_layer, 2**(hash_width*j))``, ``max_clusters`` leaves,
+``max_tokens`` tokens per run. A token that does not fit gets index ``max_clusters`` and raises
+the sticky ``overflow`` flag (cleared by ``clear``); ``n_clusters`` and ``n_tokens`` are readable.
+Protocol errors (a lane that does not continue a token in flight, ``clear`` while busy) raise the
+sticky ``protocol_error`` flag (cleared by reset only).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.cim import hash_format, layer_capacities
+
+from .registry import BlockSpec, Param, ParamError
+
+__all__ = ["ClusterIndexModule", "cim_input_layout"]
+
+
+def _bits(count: int) -> int:
+    """Bits of an unsigned index in range(count) (0 for a single value)."""
+    return max(0, (count - 1).bit_length())
+
+
+def cim_input_layout(hash_len: int, hash_width: int) -> data.StructLayout:
+    return data.StructLayout({
+        "hash": data.ArrayLayout(signed(hash_width), hash_len),
+        "lane_valid": unsigned(hash_len),
+    })
+
+
+class ClusterIndexModule(wiring.Component):
+    """l thread units over l layer memories; one cluster index per token, in token order."""
+
+    def __init__(self, *, hash_len: int = 6, hash_width: int = 4, max_tokens: int = 512,
+                 max_clusters: int = 256, nodes_per_layer: int | None = None, epoch_bits: int = 3,
+                 _bypass: bool = True) -> None:
+        try:
+            nodes_per_layer = self._check(hash_len, hash_width, max_tokens, max_clusters, nodes_per_layer,
+                                          epoch_bits)
+        except (TypeError, ValueError):
+            self._MustUse__used = True  # a rejected configuration is not an unused elaboratable
+            raise
+        self._l = hash_len
+        self._hw = hash_width
+        self._max_tokens = max_tokens
+        self._max_clusters = max_clusters
+        self._nodes = nodes_per_layer
+        self._epoch_bits = epoch_bits
+        self._bypass = _bypass
+        self._caps = layer_capacities(hash_len, hash_width, max_clusters, nodes_per_layer)
+        parents = [1] + self._caps[:-1]
+        self._depths = [p << hash_width for p in parents]
+        super().__init__({
+            "i": In(stream.Signature(cim_input_layout(hash_len, hash_width))),
+            "o": Out(stream.Signature(unsigned(max_clusters.bit_length()))),
+            "clear": In(1),
+            "idle": Out(1),
+            "n_clusters": Out(range(max_clusters + 1)),
+            "n_tokens": Out(range(max_tokens + 1)),
+            "overflow": Out(1),
+            "protocol_error": Out(1),
+        })
+
+    @staticmethod
+    def _check(hash_len, hash_width, max_tokens, max_clusters, nodes_per_layer, epoch_bits) -> int:
+        for name, value, lo in (("hash_len", hash_len, 1), ("hash_width", hash_width, 1),
+                                ("max_tokens", max_tokens, 1), ("max_clusters", max_clusters, 1),
+                                ("epoch_bits", epoch_bits, 1)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < lo:
+                raise ValueError(f"{name} must be >= {lo}, not {value}")
+        if hash_width > 12:
+            raise ValueError(f"hash_width must be <= 12 (memory depth 2**hash_width per node), not {hash_width}")
+        if nodes_per_layer is None:
+            nodes_per_layer = max_clusters
+        if not isinstance(nodes_per_layer, int) or not 1 <= nodes_per_layer <= max_clusters:
+            raise ValueError(f"nodes_per_layer must be an integer in [1, max_clusters={max_clusters}], "
+                             f"not {nodes_per_layer!r}")
+        return nodes_per_layer
+
+    # ---- read-only parameters --------------------------------------------------------------
+    @property
+    def hash_len(self) -> int:
+        return self._l
+
+    @property
+    def hash_width(self) -> int:
+        return self._hw
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def max_clusters(self) -> int:
+        return self._max_clusters
+
+    @property
+    def nodes_per_layer(self) -> int:
+        return self._nodes
+
+    @property
+    def epoch_bits(self) -> int:
+        return self._epoch_bits
+
+    @property
+    def layer_depths(self) -> list[int]:
+        return list(self._depths)
+
+    @property
+    def sweep_cycles(self) -> int:
+        return max(self._depths)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the edge accepting a token's first lane to its index on ``o``."""
+        return self._l + 1
+
+    @property
+    def formats(self) -> dict:
+        return {"hash": hash_format(self._hw)}
+
+    def manifest_extra(self) -> dict:
+        return {"layer_depths": self.layer_depths, "layer_capacities": list(self._caps),
+                "sweep_cycles": self.sweep_cycles, "no_cluster_index": self._max_clusters}
+
+    # ---- hardware ------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        l, caps, E = self._l, self._caps, self._epoch_bits
+        ptr_bits = [_bits(c) for c in caps]
+        layouts = [data.StructLayout({"ptr": unsigned(pb), "epoch": unsigned(E)}) for pb in ptr_bits]
+        rd, wr = [], []
+        for j in range(l):
+            mem = Memory(shape=layouts[j], depth=self._depths[j], init=[])
+            m.submodules[f"layer{j}"] = mem
+            wr.append(mem.write_port())
+            rd.append(mem.read_port(domain="sync"))
+        abits = [len(r.addr) for r in rd]
+
+        # Run state.
+        sweeping = Signal(init=1)
+        sweep_addr = Signal(range(self.sweep_cycles))
+        epoch = Signal(E, init=1)
+        alloc = [Signal(range(c + 1), name=f"alloc{j}") for j, c in enumerate(caps)]
+        tok_count = Signal(range(self._max_tokens + 1))
+        overflow = Signal()
+        protocol_error = Signal()
+
+        # Per-layer thread state: the token whose read of memory j was issued at the last step.
+        s_valid = [Signal(name=f"s{j}_valid") for j in range(l)]
+        s_dead = [Signal(name=f"s{j}_dead") for j in range(l)]
+        s_addr = [Signal(abits[j], name=f"s{j}_addr") for j in range(l)]
+        byp = [Signal(name=f"s{j}_bypass") for j in range(l)]
+        byp_ptr = [Signal(ptr_bits[j], name=f"s{j}_bypass_ptr") for j in range(l)]
+
+        out_space = ~self.o.valid | self.o.ready
+        inner_busy = Cat(*s_valid[: l - 1]).any() if l > 1 else Const(0)
+        accept = Signal()
+        bubble = Signal()
+        step = Signal()
+        m.d.comb += [
+            self.i.ready.eq(out_space & ~sweeping & ~self.clear),
+            accept.eq(self.i.valid & self.i.ready),
+            # Drain the leaf layer when no token still waits for a hash value.
+            bubble.eq(~self.i.valid & ~self.clear & out_space & ~sweeping & ~inner_busy & s_valid[l - 1]),
+            step.eq(accept | bubble),
+        ]
+        lanes = self.i.payload.lane_valid
+        hashes = self.i.payload.hash
+
+        # Decoder: resolve each layer's pending read (hit / allocate / refuse).
+        child, dead_out = [], []
+        for j in range(l):
+            entry = layouts[j](rd[j].data)
+            hit = Signal(name=f"s{j}_hit")
+            full = Signal(name=f"s{j}_full")
+            do_alloc = Signal(name=f"s{j}_alloc")
+            refuse = Signal(name=f"s{j}_refuse")
+            ch = Signal(ptr_bits[j], name=f"s{j}_child")
+            dd = Signal(name=f"s{j}_dead_out")
+            m.d.comb += [
+                hit.eq(byp[j] | (entry.epoch == epoch)),
+                full.eq(alloc[j] == caps[j]),
+                do_alloc.eq(s_valid[j] & ~s_dead[j] & ~hit & ~full),
+                refuse.eq(s_valid[j] & ~s_dead[j] & ~hit & full),
+                dd.eq(s_dead[j] | refuse),
+            ]
+            with m.If(byp[j]):
+                m.d.comb += ch.eq(byp_ptr[j])
+            with m.Elif(hit):
+                m.d.comb += ch.eq(entry.ptr)
+            with m.Else():
+                m.d.comb += ch.eq(alloc[j])
+            child.append(ch)
+            dead_out.append(dd)
+
+            # Write port: sweep, else the allocation of this step.
+            with m.If(sweeping):
+                m.d.comb += [wr[j].addr.eq(sweep_addr), wr[j].data.eq(0),
+                             wr[j].en.eq(sweep_addr < self._depths[j])]
+            with m.Else():
+                m.d.comb += [wr[j].addr.eq(s_addr[j]),
+                             wr[j].data.eq(Cat(alloc[j][: ptr_bits[j]], epoch)),
+                             wr[j].en.eq(step & do_alloc)]
+            with m.If(step & do_alloc):
+                m.d.sync += alloc[j].eq(alloc[j] + 1)
+            with m.If(step & refuse):
+                m.d.sync += overflow.eq(1)
+
+            # Read port: this step's occupant of layer j (new token for j = 0).
+            h = hashes[j].as_unsigned()
+            addr = Signal(abits[j], name=f"s{j}_rd_addr")
+            m.d.comb += addr.eq(h if j == 0 else Cat(h, child[j - 1]))
+            m.d.comb += [rd[j].addr.eq(addr), rd[j].en.eq(step)]
+            with m.If(step):
+                m.d.sync += [
+                    s_addr[j].eq(addr),
+                    byp_ptr[j].eq(alloc[j][: ptr_bits[j]]),
+                    # Same-edge write of the token ahead: the read returns the old entry.
+                    byp[j].eq(do_alloc & (addr == s_addr[j]) if self._bypass else 0),
+                ]
+                if j == 0:
+                    new = accept & lanes[0]
+                    m.d.sync += [s_valid[0].eq(new), s_dead[0].eq(tok_count == self._max_tokens)]
+                    with m.If(new):
+                        with m.If(tok_count == self._max_tokens):
+                            m.d.sync += overflow.eq(1)
+                        with m.Else():
+                            m.d.sync += tok_count.eq(tok_count + 1)
+                else:
+                    m.d.sync += [s_valid[j].eq(accept & lanes[j] & s_valid[j - 1]),
+                                 s_dead[j].eq(dead_out[j - 1])]
+                    # Each lane must continue exactly the token that left layer j-1.
+                    with m.If(accept & (lanes[j] != s_valid[j - 1])):
+                        m.d.sync += protocol_error.eq(1)
+
+        # Leaf layer resolved: the cluster index (or "no cluster") leaves on the output stream.
+        with m.If(step & s_valid[l - 1]):
+            m.d.sync += [self.o.valid.eq(1),
+                         self.o.payload.eq(Mux(dead_out[l - 1], self._max_clusters, child[l - 1]))]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        # Sweep (after reset, and when the epoch counter wraps).
+        with m.If(sweeping):
+            m.d.sync += sweep_addr.eq(sweep_addr + 1)
+            with m.If(sweep_addr == self.sweep_cycles - 1):
+                m.d.sync += [sweeping.eq(0), sweep_addr.eq(0)]
+
+        idle = Signal()
+        m.d.comb += idle.eq(~sweeping & ~Cat(*s_valid).any() & ~self.o.valid)
+        with m.If(self.clear):
+            with m.If(idle):
+                m.d.sync += [tok_count.eq(0), overflow.eq(0)] + [a.eq(0) for a in alloc]
+                with m.If(epoch == (1 << E) - 1):
+                    m.d.sync += [epoch.eq(1), sweeping.eq(1)]
+                with m.Else():
+                    m.d.sync += epoch.eq(epoch + 1)
+            with m.Else():
+                m.d.sync += protocol_error.eq(1)
+
+        m.d.comb += [
+            self.idle.eq(idle),
+            self.n_clusters.eq(alloc[l - 1]),
+            self.n_tokens.eq(tok_count),
+            self.overflow.eq(overflow),
+            self.protocol_error.eq(protocol_error),
+        ]
+        return m
+
+
+# ---- registry ---------------------------------------------------------------------------------------
+
+def _validate(p: dict) -> None:
+    if p["nodes_per_layer"] > p["max_clusters"]:
+        raise ParamError(f"parameter nodes_per_layer={p['nodes_per_layer']} out of range: expected "
+                         f"<= max_clusters={p['max_clusters']} (0 means max_clusters)")
+    depth = max(1, min(p["nodes_per_layer"] or p["max_clusters"], 1 << (p["hash_width"] * (p["hash_len"] - 1))))
+    if depth << p["hash_width"] > 1 << 20:
+        raise ParamError(f"parameter hash_width={p['hash_width']} out of range: a layer memory would have "
+                         f"{depth << p['hash_width']} entries (> 2**20); reduce hash_width or nodes_per_layer")
+
+
+def _build(*, hash_len, hash_width, max_tokens, max_clusters, nodes_per_layer, epoch_bits):
+    return ClusterIndexModule(hash_len=hash_len, hash_width=hash_width, max_tokens=max_tokens,
+                              max_clusters=max_clusters, nodes_per_layer=nodes_per_layer or None,
+                              epoch_bits=epoch_bits)
+
+
+BLOCKS = [
+    BlockSpec(
+        name="cim",
+        description="CTA cluster index module: l cluster-tree threads, one memory per layer, bypass",
+        params=(
+            Param("hash_len", 6, "hash code length l (threads, layer memories)", min=1, max=16),
+            Param("hash_width", 4, "hash value width (signed)", min=1, max=12),
+            Param("max_tokens", 512, "tokens per run", min=1, max=1 << 16),
+            Param("max_clusters", 256, "cluster indices (leaves)", min=1, max=1 << 16),
+            Param("nodes_per_layer", 0, "internal nodes per layer (0: max_clusters)", min=0, max=1 << 16),
+            Param("epoch_bits", 3, "run epoch bits (memories are swept every 2**epoch_bits-1 runs)", min=1, max=8),
+        ),
+        build=_build,
+        cocotb_module="sim.tb_cim",
+        validate=_validate,
+        fpga_params={"hash_len": 6, "hash_width": 4, "max_tokens": 512, "max_clusters": 128},
+    ),
+]

@@ -1,0 +1,173 @@
+"""Amaranth-simulator tests of the CIM (hdl.cim) against golden.cim, with valid/ready stalls."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from golden.cim import cluster_index, skew_lanes
+from hdl.cim import ClusterIndexModule
+from tests.amaranth_helpers import run_sim
+
+
+def drive_cim(dut: ClusterIndexModule, runs: list[np.ndarray], *, p_in: float = 0.0, p_out: float = 0.0,
+              seed: int = 0) -> list[dict]:
+    """Stream each run's skewed hash beats (``clear`` between runs) with random stalls on both
+    streams; collect indices, n_clusters, overflow and the cycles from first beat to last index."""
+    rng = random.Random(seed)
+    results: list[dict] = []
+
+    async def tb(ctx):
+        for r, codes in enumerate(runs):
+            while not ctx.get(dut.idle):
+                await ctx.tick()
+            if r:
+                ctx.set(dut.clear, 1)
+                await ctx.tick()
+                ctx.set(dut.clear, 0)
+            hashes, valid = skew_lanes(codes)
+            beats = [{"hash": [int(v) for v in hashes[t]],
+                      "lane_valid": int(sum(1 << j for j in range(codes.shape[1]) if valid[t, j]))}
+                     for t in range(len(hashes))]
+            got: list[int] = []
+            b, holding, cycle, first, last = 0, False, 0, None, None
+            while len(got) < len(codes):
+                offer = b < len(beats) and (holding or rng.random() >= p_in)
+                ctx.set(dut.i.valid, offer)
+                if offer:
+                    ctx.set(dut.i.payload, beats[b])
+                ready = rng.random() >= p_out
+                ctx.set(dut.o.ready, ready)
+                took = offer and ctx.get(dut.i.ready)
+                gave = ready and ctx.get(dut.o.valid)
+                payload = ctx.get(dut.o.payload)
+                await ctx.tick()
+                cycle += 1
+                holding = offer and not took
+                if took:
+                    b += 1
+                    first = cycle if first is None else first
+                if gave:
+                    got.append(int(payload))
+                    last = cycle
+                assert cycle < 20 * (len(beats) + 50), "CIM stopped making progress"
+            ctx.set(dut.i.valid, 0)
+            ctx.set(dut.o.ready, 0)
+            await ctx.tick()
+            results.append({"indices": got, "n_clusters": ctx.get(dut.n_clusters), "overflow": ctx.get(dut.overflow),
+                            "n_tokens": ctx.get(dut.n_tokens), "protocol_error": ctx.get(dut.protocol_error),
+                            "cycles": last - first + 1})
+
+    run_sim(dut, tb)
+    return results
+
+
+def check_runs(dut: ClusterIndexModule, runs: list[np.ndarray], **kw) -> list[dict]:
+    got = drive_cim(dut, runs, **kw)
+    for codes, res in zip(runs, got):
+        want, k, over = cluster_index(codes, max_clusters=dut.max_clusters, hash_width=dut.hash_width,
+                                      nodes_per_layer=dut.nodes_per_layer, max_tokens=dut.max_tokens)
+        assert res["indices"] == want.tolist()
+        assert res["n_clusters"] == k
+        assert bool(res["overflow"]) == over
+        assert not res["protocol_error"]
+    return got
+
+
+def _codes(rng: np.random.Generator, n: int, l: int, lo: int, hi: int) -> np.ndarray:
+    return rng.integers(lo, hi + 1, size=(n, l))
+
+
+@pytest.mark.parametrize("p_in,p_out", [(0.0, 0.0), (0.3, 0.3)])
+def test_random_codes_with_stalls(p_in, p_out):
+    rng = np.random.default_rng(11)
+    dut = ClusterIndexModule(hash_len=4, hash_width=3, max_tokens=64, max_clusters=64)
+    # Few distinct values per layer: many shared prefixes, repeats and fresh codes.
+    runs = [_codes(rng, 45, 4, -1, 1), _codes(rng, 33, 4, -4, 3)]
+    check_runs(dut, runs, p_in=p_in, p_out=p_out, seed=3)
+
+
+def test_directed_identical_distinct_alternating_runs():
+    dut = ClusterIndexModule(hash_len=3, hash_width=3, max_tokens=40, max_clusters=40, epoch_bits=2)
+    rng = np.random.default_rng(5)
+    same = np.tile([[2, -3, 1]], (17, 1))  # one cluster
+    distinct = np.stack([np.arange(31) % 8 - 4, np.arange(31) // 8, np.zeros(31, int)], axis=1)  # 31 clusters
+    a, b = [1, 1, 1], [1, 1, -1]  # share a prefix, differ at the leaf
+    alternating = np.array([a, b] * 9 + [a])  # n odd
+    runs_ = [np.array([a, a, b, b, b, a, a, b, a, b, b, a, a, a, a, a, b]), _codes(rng, 13, 3, 0, 1)]
+    # 5 runs with epoch_bits=2: the epoch wraps and the memories are swept once in between.
+    got = check_runs(dut, [same, distinct, alternating] + runs_, p_in=0.2, p_out=0.2, seed=9)
+    assert got[0]["n_clusters"] == 1 and got[1]["n_clusters"] == 31 and got[2]["n_clusters"] == 2
+
+
+def test_capacity_exactly_reached_and_exceeded():
+    l, hw, cap = 3, 2, 6
+    dut = ClusterIndexModule(hash_len=l, hash_width=hw, max_tokens=32, max_clusters=cap, nodes_per_layer=3)
+    exact = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0], [0, 1, 1], [1, 0, 0], [1, 0, 1], [0, 1, 1]])
+    over_leaf = np.concatenate([exact, [[1, 0, -1], [0, 0, 0], [1, 0, -1], [1, 0, 1]]])  # 7th cluster refused
+    over_node = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [-2, 1, 0], [0, 0, 0], [-2, 1, 0]])  # 4th depth-1 node
+    got = check_runs(dut, [exact, over_leaf, over_node, exact], p_in=0.25, p_out=0.25, seed=1)
+    assert [g["overflow"] for g in got] == [0, 1, 1, 0]  # sticky within a run, cleared by clear
+    assert got[0]["n_clusters"] == cap
+    assert cap in got[1]["indices"] and got[1]["indices"][-1] != cap
+
+
+def test_max_tokens_exceeded():
+    dut = ClusterIndexModule(hash_len=2, hash_width=2, max_tokens=5, max_clusters=8)
+    codes = np.array([[0, 0], [1, 1], [0, 0], [1, 0], [0, 1], [0, 0], [1, 1]])
+    got = check_runs(dut, [codes])
+    assert got[0]["indices"][5:] == [8, 8] and got[0]["n_tokens"] == 5
+
+
+def test_single_layer_and_full_throughput():
+    check_runs(ClusterIndexModule(hash_len=1, hash_width=3, max_tokens=16, max_clusters=8),
+               [np.array([[3], [-4], [3], [3], [0], [-4], [1]])], p_in=0.3, p_out=0.3, seed=2)
+    rng = np.random.default_rng(3)
+    dut = ClusterIndexModule(hash_len=5, hash_width=2, max_tokens=128, max_clusters=128)
+    got = check_runs(dut, [_codes(rng, 100, 5, -1, 0)])
+    # n tokens: n + l - 1 beats, one drain step, registered output (first beat to last index, inclusive).
+    assert got[0]["cycles"] == 100 + dut.hash_len + 1, got[0]["cycles"]
+
+
+def test_bypass_is_needed():
+    """With the same-edge write bypass removed, consecutive equal new codes get two clusters."""
+    dut = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16, _bypass=False)
+    codes = np.array([[1, 0, 1]] * 4 + [[0, 0, 0], [1, 0, 0], [1, 0, 0]])
+    got = drive_cim(dut, [codes])[0]
+    want, k, _ = cluster_index(codes, max_clusters=16, hash_width=2)
+    assert got["indices"] != want.tolist() and got["n_clusters"] != k
+
+
+def test_protocol_error_on_broken_skew():
+    dut = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16)
+    seen = {}
+
+    async def tb(ctx):
+        while not ctx.get(dut.idle):
+            await ctx.tick()
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.i.payload, {"hash": [0, 0, 0], "lane_valid": 0b011})  # lane 1 without a token
+        await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()
+        seen["err"] = ctx.get(dut.protocol_error)
+
+    run_sim(dut, tb)
+    assert seen["err"] == 1
+
+
+@pytest.mark.parametrize("kw,name", [
+    ({"hash_len": 0}, "hash_len"), ({"hash_width": 13}, "hash_width"), ({"max_clusters": 0}, "max_clusters"),
+    ({"nodes_per_layer": 300}, "nodes_per_layer"), ({"hash_len": 2.0}, "hash_len"),
+])
+def test_bad_parameters(kw, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        ClusterIndexModule(**kw)
+
+
+def test_golden_rejects_out_of_range_hashes():
+    with pytest.raises(ValueError, match="hash_codes"):
+        cluster_index(np.array([[8, 0]]), max_clusters=4, hash_width=4)
