@@ -58,6 +58,38 @@ def random_batch(rng: np.random.Generator, dut: ProbabilityAggregation, n: int, 
     return PagBatch(cs, rng.integers(0, k1, n), rng.integers(0, k2, n), k1)
 
 
+def directed_batches(dut: ProbabilityAggregation, rng: np.random.Generator) -> dict[str, PagBatch]:
+    """Corner-case batches for a PAG configuration (``dut`` supplies the parameters only)."""
+    k1, k2 = min(4, dut.k1_max), min(3, dut.k2_max)
+    n = min(dut.n_max, 40)
+    odd = n - 1 if n % 2 == 0 else n
+    j = np.arange(n)
+    cs_small = dict(cs_lo=-(3 << dut.cs_fmt.frac), cs_hi=1 << max(dut.cs_fmt.frac - 2, 0))
+    out: dict[str, PagBatch] = {}
+    # One cluster for every token: x1 == x3 and x2 == x4 on every beat (maximal merging) and
+    # back-to-back updates of the same entry (forwarding from W every cycle).
+    out["same"] = PagBatch(random_batch(rng, dut, n, k1, k2, **cs_small).cs, np.zeros(n, int), np.zeros(n, int), k1)
+    # Every token its own cluster, k1 = k1_max and k2 = k2_max (capacity exactly reached).
+    nd = min(dut.k1_max, dut.k2_max, dut.n_max)
+    out["distinct"] = PagBatch(random_batch(rng, dut, 1, dut.k1_max, dut.k2_max, **cs_small).cs,
+                               rng.permutation(dut.k1_max)[:nd], rng.permutation(dut.k2_max)[:nd], dut.k1_max)
+    # Alternating clusters: x1 != x3 but equal across beats (W forwarding across lanes) ...
+    out["alternate"] = PagBatch(random_batch(rng, dut, n, k1, k2, **cs_small).cs, j % 2, (j // 2) % 2, k1)
+    # ... equal two beats apart (W2 forwarding) and periodic mixtures of merges and forwards.
+    out["period"] = PagBatch(random_batch(rng, dut, n, k1, k2, **cs_small).cs, (j // 4) % 2, (j // 3) % min(3, k2),
+                             k1)
+    out["odd"] = PagBatch(random_batch(rng, dut, odd, k1, k2, **cs_small).cs, rng.integers(0, 2, odd),
+                          rng.integers(0, k2, odd), k1)
+    out["single"] = PagBatch(random_batch(rng, dut, 1, k1, k2).cs, np.array([k1 - 1]), np.array([k2 - 1]), k1)
+    # Saturation: the largest scores saturate the exp input / output; all in one cluster pushes AP
+    # towards its maximum (it saturates when n * max(e) exceeds the AP format).
+    sat = np.full((dut.b, k1 + k2), dut.cs_fmt.max_int, dtype=np.int64)
+    sat[0, :] = 0  # row 0 stays in range: per-row flags must differ
+    nm = dut.n_max
+    out["saturate"] = PagBatch(sat, np.zeros(nm, int), np.zeros(nm, int), k1)
+    return out
+
+
 def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: float = 0.0, p_out: float = 0.0,
                  seed: int = 1, max_cycles: int = 200_000) -> list[BatchRun]:
     """Run ``batches`` back to back; ``p_in``: probability a producer withholds valid in a cycle,
