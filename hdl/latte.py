@@ -1,0 +1,552 @@
+"""LATTE low-precision filter unit: one attention head from 8-bit Q, K, V (DESIGN §5, seed 003).
+
+Bit-exact with :func:`golden.latte.latte_fixed_raw` (formats: :class:`golden.latte.LatteFormats`).
+
+Interface (all streams ``amaranth.lib.stream``, one *chunk* of ``lanes`` 8-bit elements per beat,
+rows sent as ``d_h/lanes`` consecutive beats, row-major):
+
+* a head starts in the LOAD phase: ``k`` and ``v`` each take ``n_keys`` rows (in any interleaving);
+* then ``q`` takes one row at a time; for each query row the block runs the passes below and
+  emits the output row on ``o`` (``d_h/lanes`` beats, payload ``data`` = ``lanes`` outputs in
+  ``out_fmt``, in units of V's raw values, and ``kept`` = the row's kept-key count);
+* after ``n_queries`` rows the block returns to LOAD for the next head.
+
+``tau``, ``scale_mant``/``scale_shift`` (the head's score scale, see
+:func:`golden.latte.encode_score_scale`), ``n_keys`` (1..n_max) and ``n_queries`` are registers
+held stable by the host during a head. ``overflow`` (output saturation) and ``kept_total`` are
+per head: cleared when the head's first query row is accepted. ``config_error`` is set (and the
+block waits in LOAD) while ``n_keys`` is 0 or above ``n_max``.
+
+Passes per query row (``C = d_h/lanes`` chunks; each pass is a fixed pipeline fed one item per
+cycle, so the cycle count depends only on n and the kept count):
+
+1. EST: ``lanes`` signed 4×4 multipliers, pipelined adder tree, accumulation over the C chunks:
+   ``A_est[j]`` into a buffer and the running row maximum (n·C cycles).
+2. FILT: scan the buffer (one cycle per pruned key); for a kept key (``max - A_est <= tau``) the
+   compensation ``16·(Q_M·K_L + Q_L·K_M) [+ Q_L·K_L]`` is computed by 2 (3) ``lanes`` 4×4
+   multipliers over C cycles and added to ``256·A_est`` (computation reuse, eq. 9); the score
+   and the key address go to a compact kept list, with the running score maximum.
+3. EXP: per kept key ``x = (S - S_max)·scale`` (DSP, rounding shift, saturation), shared
+   :class:`hdl.arith.ExpUnit`, exp values into a buffer, denominator accumulation (kept cycles).
+4. PV: ``lanes`` multipliers ``e·V`` over the kept keys only into d_h accumulators (kept·C).
+5. NORM: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` units divide the accumulators by
+   the denominator straight into the output stream (C beats, stalled by ``o.ready``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.data import ArrayLayout, StructLayout
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.fixed import QFormat
+from golden.latte import LatteFormats
+
+from .arith import ExpUnit, ReciprocalScaler
+from .fixed import saturate, shape_of
+
+__all__ = ["Latte", "tree_stages"]
+
+
+def tree_stages(count: int) -> int:
+    """Register stages of the adder tree over ``count`` values (4-input adds per stage, >= 1)."""
+    stages = 1
+    while count > 4:
+        count = -(-count // 4)
+        stages += 1
+    return stages
+
+
+def _adder_tree(m: Module, values: list[Value], name: str) -> Signal:
+    """Sum ``values`` with 4-input adders, one register per level (``tree_stages`` cycles)."""
+    level = 0
+    while True:
+        groups = [values[i:i + 4] for i in range(0, len(values), 4)]
+        regs = []
+        for gi, group in enumerate(groups):
+            expr = group[0]
+            for item in group[1:]:
+                expr = expr + item
+            reg = Signal(Value.cast(expr).shape(), name=f"{name}_l{level}_{gi}")
+            m.d.sync += reg.eq(expr)
+            regs.append(reg)
+        values = regs
+        level += 1
+        if len(values) == 1:
+            return values[0]
+
+
+def _delay(m: Module, value: Value, cycles: int, name: str) -> list[Value]:
+    """``[value, value delayed by 1, ..., delayed by cycles]`` (plain registers)."""
+    out = [Value.cast(value)]
+    for i in range(cycles):
+        reg = Signal(out[-1].shape(), name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(out[-1])
+        out.append(reg)
+    return out
+
+
+def _any(values: list[Value]) -> Value:
+    return Cat(*values).any()
+
+
+class Latte(wiring.Component):
+    """One LATTE head (see the module docstring for the protocol and the passes)."""
+
+    def __init__(self, *, n_max: int = 16, d_h: int = 16, lanes: int = 4, out_fmt: QFormat = QFormat(16, 8),
+                 include_ll: bool = False) -> None:
+        for name, value in (("n_max", n_max), ("d_h", d_h), ("lanes", lanes)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, not {value}")
+        if d_h % lanes:
+            raise ValueError(f"lanes={lanes} must divide d_h={d_h}")
+        if not isinstance(out_fmt, QFormat):
+            raise TypeError(f"out_fmt must be a QFormat, not {out_fmt!r}")
+        if not out_fmt.signed:
+            raise ValueError("out_fmt must be signed")
+        if not isinstance(include_ll, bool):
+            raise TypeError(f"include_ll must be a bool, not {include_ll!r}")
+        self._fmts = LatteFormats(d_h=d_h, n_max=n_max, out_fmt=out_fmt, include_ll=include_ll)
+        self._lanes = lanes
+        f = self._fmts
+        chunk = ArrayLayout(signed(8), lanes)
+        out_layout = StructLayout({"data": ArrayLayout(shape_of(out_fmt), lanes), "kept": unsigned(f.count_width)})
+        super().__init__({
+            "q": In(stream.Signature(chunk)),
+            "k": In(stream.Signature(chunk)),
+            "v": In(stream.Signature(chunk)),
+            "o": Out(stream.Signature(out_layout)),
+            "n_keys": In(unsigned(f.count_width)),
+            "n_queries": In(unsigned(16)),
+            "tau": In(unsigned(f.tau_width)),
+            "scale_mant": In(unsigned(f.scale_mant_bits)),
+            "scale_shift": In(unsigned(f.scale_shift_bits)),
+            "kept_count": Out(unsigned(f.count_width)),
+            "kept_total": Out(unsigned(32)),
+            "overflow": Out(1),
+            "config_error": Out(1),
+            "idle": Out(1),
+        })
+
+    # -- parameters ------------------------------------------------------------------------------
+    @property
+    def fmts(self) -> LatteFormats:
+        return self._fmts
+
+    @property
+    def n_max(self) -> int:
+        return self._fmts.n_max
+
+    @property
+    def d_h(self) -> int:
+        return self._fmts.d_h
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def chunks(self) -> int:
+        return self.d_h // self.lanes
+
+    @property
+    def out_fmt(self) -> QFormat:
+        return self._fmts.out_fmt
+
+    @property
+    def include_ll(self) -> bool:
+        return self._fmts.include_ll
+
+    @property
+    def formats(self) -> dict[str, QFormat]:
+        return self._fmts.formats()
+
+    # pipeline depths (cycles from issuing an item to its result being written)
+    @property
+    def est_latency(self) -> int:
+        return 2 + tree_stages(self.lanes)
+
+    @property
+    def comp_latency(self) -> int:
+        return 3 + tree_stages(self.lanes * (3 if self.include_ll else 2))
+
+    EXP_LATENCY = 5 + ExpUnit.LATENCY
+    PV_LATENCY = 3
+
+    def cycles_per_row(self, n: int, kept: int) -> int:
+        """Cycles from accepting a query row's first beat to its last output beat without stalls.
+
+        Exact when the last key is kept; otherwise the FILT drain overlaps the scan of the trailing
+        pruned keys and the row takes up to ``comp_latency`` cycles less."""
+        c = self.chunks
+        return (c                                   # Q row
+                + n * c + self.est_latency + 1      # EST (+1: state change and scanner prefetch)
+                + (n - kept) + kept * c + self.comp_latency + 1  # FILT: scan, compensate, drain
+                + kept + self.EXP_LATENCY + 1       # EXP
+                + kept * c + self.PV_LATENCY + 1    # PV
+                + c + ReciprocalScaler.LATENCY)     # NORM
+
+    def manifest_extra(self) -> dict:
+        return {
+            "lanes": self.lanes,
+            "chunks": self.chunks,
+            "exp": self._fmts.exp_spec.as_dict(),
+            "recip": self._fmts.recip_spec.as_dict(),
+            "tau_width": self._fmts.tau_width,
+            "cycles_per_row": "C + n*C + (n - kept) + 2*kept*C + kept + constant pipeline fill (C = d_h/lanes)",
+        }
+
+    # -- hardware --------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        f = self._fmts
+        L, C, n_max = self.lanes, self.chunks, self.n_max
+        m = Module()
+
+        aw = max(1, (n_max * C - 1).bit_length())     # K/V buffer address (key base j·C + chunk)
+        chunk = ArrayLayout(signed(8), L)
+
+        m.submodules.kmem = kmem = Memory(shape=chunk, depth=n_max * C, init=[])
+        m.submodules.vmem = vmem = Memory(shape=chunk, depth=n_max * C, init=[])
+        m.submodules.qmem = qmem = Memory(shape=chunk, depth=C, init=[])
+        m.submodules.estmem = estmem = Memory(shape=signed(f.est_width), depth=n_max, init=[])
+        score_layout = StructLayout({"score": signed(f.score_width), "kb": unsigned(aw)})
+        m.submodules.scoremem = scoremem = Memory(shape=score_layout, depth=n_max, init=[])
+        ek_layout = StructLayout({"e": shape_of(f.exp_out_fmt), "kb": unsigned(aw)})
+        m.submodules.ekmem = ekmem = Memory(shape=ek_layout, depth=n_max, init=[])
+        k_w, v_w, q_w = kmem.write_port(), vmem.write_port(), qmem.write_port()
+        k_r, v_r, q_r = kmem.read_port(), vmem.read_port(), qmem.read_port()
+        est_w, est_r = estmem.write_port(), estmem.read_port()
+        self._est_w = est_w  # probe for the unit tests of the estimate lanes
+        sc_w, sc_r = scoremem.write_port(), scoremem.read_port()
+        ek_w, ek_r = ekmem.write_port(), ekmem.read_port()
+
+        m.submodules.exp = exp = ExpUnit(spec=f.exp_spec)
+        scalers = []
+        for lane in range(L):
+            unit = ReciprocalScaler(spec=f.recip_spec, value_fmt=f.acc_fmt, out_fmt=f.out_fmt)
+            m.submodules[f"recip{lane}"] = unit
+            scalers.append(unit)
+
+        # ---- head-level state ----------------------------------------------------------------
+        n_keys = self.n_keys
+        n_chunks_total = Signal(range(n_max * C + 1))
+        m.d.comb += n_chunks_total.eq(n_keys * C)
+        keys_ok = (n_keys >= 1) & (n_keys <= n_max)
+        k_cnt = Signal(range(n_max * C + 1))
+        v_cnt = Signal(range(n_max * C + 1))
+        row_cnt = Signal(16)
+        q_cnt = Signal(range(C))
+
+        # row-level registers
+        emax = Signal(signed(f.est_width))              # running max of A_est
+        kept_cnt = Signal(range(n_max + 1))             # kept keys written to the score list
+        smax = Signal(signed(f.score_width))            # running max of the kept scores
+        den = Signal(shape_of(f.den_fmt))
+        acc = [Signal(shape_of(f.acc_fmt), name=f"acc{i}") for i in range(self.d_h)]
+
+        # ---- EST pass: issue (j, c) ----------------------------------------------------------
+        e_issue = Signal()
+        e_j = Signal(range(n_max))
+        e_c = Signal(range(C))
+        e_base = Signal(aw)
+        e_last_issue = (e_j == n_keys - 1) & (e_c == C - 1)
+        e_lat = self.est_latency
+        ev = _delay(m, e_issue, e_lat, "ev")
+        ej = _delay(m, e_j, e_lat, "ej")
+        efirst = _delay(m, e_c == 0, e_lat, "efirst")
+        elastc = _delay(m, e_c == C - 1, e_lat, "elastc")
+
+        # ---- FILT pass: scanner + compensation issue -----------------------------------------
+        f_scan_j = Signal(range(n_max))
+        f_scan_valid = Signal()
+        f_base = Signal(aw)
+        f_c = Signal(range(C))
+        f_cur = est_r.data
+        f_gap = Signal(signed(f.est_width + 1))
+        m.d.comb += f_gap.eq(emax - f_cur)
+        f_keep = Signal()
+        m.d.comb += f_keep.eq(f_scan_valid & (f_gap <= self.tau))
+        f_issue = Signal()
+        c_lat = self.comp_latency - 1  # to the accumulate stage
+        fv = _delay(m, f_issue, c_lat, "fv")
+        ffirst = _delay(m, f_c == 0, c_lat, "ffirst")
+        flastc = _delay(m, f_c == C - 1, c_lat, "flastc")
+        fa = _delay(m, f_cur, c_lat, "fa")
+        fkb = _delay(m, f_base, c_lat, "fkb")
+        s_valid = Signal()
+        s_cross = Signal(signed(f.cross_width))
+        s_a = Signal(signed(f.est_width))
+        s_kb = Signal(aw)
+
+        # ---- EXP pass ------------------------------------------------------------------------
+        x_issue = Signal()
+        x_t = Signal(range(n_max))
+        xv = _delay(m, x_issue, self.EXP_LATENCY, "xv")
+        x_w = Signal(range(n_max))
+
+        # ---- PV pass -------------------------------------------------------------------------
+        p_issue = Signal()
+        p_t = Signal(range(n_max))
+        p_c = Signal(range(C))
+        pv = _delay(m, p_issue, self.PV_LATENCY, "pv")
+        pc = _delay(m, p_c, self.PV_LATENCY, "pc")
+
+        # ---- NORM pass -----------------------------------------------------------------------
+        n_issue = Signal()
+        n_c = Signal(range(C))
+        o_cnt = Signal(range(C))
+        stall = Signal()
+        m.d.comb += stall.eq(self.o.valid & ~self.o.ready)
+
+        # ---- shared read-port addressing (by state) --------------------------------------------
+        m.d.comb += [
+            k_w.data.eq(self.k.payload), k_w.addr.eq(k_cnt),
+            v_w.data.eq(self.v.payload), v_w.addr.eq(v_cnt),
+            q_w.data.eq(self.q.payload), q_w.addr.eq(q_cnt),
+        ]
+
+        with m.FSM(name="phase") as fsm:
+            with m.State("LOAD"):
+                m.d.comb += [
+                    self.k.ready.eq(keys_ok & (k_cnt < n_chunks_total)),
+                    self.v.ready.eq(keys_ok & (v_cnt < n_chunks_total)),
+                    k_w.en.eq(self.k.valid & self.k.ready),
+                    v_w.en.eq(self.v.valid & self.v.ready),
+                    self.idle.eq((k_cnt == 0) & (v_cnt == 0)),
+                ]
+                m.d.sync += self.config_error.eq(~keys_ok)
+                with m.If(self.k.valid & self.k.ready):
+                    m.d.sync += k_cnt.eq(k_cnt + 1)
+                with m.If(self.v.valid & self.v.ready):
+                    m.d.sync += v_cnt.eq(v_cnt + 1)
+                with m.If(keys_ok & (k_cnt == n_chunks_total) & (v_cnt == n_chunks_total)):
+                    m.d.sync += [k_cnt.eq(0), v_cnt.eq(0), row_cnt.eq(0)]
+                    with m.If(self.n_queries != 0):
+                        m.next = "ROW_Q"
+
+            with m.State("ROW_Q"):
+                m.d.comb += [self.q.ready.eq(1), q_w.en.eq(self.q.valid)]
+                with m.If(self.q.valid):
+                    m.d.sync += q_cnt.eq(Mux(q_cnt == C - 1, 0, q_cnt + 1))
+                    with m.If((q_cnt == 0) & (row_cnt == 0)):
+                        m.d.sync += [self.kept_total.eq(0), self.overflow.eq(0)]
+                    with m.If(q_cnt == C - 1):
+                        m.d.sync += [e_issue.eq(1), e_j.eq(0), e_c.eq(0), e_base.eq(0),
+                                     kept_cnt.eq(0), den.eq(0)] + [a.eq(0) for a in acc]
+                        m.next = "EST"
+
+            with m.State("EST"):
+                m.d.comb += [k_r.addr.eq(e_base + e_c), q_r.addr.eq(e_c)]
+                with m.If(e_issue):
+                    with m.If(e_c == C - 1):
+                        m.d.sync += [e_c.eq(0), e_j.eq(e_j + 1), e_base.eq(e_base + C)]
+                    with m.Else():
+                        m.d.sync += e_c.eq(e_c + 1)
+                    with m.If(e_last_issue):
+                        m.d.sync += e_issue.eq(0)
+                with m.Elif(~_any(ev[1:])):
+                    # prefetch A_est[0] for the scanner
+                    m.d.comb += [est_r.addr.eq(0), est_r.en.eq(1)]
+                    m.d.sync += [f_scan_j.eq(0), f_scan_valid.eq(1), f_base.eq(0), f_c.eq(0)]
+                    m.next = "FILT"
+
+            with m.State("FILT"):
+                m.d.comb += [k_r.addr.eq(f_base + f_c), q_r.addr.eq(f_c)]
+                advance = Signal()
+                with m.If(f_keep):
+                    m.d.comb += f_issue.eq(1)
+                    with m.If(f_c == C - 1):
+                        m.d.comb += advance.eq(1)
+                        m.d.sync += f_c.eq(0)
+                    with m.Else():
+                        m.d.sync += f_c.eq(f_c + 1)
+                with m.Elif(f_scan_valid):
+                    m.d.comb += advance.eq(1)
+                with m.If(advance):
+                    with m.If(f_scan_j == n_keys - 1):
+                        m.d.sync += f_scan_valid.eq(0)
+                    with m.Else():
+                        m.d.comb += [est_r.addr.eq(f_scan_j + 1), est_r.en.eq(1)]
+                        m.d.sync += [f_scan_j.eq(f_scan_j + 1), f_base.eq(f_base + C)]
+                with m.Else():
+                    m.d.comb += est_r.en.eq(0)
+                with m.If(~f_scan_valid & ~_any(fv[1:]) & ~s_valid):
+                    m.d.sync += [x_issue.eq(1), x_t.eq(0), x_w.eq(0), self.kept_count.eq(kept_cnt)]
+                    m.next = "EXP"
+
+            with m.State("EXP"):
+                m.d.comb += sc_r.addr.eq(x_t)
+                with m.If(x_issue):
+                    m.d.sync += x_t.eq(x_t + 1)
+                    with m.If(x_t == kept_cnt - 1):
+                        m.d.sync += x_issue.eq(0)
+                with m.Elif(~_any(xv[1:])):
+                    m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0)]
+                    m.next = "PV"
+
+            with m.State("PV"):
+                m.d.comb += ek_r.addr.eq(p_t)
+                with m.If(p_issue):
+                    with m.If(p_c == C - 1):
+                        m.d.sync += [p_c.eq(0), p_t.eq(p_t + 1)]
+                        with m.If(p_t == kept_cnt - 1):
+                            m.d.sync += p_issue.eq(0)
+                    with m.Else():
+                        m.d.sync += p_c.eq(p_c + 1)
+                with m.Elif(~_any(pv[1:])):
+                    m.d.sync += [n_issue.eq(1), n_c.eq(0), o_cnt.eq(0)]
+                    m.next = "NORM"
+
+            with m.State("NORM"):
+                with m.If(n_issue & ~stall):
+                    m.d.sync += n_c.eq(n_c + 1)
+                    with m.If(n_c == C - 1):
+                        m.d.sync += [n_c.eq(0), n_issue.eq(0)]
+                with m.If(self.o.valid & self.o.ready):
+                    m.d.sync += o_cnt.eq(o_cnt + 1)
+                    with m.If(o_cnt == C - 1):
+                        m.d.sync += [o_cnt.eq(0), row_cnt.eq(row_cnt + 1),
+                                     self.kept_total.eq(self.kept_total + kept_cnt)]
+                        with m.If(row_cnt + 1 == self.n_queries):
+                            m.next = "LOAD"
+                        with m.Else():
+                            m.next = "ROW_Q"
+        del fsm
+
+        # ---- EST datapath: signed 4×4 products, tree, accumulate, max ------------------------------
+        e_prod = []
+        for lane in range(L):
+            qm = q_r.data[lane][4:8].as_signed()
+            km = k_r.data[lane][4:8].as_signed()
+            reg = Signal(signed(8), name=f"est_prod{lane}")
+            m.d.sync += reg.eq(qm * km)
+            e_prod.append(reg)
+        e_sum = _adder_tree(m, e_prod, "est_tree")
+        e_acc = Signal(signed(f.est_width))
+        e_new = Signal(signed(f.est_width))
+        m.d.comb += e_new.eq(Mux(efirst[-1], e_sum, e_acc + e_sum))
+        with m.If(ev[-1]):
+            m.d.sync += e_acc.eq(e_new)
+            with m.If(elastc[-1]):
+                m.d.comb += [est_w.en.eq(1), est_w.addr.eq(ej[-1]), est_w.data.eq(e_new)]
+                with m.If((ej[-1] == 0) | (e_new > emax)):
+                    m.d.sync += emax.eq(e_new)
+
+        # ---- FILT datapath: compensation products, tree, accumulate, score, kept list -----------
+        c_terms = []
+        for lane in range(L):
+            qm = q_r.data[lane][4:8].as_signed()
+            ql = q_r.data[lane][0:4]
+            km = k_r.data[lane][4:8].as_signed()
+            kl = k_r.data[lane][0:4]
+            p_mk = Signal(signed(9), name=f"comp_mk{lane}")
+            p_lm = Signal(signed(9), name=f"comp_lm{lane}")
+            m.d.sync += [p_mk.eq(qm * kl), p_lm.eq(ql * km)]
+            c_terms += [p_mk << 4, p_lm << 4]
+            if f.include_ll:
+                p_ll = Signal(unsigned(8), name=f"comp_ll{lane}")
+                m.d.sync += p_ll.eq(ql * kl)
+                c_terms.append(p_ll)
+        c_sum = _adder_tree(m, c_terms, "comp_tree")
+        c_acc = Signal(signed(f.cross_width))
+        c_new = Signal(signed(f.cross_width))
+        m.d.comb += c_new.eq(Mux(ffirst[-1], c_sum, c_acc + c_sum))
+        m.d.sync += s_valid.eq(0)
+        with m.If(fv[-1]):
+            m.d.sync += c_acc.eq(c_new)
+            with m.If(flastc[-1]):
+                m.d.sync += [s_valid.eq(1), s_cross.eq(c_new), s_a.eq(fa[-1]), s_kb.eq(fkb[-1])]
+        s_score = Signal(signed(f.score_width))
+        m.d.comb += s_score.eq((s_a << 8) + s_cross)
+        with m.If(s_valid):
+            m.d.comb += [sc_w.en.eq(1), sc_w.addr.eq(kept_cnt), sc_w.data.score.eq(s_score), sc_w.data.kb.eq(s_kb)]
+            m.d.sync += kept_cnt.eq(kept_cnt + 1)
+            with m.If((kept_cnt == 0) | (s_score > smax)):
+                m.d.sync += smax.eq(s_score)
+
+        # ---- EXP datapath: diff, ×scale (DSP), rounding shift, saturate, exp, den ----------------
+        x_diff = Signal(signed(f.diff_width))
+        m.d.sync += x_diff.eq(sc_r.data.score - smax)
+        x_prod = Signal(signed(f.diff_width + f.scale_mant_bits + 1))
+        m.d.sync += x_prod.eq(x_diff * self.scale_mant)
+        # round half up by a variable shift s: floor((floor(p / 2^(s-1)) + 1) / 2); s = 0 via p·2
+        x_pre = Signal(signed(len(x_prod) + 1))
+        sh_m1 = (self.scale_shift - 1).as_unsigned()[:len(self.scale_shift)]
+        m.d.sync += x_pre.eq(Mux(self.scale_shift == 0, x_prod << 1, x_prod >> sh_m1))
+        x_in, _ = saturate((x_pre + 1) >> 1, f.exp_in_fmt)
+        x_reg = Signal(shape_of(f.exp_in_fmt))
+        m.d.sync += x_reg.eq(x_in)
+        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[5]), exp.en.eq(1)]
+        x_kb = _delay(m, sc_r.data.kb, self.EXP_LATENCY - 1, "xkb")
+        with m.If(exp.valid_out):
+            m.d.comb += [ek_w.en.eq(1), ek_w.addr.eq(x_w), ek_w.data.e.eq(exp.y), ek_w.data.kb.eq(x_kb[-1])]
+            m.d.sync += [x_w.eq(x_w + 1), den.eq(den + exp.y)]
+
+        # ---- PV datapath: e·V over kept keys into the accumulators --------------------------------
+        m.d.comb += v_r.addr.eq(ek_r.data.kb + pc[1])
+        p_e = Signal(shape_of(f.exp_out_fmt))
+        m.d.sync += p_e.eq(ek_r.data.e)
+        p_prod = []
+        for lane in range(L):
+            reg = Signal(signed(f.exp_out_fmt.width + 8 + 1), name=f"pv_prod{lane}")
+            m.d.sync += reg.eq(p_e * v_r.data[lane])
+            p_prod.append(reg)
+        with m.If(pv[-1]):
+            with m.Switch(pc[-1]):
+                for c in range(C):
+                    with m.Case(c):
+                        for lane in range(L):
+                            m.d.sync += acc[c * L + lane].eq(acc[c * L + lane] + p_prod[lane])
+
+        # ---- NORM datapath: reciprocal scalers straight into the output stream --------------------
+        for lane, unit in enumerate(scalers):
+            value = Signal(shape_of(f.acc_fmt), name=f"norm_value{lane}")
+            with m.Switch(n_c):
+                for c in range(C):
+                    with m.Case(c):
+                        m.d.comb += value.eq(acc[c * L + lane])
+            m.d.comb += [unit.value.eq(value), unit.den.eq(den), unit.valid_in.eq(n_issue), unit.en.eq(~stall),
+                         self.o.payload.data[lane].eq(unit.result)]
+        m.d.comb += [self.o.valid.eq(scalers[0].valid_out), self.o.payload.kept.eq(self.kept_count)]
+        with m.If(self.o.valid & self.o.ready & Cat(*(u.overflow for u in scalers)).any()):
+            m.d.sync += self.overflow.eq(1)
+        return m
+
+
+# ---- registry ------------------------------------------------------------------------------------
+from .registry import BlockSpec, Param, ParamError  # noqa: E402
+
+
+def _validate(p: dict) -> None:
+    if p["d_h"] % p["lanes"]:
+        raise ParamError(f"parameter lanes={p['lanes']} out of range: expected a divisor of d_h={p['d_h']}")
+    if p["out_frac"] >= p["out_width"]:
+        raise ParamError(f"parameter out_frac={p['out_frac']} out of range: expected < out_width={p['out_width']}")
+
+
+def build_latte(*, n_max: int, d_h: int, lanes: int, out_width: int, out_frac: int, include_ll: bool) -> Latte:
+    return Latte(n_max=n_max, d_h=d_h, lanes=lanes, out_fmt=QFormat(out_width, out_frac), include_ll=include_ll)
+
+
+BLOCKS = [
+    BlockSpec(
+        name="latte",
+        description="LATTE head: 4-bit MSB estimate, threshold max - tau filter, compensated softmax·V",
+        params=(
+            Param("n_max", 16, "maximum keys per head (buffer depth)", min=1, max=1024),
+            Param("d_h", 16, "head dimension", min=1, max=256),
+            Param("lanes", 4, "estimation lanes (4x4 multipliers per cycle; divides d_h)", min=1, max=64),
+            Param("out_width", 16, "output width (signed, saturating)", min=4, max=32),
+            Param("out_frac", 8, "output fractional bits (units of V's raw values)", min=0, max=30),
+            Param("include_ll", False, "add the Q_L·K_L term to the compensated score", kind=bool),
+        ),
+        build=build_latte,
+        cocotb_module="sim.tb_latte",
+        validate=_validate,
+        fpga_params={"n_max": 128, "d_h": 64, "lanes": 8, "out_width": 16, "out_frac": 8, "include_ll": False},
+    ),
+]
