@@ -1,0 +1,186 @@
+"""Amaranth-simulator tests of the CAG (hdl.cag) against golden.cag, with valid/ready stalls."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from golden.cag import CENTROID_FMT, TOKEN_FMT, aggregate, residual_tokens
+from golden.fixed import QFormat
+from hdl.arith import ReciprocalScaler
+from hdl.cag import CentroidAggregator
+from tests.amaranth_helpers import run_sim
+
+
+def drive_cag(dut: CentroidAggregator, runs: list[dict], *, p_in: float = 0.0, p_out: float = 0.0,
+              seed: int = 0) -> list[dict]:
+    """Each run: ``x`` (n × d raw), ``indices`` (n), optional ``centroids`` (n × d raw, residual
+    mode). Streams the tokens with random stalls, collects centroid beats and the flags."""
+    rng = random.Random(seed)
+    results: list[dict] = []
+
+    async def tb(ctx):
+        for run in runs:
+            while not ctx.get(dut.idle):
+                await ctx.tick()
+            ctx.set(dut.clear, 1)
+            await ctx.tick()
+            ctx.set(dut.clear, 0)
+            x, idx = run["x"], run["indices"]
+            cents = run.get("centroids")
+            n = len(idx)
+            beats = [{"index": int(idx[t]), "x": [int(v) for v in x[t]],
+                      "centroid": [int(v) for v in (cents[t] if cents is not None else np.zeros(dut.dim, int))],
+                      "residual": int(cents is not None), "last": int(t == n - 1)} for t in range(n)]
+            got: list[tuple] = []
+            b, holding, cycle, first, acc_done, last_out = 0, False, 0, None, None, None
+            done = False
+            while not done:
+                offer = b < n and (holding or rng.random() >= p_in)
+                ctx.set(dut.i.valid, offer)
+                if offer:
+                    ctx.set(dut.i.payload, beats[b])
+                ready = rng.random() >= p_out
+                ctx.set(dut.o.ready, ready)
+                took = offer and ctx.get(dut.i.ready)
+                gave = ready and ctx.get(dut.o.valid)
+                pl = ctx.get(dut.o.payload)
+                await ctx.tick()
+                cycle += 1
+                holding = offer and not took
+                if took:
+                    b += 1
+                    first = cycle if first is None else first
+                    acc_done = cycle if b == n else acc_done
+                if gave:
+                    got.append((int(pl.index), int(pl.count), [int(v) for v in pl.centroid], int(pl.last)))
+                    last_out = cycle
+                    done = bool(pl.last)
+                if b == n and not got and ctx.get(dut.idle) and cycle > (acc_done or 0) + 2:
+                    done = True  # a run whose tokens were all refused has no centroid
+                assert cycle < 20 * (n + 100), "CAG stopped making progress"
+            ctx.set(dut.i.valid, 0)
+            ctx.set(dut.o.ready, 0)
+            await ctx.tick()
+            results.append({"beats": got, "n_clusters": ctx.get(dut.n_clusters), "overflow": ctx.get(dut.overflow),
+                            "saturated": ctx.get(dut.saturated), "first": first, "acc_done": acc_done,
+                            "last_out": last_out})
+
+    run_sim(dut, tb)
+    return results
+
+
+def check_runs(dut: CentroidAggregator, runs: list[dict], **kw) -> list[dict]:
+    got = drive_cag(dut, runs, **kw)
+    for run, res in zip(runs, got):
+        want = aggregate(run["x"], run["indices"], max_clusters=dut.max_clusters, max_tokens=dut.max_tokens,
+                         recip_spec=dut.recip_spec, residual_centroids=run.get("centroids"))
+        k = want.n_clusters
+        assert res["n_clusters"] == k
+        assert [g[0] for g in res["beats"]] == list(range(k))
+        assert [g[1] for g in res["beats"]] == want.counts.tolist()
+        assert [g[2] for g in res["beats"]] == want.centroids.tolist()
+        assert [g[3] for g in res["beats"]] == [int(c == k - 1) for c in range(k)]
+        assert bool(res["overflow"]) == want.overflow
+        assert bool(res["saturated"]) == want.saturated
+    return got
+
+
+def _tokens(rng: np.random.Generator, n: int, d: int, fmt: QFormat = TOKEN_FMT) -> np.ndarray:
+    return rng.integers(fmt.min_int, fmt.max_int + 1, size=(n, d))
+
+
+def _runs_of(rng: np.random.Generator, n: int, k: int, mean_run: float) -> np.ndarray:
+    """Indices in first-appearance order with geometric run lengths (CIM-like)."""
+    out, seen = [], 0
+    while len(out) < n:
+        c = seen if (seen < k and rng.random() < 0.4) else int(rng.integers(0, max(seen, 1)))
+        seen = max(seen, c + 1)
+        out += [c] * int(rng.geometric(1 / mean_run))
+    return np.array(out[:n])
+
+
+@pytest.mark.parametrize("p_in,p_out", [(0.0, 0.0), (0.3, 0.4)])
+def test_random_runs_with_stalls(p_in, p_out):
+    rng = np.random.default_rng(4)
+    dut = CentroidAggregator(dim=3, max_clusters=16, max_tokens=64)
+    runs = [{"x": _tokens(rng, 47, 3), "indices": _runs_of(rng, 47, 16, 2.0)},
+            {"x": _tokens(rng, 30, 3), "indices": rng.integers(0, 5, 30)}]
+    check_runs(dut, runs, p_in=p_in, p_out=p_out, seed=7)
+
+
+def test_directed_patterns():
+    rng = np.random.default_rng(8)
+    d, n = 2, 37  # n odd
+    dut = CentroidAggregator(dim=d, max_clusters=40, max_tokens=40)
+    runs = [
+        {"x": _tokens(rng, n, d), "indices": np.zeros(n, int)},  # one cluster, one long run
+        {"x": _tokens(rng, n, d), "indices": np.arange(n)},  # all distinct
+        {"x": _tokens(rng, n, d), "indices": np.arange(n) % 2},  # alternating a, b, a, b
+        {"x": _tokens(rng, n, d), "indices": np.array([0, 1, 0, 2, 0, 1, 1, 1, 2, 2, 0] * 3 + [3] * 4)},
+        {"x": np.full((40, d), TOKEN_FMT.max_int), "indices": np.array([0] * 39 + [1])},  # sums at the top
+        {"x": np.full((7, d), TOKEN_FMT.min_int), "indices": np.array([1, 1, 0, 0, 1, 0, 0])},
+    ]
+    check_runs(dut, runs, p_in=0.2, p_out=0.3, seed=1)
+
+
+def test_capacity_and_refused_tokens():
+    rng = np.random.default_rng(9)
+    dut = CentroidAggregator(dim=2, max_clusters=4, max_tokens=10)
+    runs = [
+        {"x": _tokens(rng, 10, 2), "indices": np.array([0, 1, 2, 3, 3, 2, 1, 0, 0, 3])},  # exactly full
+        {"x": _tokens(rng, 9, 2), "indices": np.array([0, 4, 1, 4, 1, 2, 4, 2, 4])},  # sentinel 4 refused
+        {"x": _tokens(rng, 13, 2), "indices": np.array([0] * 13)},  # more than max_tokens
+        {"x": _tokens(rng, 3, 2), "indices": np.array([4, 4, 4])},  # nothing accepted: no centroid
+        {"x": _tokens(rng, 4, 2), "indices": np.array([2, 2, 3, 2])},  # clusters 0, 1 empty: zero rows
+    ]
+    got = check_runs(dut, runs, p_in=0.2, p_out=0.2, seed=3)
+    assert [g["overflow"] for g in got] == [0, 1, 1, 1, 0]
+
+
+def test_residual_input():
+    rng = np.random.default_rng(10)
+    d, n = 4, 29
+    dut = CentroidAggregator(dim=d, max_clusters=8, max_tokens=32)
+    ct1 = rng.integers(0, 5, n)
+    c1 = rng.integers(CENTROID_FMT.min_int, CENTROID_FMT.max_int + 1, (5, d))
+    x = _tokens(rng, n, d)
+    r, sat = residual_tokens(x, c1, ct1)
+    assert sat.any()  # residual saturation exercised
+    runs = [{"x": x, "indices": rng.integers(0, 8, n), "centroids": c1[ct1]},
+            {"x": x // 4, "indices": ct1, "centroids": c1[ct1] // 4}]
+    got = check_runs(dut, runs, p_in=0.3, p_out=0.3, seed=5)
+    assert got[0]["saturated"] == 1
+
+
+def test_throughput_and_latency():
+    rng = np.random.default_rng(12)
+    n, k = 60, 9
+    dut = CentroidAggregator(dim=2, max_clusters=16, max_tokens=64)
+    got = check_runs(dut, [{"x": _tokens(rng, n, 2), "indices": _runs_of(rng, n, k, 3.0)}])[0]
+    assert got["acc_done"] - got["first"] + 1 == n  # CACC: one token per cycle
+    kk = got["n_clusters"]
+    # After the last token: stage 1, flush, k reads, read latency, scaler latency.
+    assert got["last_out"] - got["acc_done"] == 2 + kk + 1 + ReciprocalScaler.LATENCY, got
+
+
+@pytest.mark.parametrize("knob", ["_run_register", "_forward"])
+def test_disabled_hazard_paths_fail(knob):
+    """Without the run register (or the same-edge forward) stale sums are read back."""
+    rng = np.random.default_rng(13)
+    dut = CentroidAggregator(dim=2, max_clusters=8, max_tokens=32, **{knob: False})
+    idx = np.array([0, 0, 1, 0, 1, 1, 2, 0, 2, 0, 0])
+    run = {"x": _tokens(rng, len(idx), 2), "indices": idx}
+    got = drive_cag(dut, [run])[0]
+    want = aggregate(run["x"], idx, max_clusters=8, max_tokens=32, recip_spec=dut.recip_spec)
+    assert [g[2] for g in got["beats"]] != want.centroids.tolist()
+
+
+@pytest.mark.parametrize("kw,name", [
+    ({"dim": 0}, "dim"), ({"max_tokens": 1.5}, "max_tokens"), ({"token_fmt": QFormat(8, 2, signed=False)}, "token_fmt"),
+])
+def test_bad_parameters(kw, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        CentroidAggregator(**kw)
