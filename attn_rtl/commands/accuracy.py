@@ -1,0 +1,43 @@
+"""``accuracy``: every attention method on real MiniLM activations and random data (table, JSON, plots)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def _accuracy(args: argparse.Namespace) -> int:
+    from attn_rtl.cli import UserError
+    from golden.accuracy import AccuracyConfig, default_jobs, format_table, run_accuracy, write_report
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        raise UserError(f"--jobs must be >= 1, not {jobs}")
+    base = AccuracyConfig.quick_config() if args.quick else AccuracyConfig()
+    cfg = AccuracyConfig(**{**base.__dict__, "methods": methods, "jobs": jobs, "sweep": not args.no_sweep,
+                            "end_to_end": not args.no_end_to_end, "progress": not args.no_progress,
+                            "seed": args.seed})
+    t0 = time.perf_counter()
+    try:
+        report = run_accuracy(cfg)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    print(format_table(report))
+    paths = write_report(report, args.out, plots=not args.no_plots)
+    print(f"\nwrote {', '.join(str(p) for p in paths)}  ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("accuracy", help="accuracy of CTA/LATTE/E-ATT/MCA vs exact attention (table, JSON, plots)")
+    p.add_argument("--out", default="reports/accuracy", help="output directory (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="reduced run: 3 short texts, short sweeps, few random heads")
+    p.add_argument("--methods", help="comma-separated subset, e.g. CTA,LATTE (default: all)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, CPUs))")
+    p.add_argument("--seed", type=int, default=2024, help="seed of the random-data heads")
+    p.add_argument("--no-sweep", action="store_true", help="only the default setting of each method")
+    p.add_argument("--no-end-to-end", action="store_true", help="skip the sentence-embedding runs")
+    p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_accuracy)

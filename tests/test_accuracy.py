@@ -1,0 +1,168 @@
+"""golden.accuracy / ``attn-rtl accuracy`` on tiny configurations."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from attn_rtl.cli import main
+from golden.accuracy import (
+    AccuracyConfig,
+    MethodSpec,
+    Setting,
+    builtin_methods,
+    format_table,
+    run_accuracy,
+    write_report,
+)
+from golden.corpus import CALIBRATION
+from golden.reference import MethodResult, exact_head
+
+FOX = "The quick brown fox jumps over the lazy dog."
+TINY = AccuracyConfig(texts=(FOX,), calibration_texts=(CALIBRATION[0],), layers=(0, 5), random_heads=2, random_n=16,
+                      random_d_in=32, random_d_h=8, jobs=1, progress=False)
+
+
+def _uniform(head, **_):
+    """A deliberately bad method: uniform attention (the mean of V for every query)."""
+    _, _, v = head.qkv()
+    return MethodResult(np.repeat(v.mean(axis=0, keepdims=True), head.m, axis=0), {"work": 0.5})
+
+
+def _scaled(head, *, factor, **_):
+    """Exact attention times (1 + factor): relative error exactly ``factor``, cosine exactly 1."""
+    return MethodResult(exact_head(head).out * (1.0 + factor), {"factor": factor, "vector": np.ones(3)})
+
+
+def _not_yet(head, **_):
+    raise NotImplementedError("later")
+
+
+calib_seen = []
+
+
+def _calibrate(heads, settings):
+    calib_seen.append(len(heads))
+    return {"factor": settings["target"]}
+
+
+def _missing():
+    import golden.no_such_module  # noqa: F401
+
+
+SPECS = [
+    MethodSpec("exact", "exact", load=lambda: (exact_head, exact_head), default=Setting("d")),
+    MethodSpec("bad", "uniform", load=lambda: (_uniform, _not_yet), default=Setting("d"),
+               work_fraction=lambda w: w["work"]),
+    MethodSpec("scaled", "scaled", load=lambda: (_scaled, None), default=Setting("t=0.1", {"target": 0.1}),
+               sweep=(Setting("t=0.1", {"target": 0.1}), Setting("t=0.3", {"target": 0.3})),
+               sweep_label="target", work_fraction=lambda w: 1 - w["factor"], calibrate=_calibrate),
+    MethodSpec("missing", "absent", load=_missing, default=Setting("d")),
+]
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_accuracy(TINY, SPECS)
+
+
+def _method(report, name):
+    return next(m for m in report["methods"] if m["name"] == name)
+
+
+def test_exact_method_has_zero_error(report):
+    row = _method(report, "exact")["results"][0]
+    for part in ("real", "random"):
+        assert row[part]["rel_error_max"] < 1e-12 and row[part]["cosine_min"] > 1 - 1e-12
+        assert row[part]["fixed_vs_float"]["rel_error_max"] == 0.0
+    assert row["real"]["heads"] == 2 * 12 and row["random"]["heads"] == 2
+    assert set(row["real"]["rel_error_per_layer"]) == {"0", "5"}
+    assert row["embedding"]["float"]["cosine_min"] > 1 - 1e-12
+    assert row["embedding"]["fixed"]["cosine_min"] > 1 - 1e-12
+
+
+def test_bad_method_is_detected(report):
+    m = _method(report, "bad")
+    row = m["results"][0]
+    assert row["real"]["rel_error_mean"] > 0.2 and row["real"]["cosine_mean"] < 0.98
+    assert row["random"]["rel_error_mean"] > 0.2
+    assert row["embedding"]["float"]["cosine_mean"] < 0.99
+    assert row["real"]["work_fraction"] == 0.5
+    # its fixed model raises NotImplementedError: reported, not crashed
+    assert m["has_fixed"] is False and "not available" in m["fixed_note"]
+
+
+def test_settings_calibration_and_sweep(report):
+    m = _method(report, "scaled")
+    rows = {r["label"]: r for r in m["results"]}
+    assert set(rows) == {"t=0.1", "t=0.3"} and rows["t=0.1"]["default"] and rows["t=0.3"]["in_sweep"]
+    for label, f in (("t=0.1", 0.1), ("t=0.3", 0.3)):
+        for part in ("real", "random"):
+            assert rows[label][part]["rel_error_mean"] == pytest.approx(f, abs=1e-12)
+            assert rows[label][part]["cosine_min"] == pytest.approx(1.0, abs=1e-12)
+            assert rows[label][part]["work_fraction"] == pytest.approx(1 - f)
+            assert "vector" not in rows[label][part]["work"]  # non-scalar work entries are not averaged
+    # calibration saw the held-out texts (one text per head position) and the 4 random calibration heads
+    assert set(calib_seen) <= {1, 4} and 1 in calib_seen and 4 in calib_seen
+    assert rows["t=0.3"]["embedding"]["float"]["cosine_mean"] < 1 - 1e-6
+
+
+def test_missing_module_is_not_available(report):
+    m = _method(report, "missing")
+    assert m["available"] is False and "golden.no_such_module" in m["reason"]
+    assert "missing" in format_table(report) and "not available" in format_table(report)
+
+
+def test_report_files(report, tmp_path):
+    paths = write_report(report, tmp_path)
+    names = {p.name for p in paths}
+    assert {"accuracy.json", "accuracy.txt", "tradeoff.png"} <= names
+    data = json.loads((tmp_path / "accuracy.json").read_text())
+    assert [m["name"] for m in data["methods"]] == ["exact", "bad", "scaled", "missing"]
+    assert (tmp_path / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_method_name():
+    with pytest.raises(ValueError, match="unknown method"):
+        run_accuracy(AccuracyConfig(methods=("nope",)), SPECS)
+
+
+def _check_ranges(stats):
+    assert math.isfinite(stats["rel_error_mean"]) and 0 <= stats["rel_error_mean"] <= stats["rel_error_max"]
+    assert -1 <= stats["cosine_min"] <= stats["cosine_mean"] <= 1
+
+
+def test_builtin_methods_all_available_and_sane():
+    """All four methods (and the fixed-point reference) run on real activations: finite, in range."""
+    cfg = AccuracyConfig(texts=(FOX,), calibration_texts=(CALIBRATION[0],), layers=(1,), random_heads=1,
+                         random_n=24, jobs=1, progress=False, sweep=False)
+    rep = run_accuracy(cfg, builtin_methods(quick=True))
+    names = {m["name"]: m for m in rep["methods"]}
+    assert set(names) == {"Reference", "CTA", "LATTE", "E-ATT", "MCA"}
+    for name, m in names.items():
+        assert m["available"], (name, m.get("reason"))
+        row = m["results"][0]
+        for part in ("real", "random"):
+            _check_ranges(row[part])
+            assert 0 < row[part]["work_fraction"] <= 1.2
+        assert -1 <= row["embedding"]["float"]["cosine_mean"] <= 1
+        if m["has_fixed"]:
+            _check_ranges(row["real"]["fixed"])
+            assert row["real"]["fixed_vs_float"]["rel_error_mean"] < 0.5
+    ref = names["Reference"]["results"][0]
+    assert ref["real"]["rel_error_max"] == 0.0
+    # default formats: small but non-zero quantization error
+    assert 1e-4 < ref["real"]["fixed"]["rel_error_mean"] < 0.05
+    assert ref["embedding"]["fixed"]["cosine_mean"] > 0.999
+
+
+def test_cli_writes_table_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "acc"
+    assert main(["accuracy", "--quick", "--methods", "Reference", "--no-progress", "--no-sweep", "--jobs", "1",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Reference" in text and "wrote" in text
+    data = json.loads((out / "accuracy.json").read_text())
+    assert data["config"]["quick"] and [m["name"] for m in data["methods"]] == ["Reference"]
+    assert main(["accuracy", "--methods", "nope", "--no-progress"]) == 2
