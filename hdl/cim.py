@@ -12,7 +12,9 @@ produces them: lane j of beat t is layer j of token t-j (``lane_valid[j]`` marks
 carry a token). Thread units: the token in lane j issues a (synchronous) read of memory j; at the
 next beat the read/write decoder resolves it (hit, or allocate the next free node / cluster
 index and write it) and the child addresses memory j+1 together with the token's next hash
-value. When the token behind reads the entry being written at the same clock edge, the write is
+value. With ``internal_skew`` a beat carries one token's whole code instead (as the systolic
+array's deskewed PPE results do) and lane j is delayed by j steps inside, in j hash registers.
+When the token behind reads the entry being written at the same clock edge, the write is
 bypassed to it (the memory read would return the old entry). One token completes per beat; after
 the last beat one extra internal step drains the leaf layer, so n tokens take n + l + 1 cycles.
 
@@ -42,11 +44,12 @@ def _bits(count: int) -> int:
     return max(0, (count - 1).bit_length())
 
 
-def cim_input_layout(hash_len: int, hash_width: int) -> data.StructLayout:
-    return data.StructLayout({
-        "hash": data.ArrayLayout(signed(hash_width), hash_len),
-        "lane_valid": unsigned(hash_len),
-    })
+def cim_input_layout(hash_len: int, hash_width: int, internal_skew: bool = False) -> data.StructLayout:
+    """Skewed beats (``hash`` lanes + ``lane_valid``), or one token's whole code per beat."""
+    fields = {"hash": data.ArrayLayout(signed(hash_width), hash_len)}
+    if not internal_skew:
+        fields["lane_valid"] = unsigned(hash_len)
+    return data.StructLayout(fields)
 
 
 class ClusterIndexModule(wiring.Component):
@@ -54,7 +57,7 @@ class ClusterIndexModule(wiring.Component):
 
     def __init__(self, *, hash_len: int = 6, hash_width: int = 4, max_tokens: int = 512,
                  max_clusters: int = 256, nodes_per_layer: int | None = None, epoch_bits: int = 3,
-                 _bypass: bool = True) -> None:
+                 internal_skew: bool = False, _bypass: bool = True) -> None:
         try:
             nodes_per_layer = self._check(hash_len, hash_width, max_tokens, max_clusters, nodes_per_layer,
                                           epoch_bits)
@@ -67,12 +70,13 @@ class ClusterIndexModule(wiring.Component):
         self._max_clusters = max_clusters
         self._nodes = nodes_per_layer
         self._epoch_bits = epoch_bits
+        self._internal_skew = bool(internal_skew)
         self._bypass = _bypass
         self._caps = layer_capacities(hash_len, hash_width, max_clusters, nodes_per_layer)
         parents = [1] + self._caps[:-1]
         self._depths = [p << hash_width for p in parents]
         super().__init__({
-            "i": In(stream.Signature(cim_input_layout(hash_len, hash_width))),
+            "i": In(stream.Signature(cim_input_layout(hash_len, hash_width, internal_skew))),
             "o": Out(stream.Signature(unsigned(max_clusters.bit_length()))),
             "clear": In(1),
             "idle": Out(1),
@@ -124,6 +128,10 @@ class ClusterIndexModule(wiring.Component):
     @property
     def epoch_bits(self) -> int:
         return self._epoch_bits
+
+    @property
+    def internal_skew(self) -> bool:
+        return self._internal_skew
 
     @property
     def layer_depths(self) -> list[int]:
@@ -179,17 +187,37 @@ class ClusterIndexModule(wiring.Component):
         out_space = ~self.o.valid | self.o.ready
         inner_busy = Cat(*s_valid[: l - 1]).any() if l > 1 else Const(0)
         accept = Signal()
-        bubble = Signal()
         step = Signal()
+        lane_valid = Signal(l)  # lanes of this step that carry a token
+        hashes = [Signal(signed(self._hw), name=f"lane{j}_hash") for j in range(l)]
+        skew_busy = Const(0)
         m.d.comb += [
             self.i.ready.eq(out_space & ~sweeping & ~self.clear),
             accept.eq(self.i.valid & self.i.ready),
-            # Drain the leaf layer when no token still waits for a hash value.
-            bubble.eq(~self.i.valid & ~self.clear & out_space & ~sweeping & ~inner_busy & s_valid[l - 1]),
-            step.eq(accept | bubble),
         ]
-        lanes = self.i.payload.lane_valid
-        hashes = self.i.payload.hash
+        if self._internal_skew:
+            # Whole codes in: lane j is delayed by j steps here (the systolic array's deskewed PPE
+            # results), so the pipeline can step without input and drains on its own.
+            m.d.comb += [step.eq(out_space & ~sweeping & ~self.clear), lane_valid[0].eq(accept),
+                         hashes[0].eq(self.i.payload.hash[0])]
+            delayed = []
+            for j in range(1, l):
+                line_v = [Signal(name=f"skew{j}_{k}_valid") for k in range(j)]
+                line_h = [Signal(signed(self._hw), name=f"skew{j}_{k}_hash") for k in range(j)]
+                with m.If(step):
+                    m.d.sync += [line_v[0].eq(accept), line_h[0].eq(self.i.payload.hash[j])]
+                    m.d.sync += [line_v[k].eq(line_v[k - 1]) for k in range(1, j)]
+                    m.d.sync += [line_h[k].eq(line_h[k - 1]) for k in range(1, j)]
+                m.d.comb += [lane_valid[j].eq(line_v[-1]), hashes[j].eq(line_h[-1])]
+                delayed += line_v
+            skew_busy = Cat(*delayed).any() if delayed else Const(0)
+        else:
+            # Drain the leaf layer when no token still waits for a hash value.
+            bubble = ~self.i.valid & ~self.clear & out_space & ~sweeping & ~inner_busy & s_valid[l - 1]
+            m.d.comb += [step.eq(accept | bubble),
+                         lane_valid.eq(Mux(accept, self.i.payload.lane_valid, 0))]
+            m.d.comb += [hashes[j].eq(self.i.payload.hash[j]) for j in range(l)]
+        lanes = lane_valid
 
         # Decoder: resolve each layer's pending read (hit / allocate / refuse).
         child, dead_out = [], []
@@ -243,7 +271,7 @@ class ClusterIndexModule(wiring.Component):
                     byp[j].eq(do_alloc & (addr == s_addr[j]) if self._bypass else 0),
                 ]
                 if j == 0:
-                    new = accept & lanes[0]
+                    new = lanes[0]
                     m.d.sync += [s_valid[0].eq(new), s_dead[0].eq(tok_count == self._max_tokens)]
                     with m.If(new):
                         with m.If(tok_count == self._max_tokens):
@@ -251,7 +279,7 @@ class ClusterIndexModule(wiring.Component):
                         with m.Else():
                             m.d.sync += tok_count.eq(tok_count + 1)
                 else:
-                    m.d.sync += [s_valid[j].eq(accept & lanes[j] & s_valid[j - 1]),
+                    m.d.sync += [s_valid[j].eq(lanes[j] & s_valid[j - 1]),
                                  s_dead[j].eq(dead_out[j - 1])]
                     # Each lane must continue exactly the token that left layer j-1.
                     with m.If(accept & (lanes[j] != s_valid[j - 1])):
@@ -271,7 +299,7 @@ class ClusterIndexModule(wiring.Component):
                 m.d.sync += [sweeping.eq(0), sweep_addr.eq(0)]
 
         idle = Signal()
-        m.d.comb += idle.eq(~sweeping & ~Cat(*s_valid).any() & ~self.o.valid)
+        m.d.comb += idle.eq(~sweeping & ~Cat(*s_valid).any() & ~self.o.valid & ~skew_busy)
         with m.If(self.clear):
             with m.If(idle):
                 m.d.sync += [tok_count.eq(0), overflow.eq(0)] + [a.eq(0) for a in alloc]
@@ -304,10 +332,10 @@ def _validate(p: dict) -> None:
                          f"{depth << p['hash_width']} entries (> 2**20); reduce hash_width or nodes_per_layer")
 
 
-def _build(*, hash_len, hash_width, max_tokens, max_clusters, nodes_per_layer, epoch_bits):
+def _build(*, hash_len, hash_width, max_tokens, max_clusters, nodes_per_layer, epoch_bits, internal_skew):
     return ClusterIndexModule(hash_len=hash_len, hash_width=hash_width, max_tokens=max_tokens,
                               max_clusters=max_clusters, nodes_per_layer=nodes_per_layer or None,
-                              epoch_bits=epoch_bits)
+                              epoch_bits=epoch_bits, internal_skew=internal_skew)
 
 
 BLOCKS = [
@@ -320,6 +348,8 @@ BLOCKS = [
             Param("max_tokens", 512, "tokens per run", min=1, max=1 << 16),
             Param("max_clusters", 256, "cluster indices (leaves)", min=1, max=1 << 16),
             Param("nodes_per_layer", 0, "internal nodes per layer (0: max_clusters)", min=0, max=1 << 16),
+            Param("internal_skew", False, "input beats carry whole codes (deskewed SA results); skew inside",
+                  kind=bool),
             Param("epoch_bits", 3, "run epoch bits (memories are swept every 2**epoch_bits-1 runs)", min=1, max=8),
         ),
         build=_build,

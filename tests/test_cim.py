@@ -27,10 +27,13 @@ def drive_cim(dut: ClusterIndexModule, runs: list[np.ndarray], *, p_in: float = 
                 ctx.set(dut.clear, 1)
                 await ctx.tick()
                 ctx.set(dut.clear, 0)
-            hashes, valid = skew_lanes(codes)
-            beats = [{"hash": [int(v) for v in hashes[t]],
-                      "lane_valid": int(sum(1 << j for j in range(codes.shape[1]) if valid[t, j]))}
-                     for t in range(len(hashes))]
+            if dut.internal_skew:
+                beats = [{"hash": [int(v) for v in code]} for code in codes]
+            else:
+                hashes, valid = skew_lanes(codes)
+                beats = [{"hash": [int(v) for v in hashes[t]],
+                          "lane_valid": int(sum(1 << j for j in range(codes.shape[1]) if valid[t, j]))}
+                         for t in range(len(hashes))]
             got: list[int] = []
             b, holding, cycle, first, last = 0, False, 0, None, None
             while len(got) < len(codes):
@@ -80,10 +83,11 @@ def _codes(rng: np.random.Generator, n: int, l: int, lo: int, hi: int) -> np.nda
     return rng.integers(lo, hi + 1, size=(n, l))
 
 
+@pytest.mark.parametrize("internal_skew", [False, True])
 @pytest.mark.parametrize("p_in,p_out", [(0.0, 0.0), (0.3, 0.3)])
-def test_random_codes_with_stalls(p_in, p_out):
+def test_random_codes_with_stalls(p_in, p_out, internal_skew):
     rng = np.random.default_rng(11)
-    dut = ClusterIndexModule(hash_len=4, hash_width=3, max_tokens=64, max_clusters=64)
+    dut = ClusterIndexModule(hash_len=4, hash_width=3, max_tokens=64, max_clusters=64, internal_skew=internal_skew)
     # Few distinct values per layer: many shared prefixes, repeats and fresh codes.
     runs = [_codes(rng, 45, 4, -1, 1), _codes(rng, 33, 4, -4, 3)]
     check_runs(dut, runs, p_in=p_in, p_out=p_out, seed=3)
@@ -121,11 +125,12 @@ def test_max_tokens_exceeded():
     assert got[0]["indices"][5:] == [8, 8] and got[0]["n_tokens"] == 5
 
 
-def test_single_layer_and_full_throughput():
-    check_runs(ClusterIndexModule(hash_len=1, hash_width=3, max_tokens=16, max_clusters=8),
+@pytest.mark.parametrize("internal_skew", [False, True])
+def test_single_layer_and_full_throughput(internal_skew):
+    check_runs(ClusterIndexModule(hash_len=1, hash_width=3, max_tokens=16, max_clusters=8, internal_skew=internal_skew),
                [np.array([[3], [-4], [3], [3], [0], [-4], [1]])], p_in=0.3, p_out=0.3, seed=2)
     rng = np.random.default_rng(3)
-    dut = ClusterIndexModule(hash_len=5, hash_width=2, max_tokens=128, max_clusters=128)
+    dut = ClusterIndexModule(hash_len=5, hash_width=2, max_tokens=128, max_clusters=128, internal_skew=internal_skew)
     got = check_runs(dut, [_codes(rng, 100, 5, -1, 0)])
     # n tokens: n + l - 1 beats, one drain step, registered output (first beat to last index, inclusive).
     assert got[0]["cycles"] == 100 + dut.hash_len + 1, got[0]["cycles"]
