@@ -21,23 +21,55 @@ Work figures (seed 001 §III-D, §VI-B; ``d`` = d_h, ``d_v`` = width of W^V):
   the exact (m·n·d + m·n + m·n·d_v).
 * ``overhead_*``: hash MACs l·d_in·(m + 2n), centroid additions, PAG additions 3·k0·n.
 
-The fixed-point model (:func:`cta_fixed`) composes the per-block golden functions of the RTL.
+Fixed-point model (:func:`cta_fixed_trace` / :func:`cta_fixed`): the same steps composed of the
+per-block golden models of the RTL, never re-implementing their arithmetic here:
+
+* tokens quantized to the SA token format (Q6.7), LSH directions to Q3.9, b and 1/w to 12-bit
+  formats covering their range, W^Q/W^K/W^V to one 12-bit format covering all three;
+* hashes: :func:`golden.systolic.lsh_hash` (LSH_2 on :func:`golden.systolic.residual_tokens`);
+* cluster indices: :func:`golden.cim.cluster_index` (capacity ``max_clusters``, overflow flag);
+* centroids: :func:`golden.cag.aggregate` (C^2 from the residuals ``x − C^1[CT1]``);
+* Q̄K̄V̄: :func:`golden.systolic.linear`. Biases ride on an extra input column (the "bias trick"):
+  C^0 and C^1 rows get a constant ``2**p`` (p >= 0, the smallest that lets b/2**p fit the weight
+  format; p <= 4 so that it fits Q6.6), C^2 rows get 0, and the weights get the row b/2**p. This
+  needs d_in + 1 <= SA height d.
+* scores: :func:`golden.systolic.scores` with the PPE's 1/√d constant for the *head* dimension
+  (an SA configuration whose ``d`` is d_h; the dot products only use the first d_h rows);
+* AP: :func:`golden.pag.probability_aggregation` with ``cs_fmt`` = SA score format and ``ap_fmt``
+  = SA AP format (the exp output has the AP's fractional bits and 2 integer bits);
+* Ō: :func:`golden.systolic.output`; O[i] = Ō[CT0 i].
+
+Tokens the CIM refuses (capacity overflow, index = ``max_clusters``) are left out of the CAG, PAG
+and output (their queries get a zero output); every saturation or refusal is reported in
+``work["flags"]`` and ``work["overflow"]`` (any flag set).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .fixed import QFormat
 from .lsh import LSHParams, centroids, cluster_indices, lsh_hash, make_lsh_params
+from .lut import ExpSpec
 from .reference import HeadInputs, MethodResult
 
+if TYPE_CHECKING:
+    from . import systolic as _sa
+
+
+def _blocks() -> tuple[Any, Any, Any, Any]:
+    """The block golden models (imported lazily: the float model does not need them)."""
+    from . import cag, cim, pag, systolic
+
+    return systolic, cim, cag, pag
+
 __all__ = ["CTATrace", "compressed_scores", "aggregate_probabilities", "cta_work", "cta_float_trace",
-           "cta_float", "cta_fixed"]
+           "cta_float", "CTAFixedTrace", "cta_fixed_config", "cta_fixed_trace", "cta_fixed"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +195,200 @@ def cta_float(head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] =
     return MethodResult(tr.out, work)
 
 
-def cta_fixed(head: HeadInputs, **settings: Any) -> MethodResult:
-    """Bit-exact CTA composed of the per-block golden models (systolic, cim, cag, pag)."""
-    raise NotImplementedError("cta_fixed: waiting for golden.systolic, golden.cim and golden.cag")
+@dataclass(frozen=True)
+class CTAFixedTrace:
+    """Raw intermediates of one fixed-point CTA run (formats in ``cfg``; see the module doc)."""
+
+    cfg: _sa.SystolicConfig
+    exp_spec: ExpSpec
+    weight_bias_shift: int      # p of the bias trick (bias input 2**p)
+    x_q: np.ndarray
+    x_kv: np.ndarray
+    h0: np.ndarray
+    h1: np.ndarray
+    h2: np.ndarray
+    ct0: np.ndarray
+    ct1: np.ndarray
+    ct2: np.ndarray
+    c0: np.ndarray
+    c1: np.ndarray
+    c2: np.ndarray
+    residual: np.ndarray
+    qbar: np.ndarray
+    kbar: np.ndarray
+    vbar: np.ndarray
+    cs: np.ndarray
+    ap: np.ndarray
+    obar: np.ndarray
+    out: np.ndarray             # raw cfg.out_fmt, (m × d_v)
+    flags: dict[str, bool]
+
+    @property
+    def k0(self) -> int:
+        return self.c0.shape[0]
+
+    @property
+    def k1(self) -> int:
+        return self.c1.shape[0]
+
+    @property
+    def k2(self) -> int:
+        return self.c2.shape[0]
+
+
+def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int = 64, b: int = 8,
+                     hash_width: int = 8, ap_width: int = 17) -> _sa.SystolicConfig:
+    """SA configuration for a head: 12-bit formats covering W, b_LSH and 1/w (DESIGN §2), AP with
+    ``ap_width`` bits and integer bits covering n (an AP entry sums at most n exps of about 1)."""
+    _sa = _blocks()[0]
+    if not isinstance(d, int) or d < head.d_in + 1:
+        raise ValueError(f"SA height d={d!r} must be >= d_in + 1 = {head.d_in + 1} (bias column)")
+    if head.wv.shape[1] > d or head.d_h > d:
+        raise ValueError(f"SA height d={d} must be >= the head width ({head.d_h}, {head.wv.shape[1]})")
+    w_max = max(float(np.max(np.abs(w))) for w in (head.wq, head.wk, head.wv))
+    b_max = max(float(np.max(p.b)) for p in lsh)
+    inv_max = max(1.0 / p.w for p in lsh)
+    ap_int = max(1, head.n.bit_length())
+    if ap_width - ap_int < 1:
+        raise ValueError(f"ap_width={ap_width} leaves no fractional bits for n={head.n}")
+    return _sa.SystolicConfig(
+        b=b, d=d,
+        weight_fmt=QFormat.covering(max(w_max, 2.0 ** -12), 12),
+        bias_fmt=QFormat.covering(max(b_max, 2.0 ** -12), 12),
+        inv_w_fmt=QFormat.covering(inv_max, 12, signed=False),
+        hash_fmt=QFormat(hash_width, 0, rounding="truncate"),
+        ap_fmt=QFormat(ap_width, ap_width - ap_int, signed=False),
+    )
+
+
+def _bias_shift(bias_max: float, weight_fmt: QFormat) -> int:
+    """Smallest p in [0, 4] with bias_max / 2**p inside the weight format (4 if none)."""
+    for p in range(5):
+        if bias_max / 2.0 ** p <= weight_fmt.max_value:
+            return p
+    return 4
+
+
+def cta_fixed_trace(
+    head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 4.0, seed: int = 0,
+    lsh: Sequence[LSHParams] | None = None, cfg: _sa.SystolicConfig | None = None,
+    max_clusters: int | None = None, exp_spec: ExpSpec | None = None,
+) -> CTAFixedTrace:
+    """Bit-exact CTA with all raw intermediates (settings as :func:`cta_fixed`)."""
+    _sa, _cim, _cag, _pag = _blocks()
+    lsh0, lsh1, lsh2 = _lsh_setting(head, l, widths, seed, lsh)
+    if cfg is None:
+        cfg = cta_fixed_config(head, (lsh0, lsh1, lsh2))
+    elif not isinstance(cfg, _sa.SystolicConfig):
+        raise TypeError(f"cfg must be a golden.systolic.SystolicConfig, not {type(cfg).__name__}")
+    if head.d_in + 1 > cfg.d:
+        raise ValueError(f"d_in={head.d_in} needs an SA height d >= {head.d_in + 1}, cfg.d={cfg.d}")
+    m, n = head.m, head.n
+    cap = max(m, n) if max_clusters is None else max_clusters
+    if not isinstance(cap, int) or cap < 1:
+        raise ValueError(f"max_clusters must be an integer >= 1, not {max_clusters!r}")
+    if exp_spec is None:
+        exp_spec = ExpSpec(QFormat(16, 8), QFormat(cfg.ap_fmt.frac + 2, cfg.ap_fmt.frac, signed=False))
+    flags: dict[str, bool] = {}
+
+    def flag(name: str, mask: Any) -> None:
+        flags[name] = flags.get(name, False) or bool(np.any(mask))
+
+    tok = cfg.token_fmt
+    x_q, x_kv = tok.quantize(head.x_q), tok.quantize(head.x_kv)
+    flag("token_saturated", np.abs(head.x_q) > tok.max_value + tok.lsb)
+    flag("token_saturated", np.abs(head.x_kv) > tok.max_value + tok.lsb)
+    raw_lsh = [(cfg.dir_fmt.quantize(p.a), cfg.bias_fmt.quantize(p.b), int(cfg.inv_w_fmt.quantize(1.0 / p.w)))
+               for p in (lsh0, lsh1, lsh2)]
+
+    def cim(codes: np.ndarray) -> tuple[np.ndarray, int]:
+        idx, k, over = _cim.cluster_index(codes, max_clusters=cap, hash_width=cfg.hash_fmt.width)
+        flag("cim_overflow", over)
+        return idx, k
+
+    def cag(x: np.ndarray, idx: np.ndarray, k: int, res_c: np.ndarray | None = None) -> np.ndarray:
+        res = _cag.aggregate(x, idx, max_clusters=cap, max_tokens=max(m, n), token_fmt=tok,
+                             centroid_fmt=cfg.qkv_fmt, residual_centroids=res_c, residual_fmt=tok)
+        flag("cag_saturated", res.saturated)
+        flag("cag_overflow", res.overflow)
+        # clusters after the last accepted index do not appear in CAG's table: pad with zero rows
+        return np.concatenate([res.centroids, np.zeros((k - res.n_clusters, x.shape[1]), dtype=np.int64)])
+
+    # 1-2: LSH_1 (keys) then LSH_0 (queries), cluster indices, centroids
+    h1, o = _sa.lsh_hash(x_kv, *raw_lsh[1], cfg)
+    flag("hash_saturated", o)
+    ct1, k1 = cim(h1)
+    h0, o = _sa.lsh_hash(x_q, *raw_lsh[0], cfg)
+    flag("hash_saturated", o)
+    ct0, k0 = cim(h0)
+    c1 = cag(x_kv, ct1, k1)
+    c0 = cag(x_q, ct0, k0)
+    # 3-4: residuals on the SA's left-edge subtractors, LSH_2, residual centroids
+    ok1 = ct1 < cap
+    gathered = np.where(ok1[:, None], c1[np.minimum(ct1, k1 - 1)], 0)   # k1 >= 1: token 0 always fits
+    residual, o = _sa.residual_tokens(x_kv, gathered, cfg)
+    flag("residual_saturated", o)
+    h2, o = _sa.lsh_hash(residual, *raw_lsh[2], cfg)
+    flag("hash_saturated", o)
+    ct2, k2 = cim(h2)
+    ct2 = np.where(ok1, ct2, cap)          # a key without an LSH_1 cluster has no residual either
+    c2 = cag(x_kv, ct2, k2, gathered)
+    # 5: compressed linears with the bias column
+    shift = _bias_shift(max(float(np.max(np.abs(bb))) for bb in (head.bq, head.bk, head.bv)), cfg.weight_fmt)
+    one = 1 << (cfg.qkv_fmt.frac + shift)
+
+    def aug_w(w: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        wb = np.vstack([w, bias[None, :] / 2.0 ** shift])
+        flag("weight_saturated", np.abs(wb) > cfg.weight_fmt.max_value + cfg.weight_fmt.lsb)
+        return cfg.weight_fmt.quantize(wb)
+
+    def aug_c(c: np.ndarray, value: int) -> np.ndarray:
+        return np.hstack([c, np.full((c.shape[0], 1), value, dtype=np.int64)])
+
+    ccat = np.vstack([aug_c(c1, one), aug_c(c2, 0)])
+    qbar, o = _sa.linear(aug_c(c0, one), aug_w(head.wq, head.bq), cfg)
+    flag("linear_saturated", o)
+    kbar, o = _sa.linear(ccat, aug_w(head.wk, head.bk), cfg)
+    flag("linear_saturated", o)
+    vbar, o = _sa.linear(ccat, aug_w(head.wv, head.bv), cfg)
+    flag("linear_saturated", o)
+    # 6: scores with the max subtraction; the 1/√d constant is that of the head dimension
+    score_cfg = replace(cfg, d=max(head.d_h, 2))
+    cs, o = _sa.scores(qbar, kbar, k1, score_cfg)
+    flag("score_saturated", o)
+    # 7: probability aggregation over the keys that have both cluster indices
+    keep = ok1 & (ct2 < cap)
+    pag = _pag.probability_aggregation(cs, ct1[keep], ct2[keep], k1, cs_fmt=cfg.score_fmt, exp_spec=exp_spec,
+                                       ap_fmt=cfg.ap_fmt)
+    flag("pag_add_saturated", pag.flags.add)
+    flag("pag_exp_saturated", pag.flags.exp)
+    flag("pag_ap_saturated", pag.flags.ap)
+    # 8: normalized output, broadcast to the queries
+    obar, o, zero = _sa.output(pag.ap, vbar, cfg)
+    flag("output_saturated", o)
+    flag("output_div_by_zero", zero)
+    ok0 = ct0 < cap
+    out = np.where(ok0[:, None], obar[np.minimum(ct0, k0 - 1)], 0)
+    return CTAFixedTrace(cfg, exp_spec, shift, x_q, x_kv, h0, h1, h2, ct0, ct1, ct2, c0, c1, c2, residual,
+                         qbar, kbar, vbar, cs, pag.ap, obar, out, flags)
+
+
+def cta_fixed(head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 4.0, seed: int = 0,
+              lsh: Sequence[LSHParams] | None = None, cfg: _sa.SystolicConfig | None = None,
+              max_clusters: int | None = None, exp_spec: ExpSpec | None = None, **settings: Any) -> MethodResult:
+    """Bit-exact CTA (method interface), composed of the block golden models (see the module doc).
+
+    Settings as :func:`cta_float` plus ``cfg`` (SA formats; default :func:`cta_fixed_config`),
+    ``max_clusters`` (CIM/CAG capacity, default max(m, n)) and ``exp_spec`` (PAG exp unit).
+    ``work``: as :func:`cta_float` plus ``flags`` (each saturation/refusal), ``overflow``, formats.
+    """
+    if settings:
+        raise TypeError(f"cta_fixed got unknown settings: {sorted(settings)}")
+    tr = cta_fixed_trace(head, l=l, widths=widths, seed=seed, lsh=lsh, cfg=cfg, max_clusters=max_clusters,
+                         exp_spec=exp_spec)
+    work = cta_work(head.m, head.n, head.d_in, head.d_h, head.wv.shape[1], tr.k0, tr.k1, tr.k2,
+                    (lsh[0].length if lsh is not None else l))
+    work["flags"] = dict(tr.flags)
+    work["overflow"] = any(tr.flags.values())
+    work["formats"] = {k: str(v) for k, v in tr.cfg.formats().items()}
+    return MethodResult(tr.cfg.out_fmt.to_float(tr.out), work)

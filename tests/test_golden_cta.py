@@ -204,3 +204,108 @@ def test_lsh_params_validation():
         LSHParams(np.zeros((3, 4)), np.zeros(2), 1.0)
     with pytest.raises(ValueError, match="bucket width"):
         LSHParams(np.zeros((3, 4)), np.zeros(3), 0.0)
+
+
+# ---- fixed-point model (composition of the block golden models) ---------------------------------
+systolic = pytest.importorskip("golden.systolic")
+
+from golden.cta import cta_fixed, cta_fixed_trace  # noqa: E402
+from golden.reference import quantized_head, relative_error  # noqa: E402
+
+
+def _fixed_head(rng, m=40, n=48, d_in=16, d=8, clusters=6, noise=0.1):
+    return _head(rng, m=m, n=n, d_in=d_in, d=d, clusters=clusters, noise=noise)
+
+
+def test_fixed_close_to_float():
+    rng = np.random.default_rng(20)
+    head = _fixed_head(rng)
+    for w in (1.0, 4.0):
+        fl = cta_float(head, widths=w)
+        fx = cta_fixed(head, widths=w)
+        assert not fx.work["overflow"], fx.work["flags"]
+        # quantized tokens may cross a bucket boundary: a cluster or two may split or merge
+        assert abs(fx.work["k0"] - fl.work["k0"]) <= 2 and abs(fx.work["k1"] - fl.work["k1"]) <= 2
+        assert relative_error(fx.out, fl.out) < 0.03
+        assert fx.out.shape == fl.out.shape
+
+
+def test_fixed_hash_exact_on_grid():
+    """With b on the bias grid and power-of-two widths the SA hash equals eq. (1) on the quantized tokens."""
+    rng = np.random.default_rng(21)
+    head = _fixed_head(rng)
+    params = make_lsh_params(head.d_in, widths=(2.0, 1.0, 0.5), seed=5)
+    grid = [LSHParams(p.a, np.floor(p.b * 256) / 256, p.w) for p in params]
+    tr = cta_fixed_trace(head, lsh=grid)
+    tok = tr.cfg.token_fmt
+    assert np.array_equal(tr.h1, lsh_hash(tok.to_float(tr.x_kv), grid[1]))
+    assert np.array_equal(tr.h0, lsh_hash(tok.to_float(tr.x_q), grid[0]))
+    assert np.array_equal(tr.h2, lsh_hash(tok.to_float(tr.residual), grid[2]))
+    # the CIM indices follow first appearance of the SA hash codes
+    for codes, ct in ((tr.h0, tr.ct0), (tr.h1, tr.ct1), (tr.h2, tr.ct2)):
+        assert np.array_equal(ct, cluster_indices(codes)[0])
+
+
+def test_fixed_intermediates_follow_the_algorithm():
+    rng = np.random.default_rng(22)
+    head = _fixed_head(rng)
+    tr = cta_fixed_trace(head, widths=2.0)
+    cfg = tr.cfg
+    q6 = cfg.qkv_fmt
+    x = cfg.token_fmt.to_float(tr.x_kv)
+    c1, _ = centroids(x, tr.ct1, tr.k1)
+    assert np.max(np.abs(q6.to_float(tr.c1) - c1)) <= q6.lsb / 2 + 1e-12
+    res = x - q6.to_float(tr.c1)[tr.ct1]
+    assert np.array_equal(cfg.token_fmt.to_float(tr.residual), res)
+    c2, _ = centroids(res, tr.ct2, tr.k2)
+    assert np.max(np.abs(q6.to_float(tr.c2) - c2)) <= q6.lsb / 2 + 1e-12
+    # bias on the C^1 rows only, none on the residual rows (eq. 4 needs it exactly once)
+    kbar = q6.to_float(tr.kbar)
+    tol = 2 * q6.lsb + head.d_in * cfg.weight_fmt.lsb * 4
+    assert np.allclose(kbar[:tr.k1], q6.to_float(tr.c1) @ head.wk + head.bk, atol=tol)
+    assert np.allclose(kbar[tr.k1:], q6.to_float(tr.c2) @ head.wk, atol=tol)
+    vbar = q6.to_float(tr.vbar)
+    assert np.allclose(vbar[tr.k1:], q6.to_float(tr.c2) @ head.wv, atol=tol)
+    # scores: PPE max subtraction on the residual columns
+    s = q6.to_float(tr.qbar) @ kbar.T / math.sqrt(head.d_h)
+    s[:, tr.k1:] -= s[:, :tr.k1].max(axis=1, keepdims=True)
+    assert np.max(np.abs(cfg.score_fmt.to_float(tr.cs) - s)) < 4 * cfg.score_fmt.lsb
+    assert np.array_equal(tr.out, tr.obar[tr.ct0])
+
+
+def test_fixed_degenerate_close_to_quantized_exact():
+    rng = np.random.default_rng(23)
+    head = _head(rng, m=20, n=30, d_in=12, d=8)
+    res = cta_fixed(head, widths=(0.25, 0.25, 1.0))
+    assert (res.work["k0"], res.work["k1"]) == (20, 30)
+    q = quantized_head(head)
+    exact = exact_head(head).out
+    assert relative_error(res.out, exact) < 0.03
+    assert relative_error(res.out, q.out) < 0.03
+
+
+def test_fixed_capacity_overflow_is_flagged():
+    rng = np.random.default_rng(24)
+    head = _fixed_head(rng)
+    res = cta_fixed(head, widths=1.0, max_clusters=4)
+    assert res.work["overflow"] and res.work["flags"]["cim_overflow"]
+    tr = cta_fixed_trace(head, widths=1.0, max_clusters=4)
+    refused = tr.ct0 == 4
+    assert refused.any() and np.all(tr.out[refused] == 0)
+    assert tr.k0 <= 4 and tr.k1 <= 4
+
+
+def test_fixed_is_deterministic_and_validates():
+    rng = np.random.default_rng(25)
+    head = _fixed_head(rng)
+    a, b = cta_fixed(head, widths=2.0, seed=3), cta_fixed(head, widths=2.0, seed=3)
+    assert np.array_equal(a.out, b.out)
+    big = _head(rng, m=4, n=4, d_in=64)
+    with pytest.raises(ValueError, match="d_in"):
+        cta_fixed(big)
+    with pytest.raises(TypeError, match="cfg"):
+        cta_fixed(head, cfg="default")
+    with pytest.raises(TypeError, match="bogus"):
+        cta_fixed(head, bogus=1)
+    with pytest.raises(ValueError, match="max_clusters"):
+        cta_fixed(head, max_clusters=0)
