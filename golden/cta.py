@@ -236,11 +236,22 @@ class CTAFixedTrace:
         return self.c2.shape[0]
 
 
-def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int = 64, b: int = 8,
+#: Tallest SA the systolic golden model supports; taller heads would need d_in tiling (not modelled).
+MAX_SA_HEIGHT = 256
+
+
+def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int | None = None, b: int = 8,
                      hash_width: int = 8, ap_width: int = 17) -> _sa.SystolicConfig:
-    """SA configuration for a head: 12-bit formats covering W, b_LSH and 1/w (DESIGN §2), AP with
-    ``ap_width`` bits and integer bits covering n (an AP entry sums at most n exps of about 1)."""
+    """SA configuration for a head: height ``d`` (default max(64, d_in + 1)), 12-bit formats
+    covering W, b_LSH and 1/w (DESIGN §2), AP with ``ap_width`` bits and integer bits covering n
+    (an AP entry sums at most n exps of about 1)."""
     _sa = _blocks()[0]
+    if head.d_in + 1 > MAX_SA_HEIGHT:
+        raise NotImplementedError(
+            f"cta_fixed: d_in={head.d_in} needs an SA of height {head.d_in + 1} > {MAX_SA_HEIGHT}; "
+            "tiling d_in over several SA passes is not modelled by golden.systolic")
+    if d is None:
+        d = max(64, head.d_in + 1)
     if not isinstance(d, int) or d < head.d_in + 1:
         raise ValueError(f"SA height d={d!r} must be >= d_in + 1 = {head.d_in + 1} (bias column)")
     if head.wv.shape[1] > d or head.d_h > d:
@@ -282,7 +293,7 @@ def cta_fixed_trace(
     elif not isinstance(cfg, _sa.SystolicConfig):
         raise TypeError(f"cfg must be a golden.systolic.SystolicConfig, not {type(cfg).__name__}")
     if head.d_in + 1 > cfg.d:
-        raise ValueError(f"d_in={head.d_in} needs an SA height d >= {head.d_in + 1}, cfg.d={cfg.d}")
+        raise ValueError(f"d_in={head.d_in} needs an SA height d >= {head.d_in + 1} (bias column), cfg.d={cfg.d}")
     m, n = head.m, head.n
     cap = max(m, n) if max_clusters is None else max_clusters
     if not isinstance(cap, int) or cap < 1:
