@@ -1,0 +1,287 @@
+"""Post-processing element (PPE) on top of each systolic-array column (DESIGN §4, seed 001 §IV-B(1)).
+
+Inputs from the column: the partial sum leaving the top PE (``psum``, DF1), the bottom operand
+leaving the top PE (``y_top``: AP in the output phase, the bias in LSH value loads), the result
+chain (``chain``), and the beat's ``tag`` aligned with ``y_top`` (the PPE delays it by 2 cycles to
+align it with ``psum``). Per phase (``tag.phase``):
+
+* LSH: ``a = psum + bias`` (bias latched from ``y_top`` by this column's LSH value-load beat,
+  aligned to the product's binary point), ``a · (1/w)`` (``tag.scale``), floor, saturate to the
+  hash format (overflow flagged).
+* Linear: round half up / saturate to the Q̄K̄V̄ format. With ``tag.shortcut`` the rounded value is
+  also broadcast on the column's shortcut bus (``sc_valid``/``sc_row``/``sc_value``) one cycle after
+  ``psum``, row = index of the beat in the phase.
+* Score: multiply by 1/√d (constant, ``score_scale_frac`` fractional bits), round/saturate to the
+  score format; the max ``m`` of the beats without ``tag.sub`` (the first k1) is tracked and
+  ``sat(s - m)`` is output for beats with ``tag.sub`` (the following k2); ``m = 0`` if no max beat.
+* Output: ``Σ AP`` of the ``y_top`` values of DF2 beats (saturating), latched as the denominator
+  when the column copies its result registers into the chain (``copy``, driven by the PPE one cycle
+  after the last DF2 beat's tag is aligned with ``psum``); each of the d chain values that follows
+  is divided by ``Σ AP / 2`` in a :class:`hdl.arith.ReciprocalScaler` (LUT from golden.lut).
+
+Latencies: ``res`` holds a DF1 result ``LATENCY`` = 4 cycles after ``psum``; the ``out`` row k
+(k = 0 for row d-1) holds ``1 + ReciprocalScaler.LATENCY + k`` cycles after ``copy``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.lut import RecipSpec
+from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, PH_LINEAR, PH_LSH, PH_SCORE, SystolicConfig
+
+from .arith import ReciprocalScaler
+from .fixed import round_shift_const, saturate, shape_of
+from .pe import _bits
+from .registry import BlockSpec, Param, ParamError
+
+__all__ = ["PPE", "tag_layout"]
+
+
+def tag_layout(cfg: SystolicConfig) -> data.StructLayout:
+    """Per-beat control seen by the PPEs."""
+    return data.StructLayout({
+        "op": unsigned(2), "col": unsigned(_bits(cfg.b)), "phase": unsigned(2), "first": unsigned(1),
+        "last": unsigned(1), "sub": unsigned(1), "shortcut": unsigned(1), "scale": unsigned(cfg.inv_w_fmt.width),
+    })
+
+
+def _saturated(m: Module, value, fmt, name: str) -> tuple[Signal, Signal]:
+    """saturate() into named signals (so the expression is built once)."""
+    raw = Signal(signed(len(value) + 1), name=f"{name}_raw")
+    m.d.comb += raw.eq(value)
+    sat, over = saturate(raw, fmt)
+    out, flag = Signal(shape_of(fmt), name=name), Signal(name=f"{name}_over")
+    m.d.comb += [out.eq(sat), flag.eq(over)]
+    return out, flag
+
+
+class PPE(wiring.Component):
+    """The PPE of column ``col``; see the module docstring."""
+
+    LATENCY = 4          # psum -> res
+    SHORTCUT_LATENCY = 1  # psum -> sc_value
+    COPY_DELAY = 2       # tag (aligned with y_top) of the last DF2 beat -> copy
+    OUT_LATENCY = 1 + ReciprocalScaler.LATENCY  # copy -> first out row
+
+    def __init__(self, *, cfg: SystolicConfig, col: int = 0) -> None:
+        if not isinstance(cfg, SystolicConfig):
+            raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
+        if not isinstance(col, int) or not 0 <= col < cfg.b:
+            raise ValueError(f"PPE col={col!r} out of range [0, {cfg.b - 1}]")
+        self._cfg, self._col = cfg, col
+        tl = tag_layout(cfg)
+        super().__init__({
+            "psum": In(signed(cfg.acc_width)), "psum_sat": In(1),
+            "y_top": In(signed(cfg.y_width)), "tag": In(tl),
+            "chain": In(signed(cfg.acc_width)), "chain_sat": In(1),
+            "copy": Out(1),
+            "sc_valid": Out(1), "sc_row": Out(unsigned(_bits(cfg.d))), "sc_value": Out(shape_of(cfg.qkv_fmt)),
+            "res_valid": Out(1), "res": Out(signed(cfg.res_width)), "res_over": Out(1), "res_tag": Out(tl),
+            "out_valid": Out(1), "out": Out(shape_of(cfg.out_fmt)), "out_over": Out(1), "out_dbz": Out(1),
+            "out_row": Out(unsigned(_bits(cfg.d))),
+        })
+
+    cfg = property(lambda self: self._cfg)
+    col = property(lambda self: self._col)
+
+    @property
+    def formats(self) -> dict:
+        return self._cfg.formats()
+
+    @property
+    def latency(self) -> dict[str, int]:
+        return {"res": self.LATENCY, "shortcut": self.SHORTCUT_LATENCY, "copy": self.COPY_DELAY,
+                "out": self.OUT_LATENCY}
+
+    @property
+    def recip_spec(self) -> RecipSpec:
+        return self._cfg.recip
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        tl = tag_layout(cfg)
+
+        # Tag (and y_top) delayed to line up with psum.
+        tag1, tag2 = Signal(tl), Signal(tl)
+        y1, y2 = Signal(signed(cfg.y_width)), Signal(signed(cfg.y_width))
+        m.d.sync += [tag1.eq(self.tag), tag2.eq(tag1), y1.eq(self.y_top), y2.eq(y1)]
+
+        # LSH bias: latched when this column's LSH value-load beat lines up with psum (so a bias
+        # change never overtakes the previous phase's last beats).
+        bias = Signal(shape_of(cfg.bias_fmt))
+        with m.If((tag2.op == OP_LOAD) & (tag2.col == self._col) & (tag2.phase == PH_LSH)):
+            m.d.sync += bias.eq(y2)
+
+        # ---- DF1 pipeline: A add bias, B multiply, C requantize, D score max ---------------------
+        df1 = tag2.op == OP_DF1
+        a = Signal(signed(cfg.acc_width + 1))
+        tag_a, sat_a, val_a = Signal(tl), Signal(), Signal()
+        bias_aligned = bias << (cfg.lsh_frac - cfg.bias_fmt.frac)
+        m.d.sync += [
+            a.eq(self.psum + Mux(tag2.phase == PH_LSH, bias_aligned, 0)),
+            tag_a.eq(tag2), sat_a.eq(self.psum_sat), val_a.eq(df1),
+        ]
+
+        mult_width = max(cfg.inv_w_fmt.width, cfg.score_scale_frac + 1)
+        mult = Signal(unsigned(mult_width))
+        m.d.comb += mult.eq(Mux(tag_a.phase == PH_LSH, tag_a.scale,
+                                Mux(tag_a.phase == PH_SCORE, cfg.inv_sqrt_d, 1)))
+        prod = Signal(signed(cfg.acc_width + 1 + mult_width + 1))
+        tag_b, sat_b, val_b = Signal(tl), Signal(), Signal()
+        m.d.sync += [prod.eq(a * mult), tag_b.eq(tag_a), sat_b.eq(sat_a), val_b.eq(val_a)]
+
+        hashed, o_hash = _saturated(m, prod >> (cfg.lsh_frac + cfg.inv_w_fmt.frac), cfg.hash_fmt, "hash")
+        lin, o_lin = _saturated(
+            m, round_shift_const(prod, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding), cfg.qkv_fmt, "lin")
+        score, o_score = _saturated(
+            m, round_shift_const(prod, cfg.score_frac + cfg.score_scale_frac - cfg.score_fmt.frac,
+                                 cfg.score_fmt.rounding), cfg.score_fmt, "score")
+        r = Signal(signed(cfg.res_width))
+        tag_c, over_c, val_c = Signal(tl), Signal(), Signal()
+        with m.Switch(tag_b.phase):
+            with m.Case(PH_LSH):
+                m.d.sync += [r.eq(hashed), over_c.eq(sat_b | o_hash)]
+            with m.Case(PH_LINEAR):
+                m.d.sync += [r.eq(lin), over_c.eq(sat_b | o_lin)]
+            with m.Default():
+                m.d.sync += [r.eq(score), over_c.eq(sat_b | o_score)]
+        m.d.sync += [tag_c.eq(tag_b), val_c.eq(val_b)]
+
+        # Score: running max of the first k1 scores, subtracted from the following k2.
+        run_max = Signal(shape_of(cfg.score_fmt))
+        have_max = Signal()
+        prev_max, prev_have = Signal(shape_of(cfg.score_fmt)), Signal()
+        m.d.comb += [prev_max.eq(Mux(tag_c.first, 0, run_max)), prev_have.eq(~tag_c.first & have_max)]
+        diff, o_diff = _saturated(m, r - prev_max, cfg.score_fmt, "diff")
+        is_score = val_c & (tag_c.phase == PH_SCORE)
+        with m.If(is_score):
+            with m.If(tag_c.sub):
+                with m.If(tag_c.first):
+                    m.d.sync += [run_max.eq(0), have_max.eq(0)]
+            with m.Else():
+                m.d.sync += [run_max.eq(Mux(prev_have & (prev_max > r), prev_max, r)), have_max.eq(1)]
+        m.d.sync += [
+            self.res.eq(Mux(is_score & tag_c.sub, diff, r)),
+            self.res_over.eq(Mux(is_score & tag_c.sub, over_c | o_diff, over_c)),
+            self.res_valid.eq(val_c),
+            self.res_tag.eq(tag_c),
+        ]
+
+        # ---- query shortcut bus (linear phase with shortcut) ------------------------------------
+        sc_value, _ = _saturated(
+            m, round_shift_const(self.psum, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding),
+            cfg.qkv_fmt, "sc")
+        sc_count = Signal(unsigned(_bits(cfg.d) + 1))
+        sc_beat = df1 & (tag2.phase == PH_LINEAR) & tag2.shortcut
+        m.d.sync += [self.sc_valid.eq(sc_beat), self.sc_value.eq(sc_value)]
+        with m.If(sc_beat):
+            m.d.sync += [self.sc_row.eq(Mux(tag2.first, 0, sc_count)), sc_count.eq(Mux(tag2.first, 1, sc_count + 1))]
+
+        # ---- output phase: Σ AP, copy, chain through the reciprocal scaler ----------------------
+        ap_sum = Signal(unsigned(cfg.den_width))
+        ap_sat = Signal()
+        total, o_sum = _saturated(m, Mux(self.tag.first, 0, ap_sum) + self.y_top, cfg.sum_fmt, "ap_total")
+        with m.If(self.tag.op == OP_DF2):
+            m.d.sync += [ap_sum.eq(total), ap_sat.eq((ap_sat & ~self.tag.first) | o_sum)]
+        m.d.sync += self.copy.eq((tag1.op == OP_DF2) & tag1.last)
+
+        den, den_sat = Signal(unsigned(cfg.den_width)), Signal()
+        left = Signal(range(cfg.d + 1))
+        with m.If(self.copy):
+            m.d.sync += [den.eq(ap_sum), den_sat.eq(ap_sat), left.eq(cfg.d)]
+        with m.Elif(left != 0):
+            m.d.sync += left.eq(left - 1)
+
+        m.submodules.recip = recip = ReciprocalScaler(spec=cfg.recip, value_fmt=cfg.out_value_fmt,
+                                                      out_fmt=cfg.out_fmt)
+        m.d.comb += [recip.value.eq(self.chain), recip.den.eq(den), recip.valid_in.eq(left != 0),
+                     recip.en.eq(1)]
+        side = [(Signal(unsigned(_bits(cfg.d))), Signal()) for _ in range(ReciprocalScaler.LATENCY)]
+        m.d.sync += [side[0][0].eq(left - 1), side[0][1].eq(self.chain_sat | den_sat)]
+        for k in range(1, len(side)):
+            m.d.sync += [side[k][0].eq(side[k - 1][0]), side[k][1].eq(side[k - 1][1])]
+        m.d.comb += [
+            self.out_valid.eq(recip.valid_out), self.out.eq(recip.result),
+            self.out_over.eq(recip.overflow | side[-1][1]), self.out_dbz.eq(recip.div_by_zero),
+            self.out_row.eq(side[-1][0]),
+        ]
+        return m
+
+
+def config_from_params(p: dict) -> SystolicConfig:
+    """SystolicConfig from block parameters (shared by pe / ppe / systolic_array)."""
+    from golden.fixed import QFormat, Rounding
+
+    return SystolicConfig(
+        b=p["b"], d=p["d"],
+        token_fmt=QFormat(p["token_width"], p["token_frac"]),
+        dir_fmt=QFormat(p["dir_width"], p["dir_frac"]),
+        weight_fmt=QFormat(p["weight_width"], p["weight_frac"]),
+        bias_fmt=QFormat(p["bias_width"], p["bias_frac"]),
+        inv_w_fmt=QFormat(p["inv_w_width"], p["inv_w_frac"], signed=False),
+        qkv_fmt=QFormat(p["qkv_width"], p["qkv_frac"]),
+        acc_width=p["acc_width"],
+        score_fmt=QFormat(p["score_width"], p["score_frac"]),
+        ap_fmt=QFormat(p["ap_width"], p["ap_frac"], signed=False),
+        den_width=p["den_width"],
+        hash_fmt=QFormat(p["hash_width"], 0, rounding=Rounding.TRUNCATE),
+        out_fmt=QFormat(p["out_width"], p["out_frac"]),
+    )
+
+
+def _fmt_params(width: int, frac: int, name: str, what: str, lo: int = 2, hi: int = 27) -> tuple[Param, Param]:
+    return (Param(f"{name}_width", width, f"{what}: width", min=lo, max=hi),
+            Param(f"{name}_frac", frac, f"{what}: fractional bits", min=0, max=hi))
+
+
+#: parameters shared by ppe and systolic_array (formats, DESIGN §2)
+ARRAY_PARAMS: tuple[Param, ...] = (
+    Param("b", 8, "array width: columns (batch of b centroids / queries)", min=1, max=64),
+    Param("d", 64, "array height: rows (dot-product length, head dimension)", min=2, max=256),
+    *_fmt_params(13, 7, "token", "tokens X^Q, X^KV, residuals (signed)"),
+    *_fmt_params(12, 9, "dir", "LSH directions A (signed)"),
+    *_fmt_params(12, 10, "weight", "weights W^Q, W^K, W^V (signed)"),
+    *_fmt_params(12, 8, "bias", "LSH bias b (signed)"),
+    *_fmt_params(12, 10, "inv_w", "LSH 1/w (unsigned)"),
+    *_fmt_params(12, 6, "qkv", "centroids and Q̄ K̄ V̄ (signed)"),
+    Param("acc_width", 36, "PE accumulators / partial sums (signed, saturating)", min=16, max=60),
+    *_fmt_params(16, 8, "score", "compressed scores (signed, saturating)"),
+    *_fmt_params(16, 10, "ap", "aggregated probabilities AP (unsigned)", hi=26),
+    Param("den_width", 24, "Σ AP accumulator width (unsigned, saturating)", min=4, max=48),
+    Param("hash_width", 8, "hash values (signed integers, saturating)", min=2, max=27),
+    *_fmt_params(12, 6, "out", "normalized outputs (signed, saturating)"),
+)
+
+
+def validate_params(p: dict) -> None:
+    for name in ("token", "dir", "weight", "bias", "inv_w", "qkv", "score", "ap", "out"):
+        if p[f"{name}_frac"] >= p[f"{name}_width"] + (1 if name in ("inv_w", "ap") else 0):
+            raise ParamError(f"parameter {name}_frac={p[f'{name}_frac']} out of range: expected < {name}_width")
+    try:
+        config_from_params(p)
+    except (ValueError, TypeError) as exc:
+        text = str(exc).replace("SystolicConfig ", "")
+        name = text.split("=")[0].split(" ")[0].replace("_fmt", "").replace(".", "_")
+        raise ParamError(f"parameter {name}: {text}") from None
+
+
+def _validate_ppe(p: dict) -> None:
+    validate_params(p)
+    if p["col"] >= p["b"]:
+        raise ParamError(f"parameter col={p['col']} out of range: expected < b={p['b']}")
+
+
+BLOCKS = [
+    BlockSpec(
+        name="ppe",
+        description="CTA post-processing element: LSH hash, linear rounding + shortcut, score max, output scaling",
+        params=ARRAY_PARAMS + (Param("col", 0, "column index (selects the LSH bias load)", min=0, max=63),),
+        build=lambda **p: PPE(cfg=config_from_params(p), col=p["col"]),
+        validate=lambda p: _validate_ppe(p),
+        fpga_params={"b": 8, "d": 16},
+    ),
+]
