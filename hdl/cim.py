@@ -245,14 +245,13 @@ class ClusterIndexModule(wiring.Component):
             child.append(ch)
             dead_out.append(dd)
 
-            # Write port: sweep, else the allocation of this step.
-            with m.If(sweeping):
-                m.d.comb += [wr[j].addr.eq(sweep_addr), wr[j].data.eq(0),
-                             wr[j].en.eq(sweep_addr < self._depths[j])]
-            with m.Else():
-                m.d.comb += [wr[j].addr.eq(s_addr[j]),
-                             wr[j].data.eq(Cat(alloc[j][: ptr_bits[j]], epoch)),
-                             wr[j].en.eq(step & do_alloc)]
+            # Write port: sweep, else the allocation of this step. (Mux expressions, not m.If: a
+            # Verilog always @* whose inputs stay constant from time 0 is never evaluated by Icarus.)
+            m.d.comb += [
+                wr[j].addr.eq(Mux(sweeping, sweep_addr[: abits[j]], s_addr[j])),
+                wr[j].data.eq(Mux(sweeping, 0, Cat(alloc[j][: ptr_bits[j]], epoch))),
+                wr[j].en.eq(Mux(sweeping, sweep_addr < self._depths[j], step & do_alloc)),
+            ]
             with m.If(step & do_alloc):
                 m.d.sync += alloc[j].eq(alloc[j] + 1)
             with m.If(step & refuse):
