@@ -37,7 +37,7 @@ never written in the current batch read as 0 through a ``written`` bitmap cleare
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -295,11 +295,9 @@ class ProbabilityAggregation(wiring.Component):
         take_ct = self.ct.valid & self.ct.ready
         last_beat = tokens + 2 >= self.n
 
-        with m.FSM(name="phase"):
+        with m.FSM(name="phase") as fsm:
             with m.State("LOAD"):
-                m.d.comb += self.cs.ready.eq(cfg_ok)
                 with m.If(take_cs):
-                    m.d.comb += batch_start.eq(~load_in2 & (load_idx == 0))
                     with m.If(~load_in2 & (load_idx == self.k1 - 1)):
                         m.d.sync += [load_in2.eq(1), load_idx.eq(0)]
                     with m.Elif(load_in2 & (load_idx == self.k2 - 1)):
@@ -308,7 +306,6 @@ class ProbabilityAggregation(wiring.Component):
                     with m.Else():
                         m.d.sync += load_idx.eq(load_idx + 1)
             with m.State("RUN"):
-                m.d.comb += self.ct.ready.eq(1)
                 with m.If(take_ct):
                     m.d.sync += tokens.eq(tokens + 2)
                     with m.If(last_beat):
@@ -320,7 +317,6 @@ class ProbabilityAggregation(wiring.Component):
                     m.d.sync += [ro_idx.eq(0), ro_in2.eq(0), ro_done.eq(0)]
                     m.next = "READOUT"
             with m.State("READOUT"):
-                m.d.comb += readout.eq(1)
                 with m.If(advance):
                     m.d.sync += [self.ap.valid.eq(~ro_done), o_in2.eq(ro_in2),
                                  self.ap.payload.last.eq(ro_in2 & (ro_idx == self.k2 - 1))]
@@ -334,6 +330,15 @@ class ProbabilityAggregation(wiring.Component):
                 with m.If(self.ap.valid & self.ap.ready & self.ap.payload.last):
                     m.d.sync += self.ap.valid.eq(0)
                     m.next = "LOAD"
+
+        # Plain assigns (not FSM-case processes): Icarus does not run an ``always @*`` whose only
+        # inputs keep their initial values, which would leave a ready output X until the state moves.
+        m.d.comb += [
+            self.cs.ready.eq(fsm.ongoing("LOAD") & cfg_ok),
+            self.ct.ready.eq(fsm.ongoing("RUN")),
+            readout.eq(fsm.ongoing("READOUT")),
+            batch_start.eq(take_cs & ~load_in2 & (load_idx == 0)),
+        ]
 
         # CS load: beat t goes to CS1[t] (t < k1) or CS2[t - k1].
         for region, port in enumerate(cs_wr):
@@ -447,7 +452,7 @@ class ProbabilityAggregation(wiring.Component):
                 m.d.sync += written[region].eq(written[region] | sets)
 
         # ---- readout payload (port a data; 0 where never written) ------------------------------
-        for c, tile in enumerate(tiles):
+        for c in range(b):
             sl = slice(c * ap_w, (c + 1) * ap_w)
             v1 = Mux(wbit[0], ap_rd[0][0].data[sl], 0)
             v2 = Mux(wbit[2], ap_rd[1][0].data[sl], 0)
