@@ -1,0 +1,200 @@
+"""cocotb testbench of the CAG (``hdl.cag``) against ``golden.cag`` with random valid/ready stalls.
+
+One coroutine drives both streams cycle by cycle: inputs change after the falling edge, valid /
+ready are sampled in the read-only phase before the rising edge. Payloads are packed and unpacked
+with the component's own ``amaranth.lib.data`` layouts. With ``ATTN_RTL_BENCH_N`` set only the
+benchmark test runs (``sim/bench_cim_cag.py``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import cocotb
+import numpy as np
+from amaranth.hdl import Const
+from amaranth.lib import data
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from golden.cag import aggregate
+from golden.cim import cluster_index
+from hdl.cag import CentroidAggregator
+from hdl.registry import get_block
+from sim.runner import tb_params, write_stats
+from sim.tbutil import read_unsigned, tb_rng
+
+BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
+
+
+def _component() -> CentroidAggregator:
+    spec = get_block("cag")
+    return spec.build(**spec.resolve(tb_params()))
+
+
+class CagTB:
+    def __init__(self, dut, salt: int = 0):
+        self.dut = dut
+        self.comp = _component()
+        self.in_layout = data.Layout.cast(self.comp.i.payload.shape())
+        self.out_layout = data.Layout.cast(self.comp.o.payload.shape())
+        self.rng = tb_rng(salt)
+        self.nprng = np.random.default_rng(self.rng.randrange(1 << 30))
+
+    async def reset(self) -> None:
+        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
+        d = self.dut
+        d.rst.value = 1
+        d.i__valid.value = 0
+        d.i__payload.value = 0
+        d.o__ready.value = 0
+        d.clear.value = 0
+        await RisingEdge(d.clk)
+        await RisingEdge(d.clk)
+        d.rst.value = 0
+
+    async def _idle(self) -> bool:
+        await ReadOnly()
+        idle = bool(read_unsigned(self.dut.idle))
+        await FallingEdge(self.dut.clk)
+        return idle
+
+    async def run(self, x: np.ndarray, indices: np.ndarray, centroids: np.ndarray | None, p_in: float,
+                  p_out: float) -> dict:
+        d, c = self.dut, self.comp
+        await FallingEdge(d.clk)
+        while not await self._idle():
+            pass
+        d.clear.value = 1
+        await FallingEdge(d.clk)
+        d.clear.value = 0
+        n = len(indices)
+        zeros = [0] * c.dim
+        beats = [int(Const.cast(self.in_layout.const({
+            "index": int(indices[t]), "x": [int(v) for v in x[t]],
+            "centroid": zeros if centroids is None else [int(v) for v in centroids[t]],
+            "residual": int(centroids is not None), "last": int(t == n - 1)})).value) for t in range(n)]
+        got: list[tuple] = []
+        b, holding, cycle, first, acc_done, last_out, done = 0, False, 0, None, None, None, False
+        while not done:
+            if not holding and b < n and self.rng.random() >= p_in:
+                d.i__payload.value = beats[b]
+                holding = True
+            d.i__valid.value = int(holding)
+            ready = self.rng.random() >= p_out
+            d.o__ready.value = int(ready)
+            await ReadOnly()
+            took = holding and read_unsigned(d.i__ready)
+            gave = ready and read_unsigned(d.o__valid)
+            beat = self.out_layout.from_bits(read_unsigned(d.o__payload)) if gave else None
+            idle = read_unsigned(d.idle)
+            await RisingEdge(d.clk)
+            cycle += 1
+            if took:
+                b += 1
+                holding = False
+                first = cycle if first is None else first
+                acc_done = cycle if b == n else acc_done
+            if gave:
+                got.append((int(beat.index), int(beat.count), [int(v) for v in beat.centroid], int(beat.last)))
+                last_out = cycle
+                done = bool(beat.last)
+            if b == n and not got and idle and cycle > acc_done + 2:
+                done = True  # every token refused: no centroid
+            assert cycle < 20 * (n + 100), "CAG stopped making progress"
+            await FallingEdge(d.clk)
+        d.i__valid.value = 0
+        d.o__ready.value = 0
+        await FallingEdge(d.clk)
+        await ReadOnly()
+        res = {"beats": got, "n_clusters": read_unsigned(d.n_clusters), "overflow": read_unsigned(d.overflow),
+               "saturated": read_unsigned(d.saturated), "cacc_cycles": acc_done - first + 1,
+               "cavg_cycles": (last_out or acc_done) - acc_done}
+        await FallingEdge(d.clk)
+        return res
+
+    def check(self, x, indices, centroids, res: dict) -> None:
+        c = self.comp
+        want = aggregate(x, indices, max_clusters=c.max_clusters, max_tokens=c.max_tokens,
+                         token_fmt=c.formats["token"], centroid_fmt=c.formats["centroid"], recip_spec=c.recip_spec,
+                         residual_centroids=centroids)
+        k = want.n_clusters
+        assert res["n_clusters"] == k
+        assert [g[0] for g in res["beats"]] == list(range(k))
+        assert [g[1] for g in res["beats"]] == want.counts.tolist()
+        assert [g[2] for g in res["beats"]] == want.centroids.tolist()
+        assert [g[3] for g in res["beats"]] == [int(j == k - 1) for j in range(k)]
+        assert bool(res["overflow"]) == want.overflow
+        assert bool(res["saturated"]) == want.saturated
+
+    def tokens(self, n: int) -> np.ndarray:
+        fmt = self.comp.formats["token"]
+        return self.nprng.integers(fmt.min_int, fmt.max_int + 1, size=(n, self.comp.dim))
+
+    def cim_like(self, n: int, values: int) -> np.ndarray:
+        """Indices as the CIM produces them (first appearance) from random short hash codes."""
+        codes = self.nprng.integers(0, values, size=(n, 2))
+        codes = np.repeat(codes, self.nprng.integers(1, 4, n), axis=0)[:n]  # same-cluster runs
+        idx, _, _ = cluster_index(codes, max_clusters=self.comp.max_clusters, hash_width=8)
+        return idx
+
+
+@cocotb.test(skip=BENCH_N is not None)
+async def test_random_with_stalls(dut):
+    tb = CagTB(dut, 1)
+    await tb.reset()
+    c = tb.comp
+    n = min(c.max_tokens, 3 * c.max_clusters)
+    checked = 0
+    for values, p in ((3, 0.3), (2, 0.0), (4, 0.4)):
+        x, idx = tb.tokens(n), tb.cim_like(n, values)
+        res = await tb.run(x, idx, None, p, p)
+        tb.check(x, idx, None, res)
+        checked += n
+    # Residual tokens x - C1[CT1] (C1 rows random centroid values; saturation included).
+    cf = c.formats["centroid"]
+    ct1 = tb.cim_like(n, 3)
+    c1 = tb.nprng.integers(cf.min_int, cf.max_int + 1, size=(int(ct1.max()) + 1, c.dim))
+    x, idx = tb.tokens(n), tb.cim_like(n, 3)
+    res = await tb.run(x, idx, c1[ct1], 0.3, 0.3)
+    tb.check(x, idx, c1[ct1], res)
+    write_stats({"random_checked": checked + n})
+
+
+@cocotb.test(skip=BENCH_N is not None)
+async def test_directed(dut):
+    tb = CagTB(dut, 2)
+    await tb.reset()
+    c = tb.comp
+    n = min(c.max_tokens, c.max_clusters)
+    n -= 1 - n % 2  # odd
+    tf = c.formats["token"]
+    cases = {
+        "one_cluster": (tb.tokens(n), np.zeros(n, dtype=int)),
+        "all_distinct": (tb.tokens(n), np.arange(n)),
+        "alternating": (tb.tokens(n), np.arange(n) % 2),
+        "long_runs": (tb.tokens(n), np.repeat(np.arange(n), 7)[:n]),
+        "max_sums": (np.full((c.max_tokens, c.dim), tf.max_int), np.zeros(c.max_tokens, dtype=int)),
+        "min_sums": (np.full((c.max_tokens, c.dim), tf.min_int), np.arange(c.max_tokens) % 2),
+        "capacity_reached": (tb.tokens(c.max_clusters), np.arange(c.max_clusters)[::-1]),
+        "refused": (tb.tokens(7), np.array([0, c.max_clusters, 1, c.max_clusters, 1, 0, 2])),
+        "too_many_tokens": (tb.tokens(c.max_tokens + 3), np.zeros(c.max_tokens + 3, dtype=int)),
+    }
+    for name, (x, idx) in cases.items():
+        if len(idx) > 20 * c.max_clusters:
+            continue
+        res = await tb.run(x, idx, None, 0.25, 0.25)
+        tb.check(x, idx, None, res)
+        write_stats({name: res["n_clusters"]})
+
+
+@cocotb.test(skip=BENCH_N is None)
+async def bench_throughput(dut):
+    """No stalls: CACC cycles for n tokens, CAVG cycles for k centroids."""
+    tb = CagTB(dut, 3)
+    await tb.reset()
+    n = int(BENCH_N or 0)
+    x, idx = tb.tokens(n), tb.cim_like(n, 6)
+    res = await tb.run(x, idx, None, 0.0, 0.0)
+    tb.check(x, idx, None, res)
+    write_stats({"n": n, "k": res["n_clusters"], "cacc_cycles": res["cacc_cycles"], "cavg_cycles": res["cavg_cycles"]})
