@@ -47,7 +47,12 @@ from golden.latte import LatteFormats
 from .arith import ExpUnit, ReciprocalScaler
 from .fixed import saturate, shape_of
 
-__all__ = ["Latte", "tree_stages"]
+__all__ = ["Latte", "tree_stages", "output_layout", "latte_formats", "build_latte"]
+
+
+def output_layout(fmts: LatteFormats, lanes: int) -> StructLayout:
+    """Payload of the ``o`` stream: ``lanes`` outputs and the row's kept-key count."""
+    return StructLayout({"data": ArrayLayout(shape_of(fmts.out_fmt), lanes), "kept": unsigned(fmts.count_width)})
 
 
 def tree_stages(count: int) -> int:
@@ -114,7 +119,7 @@ class Latte(wiring.Component):
         self._lanes = lanes
         f = self._fmts
         chunk = ArrayLayout(signed(8), lanes)
-        out_layout = StructLayout({"data": ArrayLayout(shape_of(out_fmt), lanes), "kept": unsigned(f.count_width)})
+        out_layout = output_layout(f, lanes)
         super().__init__({
             "q": In(stream.Signature(chunk)),
             "k": In(stream.Signature(chunk)),
@@ -311,13 +316,6 @@ class Latte(wiring.Component):
 
         with m.FSM(name="phase") as fsm:
             with m.State("LOAD"):
-                m.d.comb += [
-                    self.k.ready.eq(keys_ok & (k_cnt < n_chunks_total)),
-                    self.v.ready.eq(keys_ok & (v_cnt < n_chunks_total)),
-                    k_w.en.eq(self.k.valid & self.k.ready),
-                    v_w.en.eq(self.v.valid & self.v.ready),
-                    self.idle.eq((k_cnt == 0) & (v_cnt == 0)),
-                ]
                 m.d.sync += self.config_error.eq(~keys_ok)
                 with m.If(self.k.valid & self.k.ready):
                     m.d.sync += k_cnt.eq(k_cnt + 1)
@@ -329,7 +327,6 @@ class Latte(wiring.Component):
                         m.next = "ROW_Q"
 
             with m.State("ROW_Q"):
-                m.d.comb += [self.q.ready.eq(1), q_w.en.eq(self.q.valid)]
                 with m.If(self.q.valid):
                     m.d.sync += q_cnt.eq(Mux(q_cnt == C - 1, 0, q_cnt + 1))
                     with m.If((q_cnt == 0) & (row_cnt == 0)):
@@ -415,7 +412,18 @@ class Latte(wiring.Component):
                             m.next = "LOAD"
                         with m.Else():
                             m.next = "ROW_Q"
-        del fsm
+        # Handshakes as plain assignments, outside the FSM's case statements: Icarus never runs an
+        # ``always @*`` block whose inputs do not change after time 0 (the state stays LOAD).
+        in_load, in_row_q = fsm.ongoing("LOAD"), fsm.ongoing("ROW_Q")
+        m.d.comb += [
+            self.k.ready.eq(in_load & keys_ok & (k_cnt < n_chunks_total)),
+            self.v.ready.eq(in_load & keys_ok & (v_cnt < n_chunks_total)),
+            k_w.en.eq(self.k.valid & self.k.ready),
+            v_w.en.eq(self.v.valid & self.v.ready),
+            self.idle.eq(in_load & (k_cnt == 0) & (v_cnt == 0)),
+            self.q.ready.eq(in_row_q),
+            q_w.en.eq(self.q.valid & in_row_q),
+        ]
 
         # ---- EST datapath: signed 4×4 products, tree, accumulate, max ------------------------------
         e_prod = []
@@ -526,6 +534,12 @@ def _validate(p: dict) -> None:
         raise ParamError(f"parameter lanes={p['lanes']} out of range: expected a divisor of d_h={p['d_h']}")
     if p["out_frac"] >= p["out_width"]:
         raise ParamError(f"parameter out_frac={p['out_frac']} out of range: expected < out_width={p['out_width']}")
+
+
+def latte_formats(*, n_max: int, d_h: int, out_width: int, out_frac: int, include_ll: bool,
+                  **_: object) -> LatteFormats:
+    """The block's formats from its registry parameters (for testbenches and benchmarks)."""
+    return LatteFormats(d_h=d_h, n_max=n_max, out_fmt=QFormat(out_width, out_frac), include_ll=include_ll)
 
 
 def build_latte(*, n_max: int, d_h: int, lanes: int, out_width: int, out_frac: int, include_ll: bool) -> Latte:

@@ -1,0 +1,239 @@
+"""cocotb testbench of the ``latte`` block against :func:`golden.latte.latte_fixed_raw`.
+
+Random heads (random τ, random valid/ready stalls on Q/K/V/O, several heads back to back),
+directed corners (τ = 0 with ties, τ huge, all-equal scores, extreme operands, n = 1), a real
+head handed over by pytest (``LATTE_REAL_HEAD``: an .npz) and the benchmark run
+(``LATTE_BENCH``: JSON list of cases, no stalls, cycles per head into the stats).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from golden.latte import encode_score_scale, latte_fixed_raw
+from hdl.latte import latte_formats, output_layout
+from sim.runner import tb_params, write_stats
+from sim.tbutil import read_unsigned, tb_rng
+
+
+def _pack(values, width: int) -> int:
+    word = 0
+    for i, x in enumerate(values):
+        word |= (int(x) & ((1 << width) - 1)) << (i * width)
+    return word
+
+
+def _unpack_signed(word: int, offset: int, width: int) -> int:
+    raw = (word >> offset) & ((1 << width) - 1)
+    return raw - (1 << width) if raw >> (width - 1) else raw
+
+
+class LatteTB:
+    """Clock/reset, stream drivers for q/k/v (random valid gaps), an o monitor (random ready)."""
+
+    def __init__(self, dut, stall: float = 0.0, rng: random.Random | None = None):
+        self.dut = dut
+        self.params = tb_params()
+        self.fmts = latte_formats(**self.params)
+        self.lanes = self.params["lanes"]
+        layout = output_layout(self.fmts, self.lanes)
+        self.data_off = layout["data"].offset
+        self.kept_off, self.kept_w = layout["kept"].offset, layout["kept"].shape.width
+        self.out_w = self.fmts.out_fmt.width
+        self.stall = stall
+        self.rng = rng or tb_rng()
+        self.cycle = 0
+
+    async def start(self) -> None:
+        dut = self.dut
+        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        for s in ("q", "k", "v"):
+            getattr(dut, f"{s}__valid").value = 0
+        dut.o__ready.value = 0
+        dut.rst.value = 1
+        await RisingEdge(dut.clk)
+        await RisingEdge(dut.clk)
+        dut.rst.value = 0
+        cocotb.start_soon(self._count())
+
+    async def _count(self) -> None:
+        while True:
+            await RisingEdge(self.dut.clk)
+            self.cycle += 1
+
+    def _chunks(self, x: np.ndarray) -> list[int]:
+        return [_pack(row[c:c + self.lanes], 8) for row in x for c in range(0, x.shape[1], self.lanes)]
+
+    async def _drive(self, name: str, words: list[int]) -> None:
+        valid = getattr(self.dut, f"{name}__valid")
+        payload = getattr(self.dut, f"{name}__payload")
+        ready = getattr(self.dut, f"{name}__ready")
+        for word in words:
+            while self.stall and self.rng.random() < self.stall:
+                valid.value = 0
+                await FallingEdge(self.dut.clk)
+            valid.value = 1
+            payload.value = word
+            while True:
+                await ReadOnly()  # ready depends on registers only: the value before the next edge
+                done = read_unsigned(ready)
+                await FallingEdge(self.dut.clk)
+                if done:
+                    break
+            valid.value = 0
+
+    async def _collect(self, rows: int) -> tuple[list[list[int]], list[int]]:
+        dut = self.dut
+        out: list[list[int]] = []
+        kept: list[int] = []
+        row: list[int] = []
+        limit = self.cycle + 200_000
+        while len(out) < rows:
+            assert self.cycle < limit, "timeout waiting for o"
+            ready = 0 if (self.stall and self.rng.random() < self.stall) else 1
+            dut.o__ready.value = ready
+            await ReadOnly()  # valid/payload come from registers: stable until the next edge
+            if ready and read_unsigned(dut.o__valid):
+                word = read_unsigned(dut.o__payload)
+                row += [_unpack_signed(word, self.data_off + i * self.out_w, self.out_w) for i in range(self.lanes)]
+                if len(row) == self.fmts.d_h:
+                    out.append(row)
+                    kept.append((word >> self.kept_off) & ((1 << self.kept_w) - 1))
+                    row = []
+            await FallingEdge(dut.clk)
+        dut.o__ready.value = 0
+        return out, kept
+
+    async def run_head(self, q, k, v, tau: int, mant: int, shift: int) -> dict:
+        """Run one head; checks bit-exactness against the golden model; returns figures."""
+        dut = self.dut
+        want = latte_fixed_raw(q, k, v, tau, mant, shift, self.fmts)
+        dut.n_keys.value = k.shape[0]
+        dut.n_queries.value = q.shape[0]
+        dut.tau.value = min(tau, self.fmts.tau_max)
+        dut.scale_mant.value = mant
+        dut.scale_shift.value = shift
+        await FallingEdge(dut.clk)
+        start = self.cycle
+        cocotb.start_soon(self._drive("k", self._chunks(k)))
+        cocotb.start_soon(self._drive("v", self._chunks(v)))
+        cocotb.start_soon(self._drive("q", self._chunks(q)))
+        out, kept = await self._collect(q.shape[0])
+        cycles = self.cycle - start
+        assert kept == want.kept_count.tolist(), f"kept per row {kept} != golden {want.kept_count.tolist()}"
+        assert np.array_equal(np.array(out), want.out), (
+            f"output mismatch in {int(np.sum(np.array(out) != want.out))} elements")
+        await ReadOnly()
+        assert read_unsigned(dut.kept_total) == int(want.kept_count.sum())
+        assert read_unsigned(dut.kept_count) == int(want.kept_count[-1])
+        assert read_unsigned(dut.overflow) == int(want.overflow.any())
+        assert read_unsigned(dut.idle) == 1
+        await FallingEdge(dut.clk)
+        return {"cycles": cycles, "kept": int(want.kept_count.sum()), "n": k.shape[0], "m": q.shape[0],
+                "overflow": bool(want.overflow.any())}
+
+
+def _scale(tb: LatteTB, spread: int = 128) -> tuple[int, int]:
+    """A score scale giving softmax inputs of a few units for random data of this spread."""
+    d_h = tb.fmts.d_h
+    return encode_score_scale(4.0 / (spread * spread * np.sqrt(d_h)), tb.fmts)
+
+
+@cocotb.test()
+async def random_heads(dut):
+    """Random heads back to back (m != n included), random τ, random stalls on every stream."""
+    tb = LatteTB(dut, stall=0.3)
+    await tb.start()
+    rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
+    f = tb.fmts
+    checked = 0
+    for i in range(4):
+        n = int(rng.integers(1, f.n_max + 1)) if i else f.n_max
+        m = int(rng.integers(1, 5))
+        q = rng.integers(-128, 128, (m, f.d_h))
+        k = rng.integers(-128, 128, (n, f.d_h))
+        v = rng.integers(-128, 128, (n, f.d_h))
+        tau = int(rng.integers(0, 8 * f.d_h))
+        res = await tb.run_head(q, k, v, tau, *_scale(tb))
+        checked += res["m"] * f.d_h
+    write_stats({"random_checked": checked})
+
+
+@cocotb.test()
+async def directed_corners(dut):
+    tb = LatteTB(dut, stall=0.2)
+    await tb.start()
+    f = tb.fmts
+    d, n = f.d_h, f.n_max
+    rng = np.random.default_rng(5)
+    mant, shift = _scale(tb)
+    # τ = 0 keeps only the maxima, ties included: duplicate key rows make exact ties
+    k = rng.integers(-128, 128, (n, d))
+    k[n // 2] = k[0]
+    q = np.vstack([k[0], rng.integers(-128, 128, (2, d))])
+    v = rng.integers(-128, 128, (n, d))
+    res = await tb.run_head(q, k, v, 0, mant, shift)
+    want = latte_fixed_raw(q, k, v, 0, mant, shift, f)
+    assert want.kept_count[0] >= 2 and res["kept"] == int(want.kept_count.sum())
+    # τ huge: every key kept (tau register saturated)
+    res = await tb.run_head(q, k, v, f.tau_max, mant, shift)
+    assert res["kept"] == q.shape[0] * n
+    # all-equal scores: identical keys -> all kept even at τ = 0, uniform softmax
+    k_eq = np.tile(rng.integers(-128, 128, (1, d)), (n, 1))
+    res = await tb.run_head(q, k_eq, v, 0, mant, shift)
+    assert res["kept"] == q.shape[0] * n
+    # extreme operands: -128 and 127 everywhere (largest products, saturating outputs for narrow formats)
+    q_x = np.where(np.arange(d) % 2, 127, -128)[None, :].repeat(2, axis=0)
+    q_x[1] = -128
+    k_x = np.where(rng.random((n, d)) < 0.5, -128, 127)
+    v_x = np.where(rng.random((n, d)) < 0.5, -128, 127)
+    v_x[:, 0] = 127
+    await tb.run_head(q_x, k_x, v_x, 3, mant, shift)
+    await tb.run_head(q_x, k_x, np.full((n, d), -128), f.tau_max, 65535, 0)
+    # n = 1 (single key, always kept), with scale_shift = 0
+    await tb.run_head(q[:2], k[:1], v[:1], 0, 1, 0)
+    write_stats({"directed": "ok"})
+
+
+@cocotb.test(skip=not os.environ.get("LATTE_REAL_HEAD"))
+async def real_head(dut):
+    """A real MiniLM head prepared by pytest (quantized Q/K/V, calibrated τ, scale registers)."""
+    data = np.load(os.environ["LATTE_REAL_HEAD"])
+    tb = LatteTB(dut, stall=0.1)
+    await tb.start()
+    res = await tb.run_head(data["q"], data["k"], data["v"], int(data["tau"]), int(data["mant"]), int(data["shift"]))
+    write_stats({"real_kept": res["kept"], "real_pairs": res["m"] * res["n"], "real_cycles": res["cycles"],
+                 "real_kept_ratio": res["kept"] / (res["m"] * res["n"])})
+
+
+@cocotb.test(skip=not os.environ.get("LATTE_BENCH"))
+async def bench_cycles(dut):
+    """No stalls; cycles per head for each case of LATTE_BENCH (JSON: [{n, m, tau, seed}...] or npz)."""
+    cases = json.loads(os.environ["LATTE_BENCH"])
+    tb = LatteTB(dut, stall=0.0)
+    await tb.start()
+    f = tb.fmts
+    results = []
+    for case in cases:
+        if "npz" in case:
+            data = np.load(case["npz"])
+            q, k, v = data["q"], data["k"], data["v"]
+            tau, mant, shift = int(data["tau"]), int(data["mant"]), int(data["shift"])
+        else:
+            rng = np.random.default_rng(case.get("seed", 0))
+            n, m = case["n"], case.get("m", case["n"])
+            q = rng.integers(-128, 128, (m, f.d_h))
+            k = rng.integers(-128, 128, (n, f.d_h))
+            v = rng.integers(-128, 128, (n, f.d_h))
+            tau = case["tau"]
+            mant, shift = _scale(tb)
+        res = await tb.run_head(q, k, v, tau, mant, shift)
+        results.append({**case, **res})
+    write_stats({"bench": results})
