@@ -8,12 +8,12 @@ a ``valid`` bit travelling with the data, so they can sit inside a stream pipeli
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.fixed import QFormat
+from golden.fixed import QFormat, Rounding
 from golden.lut import ExpSpec, RecipSpec
 
 from .fixed import round_shift_var, saturate, shape_of
@@ -27,6 +27,22 @@ def _signed_bits(lo: int, hi: int) -> int:
     while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
         width += 1
     return width
+
+
+def _dsp_pieces(value: Signal, piece: int = 17) -> list[tuple[int, Value]]:
+    """Split ``value`` into (bit offset, piece) with unsigned low pieces of ``piece`` bits and a
+    top piece of the value's signedness, so each fits an 18x18 signed DSP multiplier."""
+    width = len(value)
+    if width <= piece + 1:
+        return [(0, value)]
+    pieces: list[tuple[int, Value]] = []
+    lo = 0
+    while width - lo > piece + 1:
+        pieces.append((lo, value[lo: lo + piece].as_unsigned()))
+        lo += piece
+    top = value[lo:]
+    pieces.append((lo, top.as_signed() if value.shape().signed else top.as_unsigned()))
+    return pieces
 
 
 class ExpUnit(wiring.Component):
@@ -58,11 +74,17 @@ class ExpUnit(wiring.Component):
     def elaborate(self, platform):
         spec = self._spec
         m = Module()
+        # A LUT ROM (``rom_style``), read asynchronously and registered below: a DP16KD block
+        # RAM's clock-to-out alone (~5.6 ns on ECP5-6; yosys does not use its output register)
+        # leaves no time for stage 3. The table is small (2**lut_bits entries).
+        # Entries are in [2**lut_frac, 2**(lut_frac+1)]: the top one rounds up to 2**(lut_frac+1)
+        # when lut_bits > lut_frac + 1, so the width comes from the table, not lut_frac + 1.
         m.submodules.rom = rom = Memory(
-            shape=unsigned(spec.lut_frac + 1), depth=1 << spec.lut_bits, init=[int(v) for v in spec.lut()]
+            shape=unsigned(int(spec.lut().max()).bit_length()), depth=1 << spec.lut_bits,
+            init=[int(v) for v in spec.lut()],
+            attrs={"rom_style": "logic", "ram_style": "logic"},
         )
-        rd = rom.read_port(domain="sync")
-        m.d.comb += rd.en.eq(self.en)
+        rd = rom.read_port(domain="comb")
 
         prod_width = spec.in_fmt.width + spec.log2e_raw.bit_length() + 1
         prod = Signal(signed(prod_width))
@@ -73,42 +95,52 @@ class ExpUnit(wiring.Component):
         integer = prod >> spec.product_frac
         m.d.comb += rd.addr.eq(prod[spec.product_frac - spec.lut_bits: spec.product_frac])
 
+        # Stage 2 (beside the ROM read): the right-shift amount r, clamped as in ExpSpec (the clamp
+        # never changes a result). Every table entry is >= 2**lut_frac, so the result is
+        # >= 2**(lut_frac - r) and saturates for sure when lut_frac - r >= out width: that case
+        # is decided here, and stage 3 only shifts by r in [r_lo, shift_max], as one right
+        # shift by t = r + pre_left of the entry pre-shifted left by ``pre_left`` (for r <= 0
+        # the rounding adds below the pre-shift's zero bits, so this equals ``entry << -r``).
+        lut = spec.lut()
+        assert int(lut.min()) >= 1 << spec.lut_frac, "exp LUT entries must be >= 1.0"
         int_lo = -(1 << (prod_width - 1)) >> spec.product_frac
         int_hi = ((1 << (prod_width - 1)) - 1) >> spec.product_frac
-        int2 = Signal(signed(_signed_bits(int_lo, int_hi)))
-        v2 = Signal()
-        with m.If(self.en):
-            m.d.sync += [int2.eq(integer), v2.eq(v1)]
-
-        # Right-shift amount, clamped as in ExpSpec (the clamp never changes a result).
         base = spec.lut_frac - spec.out_fmt.frac
         shift = Signal(signed(_signed_bits(min(spec.shift_min, base - int_hi), max(spec.shift_max, base - int_lo))))
-        m.d.comb += shift.eq(base - int2)
-        clamped = Signal(signed(_signed_bits(spec.shift_min, spec.shift_max)))
-        m.d.comb += clamped.eq(Mux(shift < spec.shift_min, spec.shift_min,
-                                   Mux(shift > spec.shift_max, spec.shift_max, shift)))
-        right = Signal(range(spec.shift_max + 1))
-        left = Signal(range(-spec.shift_min + 1))
-        m.d.comb += [
-            right.eq(Mux(clamped > 0, clamped, 0)),
-            left.eq(Mux(clamped < 0, -clamped, 0)),
-        ]
-        entry = rd.data
-        shifted = Mux(clamped >= 0, round_shift_var(entry, right, spec.out_fmt.rounding), entry << left)
-        y, over = saturate(shifted, spec.out_fmt)
+        m.d.comb += shift.eq(base - integer)
+        sure_limit = spec.lut_frac - spec.out_fmt.width  # r <= this: saturated for sure
+        r_lo = max(sure_limit + 1, spec.shift_min)
+        r_hi = max(spec.shift_max, r_lo)
+        pre_left = max(-r_lo, 0)
+        t2 = Signal(range(r_hi + pre_left + 1))
+        sure2, v2 = Signal(), Signal()
+        entry2 = Signal.like(rd.data, name="entry2")
         with m.If(self.en):
-            m.d.sync += [self.y.eq(y), self.overflow.eq(over), self.valid_out.eq(v2)]
+            m.d.sync += [
+                entry2.eq(rd.data),
+                t2.eq(Mux(shift < r_lo, r_lo + pre_left, Mux(shift > r_hi, r_hi + pre_left, shift + pre_left))),
+                sure2.eq(shift <= sure_limit),
+                v2.eq(v1),
+            ]
+
+        # Stage 3: shift, round, saturate.
+        shifted = round_shift_var(entry2 << pre_left, t2, spec.out_fmt.rounding)
+        y, over = saturate(shifted, spec.out_fmt)
+        y_max = Const(spec.out_fmt.max_int, unsigned(spec.out_fmt.width))
+        with m.If(self.en):
+            m.d.sync += [self.y.eq(Mux(sure2, y_max, y)), self.overflow.eq(over | sure2), self.valid_out.eq(v2)]
         return m
 
 
 class ReciprocalScaler(wiring.Component):
     """``result = value / den`` per :meth:`golden.lut.RecipSpec.scale`; ``LATENCY`` cycles.
 
-    Stages: (1) leading-one detect and mantissa index; (2) reciprocal ROM read;
-    (3) multiply (registered DSP output); (4) rounding shift and saturation.
+    Stages (pipelined for 150 MHz on ECP5): (1) leading-one detect; (2) mantissa index and shift
+    amount; (3) reciprocal ROM read; (4) ROM output register; (5) partial products (one DSP
+    each, registered); (6) their sum; (7) variable shift; (8) rounding increment; (9) saturation.
     """
 
-    LATENCY = 4
+    LATENCY = 9
 
     def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
         if not isinstance(spec, RecipSpec):
@@ -153,55 +185,81 @@ class ReciprocalScaler(wiring.Component):
         rd = rom.read_port(domain="sync")
         m.d.comb += rd.en.eq(self.en)
 
-        # Stage 1: leading-one position and the lut_bits below it.
+        def stage(*pairs):
+            """Register (target, source) pairs when ``en``."""
+            with m.If(self.en):
+                m.d.sync += [dst.eq(src) for dst, src in pairs]
+
+        # Right shift of the product: shift = offset + pos (negative = left). As in ExpUnit, the
+        # product is pre-shifted left by ``pre_left`` so that one right shift by
+        # t = shift + pre_left >= 0 covers both directions with the same rounding.
+        offset = spec.mant_bits - spec.den_fmt.frac + vfmt.frac - ofmt.frac
+        pre_left = max(-offset, 0)
+
+        # Stage 1: leading-one position of the denominator.
         pos = Signal(range(width))
         for bit in range(width):
             with m.If(self.den[bit]):
                 m.d.comb += pos.eq(bit)
-        aligned = Cat(Const(0, lut_bits), self.den) << (width - 1 - pos).as_unsigned()[: len(pos)]
-        index = aligned[width - 1: width - 1 + lut_bits]
-        pos1, val1, zero1, v1 = Signal.like(pos), Signal(shape_of(vfmt)), Signal(), Signal()
-        index1 = Signal(lut_bits)
-        with m.If(self.en):
-            m.d.sync += [pos1.eq(pos), val1.eq(self.value), zero1.eq(self.den == 0), v1.eq(self.valid_in),
-                         index1.eq(index)]
-        m.d.comb += rd.addr.eq(index1)
+        pos1, den1, val1 = Signal.like(pos, name="pos1"), Signal.like(self.den, name="den1"), Signal(shape_of(vfmt))
+        zero1, v1 = Signal(), Signal()
+        stage((pos1, pos), (den1, self.den), (val1, self.value), (zero1, self.den == 0), (v1, self.valid_in))
 
-        # Stage 2: ROM output registered by the memory; carry the rest.
-        pos2, val2, zero2, v2 = Signal.like(pos), Signal(shape_of(vfmt)), Signal(), Signal()
-        with m.If(self.en):
-            m.d.sync += [pos2.eq(pos1), val2.eq(val1), zero2.eq(zero1), v2.eq(v1)]
+        # Stage 2: normalise (the lut_bits below the leading one) and the shift amount.
+        aligned = Cat(Const(0, lut_bits), den1) << (width - 1 - pos1).as_unsigned()[: len(pos1)]
+        index2 = Signal(lut_bits)
+        t2 = Signal(range(offset + width + pre_left + 1))
+        val2, zero2, v2 = Signal(shape_of(vfmt)), Signal(), Signal()
+        stage((index2, aligned[width - 1: width - 1 + lut_bits]), (t2, pos1 + (offset + pre_left)),
+              (val2, val1), (zero2, zero1), (v2, v1))
 
-        # Stage 3: multiply.
+        # Stage 3: reciprocal ROM read (BRAM); stage 4: its output registered (BRAM clock-to-out
+        # is most of a 150 MHz cycle on ECP5, so nothing else follows it).
+        m.d.comb += rd.addr.eq(index2)
+        t3, val3, zero3, v3 = Signal.like(t2, name="t3"), Signal(shape_of(vfmt)), Signal(), Signal()
+        stage((t3, t2), (val3, val2), (zero3, zero2), (v3, v2))
+        recip4 = Signal.like(rd.data)
+        t4, val4, zero4, v4 = Signal.like(t2, name="t4"), Signal(shape_of(vfmt)), Signal(), Signal()
+        stage((recip4, rd.data), (t4, t3), (val4, val3), (zero4, zero3), (v4, v3))
+
+        # Stage 5: partial products, each within one 18x18 DSP, registered; stage 6: their sum.
+        # (A 24x17 product spans two MULT18X18D plus a fabric adder: too long for one cycle.)
+        partials = []
+        for a_lo, a_piece in _dsp_pieces(val4):
+            for b_lo, b_piece in _dsp_pieces(recip4):
+                part = Signal(signed(len(a_piece) + len(b_piece) + 1), name=f"part_{a_lo}_{b_lo}")
+                stage((part, a_piece * b_piece))
+                partials.append((a_lo + b_lo, part))
+        t5, neg5, zero5, v5 = Signal.like(t2, name="t5"), Signal(), Signal(), Signal()
+        stage((t5, t4), (neg5, val4 < 0), (zero5, zero4), (v5, v4))
         prod = Signal(signed(vfmt.width + spec.mant_bits + 2))
-        pos3, neg3, zero3, v3 = Signal.like(pos), Signal(), Signal(), Signal()
-        with m.If(self.en):
-            m.d.sync += [
-                prod.eq(val2 * rd.data),
-                pos3.eq(pos2),
-                neg3.eq(val2 < 0),
-                zero3.eq(zero2),
-                v3.eq(v2),
-            ]
+        t6, neg6, zero6, v6 = Signal.like(t2, name="t6"), Signal(), Signal(), Signal()
+        total = partials[0][1] << partials[0][0]
+        for shift_by, part in partials[1:]:
+            total = total + (part << shift_by)
+        stage((prod, total), (t6, t5), (neg6, neg5), (zero6, zero5), (v6, v5))
 
-        # Stage 4: shift by (offset + pos), round, saturate.
-        offset = spec.mant_bits - spec.den_fmt.frac + vfmt.frac - ofmt.frac
-        shift = Signal(signed(_signed_bits(offset, offset + width - 1)))
-        m.d.comb += shift.eq(offset + pos3)
-        right = Signal(range(max(offset + width, 1) + 1))
-        left = Signal(range(max(-offset, 0) + 1))
-        m.d.comb += [right.eq(Mux(shift > 0, shift, 0)), left.eq(Mux(shift < 0, -shift, 0))]
-        shifted = Mux(shift >= 0, round_shift_var(prod, right, ofmt.rounding), prod << left)
-        res, over = saturate(shifted, ofmt)
-        sat_value = Mux(neg3, Const(ofmt.min_int & ((1 << ofmt.width) - 1), unsigned(ofmt.width)),
+        # Stage 7: the variable shift. Half-up keeps one extra bit q = floor(v / 2**(t-1)) so that
+        # stage 8 only adds 1 and drops it (t = 0: q = 2v, and the +1 is dropped again).
+        wide = prod << pre_left
+        if Rounding(ofmt.rounding) is Rounding.HALF_UP:
+            shifted = (wide << 1) >> t6  # = floor(wide / 2**(t-1)), and 2 * wide for t = 0
+        else:
+            shifted = wide >> t6
+        q7 = Signal(signed(len(wide) + 1))
+        neg7, zero7, v7 = Signal(), Signal(), Signal()
+        stage((q7, shifted), (neg7, neg6), (zero7, zero6), (v7, v6))
+
+        # Stage 8: rounding increment; stage 9: saturation (bit tests on the registered sum).
+        rounded = Signal(signed(len(q7)))
+        neg8, zero8, v8 = Signal(), Signal(), Signal()
+        stage((rounded, (q7 + 1) >> 1 if Rounding(ofmt.rounding) is Rounding.HALF_UP else q7),
+              (neg8, neg7), (zero8, zero7), (v8, v7))
+        res, over = saturate(rounded, ofmt)
+        sat_value = Mux(neg8, Const(ofmt.min_int & ((1 << ofmt.width) - 1), unsigned(ofmt.width)),
                         Const(ofmt.max_int, unsigned(ofmt.width)))
-        with m.If(self.en):
-            m.d.sync += [
-                self.result.eq(Mux(zero3, sat_value, res)),
-                self.overflow.eq(over | zero3),
-                self.div_by_zero.eq(zero3),
-                self.valid_out.eq(v3),
-            ]
+        stage((self.result, Mux(zero8, sat_value, res)), (self.overflow, over | zero8),
+              (self.div_by_zero, zero8), (self.valid_out, v8))
         return m
 
 

@@ -30,16 +30,14 @@ def round_shift_const(value: Value, shift: int, rounding: Rounding) -> Value:
 def round_shift_var(value: Value, shift: Value, rounding: Rounding) -> Value:
     """``golden.fixed.shift_round`` by a non-negative variable amount.
 
-    Half-up uses floor((floor(v / 2**(s-1)) + 1) / 2), which equals floor((v + 2**(s-1)) / 2**s)
-    for s >= 1 and needs no variable-width constant.
+    Half-up uses floor((floor(2v / 2**s) + 1) / 2), which equals floor((v + 2**(s-1)) / 2**s)
+    for s >= 1 and v for s = 0, and needs no variable-width constant, no ``s - 1`` and no mux.
     """
     value = Value.cast(value)
     shift = Value.cast(shift)
     if Rounding(rounding) is Rounding.TRUNCATE:
         return value >> shift
-    pre = value >> (shift - 1).as_unsigned()[: len(shift)]
-    rounded = (pre + 1) >> 1
-    return Mux(shift == 0, value, rounded)
+    return (((value << 1) >> shift) + 1) >> 1
 
 
 def saturate(value: Value, fmt: QFormat) -> tuple[Value, Value]:
@@ -49,7 +47,33 @@ def saturate(value: Value, fmt: QFormat) -> tuple[Value, Value]:
     mask = (1 << fmt.width) - 1
     hi = Const(fmt.max_int & mask, unsigned(fmt.width))
     lo = Const(fmt.min_int & mask, unsigned(fmt.width))
-    over_hi = value > fmt.max_int
-    over_lo = value < fmt.min_int
+    over_hi, over_lo = _range_flags(value, fmt)
     clamped = Mux(over_hi, hi, Mux(over_lo, lo, value[: fmt.width]))
     return clamped.as_signed() if fmt.signed else clamped.as_unsigned(), over_hi | over_lo
+
+
+def _range_flags(value: Value, fmt: QFormat) -> tuple[Value, Value]:
+    """(value > fmt.max_int, value < fmt.min_int) as bit tests instead of magnitude comparators.
+
+    Same results as the comparisons; for timing (ECP5), because a comparator against a constant
+    becomes a carry chain as wide as ``value``, whereas these are OR/AND reductions of the bits
+    above the format's range (the value fits iff those bits are all copies of its sign).
+    """
+    shape = value.shape()
+    n = shape.width
+    sign = value[n - 1] if shape.signed and n else Const(0, 1)
+    # bits that must equal the sign for the value to fit (for a signed format: from its sign bit up)
+    first = fmt.width - 1 if fmt.signed else fmt.width
+    if first >= n:
+        upper_any, upper_all = Const(0, 1), Const(1, 1)
+    else:
+        upper = value.as_unsigned()[first:]
+        upper_any, upper_all = upper.any(), upper.all()
+    if shape.signed:
+        over_hi = ~sign & upper_any
+        # signed value, unsigned format: every negative value is below min_int = 0
+        over_lo = sign if not fmt.signed else (sign & ~upper_all)
+    else:
+        over_hi = upper_any
+        over_lo = Const(0, 1)
+    return over_hi, over_lo

@@ -128,11 +128,13 @@ def parse_stat(path: Path) -> dict[str, Any]:
 
 
 #: markers yosys/nextpnr append to a net or cell name derived from the RTL signal it drives
-_DERIVED = re.compile(r"(_(TRELLIS_[A-Z0-9]+|LUT4|CCU2C|PFUMX|L6MUX21|DP16KD|MULT18X18D|ALU54B|SB_[A-Z0-9_]+)(_|$)|\$)")
+_DERIVED = re.compile(r"_(TRELLIS_[A-Z0-9]+|LUT4|CCU2C|PFUMX|L6MUX21|DP16KD|MULT18X18D|ALU54B|SB_[A-Z0-9_]+)(_|$)"
+                      r"|\$CCU2")
 
 
 def rtl_name(name: str) -> str:
     """The RTL signal a mapped net/cell name derives from (``y_TRELLIS_FF_Q_14_DI..`` -> ``y``)."""
+    name = name.lstrip("\\")
     match = _DERIVED.search(name)
     return name[: match.start()] if match and match.start() > 0 else name
 
