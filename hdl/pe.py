@@ -62,6 +62,7 @@ class PE(wiring.Component):
 
     def __init__(self, *, x_width: int, y_width: int, acc_width: int, row: int = 0, col: int = 0,
                  rows: int = 1, cols: int = 1) -> None:
+        self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
         for name, value, lo, hi in (("x_width", x_width, 2, 27), ("y_width", y_width, 2, 27),
                                     ("acc_width", acc_width, 4, 60), ("rows", rows, 1, 1024),
                                     ("cols", cols, 1, 1024)):
@@ -88,6 +89,7 @@ class PE(wiring.Component):
             "chain_out": Out(signed(acc_width)), "chain_sat_out": Out(1),
             "value": Out(signed(x_width)), "acc": Out(signed(acc_width)), "acc_sat": Out(1),
         })
+        self._MustUse__silence = False
 
     x_width = property(lambda self: self._x_width)
     y_width = property(lambda self: self._y_width)

@@ -67,6 +67,7 @@ class PPE(wiring.Component):
     OUT_LATENCY = 1 + ReciprocalScaler.LATENCY  # copy -> first out row
 
     def __init__(self, *, cfg: SystolicConfig, col: int = 0) -> None:
+        self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
         if not isinstance(cfg, SystolicConfig):
             raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
         if not isinstance(col, int) or not 0 <= col < cfg.b:
@@ -83,6 +84,7 @@ class PPE(wiring.Component):
             "out_valid": Out(1), "out": Out(shape_of(cfg.out_fmt)), "out_over": Out(1), "out_dbz": Out(1),
             "out_row": Out(unsigned(_bits(cfg.d))),
         })
+        self._MustUse__silence = False
 
     cfg = property(lambda self: self._cfg)
     col = property(lambda self: self._col)

@@ -118,6 +118,7 @@ class SystolicArray(wiring.Component):
     """See the module docstring."""
 
     def __init__(self, *, cfg: SystolicConfig) -> None:
+        self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
         if not isinstance(cfg, SystolicConfig):
             raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
         self._cfg = cfg
@@ -127,6 +128,7 @@ class SystolicArray(wiring.Component):
             "out": Out(_valid_only(out_layout(cfg))),
             "overflow": Out(1), "residual_overflow": Out(1), "protocol_error": Out(1),
         })
+        self._MustUse__silence = False
 
     @property
     def cfg(self) -> SystolicConfig:
