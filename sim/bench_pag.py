@@ -4,7 +4,7 @@
 with one process per stream (CS producer, CT producer, AP consumer; optional random valid/ready
 stalls) and records the transfer cycles of every batch; the unit tests and this benchmark use it.
 The benchmark measures, for n = 128 and 512, the cycles of one batch of ``b`` rows from the first
-CT beat to the first AP beat (ideal ``ceil(n/2)`` + the update pipeline depth + 1 read cycle)
+CT beat to the first AP beat (ideal ``ceil(n/2)`` + the update pipeline depth)
 and the whole batch including the CS load and AP readout, and checks AP bit-exactly.
 """
 
@@ -157,7 +157,7 @@ def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: 
 
     async def ap_consumer(ctx):
         cycle = 0
-        for i, batch in enumerate(batches):
+        for i in range(len(batches)):
             rows = []
             while True:
                 take = rng.random() >= p_out
@@ -194,41 +194,56 @@ def golden_of(dut: ProbabilityAggregation, batch: PagBatch):
                                    exp_spec=dut.exp_spec, ap_fmt=dut.ap_fmt)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="attn-rtl bench pag", description=__doc__.splitlines()[0])
-    ap.add_argument("--b", type=int, default=8)
-    ap.add_argument("--k", type=int, default=32, help="k1 = k2 = K clusters (capacity 64 each)")
-    ap.add_argument("--n", type=int, nargs="*", default=[128, 512])
-    args = ap.parse_args(argv or [])
+def _bench_cocotb(sim: str, b: int, k: int, n: int) -> dict:
+    """The cocotb throughput test on the generated Verilog (k1 = k1_max = k, k2 = k2_max = k, n = n_max)."""
+    from sim.runner import run_cocotb
+
+    res = run_cocotb("pag", {"b": b, "k1_max": k, "k2_max": k, "n_max": n}, sim=sim,
+                     testcase="test_throughput_no_stalls")
+    if not res.ok:
+        raise RuntimeError(f"pag throughput test failed on {sim} (see {res.build_dir}/test.log)")
+    return {"beats": res.stats["ct_beats"], "compute": res.stats["ct_to_ap_cycles"],
+            "whole": res.stats["batch_cycles"], "exact": True}
+
+
+def _bench_amaranth(b: int, k: int, n: int) -> dict:
     from hdl.registry import get_block
 
-    params = get_block("pag").resolve({"b": args.b})
+    params = get_block("pag").resolve({"b": b})
     cs_fmt, exp_spec, ap_fmt = pag_formats_from_params(**params)
-    status = 0
-    print(f"PAG b={args.b} k1=k2={args.k}; Amaranth simulator, no stalls; cycles per batch of b rows")
-    print(f"{'n':>5} {'ct beats':>9} {'CT->AP meas':>12} {'ideal n/2+depth+1':>18} {'batch meas':>11} "
+    dut = ProbabilityAggregation(b=b, k1_max=max(k, params["k1_max"]), k2_max=max(k, params["k2_max"]),
+                                 n_max=max(n, params["n_max"]), cs_fmt=cs_fmt, exp_spec=exp_spec, ap_fmt=ap_fmt)
+    batch = random_batch(np.random.default_rng(n), dut, n, k, k, cs_lo=-4 << cs_fmt.frac)
+    run, = simulate_pag(dut, [batch])
+    c = run.cycles
+    return {"beats": c["last_ct"] - c["first_ct"] + 1, "compute": c["first_ap_valid"] - c["first_ct"],
+            "whole": c["last_ap"] - c["first_cs"] + 1,
+            "exact": bool(np.array_equal(run.ap, golden_of(dut, batch).ap))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="attn-rtl bench pag", description=__doc__.splitlines()[0])
+    ap.add_argument("--b", type=int, default=8, help="tiles (rows per batch)")
+    ap.add_argument("--k", type=int, default=32, help="k1 = k2 = K clusters")
+    ap.add_argument("--n", type=int, nargs="*", default=[128, 512])
+    ap.add_argument("--sim", choices=("amaranth", "icarus", "verilator"), default="amaranth",
+                    help="Amaranth simulator (default) or the cocotb throughput test on the generated Verilog")
+    args = ap.parse_args(argv or [])
+    depth = ProbabilityAggregation.UPDATE_LATENCY
+    print(f"PAG b={args.b} k1=k2={args.k}, {args.sim} simulation, no stalls; cycles per batch of b rows")
+    print(f"{'n':>5} {'ct beats':>9} {'compute meas':>13} {'ideal n/2+depth':>16} {'batch meas':>11} "
           f"{'batch ideal':>12}  bit-exact")
+    status = 0
     for n in args.n:
-        dut = ProbabilityAggregation(b=args.b, k1_max=params["k1_max"], k2_max=params["k2_max"],
-                                     n_max=max(n, params["n_max"]), cs_fmt=cs_fmt, exp_spec=exp_spec,
-                                     ap_fmt=ap_fmt)
-        rng = np.random.default_rng(n)
-        batch = random_batch(rng, dut, n, args.k, args.k, cs_lo=-4 << cs_fmt.frac)
-        run, = simulate_pag(dut, [batch])
-        want = golden_of(dut, batch)
-        exact = bool(np.array_equal(run.ap, want.ap))
-        status |= not exact
-        c = run.cycles
-        beats = c["last_ct"] - c["first_ct"] + 1
-        compute = c["first_ap_valid"] - c["first_ct"]
-        ideal_compute = -(-n // 2) + dut.UPDATE_LATENCY + 1
-        whole = c["last_ap"] - c["first_cs"] + 1
-        k = 2 * args.k
-        ideal_whole = k + ideal_compute + k
-        print(f"{n:>5} {beats:>9} {compute:>12} {ideal_compute:>18} {whole:>11} {ideal_whole:>12}  "
-              f"{'yes' if exact else 'NO'}")
-    print(f"(depth = UPDATE_LATENCY = {ProbabilityAggregation.UPDATE_LATENCY}; batch = k1+k2 CS beats + "
-          "compute + k1+k2 AP beats)")
+        r = _bench_amaranth(args.b, args.k, n) if args.sim == "amaranth" else _bench_cocotb(args.sim, args.b,
+                                                                                            args.k, n)
+        ideal = -(-n // 2) + depth
+        ideal_whole = 2 * args.k + ideal + 2 * args.k
+        status |= not r["exact"]
+        print(f"{n:>5} {r['beats']:>9} {r['compute']:>13} {ideal:>16} {r['whole']:>11} {ideal_whole:>12}  "
+              f"{'yes' if r['exact'] else 'NO'}")
+    print(f"compute = first CT beat to first AP beat (all updates written); depth = UPDATE_LATENCY = {depth}; "
+          "batch = k1+k2 CS beats + compute + k1+k2 AP beats")
     return status
 
 
