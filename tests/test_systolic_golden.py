@@ -1,0 +1,196 @@
+"""golden.systolic: phase models vs float arithmetic, input checks, the beat schedule, and the
+Amaranth-simulator run of the whole array against the golden model (small configurations)."""
+
+import math
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.fixed import QFormat
+from golden.systolic import (
+    OP_DF1,
+    SHORTCUT_GAP,
+    LinearPhase,
+    OutputPhase,
+    ScorePhase,
+    SystolicConfig,
+    build_program,
+    issue_cycles,
+    linear,
+    lsh_hash,
+    output,
+    residual_tokens,
+    scores,
+)
+from hdl.systolic_array import SystolicArray, beat_layout, out_layout, pack, res_layout, unpack
+from sim.tb_systolic_array import check_records, corner_program, random_program, timing_matches_model
+
+CFG = SystolicConfig(b=4, d=8)
+
+
+def _q(fmt: QFormat, x):
+    return fmt.quantize(x)
+
+
+def test_lsh_matches_float_floor():
+    rng = np.random.default_rng(1)
+    x = _q(CFG.token_fmt, rng.normal(0, 2, (50, 8)))
+    a = _q(CFG.dir_fmt, rng.normal(0, 1, (4, 8)))
+    bias = _q(CFG.bias_fmt, rng.uniform(0, 4, 4))
+    inv_w = int(_q(CFG.inv_w_fmt, 0.25))
+    h, over = lsh_hash(x, a, bias, inv_w, CFG)
+    xf, af, bf = CFG.token_fmt.to_float(x), CFG.dir_fmt.to_float(a), CFG.bias_fmt.to_float(bias)
+    exact = np.floor((xf @ af.T + bf) * CFG.inv_w_fmt.to_float(inv_w))
+    assert not over.any()
+    assert np.array_equal(h, exact.astype(np.int64))  # the fixed-point sum is exact, so is the floor
+
+
+def test_linear_within_half_lsb_of_float():
+    rng = np.random.default_rng(2)
+    c = _q(CFG.qkv_fmt, rng.normal(0, 4, (4, 8)))
+    w = _q(CFG.weight_fmt, rng.normal(0, 0.3, (8, 6)))
+    q, over = linear(c, w, CFG)
+    exact = CFG.qkv_fmt.to_float(c) @ CFG.weight_fmt.to_float(w)
+    assert not over.any()
+    assert np.max(np.abs(CFG.qkv_fmt.to_float(q) - exact)) <= CFG.qkv_fmt.lsb / 2
+
+
+def test_scores_scale_and_max_subtraction():
+    rng = np.random.default_rng(3)
+    q = _q(CFG.qkv_fmt, rng.normal(0, 2, (4, 8)))
+    k = _q(CFG.qkv_fmt, rng.normal(0, 2, (7, 8)))
+    s, over = scores(q, k, 3, CFG)
+    exact = CFG.qkv_fmt.to_float(q) @ CFG.qkv_fmt.to_float(k).T / math.sqrt(CFG.d)
+    exact[:, 3:] -= exact[:, :3].max(axis=1, keepdims=True)
+    assert not over.any()
+    assert np.max(np.abs(CFG.score_fmt.to_float(s) - exact)) <= 2 * CFG.score_fmt.lsb
+    s0, _ = scores(q, k, 0, CFG)   # k1 = 0: nothing subtracted
+    s_all, _ = scores(q, k, 7, CFG)
+    assert np.array_equal(s0, s_all)
+
+
+def test_output_is_weighted_average():
+    rng = np.random.default_rng(4)
+    ap = rng.integers(1, 4000, (4, 6))
+    v = _q(CFG.qkv_fmt, rng.normal(0, 4, (6, CFG.d)))
+    o, over, zero = output(ap, v, CFG)
+    exact = (ap @ CFG.qkv_fmt.to_float(v)) / (ap.sum(axis=1, keepdims=True) / 2)  # = 2 x weighted average
+    assert not over.any() and not zero.any()
+    err = np.abs(CFG.out_fmt.to_float(o) - exact)
+    assert np.max(err) <= 2 * CFG.out_fmt.lsb + np.max(np.abs(exact)) * 2.0 ** -CFG.recip_lut_bits
+
+
+def test_saturation_flags_and_residuals():
+    tf, qf = CFG.token_fmt, CFG.qkv_fmt
+    r, over = residual_tokens([[tf.max_int, tf.min_int, 5]], [[qf.min_int, qf.max_int, 1]], CFG)
+    assert r.tolist() == [[tf.max_int, tf.min_int, 3]] and over.tolist() == [[True, True, False]]
+    h, over = lsh_hash(np.full((1, 8), tf.max_int), np.full((1, 8), CFG.dir_fmt.max_int), [0],
+                       CFG.inv_w_fmt.max_int, CFG)
+    assert h[0, 0] == CFG.hash_fmt.max_int and over[0, 0]
+    q, over = linear(np.full((1, 8), qf.min_int), np.full((8, 1), CFG.weight_fmt.min_int), CFG)
+    assert q[0, 0] == qf.max_int and over[0, 0]
+    o, over, zero = output(np.zeros((1, 2), dtype=np.int64), np.ones((2, CFG.d), dtype=np.int64), CFG)
+    assert zero.all() and over.all()
+
+
+def test_bad_inputs_name_the_argument():
+    with pytest.raises(ValueError, match="tokens"):
+        lsh_hash([[1 << 20]], [[1]], [0], 1, CFG)
+    with pytest.raises(TypeError, match="weights"):
+        linear([[1]], [[0.5]], CFG)
+    with pytest.raises(ValueError, match="d_in <= d"):
+        linear(np.zeros((1, 9), dtype=np.int64), np.zeros((9, 1), dtype=np.int64), CFG)
+    with pytest.raises(ValueError, match="k1"):
+        scores([[1]], [[1]], 2, CFG)
+    with pytest.raises(ValueError, match="ap"):
+        output([[-1]], [[1]], CFG)
+    with pytest.raises(ValueError, match="d="):
+        SystolicConfig(d=1)
+
+
+def test_schedule_gaps():
+    rng = np.random.default_rng(5)
+    cfg = SystolicConfig(b=2, d=4)
+    qf = cfg.qkv_fmt
+    phases = [
+        LinearPhase(inputs=rng.integers(-9, 9, (2, 4)), weights=rng.integers(-9, 9, (4, 4)), shortcut=True),
+        ScorePhase(q=None, k=rng.integers(qf.min_int, qf.max_int, (2, 4)), k1=1),
+        OutputPhase(ap=rng.integers(0, 9, (2, 2)), v=rng.integers(-9, 9, (2, 4))),
+        OutputPhase(ap=rng.integers(0, 9, (2, 3)), v=rng.integers(-9, 9, (3, 4))),
+    ]
+    prog = build_program(phases, cfg)
+    cyc = issue_cycles(prog.beats, cfg)
+    p = prog.phases
+    assert cyc[p[0]["last_beat"]] == 2 + 3                       # 2 loads + 4 weight columns
+    assert cyc[p[1]["first_beat"]] == cyc[p[0]["last_beat"]] + 1 + SHORTCUT_GAP
+    assert cyc[p[2]["first_beat"]] == cyc[p[1]["last_beat"]] + 1  # no bubble before an output phase
+    assert cyc[p[3]["first_beat"]] == cyc[p[2]["last_beat"]] + cfg.d  # result registers copied first
+
+
+# ---- the RTL array on the Amaranth simulator ------------------------------------------------------
+
+def run_array(cfg: SystolicConfig, prog, gap_probability: float = 0.0, seed: int = 0):
+    dut = SystolicArray(cfg=cfg)
+    bl, rl, ol = beat_layout(cfg), res_layout(cfg), out_layout(cfg)
+    raws = [pack(bl, bt) for bt in prog.beats]
+    shortcut = [bool(bt["shortcut"]) and not bt["first"] for bt in prog.beats]
+    accepted, res, out, flags = [], [], [], {}
+    n_out = sum(1 for p in prog.phases if p["kind"] == "output") * cfg.d
+    n_res = sum(1 for bt in prog.beats if bt["op"] == OP_DF1)
+    rng = np.random.default_rng(seed)
+
+    async def tb(ctx):
+        cycle, offered = 0, None
+        while len(res) < n_res or len(out) < n_out or len(accepted) < len(raws):
+            k = len(accepted)
+            pause = (k < len(raws) and offered != k and gap_probability and not shortcut[k]
+                     and rng.random() < gap_probability)
+            ctx.set(dut.i.valid, int(k < len(raws) and not pause))
+            if k < len(raws) and not pause:
+                ctx.set(dut.i.payload.as_value(), raws[k])
+                offered = k
+            if k < len(raws) and not pause and ctx.get(dut.i.ready):
+                accepted.append(cycle)
+            if ctx.get(dut.res.valid):
+                res.append((cycle, unpack(rl, ctx.get(dut.res.payload.as_value()))))
+            if ctx.get(dut.out.valid):
+                out.append((cycle, unpack(ol, ctx.get(dut.out.payload.as_value()))))
+            await ctx.tick()
+            cycle += 1
+            assert cycle < 20 * len(raws) + 200, "array went quiet"
+        for name in ("overflow", "residual_overflow", "protocol_error"):
+            flags[name] = ctx.get(getattr(dut, name))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return accepted, res, out, flags
+
+
+NARROW = dict(acc_width=30, score_fmt=QFormat(10, 4), hash_fmt=SystolicConfig().hash_fmt.with_(width=4), den_width=18)
+
+
+@pytest.mark.parametrize("cfg", [SystolicConfig(b=2, d=4), SystolicConfig(b=3, d=5, **NARROW)],
+                         ids=["2x4", "3x5-narrow"])
+def test_array_random_program_back_to_back(cfg):
+    _, prog = random_program(cfg, np.random.default_rng(11), n_tokens=5, n_keys=4)
+    accepted, res, out, flags = run_array(cfg, prog)
+    figures = check_records(cfg, prog, accepted, res, out)
+    assert timing_matches_model(cfg, prog, accepted)
+    assert all(f["bubbles_before"] in (None, 0, SHORTCUT_GAP) for f in figures["phases"])
+    assert flags["protocol_error"] == 0
+
+
+@pytest.mark.parametrize("cfg", [SystolicConfig(b=2, d=4, **NARROW), SystolicConfig(b=3, d=5)], ids=["2x4", "3x5"])
+def test_array_corners_and_source_gaps(cfg):
+    rng = np.random.default_rng(12)
+    _, prog = corner_program(cfg, rng)
+    accepted, res, out, flags = run_array(cfg, prog)
+    check_records(cfg, prog, accepted, res, out)
+    assert flags["overflow"] == 1 and flags["residual_overflow"] == 1
+    _, prog = random_program(cfg, rng, n_tokens=4, n_keys=3, extremes=True)
+    accepted, res, out, flags = run_array(cfg, prog, gap_probability=0.3, seed=3)
+    check_records(cfg, prog, accepted, res, out)
+    assert flags["protocol_error"] == 0
