@@ -512,11 +512,13 @@ class Latte(wiring.Component):
 
         # ---- NORM datapath: reciprocal scalers straight into the output stream --------------------
         for lane, unit in enumerate(scalers):
+            # A Mux chain (a continuous assignment), not a Switch: Icarus would leave an
+            # ``always @*`` case block at X while its inputs have not changed since time 0.
             value = Signal(shape_of(f.acc_fmt), name=f"norm_value{lane}")
-            with m.Switch(n_c):
-                for c in range(C):
-                    with m.Case(c):
-                        m.d.comb += value.eq(acc[c * L + lane])
+            selected = acc[lane]
+            for c in range(1, C):
+                selected = Mux(n_c == c, acc[c * L + lane], selected)
+            m.d.comb += value.eq(selected)
             m.d.comb += [unit.value.eq(value), unit.den.eq(den), unit.valid_in.eq(n_issue), unit.en.eq(~stall),
                          self.o.payload.data[lane].eq(unit.result)]
         m.d.comb += [self.o.valid.eq(scalers[0].valid_out), self.o.payload.kept.eq(self.kept_count)]
