@@ -138,6 +138,7 @@ class LatteTB:
         assert read_unsigned(dut.idle) == 1
         await FallingEdge(dut.clk)
         return {"cycles": cycles, "kept": int(want.kept_count.sum()), "n": k.shape[0], "m": q.shape[0],
+                "kept_rows": kept,
                 "overflow": bool(want.overflow.any())}
 
 
