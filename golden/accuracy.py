@@ -77,6 +77,7 @@ class MethodSpec:
     work_fraction: Callable[[Mapping[str, float]], float] = lambda work: 1.0
     work_text: Callable[[Mapping[str, float]], str] = lambda work: ""
     calibrate: Callable[[Sequence[HeadInputs], Mapping[str, Any]], dict[str, Any]] | None = None
+    cost: float = 1.0  # relative run time per head, to start the slow tasks first
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class AccuracyConfig:
     seed: int = 2024
     sweep: bool = True
     end_to_end: bool = True
-    jobs: int = 1
+    jobs: int = 1  # worker processes (built-in methods only; custom specs always run in-process)
     progress: bool = True
 
     @classmethod
@@ -129,9 +130,9 @@ def _pct(x: float) -> str:
 
 def builtin_methods(quick: bool = False) -> list[MethodSpec]:
     """The reference (fixed-point exact attention), CTA, LATTE, E-ATT and MCA."""
-    cta_w = (8, 16, 32, 64) if quick else (6, 8, 12, 16, 24, 32, 48, 64)
+    cta_w = (8, 16, 32, 64) if quick else (8, 12, 16, 24, 32, 48, 64)
     latte_p = (0.5, 0.8, 0.95) if quick else (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
-    mca_a = (0.1, 0.4, 1.0) if quick else (0.05, 0.1, 0.2, 0.4, 0.6, 1.0)
+    mca_a = (0.1, 0.4, 1.0) if quick else (0.1, 0.2, 0.4, 0.7, 1.0)
     return [
         MethodSpec(
             name="Reference", description="exact softmax attention in the default fixed-point formats",
@@ -148,6 +149,7 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
             work_fraction=lambda w: float(w.get("RA", math.nan)),
             work_text=lambda w: (f"k0/k1/k2={w.get('k0', 0):.0f}/{w.get('k1', 0):.0f}/{w.get('k2', 0):.0f} "
                                  f"RL={w.get('RL', math.nan):.2f} RA={w.get('RA', math.nan):.2f}"),
+            cost=1.5,
         ),
         MethodSpec(
             name="LATTE", description="8-bit Q/K/V, MS4B estimate, per-head threshold calibrated for a pruning ratio",
@@ -176,6 +178,7 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
             sweep_label="alpha", work_axis="mean r / d (encoding FLOPs kept)",
             work_fraction=lambda w: 1.0 / float(w.get("flops_reduction", math.nan)),
             work_text=lambda w: f"FLOPs /{w.get('flops_reduction', math.nan):.2f} (mean r {w.get('mean_r', 0):.0f})",
+            cost=3.0,
         ),
     ]
 
@@ -383,6 +386,7 @@ def _probe(spec: MethodSpec) -> tuple[tuple[Method, Method | None] | None, str |
 def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodSpec] | None = None) -> dict[str, Any]:
     """Run the report; returns the JSON-ready dict (see :func:`write_report`)."""
     t_start = time.perf_counter()
+    builtin = specs is None
     specs = list(specs) if specs is not None else builtin_methods(cfg.quick)
     if cfg.methods is not None:
         wanted = {m.lower() for m in cfg.methods}
@@ -411,17 +415,19 @@ def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodS
         settings = [spec.default] + ([s for s in spec.sweep if s != spec.default] if cfg.sweep else [])
         for s in settings:
             is_default = s == spec.default
-            tasks.append(_Task(i, s, "real", is_default and has_fixed, 2.0 if is_default and has_fixed else 1.0))
-            tasks.append(_Task(i, s, "random", is_default and has_fixed, 0.2))
+            both = is_default and has_fixed
+            tasks.append(_Task(i, s, "real", both, spec.cost * (2.0 if both else 1.0)))
+            tasks.append(_Task(i, s, "random", both, 0.1 * spec.cost))
             if cfg.end_to_end:
-                tasks.append(_Task(i, s, "embed_float", False, 1.0))
-                if is_default and has_fixed:
-                    tasks.append(_Task(i, s, "embed_fixed", False, 1.0))
+                tasks.append(_Task(i, s, "embed_float", False, 1.2 * spec.cost))
+                if both:
+                    tasks.append(_Task(i, s, "embed_fixed", False, 1.2 * spec.cost))
     _STATE.update(specs=specs, data=data, loaded=loaded)
     results: dict[tuple[int, str], dict[str, Any]] = {}
     order = sorted(tasks, key=lambda t: -t.weight)
     with _progress(cfg, len(order)) as bar:
-        for task, res in _map(order, cfg.jobs):
+        jobs = cfg.jobs if builtin else 1
+        for task, res in _map(order, jobs, cfg, [s.name for s in specs]):
             results.setdefault((task.method, task.setting.label), {})[task.kind] = res
             bar.update(1)
     for i, spec in enumerate(specs):
@@ -487,7 +493,12 @@ def _progress(cfg: AccuracyConfig, total: int) -> Any:
     return tqdm(total=total, desc="accuracy", unit="run", dynamic_ncols=True)
 
 
-def _map(tasks: Sequence[_Task], jobs: int) -> Any:
+def _init_worker(cfg: AccuracyConfig, names: Sequence[str]) -> None:
+    specs = [s for s in builtin_methods(cfg.quick) if s.name in names]
+    _STATE.update(specs=specs, data=_prepare(cfg), loaded=[_probe(s)[0] for s in specs])
+
+
+def _map(tasks: Sequence[_Task], jobs: int, cfg: AccuracyConfig, names: Sequence[str]) -> Any:
     if jobs <= 1 or len(tasks) <= 1:
         for t in tasks:
             yield _run_task(t)
@@ -495,12 +506,26 @@ def _map(tasks: Sequence[_Task], jobs: int) -> Any:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # fork: the workers inherit the loaded model, traces and method callables (_STATE) for free.
-    ctx = mp.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_run_task, t) for t in tasks]
+    # Fresh (spawned) workers with single-threaded BLAS: OpenBLAS threads in several processes
+    # spin against each other and cost 3-4x the CPU time on small matrices. Each worker loads the
+    # model and the traces once (about a second).
+    saved = {k: os.environ.get(k) for k in _BLAS_ENV}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                             initializer=_init_worker, initargs=(cfg, tuple(names))) as pool:
+        os.environ.update({k: "1" for k in _BLAS_ENV})  # inherited by the workers spawned on submit
+        try:
+            futures = [pool.submit(_run_task, t) for t in tasks]
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         for fut in as_completed(futures):
             yield fut.result()
+
+
+_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def default_jobs() -> int:
