@@ -34,9 +34,17 @@ CONFIGS = {
 }
 
 
+# The second configuration on Verilator is a long C++ build: slow (budget of the default suite).
+CASES = [
+    ("default", "icarus"),
+    ("default", "verilator"),
+    ("wide_narrow_out", "icarus"),
+    pytest.param("wide_narrow_out", "verilator", marks=pytest.mark.slow),
+]
+
+
 @pytest.mark.cocotb
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config,sim", CASES)
 def test_latte_random_and_directed(config, sim):
     stats = run_block("latte", sim, CONFIGS[config], testcase=["random_heads", "directed_corners"])
     assert stats["random_checked"] > 0 and stats["directed"] == "ok"
