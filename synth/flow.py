@@ -37,7 +37,8 @@ from hdl.registry import get_block
 from .tools import ToolFailed, run_tool, tool_versions
 
 __all__ = ["TARGETS", "SynthError", "DoesNotFit", "SeedResult", "SynthResult", "synth_block",
-           "summarise_critical_path", "parse_stat", "run_yosys", "rtl_name", "DEFAULT_BUILD_ROOT", "TARGET_MHZ"]
+           "summarise_critical_path", "parse_stat", "run_yosys", "rtl_name", "add_seed", "DEFAULT_BUILD_ROOT",
+           "TARGET_MHZ"]
 
 TARGETS = ("generic", "ecp5", "ice40")
 DEFAULT_BUILD_ROOT = Path("build") / "synth"
@@ -93,6 +94,8 @@ class SynthResult:
     build_dir: str = ""
     tool_versions: dict[str, str] = field(default_factory=dict)
     yosys_seconds: float = 0.0
+    #: top-level module synthesised (the block, or ``<block>_serial`` when wrapped)
+    top: str = ""
 
     @property
     def fmax(self) -> dict[str, float] | None:
@@ -121,7 +124,7 @@ def parse_stat(path: Path) -> dict[str, Any]:
     design = data.get("design") or next(iter(data["modules"].values()))
     cells = design.get("num_cells_by_type", design.get("cells", {}))
     # $meminit_v2 cells are a memory's initial contents, not logic.
-    cells = {k: int(v) for k, v in cells.items() if not k.startswith("$meminit")}
+    cells = {k: int(v) for k, v in cells.items() if not k.startswith(("$meminit", "$scopeinfo"))}
     return {"cells": cells, "num_cells": sum(cells.values()),
             "num_memories": int(design.get("num_memories", 0)),
             "num_memory_bits": int(design.get("num_memory_bits", 0))}
@@ -308,29 +311,41 @@ def synth_block(block: str, overrides: Mapping[str, Any] | None = None, *, targe
     device = {"generic": "generic", "ecp5": ECP5_DEVICE["device"], "ice40": ICE40_DEVICE["device"]}[target]
     result = SynthResult(block=block, target=target, device=device, params=dict(params), overrides=changed,
                          resources=resources, cells=mapped["cells"], wrapped=bool(wrap), build_dir=str(out),
-                         tool_versions=tool_versions(), yosys_seconds=round(yosys_seconds, 2))
+                         tool_versions=tool_versions(), yosys_seconds=round(yosys_seconds, 2), top=top)
     if target == "generic":
         return result
 
     _check_fits(target, resources, block)
-    dev = ECP5_DEVICE if target == "ecp5" else ICE40_DEVICE
+    result.top = top
     for seed in range(1, seeds + 1):
-        report = f"pnr_seed{seed}.json"
-        args = [*dev["nextpnr"], "--json", f"{top}.netlist.json", "--report", report, "--seed", str(seed),
-                "--freq", str(freq_mhz), "--timing-allow-fail", "--log", f"pnr_seed{seed}.log", "-q"]
-        args += ["--out-of-context"] if target == "ecp5" else ["--pcf-allow-unconstrained"]
-        say(f"[{block}/{target}] nextpnr seed {seed}/{seeds}")
-        t0 = time.monotonic()
-        try:
-            run_tool(f"nextpnr-{target}", args, out, f"pnr_seed{seed}.out")
-        except ToolFailed as exc:
-            if any(s in exc.log for s in ("Unable to place", "no Bels", "not enough", "Failed to find")):
-                raise DoesNotFit(f"{block} does not fit {device}: nextpnr could not place it "
-                                 f"(see {out / f'pnr_seed{seed}.log'})") from exc
-            raise
-        fmax, util, critical = _parse_pnr_report(out / report, f"{top}.v")
-        result.seeds.append(SeedResult(seed=seed, fmax_mhz=None if fmax is None else round(fmax, 2),
-                                       utilization=util, critical_path=critical,
-                                       seconds=round(time.monotonic() - t0, 2)))
-    (out / "result.json").write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
+        add_seed(result, seed, freq_mhz=freq_mhz, log=say)
     return result
+
+
+def add_seed(result: SynthResult, seed: int, *, freq_mhz: float = TARGET_MHZ,
+             log: Callable[[str], None] | None = None) -> SeedResult:
+    """Place and route ``result``'s netlist once more with ``seed``; appends to ``result.seeds``."""
+    if result.target not in ("ecp5", "ice40"):
+        raise SynthError(f"target {result.target} has no place and route")
+    say = log or (lambda _msg: None)
+    out, top, target = Path(result.build_dir), result.top, result.target
+    dev = ECP5_DEVICE if target == "ecp5" else ICE40_DEVICE
+    report = f"pnr_seed{seed}.json"
+    args = [*dev["nextpnr"], "--json", f"{top}.netlist.json", "--report", report, "--seed", str(seed),
+            "--freq", str(freq_mhz), "--timing-allow-fail", "--log", f"pnr_seed{seed}.log", "-q"]
+    args += ["--out-of-context"] if target == "ecp5" else ["--pcf-allow-unconstrained"]
+    say(f"[{result.block}/{target}] nextpnr seed {seed}")
+    t0 = time.monotonic()
+    try:
+        run_tool(f"nextpnr-{target}", args, out, f"pnr_seed{seed}.out")
+    except ToolFailed as exc:
+        if any(s in exc.log for s in ("Unable to place", "no Bels", "not enough", "Failed to find")):
+            raise DoesNotFit(f"{result.block} does not fit {result.device}: nextpnr could not place it "
+                             f"(see {out / f'pnr_seed{seed}.log'})") from exc
+        raise
+    fmax, util, critical = _parse_pnr_report(out / report, f"{top}.v")
+    seed_result = SeedResult(seed=seed, fmax_mhz=None if fmax is None else round(fmax, 2), utilization=util,
+                             critical_path=critical, seconds=round(time.monotonic() - t0, 2))
+    result.seeds.append(seed_result)
+    (out / "result.json").write_text(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
+    return seed_result

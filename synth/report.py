@@ -19,7 +19,7 @@ from typing import Any
 
 from hdl.registry import blocks, get_block
 
-from .flow import DEFAULT_BUILD_ROOT, TARGET_MHZ, DoesNotFit, SynthResult, synth_block
+from .flow import DEFAULT_BUILD_ROOT, TARGET_MHZ, DoesNotFit, SynthResult, add_seed, synth_block
 from .tools import ToolFailed, tool_versions
 
 __all__ = ["run_report", "write_report", "render_markdown", "DEFAULT_REPORT_DIR"]
@@ -50,37 +50,71 @@ def run_report(names: Iterable[str] | None = None, *, target: str = "ecp5", seed
     Returns the JSON document that was written (``rows``: one dict per block).
     """
     say = log or (lambda _msg: None)
-    selected = sorted(names) if names else sorted(blocks())
-    rows: list[dict[str, Any]] = []
-    for name in selected:
-        spec = get_block(name)
-        overrides = dict(spec.fpga_params)
-        try:
-            result = synth_block(name, overrides, target=target, seeds=seeds if target != "generic" else 0,
-                                 freq_mhz=freq_mhz, build_root=build_root, log=say)
-        except (DoesNotFit, ToolFailed, ValueError) as exc:
-            say(f"[{name}/{target}] FAILED: {exc}")
-            rows.append({"block": name, "target": target, "fpga_params": overrides, "error": str(exc),
-                         "tool_log": getattr(exc, "log", "")})
-            continue
-        row = result.as_dict()
-        row["fpga_params"] = overrides
-        rows.append(row)
-        fmax = result.fmax
-        say(f"[{name}/{target}] done: {result.resources}"
-            + (f", Fmax median {fmax['median']:.1f} MHz" if fmax else ""))
+    selected = list(names) if names else _by_size(sorted(blocks()))
+    seeds = seeds if target != "generic" else 0
+    rows: dict[str, dict[str, Any]] = {}
+    results: dict[str, SynthResult] = {}
     doc = {
         "target": target,
-        "seeds": seeds if target != "generic" else 0,
+        "seeds": seeds,
         "goal_mhz": freq_mhz,
         "command": command or f"attn-rtl synth --report --target {target} --seeds {seeds}",
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "host": {"python": sys.version.split()[0], "platform": platform.platform()},
         "tool_versions": tool_versions(),
-        "rows": rows,
+        "rows": [],
     }
-    write_report(doc, out_dir)
+
+    def fail(name: str, overrides: dict, exc: Exception) -> None:
+        say(f"[{name}/{target}] FAILED: {exc}")
+        rows[name] = {"block": name, "target": target, "fpga_params": overrides, "error": str(exc),
+                      "tool_log": getattr(exc, "log", "")}
+
+    def flush() -> None:
+        # rewritten after every step, so a long run leaves a usable partial report
+        doc["rows"] = [rows[n] for n in selected if n in rows]
+        write_report(doc, out_dir)
+
+    # Seed-major: every block gets its first seed before any block gets its second.
+    for name in selected:
+        overrides = dict(get_block(name).fpga_params)
+        try:
+            results[name] = synth_block(name, overrides, target=target, seeds=min(seeds, 1),
+                                        freq_mhz=freq_mhz, build_root=build_root, log=say)
+        except (DoesNotFit, ToolFailed, ValueError) as exc:
+            fail(name, overrides, exc)
+        else:
+            rows[name] = dict(results[name].as_dict(), fpga_params=overrides)
+        flush()
+    for seed in range(2, seeds + 1):
+        for name, result in results.items():
+            if name in rows and "error" in rows[name]:
+                continue
+            try:
+                add_seed(result, seed, freq_mhz=freq_mhz, log=say)
+            except (DoesNotFit, ToolFailed) as exc:
+                fail(name, dict(get_block(name).fpga_params), exc)
+            else:
+                rows[name] = dict(result.as_dict(), fpga_params=dict(get_block(name).fpga_params))
+            flush()
+    for name, result in results.items():
+        fmax = result.fmax
+        say(f"[{name}/{target}] {result.resources}" + (f", Fmax median {fmax['median']:.1f} MHz" if fmax else ""))
     return doc
+
+
+def _by_size(names: list[str]) -> list[str]:
+    """Blocks ordered by port bits (a cheap proxy for size), so small ones report first."""
+    sizes = {}
+    for name in names:
+        try:
+            spec = get_block(name)
+            component, _ = spec.elaborate(spec.fpga_params)
+            sizes[name] = sum(len(v) for _, _, v in component.signature.flatten(component))
+            component._MustUse__silence = True  # only inspected, never elaborated
+        except ValueError:
+            sizes[name] = 0
+    return sorted(names, key=lambda n: (sizes[n], n))
 
 
 def write_report(doc: dict[str, Any], out_dir: str | Path = DEFAULT_REPORT_DIR) -> tuple[Path, Path]:
