@@ -245,12 +245,14 @@ class ClusterIndexModule(wiring.Component):
             child.append(ch)
             dead_out.append(dd)
 
+            sweep_in_range = (Const(1) if self._depths[j] == self.sweep_cycles
+                              else sweep_addr < Const(self._depths[j], unsigned(len(sweep_addr))))
             # Write port: sweep, else the allocation of this step. (Mux expressions, not m.If: a
             # Verilog always @* whose inputs stay constant from time 0 is never evaluated by Icarus.)
             m.d.comb += [
                 wr[j].addr.eq(Mux(sweeping, sweep_addr[: abits[j]], s_addr[j])),
                 wr[j].data.eq(Mux(sweeping, 0, Cat(alloc[j][: ptr_bits[j]], epoch))),
-                wr[j].en.eq(Mux(sweeping, sweep_addr < self._depths[j], step & do_alloc)),
+                wr[j].en.eq(Mux(sweeping, sweep_in_range, step & do_alloc)),
             ]
             with m.If(step & do_alloc):
                 m.d.sync += alloc[j].eq(alloc[j] + 1)
