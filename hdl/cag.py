@@ -17,7 +17,10 @@ centroid[d], last}``. Cycles per run: n (CACC) + 2 + k + ReciprocalScaler.LATENC
 
 Refused tokens (index >= max_clusters, e.g. the CIM "no cluster" sentinel, or beyond
 ``max_tokens`` in a run) are dropped and raise the sticky ``overflow`` flag; a saturated
-residual or centroid raises the sticky ``saturated`` flag; ``clear`` resets both.
+residual or centroid raises the sticky ``saturated`` flag; ``clear`` resets both (assert it
+between runs, when ``idle``). ``idle`` is high while tokens can be accepted and no token is in
+the CACC stage (i.e. not flushing or averaging); ``n_clusters`` is the k of the last finished
+accumulation.
 """
 
 from __future__ import annotations

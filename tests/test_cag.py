@@ -184,3 +184,22 @@ def test_disabled_hazard_paths_fail(knob):
 def test_bad_parameters(kw, name):
     with pytest.raises((ValueError, TypeError), match=name):
         CentroidAggregator(**kw)
+
+
+def test_golden_matches_float_models():
+    """The fixed-point golden agrees with the float algorithm (golden.lsh) within the centroid
+    rounding, and the CIM golden with golden.lsh.cluster_indices when capacity is ample."""
+    from golden.cim import cluster_index
+    from golden.lsh import centroids, cluster_indices
+
+    rng = np.random.default_rng(14)
+    codes = rng.integers(-2, 2, size=(300, 4))
+    idx, k, over = cluster_index(codes, max_clusters=300, hash_width=3)
+    ref_idx, ref_k = cluster_indices(codes)
+    assert idx.tolist() == ref_idx.tolist() and k == ref_k and not over
+    x = _tokens(rng, 300, 5)
+    res = aggregate(x, idx, max_clusters=300, max_tokens=512)
+    mean, counts = centroids(TOKEN_FMT.to_float(x), idx, k)
+    assert res.counts.tolist() == counts.tolist()
+    err = np.abs(CENTROID_FMT.to_float(res.centroids) - mean) / CENTROID_FMT.lsb
+    assert err.max() <= 0.52  # half an LSB of rounding plus the reciprocal's mantissa error
