@@ -150,7 +150,7 @@ def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, 
     xo = Signal(x_width + ob, name=f"{name}xo")        # port register: left operand + operation
     yr = Signal(signed(y_width), name=f"{name}y")       # port register: bottom operand
     value = Signal(signed(x_width), name=f"{name}value")
-    pp = Signal(pw + ob, name=f"{name}prod")            # registered product + its operation
+    pp = Signal(pw + 3, name=f"{name}prod")             # registered product + its operation (kind, first)
     s = Signal(acc_width + 1, name=f"{name}s")          # partial sum + saturation flag
     acc = Signal(acc_width + 1, name=f"{name}acc")      # result register + saturation flag
     chain = Signal(acc_width + 1, name=f"{name}chain")  # result shift chain + flag
@@ -168,9 +168,10 @@ def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, 
         m.d.sync += value.eq(sc_value)
 
     # Multiplier, output registered (with the operation it belongs to).
-    m.d.sync += pp.eq(Cat((x * Mux(op_kind == OP_DF2, yr, Mux(hit, sc_value, value)))[:pw], xo[x_width:]))
+    m.d.sync += pp.eq(Cat((x * Mux(op_kind == OP_DF2, yr, Mux(hit, sc_value, value)))[:pw], op_kind,
+                          xo[x_width + 2 + cb]))
     prod = pp[:pw].as_signed()
-    p_kind, p_first = pp[pw:pw + 2], pp[pw + 2 + cb]
+    p_kind, p_first = pp[pw:pw + 2], pp[pw + 2]
 
     # One adder, saturating: partial sum from below (DF1) or the result register (DF2). The sum of
     # an acc_width-bit and a narrower value has acc_width+1 bits: it overflowed iff its two top
@@ -182,13 +183,11 @@ def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, 
     m.d.comb += raw.eq(Mux(df2, Mux(p_first, 0, acc_v), s_in) + prod)
     over = raw[acc_width] ^ raw[acc_width - 1]
     limit = Mux(raw[acc_width], Const(1 << (acc_width - 1), acc_width), Const((1 << (acc_width - 1)) - 1, acc_width))
-    total = Mux(over, limit, raw[:acc_width])
-    with m.If(df1):
-        m.d.sync += s.eq(Cat(total, s_sat_in | over))
-    with m.Else():
-        m.d.sync += s.eq(Cat(s_in, s_sat_in))
+    total = Signal(acc_width + 1, name=f"{name}total")  # saturated sum + overflow bit
+    m.d.comb += total.eq(Cat(Mux(over, limit, raw[:acc_width]), over))
+    m.d.sync += s.eq(Mux(df1, Cat(total[:acc_width], s_sat_in | total[acc_width]), Cat(s_in, s_sat_in)))
     with m.If(df2):
-        m.d.sync += acc.eq(Cat(total, (acc[acc_width] & ~p_first) | over))
+        m.d.sync += acc.eq(Cat(total[:acc_width], (acc[acc_width] & ~p_first) | total[acc_width]))
 
     # Separate result shift chain.
     m.d.sync += chain.eq(Mux(copy, acc, Cat(chain_in, chain_sat_in)))

@@ -269,16 +269,18 @@ class SystolicArray(wiring.Component):
                 ppe.chain_sat.eq(below.chain_sat_out),
             ]
 
-            # Column deskew: delay column i by b-1-i so the b results of a beat line up.
-            res_sigs = [ppe.res_valid, ppe.res, ppe.res_over, ppe.res_tag]
-            out_sigs = [ppe.out_valid, ppe.out, ppe.out_over, ppe.out_dbz, ppe.out_row]
+            # Column deskew: delay column i by b-1-i so the b results of a beat line up (valid, tags
+            # and row index are taken from column b-1, which needs no delay).
+            res_word = Cat(ppe.res, ppe.res_over)
+            out_word = Cat(ppe.out, ppe.out_over, ppe.out_dbz)
             for k in range(b - 1 - i):
-                nres = [Signal.like(s, name=f"dsr{i}_{k}_{n}") for n, s in enumerate(res_sigs)]
-                nout = [Signal.like(s, name=f"dso{i}_{k}_{n}") for n, s in enumerate(out_sigs)]
-                m.d.sync += [a.eq(s) for a, s in zip(nres, res_sigs)] + [a.eq(s) for a, s in zip(nout, out_sigs)]
-                res_sigs, out_sigs = nres, nout
-            ppe_res.append(res_sigs)
-            ppe_out.append(out_sigs)
+                nres, nout = Signal(len(res_word), name=f"deskew_res{i}_{k}"), Signal(len(out_word),
+                                                                                     name=f"deskew_out{i}_{k}")
+                m.d.sync += [nres.eq(res_word), nout.eq(out_word)]
+                res_word, out_word = nres, nout
+            rw, ow = cfg.res_width, cfg.out_fmt.width
+            ppe_res.append([ppe.res_valid, res_word[:rw], res_word[rw], ppe.res_tag])
+            ppe_out.append([ppe.out_valid, out_word[:ow], out_word[ow], out_word[ow + 1], ppe.out_row])
 
         # ---- output streams ------------------------------------------------------------------------
         last_res, last_out = ppe_res[-1], ppe_out[-1]
