@@ -182,18 +182,27 @@ class Latte(wiring.Component):
     EXP_LATENCY = 5 + ExpUnit.LATENCY
     PV_LATENCY = 3
 
-    def cycles_per_row(self, n: int, kept: int) -> int:
-        """Cycles from accepting a query row's first beat to its last output beat without stalls.
+    def cycles_per_head(self, n: int, kept_rows: list[int]) -> int:
+        """Cycles from the first K/V beat to the last output beat of a head without stalls (K and
+        V offered together, every Q row available when the block asks for it).
 
-        Exact when the last key is kept; otherwise the FILT drain overlaps the scan of the trailing
-        pruned keys and the row takes up to ``comp_latency`` cycles less."""
+        Walks the two engines' phases: the front (Q row, EST, FILT, hand-over) of row i+1 overlaps
+        the back (EXP, PV, NORM) of row i. Exact when the last key of every row is kept; otherwise
+        the FILT drain overlaps the scan of trailing pruned keys and the head takes up to
+        ``comp_latency`` cycles less per row."""
         c = self.chunks
-        return (c                                   # Q row
-                + n * c + self.est_latency + 1      # EST (+1: state change and scanner prefetch)
-                + (n - kept) + kept * c + self.comp_latency + 1  # FILT: scan, compensate, drain
-                + kept + self.EXP_LATENCY + 1       # EXP
-                + kept * c + self.PV_LATENCY + 1    # PV
-                + c + ReciprocalScaler.LATENCY)     # NORM
+        t = n * c + 1                       # K/V load, then the state change: first cycle of ROW_Q
+        exp_end = back_idle_from = end = 0
+        for kept in kept_rows:
+            est_start = t + c
+            est_exit = max(est_start + n * c + self.est_latency, exp_end + 1)  # FILT waits for EXP
+            hand_start = est_exit + 1 + (n - kept) + kept * c + self.comp_latency + 1
+            hand = max(hand_start, back_idle_from)
+            exp_end = hand + kept + self.EXP_LATENCY + 1
+            end = exp_end + kept * c + self.PV_LATENCY + 1 + c + ReciprocalScaler.LATENCY
+            back_idle_from = end + 1
+            t = hand + 1
+        return end + 1  # cycles counted from 1
 
     def manifest_extra(self) -> dict:
         return {
@@ -202,7 +211,8 @@ class Latte(wiring.Component):
             "exp": self._fmts.exp_spec.as_dict(),
             "recip": self._fmts.recip_spec.as_dict(),
             "tau_width": self._fmts.tau_width,
-            "cycles_per_row": "C + n*C + (n - kept) + 2*kept*C + kept + constant pipeline fill (C = d_h/lanes)",
+            "cycles_per_row": "max(front, back): front C + n*C + (n - kept) + kept*C, back kept + kept*C + C, "
+                              "plus pipeline fill (C = d_h/lanes)",
         }
 
     # -- hardware --------------------------------------------------------------------------------
@@ -314,7 +324,16 @@ class Latte(wiring.Component):
             q_w.data.eq(self.q.payload), q_w.addr.eq(q_cnt),
         ]
 
-        with m.FSM(name="phase") as fsm:
+        # Two engines: the front (Q load, EST, FILT) works on row i+1 while the back (EXP, PV, NORM)
+        # finishes row i. The back owns copies of the row's kept count and score maximum; the front
+        # starts FILT (which rewrites the score list) only while the back is not in EXP, and hands a
+        # row over only to an idle back. A new head (LOAD overwrites K/V) waits for the back.
+        back_idle, back_in_exp = Signal(), Signal()
+        start_back = Signal()
+        kept_b = Signal(range(n_max + 1))
+        smax_b = Signal(signed(f.score_width))
+
+        with m.FSM(name="front") as front:
             with m.State("LOAD"):
                 m.d.sync += self.config_error.eq(~keys_ok)
                 with m.If(self.k.valid & self.k.ready):
@@ -332,8 +351,7 @@ class Latte(wiring.Component):
                     with m.If((q_cnt == 0) & (row_cnt == 0)):
                         m.d.sync += [self.kept_total.eq(0), self.overflow.eq(0)]
                     with m.If(q_cnt == C - 1):
-                        m.d.sync += [e_issue.eq(1), e_j.eq(0), e_c.eq(0), e_base.eq(0),
-                                     kept_cnt.eq(0), den.eq(0)] + [a.eq(0) for a in acc]
+                        m.d.sync += [e_issue.eq(1), e_j.eq(0), e_c.eq(0), e_base.eq(0), kept_cnt.eq(0)]
                         m.next = "EST"
 
             with m.State("EST"):
@@ -345,7 +363,7 @@ class Latte(wiring.Component):
                         m.d.sync += e_c.eq(e_c + 1)
                     with m.If(e_last_issue):
                         m.d.sync += e_issue.eq(0)
-                with m.Elif(~_any(ev[1:])):
+                with m.Elif(~_any(ev[1:]) & ~back_in_exp):
                     # prefetch A_est[0] for the scanner
                     m.d.comb += [est_r.addr.eq(0), est_r.en.eq(1)]
                     m.d.sync += [f_scan_j.eq(0), f_scan_valid.eq(1), f_base.eq(0), f_c.eq(0)]
@@ -372,14 +390,33 @@ class Latte(wiring.Component):
                 with m.Else():
                     m.d.comb += est_r.en.eq(0)
                 with m.If(~f_scan_valid & ~_any(fv[1:]) & ~s_valid):
-                    m.d.sync += [x_issue.eq(1), x_t.eq(0), x_w.eq(0), self.kept_count.eq(kept_cnt)]
+                    m.next = "HAND"
+
+            with m.State("HAND"):
+                with m.If(back_idle):
+                    m.d.comb += start_back.eq(1)
+                    m.d.sync += [x_issue.eq(1), x_t.eq(0), x_w.eq(0), kept_b.eq(kept_cnt), smax_b.eq(smax),
+                                 self.kept_count.eq(kept_cnt), den.eq(0), row_cnt.eq(row_cnt + 1)]
+                    m.d.sync += [a.eq(0) for a in acc]
+                    with m.If(row_cnt + 1 == self.n_queries):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.next = "ROW_Q"
+
+            with m.State("DRAIN"):
+                with m.If(back_idle):
+                    m.next = "LOAD"
+
+        with m.FSM(name="back") as back:
+            with m.State("IDLE"):
+                with m.If(start_back):
                     m.next = "EXP"
 
             with m.State("EXP"):
                 m.d.comb += sc_r.addr.eq(x_t)
                 with m.If(x_issue):
                     m.d.sync += x_t.eq(x_t + 1)
-                    with m.If(x_t == kept_cnt - 1):
+                    with m.If(x_t == kept_b - 1):
                         m.d.sync += x_issue.eq(0)
                 with m.Elif(~_any(xv[1:])):
                     m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0)]
@@ -390,7 +427,7 @@ class Latte(wiring.Component):
                 with m.If(p_issue):
                     with m.If(p_c == C - 1):
                         m.d.sync += [p_c.eq(0), p_t.eq(p_t + 1)]
-                        with m.If(p_t == kept_cnt - 1):
+                        with m.If(p_t == kept_b - 1):
                             m.d.sync += p_issue.eq(0)
                     with m.Else():
                         m.d.sync += p_c.eq(p_c + 1)
@@ -406,12 +443,11 @@ class Latte(wiring.Component):
                 with m.If(self.o.valid & self.o.ready):
                     m.d.sync += o_cnt.eq(o_cnt + 1)
                     with m.If(o_cnt == C - 1):
-                        m.d.sync += [o_cnt.eq(0), row_cnt.eq(row_cnt + 1),
-                                     self.kept_total.eq(self.kept_total + kept_cnt)]
-                        with m.If(row_cnt + 1 == self.n_queries):
-                            m.next = "LOAD"
-                        with m.Else():
-                            m.next = "ROW_Q"
+                        m.d.sync += [o_cnt.eq(0), self.kept_total.eq(self.kept_total + kept_b)]
+                        m.next = "IDLE"
+        m.d.comb += [back_idle.eq(back.ongoing("IDLE")), back_in_exp.eq(back.ongoing("EXP"))]
+        fsm = front
+
         # Handshakes as plain assignments, outside the FSM's case statements: Icarus never runs an
         # ``always @*`` block whose inputs do not change after time 0 (the state stays LOAD).
         in_load, in_row_q = fsm.ongoing("LOAD"), fsm.ongoing("ROW_Q")
@@ -478,7 +514,7 @@ class Latte(wiring.Component):
 
         # ---- EXP datapath: diff, ×scale (DSP), rounding shift, saturate, exp, den ----------------
         x_diff = Signal(signed(f.diff_width))
-        m.d.sync += x_diff.eq(sc_r.data.score - smax)
+        m.d.sync += x_diff.eq(sc_r.data.score - smax_b)
         x_prod = Signal(signed(f.diff_width + f.scale_mant_bits + 1))
         m.d.sync += x_prod.eq(x_diff * self.scale_mant)
         # round half up by a variable shift s: floor((floor(p / 2^(s-1)) + 1) / 2); s = 0 via p·2
@@ -521,7 +557,7 @@ class Latte(wiring.Component):
             m.d.comb += value.eq(selected)
             m.d.comb += [unit.value.eq(value), unit.den.eq(den), unit.valid_in.eq(n_issue), unit.en.eq(~stall),
                          self.o.payload.data[lane].eq(unit.result)]
-        m.d.comb += [self.o.valid.eq(scalers[0].valid_out), self.o.payload.kept.eq(self.kept_count)]
+        m.d.comb += [self.o.valid.eq(scalers[0].valid_out), self.o.payload.kept.eq(kept_b)]
         with m.If(self.o.valid & self.o.ready & Cat(*(u.overflow for u in scalers)).any()):
             m.d.sync += self.overflow.eq(1)
         return m

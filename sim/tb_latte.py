@@ -135,7 +135,13 @@ class LatteTB:
         assert read_unsigned(dut.kept_total) == int(want.kept_count.sum())
         assert read_unsigned(dut.kept_count) == int(want.kept_count[-1])
         assert read_unsigned(dut.overflow) == int(want.overflow.any())
-        assert read_unsigned(dut.idle) == 1
+        await FallingEdge(dut.clk)
+        for _ in range(3):  # back to LOAD within two cycles of the last beat (DRAIN -> LOAD)
+            await ReadOnly()
+            if read_unsigned(dut.idle):
+                break
+            await FallingEdge(dut.clk)
+        assert read_unsigned(dut.idle) == 1, "block not idle after the head"
         await FallingEdge(dut.clk)
         return {"cycles": cycles, "kept": int(want.kept_count.sum()), "n": k.shape[0], "m": q.shape[0],
                 "kept_rows": kept,
