@@ -215,3 +215,10 @@ def test_generate_cli(tmp_path):
     assert man["latency"] == {"update": 8, "readout": 9}
     assert man["formats"]["ap"]["width"] == 28
     assert get_block("pag").fpga_params["b"] >= 1
+
+
+def test_minimal_capacity_and_tiny_batches():
+    """k1_max = k2_max = 1, one tile, n = 1, 2, 3 (single-token beats, merges on every full beat)."""
+    dut = make_dut(b=1, k1_max=1, k2_max=1, n_max=3)
+    batches = [PagBatch(np.array([[-100, 50]]), np.zeros(n, int), np.zeros(n, int), 1) for n in (1, 2, 3)]
+    check_runs(dut, batches, simulate_pag(dut, batches, p_in=0.3, p_out=0.3, seed=9))
