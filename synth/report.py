@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from amaranth.hdl import Value
+
 from hdl.registry import blocks, get_block
 
 from .flow import DEFAULT_BUILD_ROOT, TARGET_MHZ, DoesNotFit, SynthResult, add_seed, synth_block
@@ -110,9 +112,9 @@ def _by_size(names: list[str]) -> list[str]:
         try:
             spec = get_block(name)
             component, _ = spec.elaborate(spec.fpga_params)
-            sizes[name] = sum(len(v) for _, _, v in component.signature.flatten(component))
+            sizes[name] = sum(len(Value.cast(v)) for _, _, v in component.signature.flatten(component))
             component._MustUse__silence = True  # only inspected, never elaborated
-        except ValueError:
+        except (TypeError, ValueError):
             sizes[name] = 0
     return sorted(names, key=lambda n: (sizes[n], n))
 
