@@ -18,7 +18,9 @@ per head: cleared when the head's first query row is accepted. ``config_error`` 
 block waits in LOAD) while ``n_keys`` is 0 or above ``n_max``.
 
 Passes per query row (``C = d_h/lanes`` chunks; each pass is a fixed pipeline fed one item per
-cycle, so the cycle count depends only on n and the kept count):
+cycle, so the cycle count depends only on n and the kept counts, see :meth:`Latte.cycles_per_head`).
+Passes 1-2 (the *front*, with the Q row load) of row i+1 run while passes 3-5 (the *back*) finish
+row i:
 
 1. EST: ``lanes`` signed 4×4 multipliers, pipelined adder tree, accumulation over the C chunks:
    ``A_est[j]`` into a buffer and the running row maximum (n·C cycles).

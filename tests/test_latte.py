@@ -150,3 +150,27 @@ def test_bad_parameters():
     dut = Latte(out_fmt=QFormat(12, 4))
     Fragment.get(dut, None)  # elaborates
     assert dut.out_fmt.width == 12 and len(dut.o.payload.data[0]) == 12
+
+
+@pytest.mark.parametrize("n_keys", [0, 9])
+def test_bad_runtime_key_count_sets_config_error_and_accepts_nothing(n_keys):
+    dut = Latte(n_max=8, d_h=8, lanes=4)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.n_keys, n_keys)
+        ctx.set(dut.n_queries, 1)
+        ctx.set(dut.k.valid, 1)
+        ctx.set(dut.v.valid, 1)
+        accepted = 0
+        for _ in range(20):
+            _, _, k_ready, v_ready = await ctx.tick().sample(dut.k.ready, dut.v.ready)
+            accepted += k_ready + v_ready
+        seen["accepted"] = accepted
+        seen["error"] = ctx.get(dut.config_error)
+        ctx.set(dut.n_keys, 2)
+        await ctx.tick().repeat(2)
+        seen["error_after_fix"] = ctx.get(dut.config_error)
+
+    run_sim(dut, tb)
+    assert seen == {"accepted": 0, "error": 1, "error_after_fix": 0}
