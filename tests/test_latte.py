@@ -174,3 +174,29 @@ def test_bad_runtime_key_count_sets_config_error_and_accepts_nothing(n_keys):
 
     run_sim(dut, tb)
     assert seen == {"accepted": 0, "error": 1, "error_after_fix": 0}
+
+
+def test_filter_ties_all_equal_and_single_key():
+    """τ = 0 keeps exactly the maxima with ties; identical keys are all kept; n = 1."""
+    rng = np.random.default_rng(11)
+    d_h, n = 8, 6
+    dut = Latte(n_max=8, d_h=d_h, lanes=4)
+    fmts = dut.fmts
+    mant, shift = encode_score_scale(0.002, fmts)
+    k = rng.integers(-128, 128, (n, d_h))
+    k[3] = k[0]
+    q = np.vstack([k[0], np.full(d_h, 127), np.full(d_h, -128)])
+    want = latte_fixed_raw(q, k, k, 0, mant, shift, fmts)
+    a = estimate_scores(q, k)
+    assert want.kept_count.tolist() == (a == a.max(axis=1, keepdims=True)).sum(axis=1).tolist()
+    got, kept, _, probes = run_head(dut, q, k, k, 0, mant, shift, probe_est=True)
+    assert np.array_equal(probes["est"], a)
+    assert kept.tolist() == want.kept_count.tolist() and kept[0] >= 2
+    assert got.tolist() == want.out.tolist()
+    k_eq = np.tile(k[:1], (n, 1))
+    got, kept, _, _ = run_head(dut, q, k_eq, k, 0, mant, shift)
+    assert kept.tolist() == [n] * 3
+    assert got.tolist() == latte_fixed_raw(q, k_eq, k, 0, mant, shift, fmts).out.tolist()
+    got, kept, _, _ = run_head(dut, q, k[:1], k[:1], 0, mant, shift)
+    assert kept.tolist() == [1] * 3
+    assert got.tolist() == latte_fixed_raw(q, k[:1], k[:1], 0, mant, shift, fmts).out.tolist()
