@@ -120,15 +120,17 @@ def test_quantized_head_close_to_exact_and_integer_on_grid():
 def test_quantized_attention_bit_exact_against_integer_recomputation():
     """Independent integer recomputation with Python ints of one row (scores, max, exp, sum, divide)."""
     rng = np.random.default_rng(6)
+    M, N = 16, 40  # enough scores that a 1-LSB change anywhere shows up
+    D = 11  # 2**15/sqrt(11) = 9879.92: rounding the 1/sqrt(d) constant half-up matters
     cfg = DEFAULT_QUANT
-    q = rng.integers(-300, 300, size=(3, 8))
-    k = rng.integers(-300, 300, size=(10, 8))
-    v = rng.integers(-2000, 2000, size=(10, 5))
+    q = rng.integers(-64, 64, size=(M, D))  # scores of a few units: a soft, not one-hot, softmax
+    k = rng.integers(-64, 64, size=(N, D))
+    v = rng.integers(-2000, 2000, size=(N, 5))
     out, over = quantized_attention(q, k, v)
-    inv = math.floor(2**15 / math.sqrt(8) + 0.5)
+    inv = math.floor(2**15 / math.sqrt(D) + 0.5)
     exp_spec, recip = cfg.exp_spec, cfg.recip_spec
-    for i in range(3):
-        acc = [int(sum(int(q[i, t]) * int(k[j, t]) for t in range(8))) * inv for j in range(10)]
+    for i in range(M):
+        acc = [int(sum(int(q[i, t]) * int(k[j, t]) for t in range(D))) * inv for j in range(N)]
         frac_in = 12 + 15
         s = [(a + (1 << (frac_in - 8 - 1))) >> (frac_in - 8) for a in acc]  # half-up to 8 frac bits
         s = [min(max(x, cfg.score.min_int), cfg.score.max_int) for x in s]
@@ -136,7 +138,7 @@ def test_quantized_attention_bit_exact_against_integer_recomputation():
         e = [int(exp_spec(np.array([max(x - mx, cfg.exp_in.min_int)]))[0][0]) for x in s]
         den = sum(e)
         for c in range(5):
-            num = sum(e[j] * int(v[j, c]) for j in range(10))
+            num = sum(e[j] * int(v[j, c]) for j in range(N))
             ref = int(recip.scale(np.array([num]), 15 + 6, np.array([den]), cfg.out)[0][0])
             assert out[i, c] == ref
             # and it is the true quotient to within the reciprocal LUT precision
