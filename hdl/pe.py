@@ -4,7 +4,8 @@ One PE: a value register, a result register, port registers (left operand ``x``,
 ``y``, partial sum ``s``), one multiplier (output registered for timing) and one adder, plus one
 register of the separate result shift chain.
 
-Each beat carries an operation with its left operand (``op_in``: ``op``, ``col``, ``first``):
+Each beat carries an operation with its left operand (``op_in``: one-hot ``load``/``df1``/``df2``,
+``first``, one-hot LOAD column ``col``):
 
 * ``LOAD``: if ``col`` is this PE's column, the value register takes ``x`` (load from the memory
   side, Fig. 10 (b)); the beat passes on unchanged.
@@ -14,8 +15,8 @@ Each beat carries an operation with its left operand (``op_in``: ``op``, ``col``
   ``y`` (AP) moves up.
 * ``NOP``: a bubble.
 
-Query shortcut: when the column's shortcut bus carries this PE's row (``sc_valid`` and
-``sc_row == row``), the value register takes ``sc_value``, and a DF1 beat multiplying in that same
+Query shortcut: when the column's shortcut bus carries this PE's row (``sc_hit``, the PE's bit of
+the PPE's one-hot row select), the value register takes ``sc_value``, and a DF1 beat multiplying in that same
 cycle already uses it (bypass). Result chain: ``copy`` loads the chain register with the result
 register (and its saturation flag); otherwise the chain register takes ``chain_in`` from the PE below.
 
@@ -38,7 +39,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.fixed import QFormat
-from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, SystolicConfig
+from golden.systolic import SystolicConfig
 
 from .registry import BlockSpec, Param, ParamError
 
@@ -51,40 +52,38 @@ def _bits(n: int) -> int:
 
 
 def op_layout(cols: int) -> data.StructLayout:
-    """Per-PE operation travelling with the left operand."""
-    return data.StructLayout({"op": unsigned(2), "col": unsigned(_bits(cols)), "first": unsigned(1)})
+    """Per-PE operation travelling with the left operand, decoded once at the left edge (one-hot
+    flags and a one-hot LOAD column: no comparators in the PEs)."""
+    return data.StructLayout({"load": unsigned(1), "df1": unsigned(1), "df2": unsigned(1), "first": unsigned(1),
+                              "col": unsigned(cols)})
 
 
 class PE(wiring.Component):
-    """A PE at (``col``, ``row``) of a ``cols`` x ``rows`` array; see the module docstring."""
+    """A PE of column ``col`` of a ``cols``-wide array; see the module docstring."""
 
     PORT_LATENCY = 1
     SUM_LATENCY = 3
 
-    def __init__(self, *, x_width: int, y_width: int, acc_width: int, row: int = 0, col: int = 0,
-                 rows: int = 1, cols: int = 1) -> None:
+    def __init__(self, *, x_width: int, y_width: int, acc_width: int, col: int = 0, cols: int = 1) -> None:
         self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
         for name, value, lo, hi in (("x_width", x_width, 2, 27), ("y_width", y_width, 2, 27),
-                                    ("acc_width", acc_width, 4, 60), ("rows", rows, 1, 1024),
-                                    ("cols", cols, 1, 1024)):
+                                    ("acc_width", acc_width, 4, 60), ("cols", cols, 1, 64)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"PE {name} must be an int, not {value!r}")
             if not lo <= value <= hi:
                 raise ValueError(f"PE {name}={value} out of range [{lo}, {hi}]")
         if acc_width < x_width + y_width:
             raise ValueError(f"PE acc_width={acc_width} out of range: expected >= x_width + y_width")
-        if not 0 <= row < rows:
-            raise ValueError(f"PE row={row} out of range [0, {rows - 1}]")
         if not 0 <= col < cols:
             raise ValueError(f"PE col={col} out of range [0, {cols - 1}]")
         self._x_width, self._y_width, self._acc_width = x_width, y_width, acc_width
-        self._row, self._col, self._rows, self._cols = row, col, rows, cols
+        self._col, self._cols = col, cols
         ol = op_layout(cols)
         super().__init__({
             "x_in": In(signed(x_width)), "op_in": In(ol), "y_in": In(signed(y_width)),
             "s_in": In(signed(acc_width)), "s_sat_in": In(1),
             "chain_in": In(signed(acc_width)), "chain_sat_in": In(1), "copy": In(1),
-            "sc_valid": In(1), "sc_row": In(unsigned(_bits(rows))), "sc_value": In(signed(x_width)),
+            "sc_hit": In(1), "sc_value": In(signed(x_width)),
             "x_out": Out(signed(x_width)), "op_out": Out(ol), "y_out": Out(signed(y_width)),
             "s_out": Out(signed(acc_width)), "s_sat_out": Out(1),
             "chain_out": Out(signed(acc_width)), "chain_sat_out": Out(1),
@@ -95,7 +94,6 @@ class PE(wiring.Component):
     x_width = property(lambda self: self._x_width)
     y_width = property(lambda self: self._y_width)
     acc_width = property(lambda self: self._acc_width)
-    row = property(lambda self: self._row)
     col = property(lambda self: self._col)
 
     @property
@@ -110,8 +108,8 @@ class PE(wiring.Component):
         m = Module()
         regs = pe_logic(
             m, x_in=self.x_in, op_in=self.op_in.as_value(), y_in=self.y_in, s_in=self.s_in, s_sat_in=self.s_sat_in,
-            chain_in=self.chain_in, chain_sat_in=self.chain_sat_in, copy=self.copy, sc_valid=self.sc_valid,
-            sc_row=self.sc_row, sc_value=self.sc_value, row=self._row, col=self._col, x_width=self._x_width,
+            chain_in=self.chain_in, chain_sat_in=self.chain_sat_in, copy=self.copy, sc_hit=self.sc_hit,
+            sc_value=self.sc_value, col=self._col, x_width=self._x_width,
             y_width=self._y_width, acc_width=self._acc_width, cols=self._cols)
         m.d.comb += [
             self.x_out.eq(regs.x_out), self.op_out.eq(regs.op_out), self.y_out.eq(regs.y_out),
@@ -139,13 +137,12 @@ class PERegisters:
 
 
 def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, s_sat_in: Value, chain_in: Value,
-             chain_sat_in: Value, copy: Value, sc_valid: Value, sc_row: Value, sc_value: Value, row: int, col: int,
+             chain_sat_in: Value, copy: Value, sc_hit: Value, sc_value: Value, col: int,
              x_width: int, y_width: int, acc_width: int, cols: int, name: str = "") -> PERegisters:
     """Add one PE's logic to ``m`` (used by :class:`PE` and, flattened, by the systolic array: a
     flat netlist with few named signals keeps Verilator's ``--public-flat-rw`` build of the cocotb
     flow small). Registers are packed (operand + operation, value + flag) so that a PE has 7."""
     ob = op_layout(cols).size
-    cb = _bits(cols)
     pw = x_width + y_width
     xo = Signal(x_width + ob, name=f"{name}xo")        # port register: left operand + operation
     yr = Signal(signed(y_width), name=f"{name}y")       # port register: bottom operand
@@ -157,27 +154,24 @@ def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, 
 
     m.d.sync += [xo.eq(Cat(x_in, op_in)), yr.eq(y_in)]
     x = xo[:x_width].as_signed()
-    op_kind, op_col = xo[x_width:x_width + 2], xo[x_width + 2:x_width + 2 + cb]
+    op_load, op_df1, op_df2, op_first = (xo[x_width + k] for k in range(4))
+    op_col = xo[x_width + 4 + col]
 
     # Value register: memory-side load, query shortcut (with bypass into this cycle's multiply).
-    hit = Signal(name=f"{name}hit")
-    m.d.comb += hit.eq(sc_valid & (sc_row == row))
-    with m.If((op_kind == OP_LOAD) & (op_col == col)):
+    hit = sc_hit
+    with m.If(op_load & op_col):
         m.d.sync += value.eq(x)
     with m.Elif(hit):
         m.d.sync += value.eq(sc_value)
 
     # Multiplier, output registered (with the operation it belongs to).
-    m.d.sync += pp.eq(Cat((x * Mux(op_kind == OP_DF2, yr, Mux(hit, sc_value, value)))[:pw], op_kind,
-                          xo[x_width + 2 + cb]))
+    m.d.sync += pp.eq(Cat((x * Mux(op_df2, yr, Mux(hit, sc_value, value)))[:pw], op_df1, op_df2, op_first))
     prod = pp[:pw].as_signed()
-    p_kind, p_first = pp[pw:pw + 2], pp[pw + 2]
+    df1, df2, p_first = pp[pw], pp[pw + 1], pp[pw + 2]
 
     # One adder, saturating: partial sum from below (DF1) or the result register (DF2). The sum of
     # an acc_width-bit and a narrower value has acc_width+1 bits: it overflowed iff its two top
     # bits differ (same result as hdl.fixed.saturate, fewer cells).
-    df1 = p_kind == OP_DF1
-    df2 = p_kind == OP_DF2
     acc_v = acc[:acc_width].as_signed()
     raw = Signal(signed(acc_width + 1), name=f"{name}sum")
     m.d.comb += raw.eq(Mux(df2, Mux(p_first, 0, acc_v), s_in) + prod)
@@ -198,9 +192,9 @@ def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, 
 
 
 def _build(**p) -> PE:
-    cfg = SystolicConfig(b=p["b"], d=p["d"], acc_width=p["acc_width"])
+    cfg = SystolicConfig(b=p["b"], acc_width=p["acc_width"])
     return PE(x_width=p["x_width"] or cfg.x_width, y_width=p["y_width"] or cfg.y_width, acc_width=p["acc_width"],
-              row=0, col=0, rows=p["d"], cols=p["b"])
+              col=0, cols=p["b"])
 
 
 def _validate(p: dict) -> None:
@@ -215,8 +209,7 @@ BLOCKS = [
         name="pe",
         description="CTA systolic-array PE: value/result/port registers, 1 multiplier (registered), 1 adder",
         params=(
-            Param("b", 8, "array width (columns), sizes the LOAD column index", min=1, max=64),
-            Param("d", 64, "array height (rows), sizes the shortcut row index", min=2, max=256),
+            Param("b", 8, "array width (columns), sizes the one-hot LOAD column", min=1, max=64),
             Param("x_width", 0, "left operand / value register width (0: from the default formats, 13)", min=0, max=27),
             Param("y_width", 0, "bottom operand width (0: from the default formats, 17)", min=0, max=27),
             Param("acc_width", 36, "accumulator / partial-sum width (saturating)", min=4, max=60),
@@ -224,6 +217,6 @@ BLOCKS = [
         build=_build,
         cocotb_module=None,
         validate=_validate,
-        fpga_params={"b": 8, "d": 16},
+        fpga_params={"b": 8},
     ),
 ]

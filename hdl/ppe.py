@@ -9,8 +9,8 @@ align it with ``psum``). Per phase (``tag.phase``):
   aligned to the product's binary point), ``a · (1/w)`` (``tag.scale``), floor, saturate to the
   hash format (overflow flagged).
 * Linear: round half up / saturate to the Q̄K̄V̄ format. With ``tag.shortcut`` the rounded value is
-  also broadcast on the column's shortcut bus (``sc_valid``/``sc_row``/``sc_value``) one cycle after
-  ``psum``, row = index of the beat in the phase.
+  also broadcast on the column's shortcut bus (``sc_valid``/``sc_row``/``sc_value``, and ``sc_sel``,
+  the row one-hot, for the PEs) one cycle after ``psum``, row = index of the beat in the phase.
 * Score: multiply by 1/√d (constant, ``score_scale_frac`` fractional bits), round/saturate to the
   score format; the max ``m`` of the beats without ``tag.sub`` (the first k1) is tracked and
   ``sat(s - m)`` is output for beats with ``tag.sub`` (the following k2); ``m = 0`` if no max beat.
@@ -25,7 +25,7 @@ Latencies: ``res`` holds a DF1 result ``LATENCY`` = 4 cycles after ``psum``; the
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -79,7 +79,8 @@ class PPE(wiring.Component):
             "y_top": In(signed(cfg.y_width)), "tag": In(tl),
             "chain": In(signed(cfg.acc_width)), "chain_sat": In(1),
             "copy": Out(1),
-            "sc_valid": Out(1), "sc_row": Out(unsigned(_bits(cfg.d))), "sc_value": Out(shape_of(cfg.qkv_fmt)),
+            "sc_valid": Out(1), "sc_row": Out(unsigned(_bits(cfg.d))), "sc_sel": Out(unsigned(cfg.d)),
+            "sc_value": Out(shape_of(cfg.qkv_fmt)),
             "res_valid": Out(1), "res": Out(signed(cfg.res_width)), "res_over": Out(1), "res_tag": Out(tl),
             "out_valid": Out(1), "out": Out(shape_of(cfg.out_fmt)), "out_over": Out(1), "out_dbz": Out(1),
             "out_row": Out(unsigned(_bits(cfg.d))),
@@ -180,8 +181,10 @@ class PPE(wiring.Component):
         sc_count = Signal(unsigned(_bits(cfg.d) + 1))
         sc_beat = df1 & (tag2.phase == PH_LINEAR) & tag2.shortcut
         m.d.sync += [self.sc_valid.eq(sc_beat), self.sc_value.eq(sc_value)]
+        sc_row = Mux(tag2.first, 0, sc_count)
+        m.d.sync += self.sc_sel.eq(Mux(sc_beat, Const(1, cfg.d) << sc_row, 0))  # one-hot row select for the PEs
         with m.If(sc_beat):
-            m.d.sync += [self.sc_row.eq(Mux(tag2.first, 0, sc_count)), sc_count.eq(Mux(tag2.first, 1, sc_count + 1))]
+            m.d.sync += [self.sc_row.eq(sc_row), sc_count.eq(Mux(tag2.first, 1, sc_count + 1))]
 
         # ---- output phase: Σ AP, copy, chain through the reciprocal scaler ----------------------
         ap_sum = Signal(unsigned(cfg.den_width))

@@ -38,7 +38,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.systolic import OP_DF1, OP_DF2, SHORTCUT_GAP, SystolicConfig
+from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, SHORTCUT_GAP, SystolicConfig
 
 from .fixed import shape_of
 from .pe import PE, _bits, op_layout, pe_logic
@@ -213,11 +213,11 @@ class SystolicArray(wiring.Component):
             m.d.sync += self.residual_overflow.eq(1)
         m.d.sync += in_y.eq(beat.y.as_value())
         op = Mux(fire, beat.op, 0)
+        col_hot = (Const(1, b) << beat.col)[:b]
         m.d.sync += [
-            in_op.eq(Cat(op, beat.col, beat.first)),
+            in_op.eq(Cat(op == OP_LOAD, op == OP_DF1, op == OP_DF2, beat.first, col_hot)),
             in_tag.eq(Cat(op, beat.col, beat.phase, beat.first, beat.last, beat.sub, beat.shortcut, beat.scale)),
         ]
-        assert len(Cat(op, beat.col, beat.first)) == ob
 
         # ---- row skew (left edge) and column skew (bottom edge) ---------------------------------
         row_xo = []
@@ -259,7 +259,7 @@ class SystolicArray(wiring.Component):
                     s_in=0 if below is None else below.s_out, s_sat_in=0 if below is None else below.s_sat_out,
                     chain_in=0 if below is None else below.chain_out,
                     chain_sat_in=0 if below is None else below.chain_sat_out,
-                    copy=ppe.copy, sc_valid=ppe.sc_valid, sc_row=ppe.sc_row, sc_value=ppe.sc_value, row=j, col=i,
+                    copy=ppe.copy, sc_hit=ppe.sc_sel[j], sc_value=ppe.sc_value, col=i,
                     x_width=xw, y_width=yw, acc_width=cfg.acc_width, cols=b, name=f"pe_{i}_{j}_")
                 grid[i].append(regs)
                 below = regs

@@ -15,11 +15,16 @@ XMIN, XMAX = -(1 << (XW - 1)), (1 << (XW - 1)) - 1
 YMIN, YMAX = -(1 << (YW - 1)), (1 << (YW - 1)) - 1
 
 
+def _op(op: int, col: int, first: int) -> dict:
+    return {"load": int(op == OP_LOAD), "df1": int(op == OP_DF1), "df2": int(op == OP_DF2), "first": first,
+            "col": 1 << col}
+
+
 def _run(beats: list[dict], cycles: int, sc: dict[int, tuple[int, int]] | None = None, row: int = 1,
          col: int = 0, copy_at: tuple[int, ...] = (), chain_in: int = 0) -> list[dict]:
     """Beat k enters x_in at cycle k; its s_in is presented at cycle k+2 (SUM_LATENCY - 1).
     Returns the outputs seen in every cycle."""
-    dut = PE(x_width=XW, y_width=YW, acc_width=AW, row=row, col=col, rows=4, cols=2)
+    dut = PE(x_width=XW, y_width=YW, acc_width=AW, col=col, cols=2)
     seen: list[dict] = []
 
     async def tb(ctx):
@@ -28,16 +33,15 @@ def _run(beats: list[dict], cycles: int, sc: dict[int, tuple[int, int]] | None =
                 bt = beats[c]
                 ctx.set(dut.x_in, bt.get("x", 0))
                 ctx.set(dut.y_in, bt.get("y", 0))
-                ctx.set(dut.op_in, {"op": bt.get("op", OP_NOP), "col": bt.get("col", 0), "first": bt.get("first", 0)})
+                ctx.set(dut.op_in, _op(bt.get("op", OP_NOP), bt.get("col", 0), bt.get("first", 0)))
             else:
-                ctx.set(dut.op_in, {"op": OP_NOP, "col": 0, "first": 0})
+                ctx.set(dut.op_in, _op(OP_NOP, 0, 0))
             k = c - (PE.SUM_LATENCY - 1)
             s_in = beats[k].get("s", 0) if 0 <= k < len(beats) else 0
             ctx.set(dut.s_in, s_in)
             ctx.set(dut.s_sat_in, beats[k].get("s_sat", 0) if 0 <= k < len(beats) else 0)
             valid, row_, value = (1, *sc[c]) if sc and c in sc else (0, 0, 0)
-            ctx.set(dut.sc_valid, valid)
-            ctx.set(dut.sc_row, row_)
+            ctx.set(dut.sc_hit, int(valid and row_ == row))  # the PPE's one-hot row select, this PE's bit
             ctx.set(dut.sc_value, value)
             ctx.set(dut.copy, int(c in copy_at))
             ctx.set(dut.chain_in, chain_in)
@@ -140,8 +144,8 @@ def test_result_chain_copy_and_shift():
 def test_bad_parameters():
     with pytest.raises(ValueError, match="acc_width"):
         PE(x_width=13, y_width=17, acc_width=20)
-    with pytest.raises(ValueError, match="row"):
-        PE(x_width=5, y_width=6, acc_width=12, row=4, rows=4)
+    with pytest.raises(ValueError, match="col"):
+        PE(x_width=5, y_width=6, acc_width=12, col=4, cols=4)
     with pytest.raises(TypeError, match="x_width"):
         PE(x_width=5.0, y_width=6, acc_width=12)
     with pytest.raises(ParamError, match="acc_width"):

@@ -50,7 +50,7 @@ def _run(cfg: SystolicConfig, beats: list[dict], cycles: int, chain: dict[int, t
             ctx.set(dut.chain, value)
             ctx.set(dut.chain_sat, sat)
             seen.append({n: ctx.get(getattr(dut, n)) for n in (
-                "res_valid", "res", "res_over", "sc_valid", "sc_row", "sc_value", "copy",
+                "res_valid", "res", "res_over", "sc_valid", "sc_row", "sc_sel", "sc_value", "copy",
                 "out_valid", "out", "out_over", "out_dbz", "out_row")})
             await ctx.tick()
 
@@ -111,6 +111,8 @@ def test_linear_round_saturate_and_shortcut():
     for k in range(len(ws)):
         s = seen[k + TAG_TO_PSUM + PPE.SHORTCUT_LATENCY]
         assert (s["sc_valid"], s["sc_row"] % CFG.d, s["sc_value"]) == (1, k % CFG.d, want[0, k])
+        if k < CFG.d:  # a shortcut phase has d beats: one-hot row select of the PEs
+            assert s["sc_sel"] == 1 << k
     assert sum(s["sc_valid"] for s in seen) == len(ws)
 
 
