@@ -200,11 +200,11 @@ def _parse_pnr_report(path: Path, verilog_name: str) -> tuple[float | None, dict
 _COARSE = "proc; flatten; opt_expr; opt_clean; opt -nodffe -nosdff; wreduce; peepopt; opt_clean"
 
 
-def _yosys_script(top: str, verilog: str, target: str) -> str:
+def _yosys_script(top: str, verilog: str, target: str, abc9: bool = True) -> str:
     if target == "generic":
         mapping = f"synth -flatten -top {top}"
     elif target == "ecp5":
-        mapping = f"synth_ecp5 -top {top} -json {top}.netlist.json"
+        mapping = f"synth_ecp5 -top {top} -json {top}.netlist.json" + ("" if abc9 else " -noabc9")
     else:
         mapping = f"synth_ice40 -dsp -top {top} -json {top}.netlist.json"
     return "\n".join([
@@ -251,10 +251,32 @@ def run_yosys(verilog: Path, top: str, target: str) -> tuple[dict[str, int], dic
     out = verilog.parent
     script = out / "synth.ys"
     script.write_text(_yosys_script(top, verilog.name, target))
-    run_tool("yosys", ["-q", "-s", script.name], out, "yosys.log")
+    fallback = False
+    try:
+        _run_yosys_script(out, script)
+    except ToolFailed:
+        if target != "ecp5":
+            raise
+        # yosys 0.70's ABC9 flow trips an internal assertion on some large designs (seen on pag):
+        # retry with the classic ABC mapping and record that in the resources.
+        script.write_text(_yosys_script(top, verilog.name, target, abc9=False))
+        _run_yosys_script(out, script)
+        fallback = True
     coarse = parse_stat(out / "coarse_stat.json")
     mapped = parse_stat(out / "stat.json")
-    return _resources(target, coarse, mapped), mapped
+    resources = _resources(target, coarse, mapped)
+    if fallback:
+        resources["noabc9"] = 1
+    return resources, mapped
+
+
+def _run_yosys_script(out: Path, script: Path) -> None:
+    try:
+        run_tool("yosys", ["-q", "-l", "yosys.full.log", "-s", script.name], out, "yosys.log")
+    except ToolFailed as exc:
+        full = out / "yosys.full.log"
+        tail = "\n".join(full.read_text(errors="replace").splitlines()[-15:]) if full.exists() else exc.log
+        raise ToolFailed(str(exc).replace("yosys.log", "yosys.full.log"), tail) from None
 
 
 def _check_fits(target: str, res: Mapping[str, int], block: str) -> None:
