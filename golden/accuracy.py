@@ -655,9 +655,12 @@ def plot_tradeoffs(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]
         ax.plot(x, [r["real"]["rel_error_mean"] for r in rows], "o-", label="MiniLM activations")
         ax.plot([r["random"]["work_fraction"] for r in rows], [r["random"]["rel_error_mean"] for r in rows],
                 "s--", alpha=0.7, label="random data")
-        for r, xi in zip(rows, x):
+        for k, (r, xi) in enumerate(zip(rows, x)):
             ax.annotate(r["label"].split("=")[-1], (xi, r["real"]["rel_error_mean"]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
+                        xytext=(4, 4 if k % 2 else -10), fontsize=7)
+        dflt = [(xi, r["real"]["rel_error_mean"]) for r, xi in zip(rows, x) if r["default"]]
+        if dflt:
+            ax.plot(*dflt[0], "*", ms=13, mfc="none", mec="k", label="default setting")
         if ref_err is not None:
             ax.axhline(ref_err, color="grey", lw=0.8, ls=":", label="fixed-point exact (default formats)")
         ax.set_title(f"{m['name']}: sweep of {m['sweep_label']}", fontsize=10)
@@ -674,8 +677,10 @@ def plot_tradeoffs(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]
         ax2.set_xlabel(m["work_axis"])
         ax2.set_ylabel("sentence-embedding cosine vs exact")
         ax2.grid(alpha=0.3)
-    fig.suptitle("Accuracy vs work: all-MiniLM-L6-v2, every layer and head (lower-left is better on top row)",
-                 fontsize=11)
+    corpus_info = report.get("corpus", {})
+    n_texts, layers = corpus_info.get("texts", "?"), len(report.get("config", {}).get("layers", []))
+    fig.suptitle(f"Accuracy vs work on all-MiniLM-L6-v2: {n_texts} texts x {layers} layers x 12 heads "
+                 "(top: lower-left is better; bottom: method in every layer)", fontsize=11)
     fig.tight_layout()
     path = Path(out_dir) / "tradeoff.png"
     fig.savefig(path, dpi=110)
