@@ -85,6 +85,17 @@ def _adder_tree(m: Module, values: list[Value], name: str) -> Signal:
             return values[0]
 
 
+def _small_mul(a: Value, b: Value) -> Value:
+    """``a * b`` for a 4-bit ``b`` as shift-and-add (logic, not a DSP block: a MULT18X18D per
+    4×4 product would waste the FPGA's multipliers). A signed ``b`` has weight -8 on its MSB."""
+    a, b = Value.cast(a), Value.cast(b)
+    terms = [Mux(b[i], a << i, 0) for i in range(len(b))]
+    total = terms[0]
+    for i, term in enumerate(terms[1:], start=1):
+        total = total - term if (b.shape().signed and i == len(b) - 1) else total + term
+    return total
+
+
 def _delay(m: Module, value: Value, cycles: int, name: str) -> list[Value]:
     """``[value, value delayed by 1, ..., delayed by cycles]`` (plain registers)."""
     out = [Value.cast(value)]
@@ -469,7 +480,7 @@ class Latte(wiring.Component):
             qm = q_r.data[lane][4:8].as_signed()
             km = k_r.data[lane][4:8].as_signed()
             reg = Signal(signed(8), name=f"est_prod{lane}")
-            m.d.sync += reg.eq(qm * km)
+            m.d.sync += reg.eq(_small_mul(qm, km))
             e_prod.append(reg)
         e_sum = _adder_tree(m, e_prod, "est_tree")
         e_acc = Signal(signed(f.est_width))
@@ -491,11 +502,11 @@ class Latte(wiring.Component):
             kl = k_r.data[lane][0:4]
             p_mk = Signal(signed(9), name=f"comp_mk{lane}")
             p_lm = Signal(signed(9), name=f"comp_lm{lane}")
-            m.d.sync += [p_mk.eq(qm * kl), p_lm.eq(ql * km)]
+            m.d.sync += [p_mk.eq(_small_mul(qm, kl)), p_lm.eq(_small_mul(ql, km))]
             c_terms += [p_mk << 4, p_lm << 4]
             if f.include_ll:
                 p_ll = Signal(unsigned(8), name=f"comp_ll{lane}")
-                m.d.sync += p_ll.eq(ql * kl)
+                m.d.sync += p_ll.eq(_small_mul(ql, kl))
                 c_terms.append(p_ll)
         c_sum = _adder_tree(m, c_terms, "comp_tree")
         c_acc = Signal(signed(f.cross_width))

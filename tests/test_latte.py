@@ -200,3 +200,36 @@ def test_filter_ties_all_equal_and_single_key():
     got, kept, _, _ = run_head(dut, q, k[:1], k[:1], 0, mant, shift)
     assert kept.tolist() == [1] * 3
     assert got.tolist() == latte_fixed_raw(q, k[:1], k[:1], 0, mant, shift, fmts).out.tolist()
+
+
+@pytest.mark.parametrize("a_signed,b_signed", [(True, True), (True, False), (False, True), (False, False)])
+def test_small_multiplier_exhaustive(a_signed, b_signed):
+    """The shift-and-add 4×4 multipliers of the estimate/compensation lanes, all 256 operand pairs."""
+    from amaranth.hdl import Module, Signal, signed, unsigned
+
+    from hdl.latte import _small_mul
+
+    a = Signal(signed(4) if a_signed else unsigned(4))
+    b = Signal(signed(4) if b_signed else unsigned(4))
+    out = Signal(signed(10))
+    m = Module()
+    m.d.comb += out.eq(_small_mul(a, b))
+    a_range = range(-8, 8) if a_signed else range(16)
+    b_range = range(-8, 8) if b_signed else range(16)
+    bad = []
+
+    async def tb(ctx):
+        for x in a_range:
+            for y in b_range:
+                ctx.set(a, x)
+                ctx.set(b, y)
+                await ctx.delay(1e-9)
+                if ctx.get(out) != x * y:
+                    bad.append((x, y))
+
+    from amaranth.sim import Simulator
+
+    sim = Simulator(m)
+    sim.add_testbench(tb)
+    sim.run()
+    assert bad == []
