@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     from hdl.ppe import config_from_params
     from hdl.registry import get_block
     from sim.runner import run_cocotb
-    from sim.tb_systolic_array import verilator_make_workaround
+    from sim.tb_systolic_array import verilator_make_flags
 
     ap = argparse.ArgumentParser(prog="bench systolic_array")
     ap.add_argument("--sims", nargs="+", default=["verilator", "icarus"], choices=("verilator", "icarus"))
@@ -41,23 +41,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keys", type=int, default=16, help="k1+k2 keys of the score/output phases")
     ap.add_argument("--icarus-tokens", type=int, default=4, help="tokens on Icarus (slow at 8x64)")
     ap.add_argument("--set", action="append", metavar="NAME=VALUE")
+    ap.add_argument("--opt", default="-O0", help="C++ optimisation of the Verilator build (default -O0)")
     args = ap.parse_args(argv)
     params = get_block("systolic_array").resolve(parse_sets(args.set))
     cfg = config_from_params(params)
-    verilator_make_workaround()
     status = 0
     print(f"  systolic array b={cfg.b} d={cfg.d}; ideal = MACs/(b*d); issue = cycles the phase occupies the input "
           "(incl. b value loads per reload); LSH uses l=6 of b columns")
     for sim in args.sims:
         tokens = args.tokens if sim == "verilator" else min(args.tokens, args.icarus_tokens)
         keys = args.keys if sim == "verilator" else min(args.keys, args.icarus_tokens)
-        res = run_cocotb("systolic_array", params, sim=sim, testcase="test_phases_back_to_back",
-                         extra_env={"SA_TOKENS": str(tokens), "SA_KEYS": str(keys)})
+        with verilator_make_flags(args.opt):
+            res = run_cocotb("systolic_array", params, sim=sim, testcase="test_phases_back_to_back",
+                             extra_env={"SA_TOKENS": str(tokens), "SA_KEYS": str(keys)})
         st = res.stats
         ok = res.ok and bool(st.get("phases"))
         status |= 0 if ok else 1
         print(f"  [{sim}] {'PASS' if ok else 'FAIL'} (results == golden): tokens {tokens}, keys {keys}; build "
-              f"{res.build_seconds:.0f} s")
+              f"{res.build_seconds:.0f} s" + (f" (C++ {args.opt})" if sim == "verilator" else ""))
         if not ok:
             continue
         _table(cfg, st, ReciprocalScaler.LATENCY)

@@ -9,34 +9,39 @@ cases and random source bubbles) and prints what was checked and the cycles per 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
+from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
     from attn_rtl.cli import UserError, parse_sets
     from golden.systolic import SHORTCUT_GAP, out_latency, res_latency
     from hdl.arith import ReciprocalScaler
-    from hdl.export import generate
     from hdl.ppe import config_from_params
     from hdl.registry import get_block
     from sim.runner import SimulatorMissing, run_cocotb
-    from sim.tb_systolic_array import verilator_make_workaround
+    from sim.tb_systolic_array import verilator_make_flags
 
     t0 = time.monotonic()
     overrides = parse_sets(args.set)
     params = get_block("systolic_array").resolve(overrides)
     cfg = config_from_params(params)
-    v_path, j_path = generate("systolic_array", params, args.output)
-    lines = v_path.read_text().count("\n")
     print(f"attn-rtl run: CTA systolic array b={cfg.b} d={cfg.d} (acc {cfg.acc_width} bits, tokens {cfg.token_fmt}, "
-          f"Q̄K̄V̄ {cfg.qkv_fmt}, scores {cfg.score_fmt}, AP {cfg.ap_fmt})")
-    print(f"  generated {v_path} ({lines} lines) and {j_path}")
-    verilator_make_workaround()
+          f"Q̄K̄V̄ {cfg.qkv_fmt}, scores {cfg.score_fmt}, AP {cfg.ap_fmt})", flush=True)
     env = {"SA_TOKENS": str(args.tokens), "SA_KEYS": str(args.keys)}
     try:
-        res = run_cocotb("systolic_array", params, sim=args.sim, extra_env=env, seed=args.seed)
+        with verilator_make_flags():
+            res = run_cocotb("systolic_array", params, sim=args.sim, extra_env=env, seed=args.seed)
     except SimulatorMissing as exc:
         raise UserError(str(exc)) from None
+    # run_cocotb generated the same Verilog + manifest for its build: copy them to the output directory.
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix in (".v", ".json"):
+        shutil.copyfile(res.build_dir / f"systolic_array{suffix}", out / f"systolic_array{suffix}")
+    v_path, j_path = out / "systolic_array.v", out / "systolic_array.json"
+    print(f"  generated {v_path} ({v_path.read_text().count(chr(10))} lines) and {j_path}")
     st = res.stats
     status = "PASS" if res.ok else "FAIL"
     print(f"  {args.sim}: build {res.build_seconds:.0f} s, {res.tests - res.failed}/{res.tests} cocotb tests {status} "
