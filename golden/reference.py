@@ -3,6 +3,11 @@
 A method is a callable ``method(head: HeadInputs, **settings) -> MethodResult``. It receives the
 head's *token* inputs and projection weights (not Q/K/V), because CTA and E-ATT change how the
 projections are computed; methods that start from Q/K/V call :meth:`HeadInputs.qkv`.
+
+Also here: the same exact attention in the project's default fixed-point formats
+(:class:`QuantConfig`, :func:`quantize_head`, :func:`quantized_attention` on raw integers,
+:func:`quantized_head` as a method), and the two error metrics of the accuracy report
+(:func:`relative_error`, :func:`cosine_similarity`).
 """
 
 from __future__ import annotations
