@@ -37,6 +37,9 @@ never written in the current batch read as 0 through a ``written`` bitmap cleare
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -51,9 +54,10 @@ from .fixed import round_shift_const, saturate, shape_of
 
 __all__ = ["PagTile", "ProbabilityAggregation", "pag_formats_from_params"]
 
-# Operand sources of the ACC stage (per lane): memory, "never written" (0), in-flight writes of
-# the same region's lanes a/b in stage W, then in stage W2.
-SEL_MEM, SEL_ZERO, SEL_W_A, SEL_W_B, SEL_W2_A, SEL_W2_B = range(6)
+# One-hot operand sources of the ACC stage (per lane; none set = never written = 0): memory,
+# in-flight writes of the same region's lanes a/b in stage W, then in stage W2.
+SEL_MEM, SEL_W_A, SEL_W_B, SEL_W2_A, SEL_W2_B = range(5)
+SEL_BITS = 5
 # Lanes: 0 = region 1 / token j (x1), 1 = region 1 / token j+1 (x3),
 #        2 = region 2 / token j (x2), 3 = region 2 / token j+1 (x4).
 LANES = 4
@@ -81,7 +85,7 @@ class PagTile(wiring.Component):
             "valid_a": In(1), "valid_b": In(1),
             "merge1": In(1), "merge2": In(1),
             "rd": In(data.ArrayLayout(ap_shape, LANES)),
-            "sel": In(data.ArrayLayout(unsigned(3), LANES)),
+            "sel": In(data.ArrayLayout(unsigned(SEL_BITS), LANES)),
             "act": In(LANES),
             "new": Out(data.ArrayLayout(ap_shape, LANES)),
             "clear_flags": In(1),
@@ -124,29 +128,26 @@ class PagTile(wiring.Component):
         exp_event = Signal()
         m.d.comb += exp_event.eq((exps[0].overflow & exps[0].valid_out) | (exps[1].overflow & exps[1].valid_out))
 
-        # ACC (c6): operand from memory / 0 / in-flight writes, add, saturate -> stage W.
+        # ACC (c6): operand = AND-OR of the registered one-hot select (memory / in-flight W, W2
+        # values; 0 if none), add, saturate on the carry out -> stage W. Timing-critical loop.
         w2 = Signal(data.ArrayLayout(shape_of(ap_fmt), LANES))
         m.d.sync += w2.eq(self.new)
+        ap_w = ap_fmt.width
+        max_raw = Const(ap_fmt.max_int, unsigned(ap_w))
         ap_events = []
         for lane in range(LANES):
             base = lane & ~1  # first lane of this lane's region
-            operand = Signal(shape_of(ap_fmt), name=f"operand_{lane}")
-            with m.Switch(self.sel[lane]):
-                with m.Case(SEL_MEM):
-                    m.d.comb += operand.eq(self.rd[lane])
-                with m.Case(SEL_W_A):
-                    m.d.comb += operand.eq(self.new[base])
-                with m.Case(SEL_W_B):
-                    m.d.comb += operand.eq(self.new[base + 1])
-                with m.Case(SEL_W2_A):
-                    m.d.comb += operand.eq(w2[base])
-                with m.Case(SEL_W2_B):
-                    m.d.comb += operand.eq(w2[base + 1])
-                with m.Default():
-                    m.d.comb += operand.eq(0)
-            value, over = saturate(operand + upd[lane], ap_fmt)
-            m.d.sync += self.new[lane].eq(value)
-            ap_events.append(over & self.act[lane])
+            sources = (self.rd[lane], self.new[base], self.new[base + 1], w2[base], w2[base + 1])
+            operand = Signal(unsigned(ap_w), name=f"operand_{lane}")
+            m.d.comb += operand.eq(functools.reduce(
+                operator.or_, [src & self.sel[lane][k].replicate(ap_w) for k, src in enumerate(sources)]))
+            total = Signal(unsigned(ap_w + 1), name=f"sum_{lane}")
+            m.d.comb += total.eq(operand + upd[lane])
+            over = total[ap_w]  # operand <= max and upd < 2**ap_w: the carry out is the overflow
+            m.d.sync += self.new[lane].eq(Mux(over, max_raw, total[:ap_w]))
+            event = Signal(name=f"ap_over_{lane}")
+            m.d.sync += event.eq(over & self.act[lane])
+            ap_events.append(event)
         ap_event = Signal()
         m.d.comb += ap_event.eq(Cat(*ap_events).any())
 
@@ -394,19 +395,19 @@ class ProbabilityAggregation(wiring.Component):
         # ---- c5: lane valids after merging, AP reads ------------------------------------------
         act5 = [v5s[0], v5s[1] & ~mg5[0], v5s[0], v5s[1] & ~mg5[1]]
         written = [Signal(d, name=f"written{r + 1}") for r, d in enumerate(depths)]
-        wbit = [Signal(name=f"acc_written{i}") for i in range(LANES)]
+        wbit = [Signal(name=f"readout_written{r + 1}") for r in range(2)]
         for region in range(2):
             for lane in range(2):
                 i = 2 * region + lane
                 port = ap_rd[region][lane]
-                if lane == 0:  # port a also serves the readout
+                if lane == 0:  # port a also serves the readout (entries never written read as 0)
                     addr = Mux(readout, ro_idx, x5s[i])
                     en = Mux(readout, advance, 1)
+                    with m.If(en):
+                        m.d.sync += wbit[region].eq(written[region].bit_select(addr, 1))
                 else:
                     addr, en = x5s[i], Const(1)
                 m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
-                with m.If(en):
-                    m.d.sync += wbit[i].eq(written[region].bit_select(addr, 1))
 
         # ---- c6: forwarding selects --------------------------------------------------------
         xa = [Signal(addr_bits[i // 2], name=f"acc_x{i}") for i in range(LANES)]
@@ -418,19 +419,23 @@ class ProbabilityAggregation(wiring.Component):
         m.d.sync += ([a.eq(bv) for a, bv in zip(xa, x5s)] + [a.eq(bv) for a, bv in zip(la, act5)]
                      + [a.eq(bv) for a, bv in zip(xw, xa)] + [a.eq(bv) for a, bv in zip(lw, la)]
                      + [a.eq(bv) for a, bv in zip(xw2, xw)] + [a.eq(bv) for a, bv in zip(lw2, lw)])
+        # One-hot operand selects, decided at c5 for the next cycle (registered, off the ACC
+        # loop): the update now in ACC will be in W, the one now in W will be in W2; newest wins.
         forward_on = "forward" not in self._faults
         sels = []
         for i in range(LANES):
-            base = i & ~1
-            sel = Signal(3, name=f"acc_sel{i}")
-            hit = lambda xr, lr, j, i=i: lr[j] & (xr[j] == xa[i])  # noqa: E731
-            chain = Mux(wbit[i], SEL_MEM, SEL_ZERO)
-            if forward_on:  # newest first: W2 then W override the memory operand
-                chain = Mux(hit(xw2, lw2, base + 1), SEL_W2_B, chain)
-                chain = Mux(hit(xw2, lw2, base), SEL_W2_A, chain)
-                chain = Mux(hit(xw, lw, base + 1), SEL_W_B, chain)
-                chain = Mux(hit(xw, lw, base), SEL_W_A, chain)
-            m.d.comb += sel.eq(chain)
+            base, region = i & ~1, i // 2
+            hit = lambda xr, lr, j, i=i: lr[j] & (xr[j] == x5s[i])  # noqa: E731
+            if forward_on:
+                hw = [hit(xa, la, base), hit(xa, la, base + 1)]
+                hw2 = [hit(xw, lw, base), hit(xw, lw, base + 1)]
+            else:
+                hw = hw2 = [Const(0), Const(0)]
+            any_w = hw[0] | hw[1]
+            any_w2 = ~any_w & (hw2[0] | hw2[1])
+            mem = ~any_w & ~(hw2[0] | hw2[1]) & written[region].bit_select(x5s[i], 1)
+            sel = Signal(SEL_BITS, name=f"acc_sel{i}")
+            m.d.sync += sel.eq(Cat(mem, hw[0], hw[1], any_w2 & hw2[0], any_w2 & hw2[1]))
             sels.append(sel)
         for c, tile in enumerate(tiles):
             rd = [ap_rd[i // 2][i % 2].data[c * ap_w:(c + 1) * ap_w] for i in range(LANES)]
@@ -455,7 +460,7 @@ class ProbabilityAggregation(wiring.Component):
         for c in range(b):
             sl = slice(c * ap_w, (c + 1) * ap_w)
             v1 = Mux(wbit[0], ap_rd[0][0].data[sl], 0)
-            v2 = Mux(wbit[2], ap_rd[1][0].data[sl], 0)
+            v2 = Mux(wbit[1], ap_rd[1][0].data[sl], 0)
             m.d.comb += self.ap.payload.ap[c].eq(Mux(o_in2, v2, v1))
         m.d.comb += [
             self.add_overflow.eq(Cat(*[t.add_overflow for t in tiles])),
