@@ -23,9 +23,10 @@ Update pipeline (cycle 0 = the ct beat's transfer; no stalls, bubbles carry vali
  c0   CS read addresses = the beat's cluster indices (sync read ports)
  c1   ADD: CS1[x] + CS2[y], requantise/saturate into the exp input format (registered)
  c2-4 ExpUnit (LATENCY 3), merge decisions ``x1 == x3`` / ``x2 == x4`` computed alongside
- c5   MERGE: lane a carries ``e0 + e1`` when the addresses match, lane b is dropped; AP reads
+ c5   MERGE: lane a carries ``e0 + e1`` when the addresses match, lane b is dropped; AP reads;
+      one-hot operand selects for c6 (address compares against the ACC and W stages)
  c6   ACC: operand = AP read data, or forwarded in-flight value (W or W2 stage), + update,
-      saturate (sticky flag)
+      saturate on the carry out (sticky flag one cycle later)
  c7   W: write both lanes (distinct addresses after merging); W2 keeps them one more cycle
 ====  =====================================================================================
 
