@@ -183,17 +183,18 @@ class Latte(wiring.Component):
     def formats(self) -> dict[str, QFormat]:
         return self._fmts.formats()
 
-    # pipeline depths (cycles from issuing an item to its result being written)
+    # pipeline depths (cycles from issuing an item to its result being written); every memory
+    # read is registered before it feeds logic (timing)
     @property
     def est_latency(self) -> int:
-        return 2 + tree_stages(self.lanes)
+        return 3 + tree_stages(self.lanes)
 
     @property
     def comp_latency(self) -> int:
-        return 3 + tree_stages(self.lanes * (3 if self.include_ll else 2))
+        return 4 + tree_stages(self.lanes * (3 if self.include_ll else 2))
 
-    EXP_LATENCY = 5 + ExpUnit.LATENCY
-    PV_LATENCY = 3
+    EXP_LATENCY = 6 + ExpUnit.LATENCY
+    PV_LATENCY = 5
 
     def cycles_per_head(self, n: int, kept_rows: list[int]) -> int:
         """Cycles from the first K/V beat to the last output beat of a head without stalls (K and
@@ -294,10 +295,10 @@ class Latte(wiring.Component):
         f_base = Signal(aw)
         f_c = Signal(range(C))
         f_cur = est_r.data
-        f_gap = Signal(signed(f.est_width + 1))
-        m.d.comb += f_gap.eq(emax - f_cur)
+        # keep iff max - A_est <= tau, i.e. A_est >= theta = max - tau (registered once per row)
+        f_theta = Signal(signed(max(f.est_width, f.tau_width + 1) + 1))
         f_keep = Signal()
-        m.d.comb += f_keep.eq(f_scan_valid & (f_gap <= self.tau))
+        m.d.comb += f_keep.eq(f_scan_valid & (f_cur >= f_theta))
         f_issue = Signal()
         c_lat = self.comp_latency - 1  # to the accumulate stage
         fv = _delay(m, f_issue, c_lat, "fv")
@@ -379,7 +380,8 @@ class Latte(wiring.Component):
                 with m.Elif(~_any(ev[1:]) & ~back_in_exp):
                     # prefetch A_est[0] for the scanner
                     m.d.comb += [est_r.addr.eq(0), est_r.en.eq(1)]
-                    m.d.sync += [f_scan_j.eq(0), f_scan_valid.eq(1), f_base.eq(0), f_c.eq(0)]
+                    m.d.sync += [f_scan_j.eq(0), f_scan_valid.eq(1), f_base.eq(0), f_c.eq(0),
+                                 f_theta.eq(emax - self.tau)]
                     m.next = "FILT"
 
             with m.State("FILT"):
@@ -474,11 +476,16 @@ class Latte(wiring.Component):
             q_w.en.eq(self.q.valid & in_row_q),
         ]
 
+        # ---- K/Q reads registered (shared by EST and FILT) ----------------------------------------
+        k_d = Signal(chunk)
+        q_d = Signal(chunk)
+        m.d.sync += [k_d.eq(k_r.data), q_d.eq(q_r.data)]
+
         # ---- EST datapath: signed 4×4 products, tree, accumulate, max ------------------------------
         e_prod = []
         for lane in range(L):
-            qm = q_r.data[lane][4:8].as_signed()
-            km = k_r.data[lane][4:8].as_signed()
+            qm = q_d[lane][4:8].as_signed()
+            km = k_d[lane][4:8].as_signed()
             reg = Signal(signed(8), name=f"est_prod{lane}")
             m.d.sync += reg.eq(_small_mul(qm, km))
             e_prod.append(reg)
@@ -496,10 +503,10 @@ class Latte(wiring.Component):
         # ---- FILT datapath: compensation products, tree, accumulate, score, kept list -----------
         c_terms = []
         for lane in range(L):
-            qm = q_r.data[lane][4:8].as_signed()
-            ql = q_r.data[lane][0:4]
-            km = k_r.data[lane][4:8].as_signed()
-            kl = k_r.data[lane][0:4]
+            qm = q_d[lane][4:8].as_signed()
+            ql = q_d[lane][0:4]
+            km = k_d[lane][4:8].as_signed()
+            kl = k_d[lane][0:4]
             p_mk = Signal(signed(9), name=f"comp_mk{lane}")
             p_lm = Signal(signed(9), name=f"comp_lm{lane}")
             m.d.sync += [p_mk.eq(_small_mul(qm, kl)), p_lm.eq(_small_mul(ql, km))]
@@ -527,7 +534,8 @@ class Latte(wiring.Component):
 
         # ---- EXP datapath: diff, ×scale (DSP), rounding shift, saturate, exp, den ----------------
         x_diff = Signal(signed(f.diff_width))
-        m.d.sync += x_diff.eq(sc_r.data.score - smax_b)
+        sc_d = Signal(score_layout)
+        m.d.sync += [sc_d.eq(sc_r.data), x_diff.eq(sc_d.score - smax_b)]
         x_prod = Signal(signed(f.diff_width + f.scale_mant_bits + 1))
         m.d.sync += x_prod.eq(x_diff * self.scale_mant)
         # round half up by a variable shift s: floor((floor(p / 2^(s-1)) + 1) / 2); s = 0 via p·2
@@ -537,20 +545,24 @@ class Latte(wiring.Component):
         x_in, _ = saturate((x_pre + 1) >> 1, f.exp_in_fmt)
         x_reg = Signal(shape_of(f.exp_in_fmt))
         m.d.sync += x_reg.eq(x_in)
-        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[5]), exp.en.eq(1)]
-        x_kb = _delay(m, sc_r.data.kb, self.EXP_LATENCY - 1, "xkb")
+        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[6]), exp.en.eq(1)]
+        x_kb = _delay(m, sc_d.kb, self.EXP_LATENCY - 2, "xkb")
         with m.If(exp.valid_out):
             m.d.comb += [ek_w.en.eq(1), ek_w.addr.eq(x_w), ek_w.data.e.eq(exp.y), ek_w.data.kb.eq(x_kb[-1])]
             m.d.sync += [x_w.eq(x_w + 1), den.eq(den + exp.y)]
 
         # ---- PV datapath: e·V over kept keys into the accumulators --------------------------------
-        m.d.comb += v_r.addr.eq(ek_r.data.kb + pc[1])
-        p_e = Signal(shape_of(f.exp_out_fmt))
-        m.d.sync += p_e.eq(ek_r.data.e)
+        # t1 ek data -> t2 registered -> V address -> t3 V data -> t4 registered -> t5 products
+        ek_d = Signal(ek_layout)
+        m.d.sync += ek_d.eq(ek_r.data)
+        m.d.comb += v_r.addr.eq(ek_d.kb + pc[2])
+        p_e = _delay(m, ek_d.e, 2, "pv_e")[-1]
+        v_d = Signal(chunk)
+        m.d.sync += v_d.eq(v_r.data)
         p_prod = []
         for lane in range(L):
             reg = Signal(signed(f.exp_out_fmt.width + 8 + 1), name=f"pv_prod{lane}")
-            m.d.sync += reg.eq(p_e * v_r.data[lane])
+            m.d.sync += reg.eq(p_e * v_d[lane])
             p_prod.append(reg)
         with m.If(pv[-1]):
             with m.Switch(pc[-1]):
