@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = args.keys if sim == "verilator" else min(args.keys, args.icarus_tokens)
         with verilator_make_flags(args.opt):
             res = run_cocotb("systolic_array", params, sim=sim, testcase="test_phases_back_to_back",
-                             extra_env={"SA_TOKENS": str(tokens), "SA_KEYS": str(keys)})
+                             extra_env={"SA_TOKENS": str(tokens), "SA_KEYS": str(keys), "SA_DIN": str(cfg.d)})
         st = res.stats
         ok = res.ok and bool(st.get("phases"))
         status |= 0 if ok else 1

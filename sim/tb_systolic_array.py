@@ -5,8 +5,9 @@ only drives beats, records what comes out and when, and compares with ``==``
 (:func:`check_records`). Also used by the Amaranth-simulator test, ``attn-rtl run`` and the bench.
 
 Environment knobs (besides the block parameters): ``SA_TOKENS`` (tokens per LSH phase), ``SA_KEYS``
-(k1+k2 of the score/output phases), ``SA_GAPS`` (probability of a source bubble between beats
-outside shortcut phases), ``SA_CORNERS`` (1: add the saturation/corner program).
+(k1+k2 of the score/output phases), ``SA_DIN`` (dot-product length of the LSH/linear phases;
+default d, or d-1 when d > 8 to exercise zero-padded rows), ``SA_GAPS`` (probability of a source
+bubble before a beat outside shortcut phases, in the corner test).
 """
 
 from __future__ import annotations
@@ -52,14 +53,15 @@ def _rand(rng: np.random.Generator, fmt, shape, extremes: bool = False, scale: f
 
 
 def random_program(cfg: SystolicConfig, rng: np.random.Generator, n_tokens: int = 6, n_keys: int = 5,
-                   extremes: bool = False) -> tuple[list[Any], Program]:
+                   extremes: bool = False, d_in: int | None = None) -> tuple[list[Any], Program]:
     """The CTA sequence of SA steps (Table I) with random data, back to back:
     LSH_1 (load A) -> LSH_0 (reload A, Fig. 10 b) -> LSH_0' (keep A, a) -> LSH_2 on residuals ->
     K̄ (load centroids) -> V̄ (keep) -> Q̄ with shortcut (c) -> scores -> output (d) -> Q̄ (c) ->
     scores -> output (second output phase)."""
     b, d = cfg.b, cfg.d
     l_hash = min(6, b)
-    d_in = d if d <= 8 else d - 1   # exercise zero-padded rows on the larger arrays
+    if d_in is None:
+        d_in = d if d <= 8 else d - 1   # exercise zero-padded rows on the larger arrays
     tf, qf = cfg.token_fmt, cfg.qkv_fmt
     ex = extremes
 
@@ -314,8 +316,9 @@ if cocotb is not None:
         cfg = _cfg_from_env()
         seed = int(os.environ.get("RANDOM_SEED", "1"))
         rng = np.random.default_rng(seed & 0xFFFFFFFF)
+        din = os.environ.get("SA_DIN")
         _, prog = random_program(cfg, rng, n_tokens=int(os.environ.get("SA_TOKENS", "6")),
-                                 n_keys=int(os.environ.get("SA_KEYS", "5")))
+                                 n_keys=int(os.environ.get("SA_KEYS", "5")), d_in=int(din) if din else None)
         await _reset(dut)
         figures = await run_program(dut, cfg, prog)
         assert timing_matches_model(cfg, prog, figures["accepted"]), "accept cycles differ from the golden schedule"

@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = config_from_params(params)
     print(f"attn-rtl run: CTA systolic array b={cfg.b} d={cfg.d} (acc {cfg.acc_width} bits, tokens {cfg.token_fmt}, "
           f"Q̄K̄V̄ {cfg.qkv_fmt}, scores {cfg.score_fmt}, AP {cfg.ap_fmt})", flush=True)
-    env = {"SA_TOKENS": str(args.tokens), "SA_KEYS": str(args.keys)}
+    env = {"SA_TOKENS": str(args.tokens), "SA_KEYS": str(args.keys), "SA_DIN": str(cfg.d)}
     try:
         with verilator_make_flags():
             res = run_cocotb("systolic_array", params, sim=args.sim, extra_env=env, seed=args.seed)
