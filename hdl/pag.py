@@ -284,7 +284,7 @@ class ProbabilityAggregation(wiring.Component):
         load_in2 = Signal()
         tokens = Signal(range(self._n_max + 2))
         drain = Signal(range(self.UPDATE_LATENCY))
-        batch_start = Signal()  # first CS beat of a batch: clear bitmaps and flags
+        batch_start = Signal()  # cycle after the first CS beat of a batch: clear bitmaps and flags
         readout = Signal()
         ro_idx = Signal(range(max(depths)))
         ro_in2 = Signal()
@@ -339,8 +339,10 @@ class ProbabilityAggregation(wiring.Component):
             self.cs.ready.eq(fsm.ongoing("LOAD") & cfg_ok),
             self.ct.ready.eq(fsm.ongoing("RUN")),
             readout.eq(fsm.ongoing("READOUT")),
-            batch_start.eq(take_cs & ~load_in2 & (load_idx == 0)),
         ]
+        # Registered (high fanout: every bitmap bit and flag); takes effect the cycle after the
+        # first CS beat, still before the earliest ct beat (k1 + k2 >= 2 CS beats).
+        m.d.sync += batch_start.eq(take_cs & ~load_in2 & (load_idx == 0))
 
         # CS load: beat t goes to CS1[t] (t < k1) or CS2[t - k1].
         for region, port in enumerate(cs_wr):
@@ -358,9 +360,11 @@ class ProbabilityAggregation(wiring.Component):
         for region in range(2):
             for lane in range(2):
                 m.d.comb += [cs_rd[region][lane].addr.eq(x0[2 * region + lane]), cs_rd[region][lane].en.eq(1)]
+        bad_q = Signal()
+        m.d.sync += bad_q.eq(bad)
         with m.If(batch_start):
             m.d.sync += self.index_error.eq(0)
-        with m.Elif(bad):
+        with m.Elif(bad_q):
             m.d.sync += self.index_error.eq(1)
 
         # ---- control pipeline c1 .. c5 (addresses, token valids, merge decisions) --------------
