@@ -38,6 +38,8 @@ class Param:
     def allowed(self) -> str:
         if self.choices is not None:
             return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.kind is bool:
+            return "true or false"
         lo = "-inf" if self.min is None else self.min
         hi = "inf" if self.max is None else self.max
         text = f"{self.kind.__name__} in [{lo}, {hi}]"

@@ -11,7 +11,8 @@ def _list(args: argparse.Namespace) -> int:
     for name, spec in sorted(blocks().items()):
         print(f"{name}: {spec.description}")
         for p in spec.params:
-            print(f"    {p.name} = {p.default!r:<8} {p.allowed():<32} {p.help}")
+            default = str(p.default).lower() if p.kind is bool else repr(p.default)
+            print(f"    {p.name + ' = ' + default:<28} {p.allowed():<30} {p.help}")
     return 0
 
 
