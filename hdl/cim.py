@@ -9,14 +9,17 @@ swept to zero (one write per address, ``sweep_cycles`` cycles, also after reset)
 
 Input stream: one beat carries one hash value per thread, skewed as the systolic array
 produces them: lane j of beat t is layer j of token t-j (``lane_valid[j]`` marks lanes that
-carry a token). Thread units: the token in lane j issues a (synchronous) read of memory j; at the
-next beat the read/write decoder resolves it (hit, or allocate the next free node / cluster
-index and write it) and the child addresses memory j+1 together with the token's next hash
-value. With ``internal_skew`` a beat carries one token's whole code instead (as the systolic
-array's deskewed PPE results do) and lane j is delayed by j steps inside, in j hash registers.
-When the token behind reads the entry being written at the same clock edge, the write is
-bypassed to it (the memory read would return the old entry). One token completes per beat; after
-the last beat one extra internal step drains the leaf layer, so n tokens take n + l + 1 cycles.
+carry a token). Thread units: a token spends two steps per layer (timing: a block-RAM output
+never feeds the next memory's address in the same cycle): it issues a (synchronous) read of
+memory j, the word is registered, and in the second step the read/write decoder resolves it
+(hit, or allocate the next free node / cluster index and write it) while the child addresses
+memory j+1 together with the token's next hash value (lane j is delayed by j steps inside to
+line up). With ``internal_skew`` a beat carries one token's whole code instead (as the systolic
+array's deskewed PPE results do) and lane j is delayed by 2j steps inside.
+The two tokens behind a token that allocates read the memory before its write lands; the
+decoder keeps the last two allocations of each layer and bypasses them to those readers. One
+token completes per step; after the last beat the pipeline drains by itself, so n tokens take
+n + 2l + 1 cycles from the first beat to the last index (``latency`` = 2l + 1).
 
 Capacity: nodes per depth ``min(nodes_per_layer, 2**(hash_width*j))``, ``max_clusters`` leaves,
 ``max_tokens`` tokens per run. A token that does not fit gets index ``max_clusters`` and raises
@@ -143,8 +146,8 @@ class ClusterIndexModule(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from the edge accepting a token's first lane to its index on ``o``."""
-        return self._l + 1
+        """Cycles from the edge accepting a token's first lane to its index on ``o`` (2 per layer)."""
+        return 2 * self._l + 1
 
     @property
     def formats(self) -> dict:
@@ -177,71 +180,80 @@ class ClusterIndexModule(wiring.Component):
         overflow = Signal()
         protocol_error = Signal()
 
-        # Per-layer thread state: the token whose read of memory j was issued at the last step.
-        s_valid = [Signal(name=f"s{j}_valid") for j in range(l)]
-        s_dead = [Signal(name=f"s{j}_dead") for j in range(l)]
-        s_addr = [Signal(abits[j], name=f"s{j}_addr") for j in range(l)]
-        byp = [Signal(name=f"s{j}_bypass") for j in range(l)]
-        byp_ptr = [Signal(ptr_bits[j], name=f"s{j}_bypass_ptr") for j in range(l)]
+        # Per layer, two thread stages: r = read issued at the last step, q = read issued two
+        # steps ago, its memory word registered (q_entry); q is resolved in this step.
+        def stage(prefix, j):
+            return (Signal(name=f"{prefix}{j}_valid"), Signal(name=f"{prefix}{j}_dead"),
+                    Signal(abits[j], name=f"{prefix}{j}_addr"))
+        r = [stage("r", j) for j in range(l)]
+        q = [stage("q", j) for j in range(l)]
+        q_entry = [Signal(layouts[j], name=f"q{j}_entry") for j in range(l)]
+        # The two most recent allocations of each layer: the q token's read did not see them.
+        hist = [[(Signal(name=f"w{j}_{h}_valid"), Signal(abits[j], name=f"w{j}_{h}_addr"),
+                  Signal(ptr_bits[j], name=f"w{j}_{h}_ptr")) for h in range(2)] for j in range(l)]
 
         out_space = ~self.o.valid | self.o.ready
-        inner_busy = Cat(*s_valid[: l - 1]).any() if l > 1 else Const(0)
         accept = Signal()
         step = Signal()
-        lane_valid = Signal(l)  # lanes of this step that carry a token
-        hashes = [Signal(signed(self._hw), name=f"lane{j}_hash") for j in range(l)]
-        skew_busy = Const(0)
+        lane0_valid = Signal()
+        awaiting = Signal()  # external skew: a token of the last beat still expects lanes
         m.d.comb += [
             self.i.ready.eq(out_space & ~sweeping & ~self.clear),
             accept.eq(self.i.valid & self.i.ready),
         ]
+        busy = Cat(*[s[0] for s in r + q]).any()
         if self._internal_skew:
-            # Whole codes in: lane j is delayed by j steps here (the systolic array's deskewed PPE
-            # results), so the pipeline can step without input and drains on its own.
-            m.d.comb += [step.eq(out_space & ~sweeping & ~self.clear), lane_valid[0].eq(accept),
-                         hashes[0].eq(self.i.payload.hash[0])]
-            delayed = []
-            for j in range(1, l):
-                line_v = [Signal(name=f"skew{j}_{k}_valid") for k in range(j)]
-                line_h = [Signal(signed(self._hw), name=f"skew{j}_{k}_hash") for k in range(j)]
-                with m.If(step):
-                    m.d.sync += [line_v[0].eq(accept), line_h[0].eq(self.i.payload.hash[j])]
-                    m.d.sync += [line_v[k].eq(line_v[k - 1]) for k in range(1, j)]
-                    m.d.sync += [line_h[k].eq(line_h[k - 1]) for k in range(1, j)]
-                m.d.comb += [lane_valid[j].eq(line_v[-1]), hashes[j].eq(line_h[-1])]
-                delayed += line_v
-            skew_busy = Cat(*delayed).any() if delayed else Const(0)
+            m.d.comb += [step.eq(out_space & ~sweeping & ~self.clear), lane0_valid.eq(accept)]
+            delays = [2 * j for j in range(l)]
         else:
-            # Drain the leaf layer when no token still waits for a hash value.
-            bubble = ~self.i.valid & ~self.clear & out_space & ~sweeping & ~inner_busy & s_valid[l - 1]
-            m.d.comb += [step.eq(accept | bubble),
-                         lane_valid.eq(Mux(accept, self.i.payload.lane_valid, 0))]
-            m.d.comb += [hashes[j].eq(self.i.payload.hash[j]) for j in range(l)]
-        lanes = lane_valid
+            lanes = self.i.payload.lane_valid
+            prev_lanes = Signal(l)
+            with m.If(accept):
+                m.d.sync += prev_lanes.eq(lanes)
+                # Each lane must continue exactly the token that sent lane j-1 in the last beat.
+                with m.If(lanes[1:] != prev_lanes[: l - 1]):
+                    m.d.sync += protocol_error.eq(1)
+            m.d.comb += awaiting.eq(prev_lanes[: l - 1].any() if l > 1 else 0)
+            # Without a beat the pipeline may only step when no token waits for a hash value.
+            bubble = ~self.i.valid & ~self.clear & out_space & ~sweeping & ~awaiting & busy
+            m.d.comb += [step.eq(accept | bubble), lane0_valid.eq(accept & lanes[0])]
+            delays = [j for j in range(l)]
+        # Lane j is needed 2j steps after the token's first lane: delay it to line up.
+        hashes = []
+        for j in range(l):
+            h = self.i.payload.hash[j]
+            for k in range(delays[j]):
+                nxt = Signal(signed(self._hw), name=f"lane{j}_delay{k}")
+                with m.If(step):
+                    m.d.sync += nxt.eq(h)
+                h = nxt
+            hashes.append(h)
 
-        # Decoder: resolve each layer's pending read (hit / allocate / refuse).
+        # Decoder: resolve each layer's q token (hit, bypassed allocation, allocate, refuse).
         child, dead_out = [], []
         for j in range(l):
-            entry = layouts[j](rd[j].data)
-            hit = Signal(name=f"s{j}_hit")
-            full = Signal(name=f"s{j}_full")
-            do_alloc = Signal(name=f"s{j}_alloc")
-            refuse = Signal(name=f"s{j}_refuse")
-            ch = Signal(ptr_bits[j], name=f"s{j}_child")
-            dd = Signal(name=f"s{j}_dead_out")
+            qv, qd, qa = q[j]
+            entry = q_entry[j]
+            byp = [Signal(name=f"q{j}_bypass{h}") for h in range(2)]
+            for h in range(2):
+                hv, ha, _ = hist[j][h]
+                m.d.comb += byp[h].eq(hv & (ha == qa) if self._bypass else 0)
+            hit = Signal(name=f"q{j}_hit")
+            full = Signal(name=f"q{j}_full")
+            do_alloc = Signal(name=f"q{j}_alloc")
+            refuse = Signal(name=f"q{j}_refuse")
+            ptr = Signal(ptr_bits[j], name=f"q{j}_ptr")
+            ch = Signal(ptr_bits[j], name=f"q{j}_child")
+            dd = Signal(name=f"q{j}_dead_out")
             m.d.comb += [
-                hit.eq(byp[j] | (entry.epoch == epoch)),
+                hit.eq(byp[0] | byp[1] | (entry.epoch == epoch)),
+                ptr.eq(Mux(byp[0], hist[j][0][2], Mux(byp[1], hist[j][1][2], entry.ptr))),
                 full.eq(alloc[j] == caps[j]),
-                do_alloc.eq(s_valid[j] & ~s_dead[j] & ~hit & ~full),
-                refuse.eq(s_valid[j] & ~s_dead[j] & ~hit & full),
-                dd.eq(s_dead[j] | refuse),
+                do_alloc.eq(qv & ~qd & ~hit & ~full),
+                refuse.eq(qv & ~qd & ~hit & full),
+                dd.eq(qd | refuse),
+                ch.eq(Mux(hit, ptr, alloc[j][: ptr_bits[j]])),
             ]
-            with m.If(byp[j]):
-                m.d.comb += ch.eq(byp_ptr[j])
-            with m.Elif(hit):
-                m.d.comb += ch.eq(entry.ptr)
-            with m.Else():
-                m.d.comb += ch.eq(alloc[j])
             child.append(ch)
             dead_out.append(dd)
 
@@ -250,44 +262,42 @@ class ClusterIndexModule(wiring.Component):
             # Write port: sweep, else the allocation of this step. (Mux expressions, not m.If: a
             # Verilog always @* whose inputs stay constant from time 0 is never evaluated by Icarus.)
             m.d.comb += [
-                wr[j].addr.eq(Mux(sweeping, sweep_addr[: abits[j]], s_addr[j])),
+                wr[j].addr.eq(Mux(sweeping, sweep_addr[: abits[j]], qa)),
                 wr[j].data.eq(Mux(sweeping, 0, Cat(alloc[j][: ptr_bits[j]], epoch))),
                 wr[j].en.eq(Mux(sweeping, sweep_in_range, step & do_alloc)),
             ]
-            with m.If(step & do_alloc):
-                m.d.sync += alloc[j].eq(alloc[j] + 1)
-            with m.If(step & refuse):
-                m.d.sync += overflow.eq(1)
-
-            # Read port: this step's occupant of layer j (new token for j = 0).
-            h = hashes[j].as_unsigned()
-            addr = Signal(abits[j], name=f"s{j}_rd_addr")
-            m.d.comb += addr.eq(h if j == 0 else Cat(h, child[j - 1]))
-            m.d.comb += [rd[j].addr.eq(addr), rd[j].en.eq(step)]
             with m.If(step):
-                m.d.sync += [
-                    s_addr[j].eq(addr),
-                    byp_ptr[j].eq(alloc[j][: ptr_bits[j]]),
-                    # Same-edge write of the token ahead: the read returns the old entry.
-                    byp[j].eq(do_alloc & (addr == s_addr[j]) if self._bypass else 0),
-                ]
+                m.d.sync += [hist[j][1][k].eq(hist[j][0][k]) for k in range(3)]
+                m.d.sync += [hist[j][0][0].eq(do_alloc), hist[j][0][1].eq(qa),
+                             hist[j][0][2].eq(alloc[j][: ptr_bits[j]])]
+                with m.If(do_alloc):
+                    m.d.sync += alloc[j].eq(alloc[j] + 1)
+                with m.If(refuse):
+                    m.d.sync += overflow.eq(1)
+            with m.If(sweeping | self.clear):
+                m.d.sync += [hist[j][h][0].eq(0) for h in range(2)]
+
+            # Read port: the token entering layer j this step (new token for j = 0).
+            addr = Signal(abits[j], name=f"r{j}_rd_addr")
+            hj = hashes[j].as_unsigned()
+            m.d.comb += addr.eq(hj if j == 0 else Cat(hj, child[j - 1]))
+            m.d.comb += [rd[j].addr.eq(addr), rd[j].en.eq(step)]
+            rv, rdd, ra = r[j]
+            with m.If(step):
+                m.d.sync += [q[j][0].eq(rv), q[j][1].eq(rdd), q[j][2].eq(ra), q_entry[j].eq(rd[j].data),
+                             ra.eq(addr)]
                 if j == 0:
-                    new = lanes[0]
-                    m.d.sync += [s_valid[0].eq(new), s_dead[0].eq(tok_count == self._max_tokens)]
-                    with m.If(new):
+                    m.d.sync += [rv.eq(lane0_valid), rdd.eq(tok_count == self._max_tokens)]
+                    with m.If(lane0_valid):
                         with m.If(tok_count == self._max_tokens):
                             m.d.sync += overflow.eq(1)
                         with m.Else():
                             m.d.sync += tok_count.eq(tok_count + 1)
                 else:
-                    m.d.sync += [s_valid[j].eq(lanes[j] & s_valid[j - 1]),
-                                 s_dead[j].eq(dead_out[j - 1])]
-                    # Each lane must continue exactly the token that left layer j-1.
-                    with m.If(accept & (lanes[j] != s_valid[j - 1])):
-                        m.d.sync += protocol_error.eq(1)
+                    m.d.sync += [rv.eq(q[j - 1][0]), rdd.eq(dead_out[j - 1])]
 
         # Leaf layer resolved: the cluster index (or "no cluster") leaves on the output stream.
-        with m.If(step & s_valid[l - 1]):
+        with m.If(step & q[l - 1][0]):
             m.d.sync += [self.o.valid.eq(1),
                          self.o.payload.eq(Mux(dead_out[l - 1], self._max_clusters, child[l - 1]))]
         with m.Elif(self.o.ready):
@@ -300,7 +310,7 @@ class ClusterIndexModule(wiring.Component):
                 m.d.sync += [sweeping.eq(0), sweep_addr.eq(0)]
 
         idle = Signal()
-        m.d.comb += idle.eq(~sweeping & ~Cat(*s_valid).any() & ~self.o.valid & ~skew_busy)
+        m.d.comb += idle.eq(~sweeping & ~busy & ~self.o.valid & ~awaiting)
         with m.If(self.clear):
             with m.If(idle):
                 m.d.sync += [tok_count.eq(0), overflow.eq(0)] + [a.eq(0) for a in alloc]

@@ -132,12 +132,13 @@ def test_single_layer_and_full_throughput(internal_skew):
     rng = np.random.default_rng(3)
     dut = ClusterIndexModule(hash_len=5, hash_width=2, max_tokens=128, max_clusters=128, internal_skew=internal_skew)
     got = check_runs(dut, [_codes(rng, 100, 5, -1, 0)])
-    # n tokens: n + l - 1 beats, one drain step, registered output (first beat to last index, inclusive).
-    assert got[0]["cycles"] == 100 + dut.hash_len + 1, got[0]["cycles"]
+    # One token per cycle: first beat to last index (inclusive) = n + latency (2 cycles per layer + 1).
+    assert dut.latency == 2 * dut.hash_len + 1
+    assert got[0]["cycles"] == 100 + dut.latency, got[0]["cycles"]
 
 
 def test_bypass_is_needed():
-    """With the same-edge write bypass removed, consecutive equal new codes get two clusters."""
+    """With the write bypass removed, consecutive equal new codes get several clusters."""
     dut = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16, _bypass=False)
     codes = np.array([[1, 0, 1]] * 4 + [[0, 0, 0], [1, 0, 0], [1, 0, 0]])
     got = drive_cim(dut, [codes])[0]
