@@ -2,7 +2,8 @@
 Verilog on Verilator or Icarus, via the cocotb testbenches' ``bench_throughput`` tests).
 
 CIM ideal: n + l cycles for n tokens (one token per cycle, l-cycle thread pipeline); measured
-from the first hash beat to the last cluster index. CAG ideal: CACC n cycles (one token per
+from the first hash beat to the last cluster index (the RTL spends two cycles per layer, so
+n + 2l + 1 is its exact figure). CAG ideal: CACC n cycles (one token per
 cycle), CAVG k + pipeline depth (one centroid per cycle); CAVG is measured from the last token
 to the last centroid.
 """
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         l = res.params["hash_len"]
         cyc = res.stats["cycles"]
         print(f"{'cim':5} {n:>5} {l:>5} {cyc:>9} {n + l:>7} {cyc / (n + l):>6.3f}  "
-              f"first hash beat -> last index, {res.stats['clusters']} clusters")
+              f"first hash beat -> last index, {res.stats['clusters']} clusters; latency 2l+1 = {2 * l + 1}"
+              " (two cycles per layer for timing)")
 
         cag_params = {**cag_over, "max_tokens": max(n, int(cag_over.get("max_tokens", n)))}
         res = run_cocotb("cag", cag_params, sim=args.sim, testcase="bench_throughput",
