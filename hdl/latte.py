@@ -24,10 +24,11 @@ row i:
 
 1. EST: ``lanes`` signed 4×4 multipliers, pipelined adder tree, accumulation over the C chunks:
    ``A_est[j]`` into a buffer and the running row maximum (n·C cycles).
-2. FILT: scan the buffer (one cycle per pruned key); for a kept key (``max - A_est <= tau``) the
-   compensation ``16·(Q_M·K_L + Q_L·K_M) [+ Q_L·K_L]`` is computed by 2 (3) ``lanes`` 4×4
-   multipliers over C cycles and added to ``256·A_est`` (computation reuse, eq. 9); the score
-   and the key address go to a compact kept list, with the running score maximum.
+2. FLAG: scan the buffer, one key per cycle, against the row threshold ``max - tau`` (kept iff
+   ``max - A_est <= tau``) and append kept keys to a compact list.
+   COMP: for each kept key the compensation ``16·(Q_M·K_L + Q_L·K_M) [+ Q_L·K_L]`` is computed
+   by 2 (3) ``lanes`` 4×4 multipliers over C cycles and added to ``256·A_est`` (computation
+   reuse, eq. 9); score and key address go to the score list, with the running score maximum.
 3. EXP: per kept key ``x = (S - S_max)·scale`` (DSP, rounding shift, saturation), shared
    :class:`hdl.arith.ExpUnit`, exp values into a buffer, denominator accumulation (kept cycles).
 4. PV: ``lanes`` multipliers ``e·V`` over the kept keys only into d_h accumulators (kept·C).
@@ -191,7 +192,10 @@ class Latte(wiring.Component):
 
     @property
     def comp_latency(self) -> int:
-        return 4 + tree_stages(self.lanes * (3 if self.include_ll else 2))
+        """list read, its register, K read, its register, products, tree, accumulate, score"""
+        return 6 + tree_stages(self.lanes * (3 if self.include_ll else 2))
+
+    FLAG_LATENCY = 2
 
     EXP_LATENCY = 6 + ExpUnit.LATENCY
     PV_LATENCY = 5
@@ -200,17 +204,16 @@ class Latte(wiring.Component):
         """Cycles from the first K/V beat to the last output beat of a head without stalls (K and
         V offered together, every Q row available when the block asks for it).
 
-        Walks the two engines' phases: the front (Q row, EST, FILT, hand-over) of row i+1 overlaps
-        the back (EXP, PV, NORM) of row i. Exact when the last key of every row is kept; otherwise
-        the FILT drain overlaps the scan of trailing pruned keys and the head takes up to
-        ``comp_latency`` cycles less per row."""
+        Walks the two engines' phases: the front (Q row, EST, FLAG, COMP, hand-over) of row i+1
+        overlaps the back (EXP, PV, NORM) of row i. Exact (the tests compare it with ``==``)."""
         c = self.chunks
         t = n * c + 1                       # K/V load, then the state change: first cycle of ROW_Q
         exp_end = back_idle_from = end = 0
         for kept in kept_rows:
             est_start = t + c
-            est_exit = max(est_start + n * c + self.est_latency, exp_end + 1)  # FILT waits for EXP
-            hand_start = est_exit + 1 + (n - kept) + kept * c + self.comp_latency + 1
+            est_exit = max(est_start + n * c + self.est_latency, exp_end + 1)  # COMP waits for EXP
+            comp_start = est_exit + 1 + n + self.FLAG_LATENCY + 1
+            hand_start = comp_start + kept * c + self.comp_latency + 1
             hand = max(hand_start, back_idle_from)
             exp_end = hand + kept + self.EXP_LATENCY + 1
             end = exp_end + kept * c + self.PV_LATENCY + 1 + c + ReciprocalScaler.LATENCY
@@ -225,7 +228,7 @@ class Latte(wiring.Component):
             "exp": self._fmts.exp_spec.as_dict(),
             "recip": self._fmts.recip_spec.as_dict(),
             "tau_width": self._fmts.tau_width,
-            "cycles_per_row": "max(front, back): front C + n*C + (n - kept) + kept*C, back kept + kept*C + C, "
+            "cycles_per_row": "max(front, back): front C + n*C + n + kept*C, back kept + kept*C + C, "
                               "plus pipeline fill (C = d_h/lanes)",
         }
 
@@ -289,23 +292,32 @@ class Latte(wiring.Component):
         efirst = _delay(m, e_c == 0, e_lat, "efirst")
         elastc = _delay(m, e_c == C - 1, e_lat, "elastc")
 
-        # ---- FILT pass: scanner + compensation issue -----------------------------------------
-        f_scan_j = Signal(range(n_max))
-        f_scan_valid = Signal()
-        f_base = Signal(aw)
-        f_c = Signal(range(C))
-        f_cur = est_r.data
-        # keep iff max - A_est <= tau, i.e. A_est >= theta = max - tau (registered once per row)
+        # ---- FLAG and COMP passes ------------------------------------------------------------
+        # FLAG: scan A_est one key per cycle (addresses never depend on read data: no memory ->
+        # logic -> memory-address loop), append kept keys to a compact list; keep iff
+        # max - A_est <= tau, i.e. A_est >= theta = max - tau (registered once per row)
         f_theta = Signal(signed(max(f.est_width, f.tau_width + 1) + 1))
-        f_keep = Signal()
-        m.d.comb += f_keep.eq(f_scan_valid & (f_cur >= f_theta))
+        g_issue = Signal()
+        g_j = Signal(range(n_max))
+        g_base = Signal(aw)
+        gv = _delay(m, g_issue, self.FLAG_LATENCY, "gv")
+        gkb = _delay(m, g_base, self.FLAG_LATENCY, "gkb")
+        g_est = Signal(signed(f.est_width))
+        list_layout = StructLayout({"kb": unsigned(aw), "a": signed(f.est_width)})
+        m.submodules.klist = klist = Memory(shape=list_layout, depth=n_max, init=[])
+        kl_w, kl_r = klist.write_port(), klist.read_port()
+        list_len = Signal(range(n_max + 1))
+        # COMP: for each listed key, C chunks of compensation products
         f_issue = Signal()
+        f_t = Signal(range(n_max))
+        f_c = Signal(range(C))
         c_lat = self.comp_latency - 1  # to the accumulate stage
         fv = _delay(m, f_issue, c_lat, "fv")
-        ffirst = _delay(m, f_c == 0, c_lat, "ffirst")
-        flastc = _delay(m, f_c == C - 1, c_lat, "flastc")
-        fa = _delay(m, f_cur, c_lat, "fa")
-        fkb = _delay(m, f_base, c_lat, "fkb")
+        fc = _delay(m, f_c, c_lat, "fc")
+        kl_d = Signal(list_layout)  # list entry of the item at stage 2
+        m.d.sync += kl_d.eq(kl_r.data)
+        fa = _delay(m, kl_d.a, c_lat - 2, "fa")
+        fkb = _delay(m, kl_d.kb, c_lat - 2, "fkb")
         s_valid = Signal()
         s_cross = Signal(signed(f.cross_width))
         s_a = Signal(signed(f.est_width))
@@ -338,9 +350,10 @@ class Latte(wiring.Component):
             q_w.data.eq(self.q.payload), q_w.addr.eq(q_cnt),
         ]
 
-        # Two engines: the front (Q load, EST, FILT) works on row i+1 while the back (EXP, PV, NORM)
-        # finishes row i. The back owns copies of the row's kept count and score maximum; the front
-        # starts FILT (which rewrites the score list) only while the back is not in EXP, and hands a
+        # Two engines: the front (Q load, EST, FLAG, COMP) works on row i+1 while the back (EXP, PV,
+        # NORM) finishes row i. The back owns copies of the row's kept count and score maximum; the
+        # front starts FLAG/COMP (COMP rewrites the score list) only while the back is not in EXP
+        # (an interlock: with the present latencies EXP always ends first), and hands a
         # row over only to an idle back. A new head (LOAD overwrites K/V) waits for the back.
         back_idle, back_in_exp = Signal(), Signal()
         start_back = Signal()
@@ -378,33 +391,30 @@ class Latte(wiring.Component):
                     with m.If(e_last_issue):
                         m.d.sync += e_issue.eq(0)
                 with m.Elif(~_any(ev[1:]) & ~back_in_exp):
-                    # prefetch A_est[0] for the scanner
-                    m.d.comb += [est_r.addr.eq(0), est_r.en.eq(1)]
-                    m.d.sync += [f_scan_j.eq(0), f_scan_valid.eq(1), f_base.eq(0), f_c.eq(0),
+                    m.d.sync += [g_issue.eq(1), g_j.eq(0), g_base.eq(0), list_len.eq(0),
                                  f_theta.eq(emax - self.tau)]
-                    m.next = "FILT"
+                    m.next = "FLAG"
 
-            with m.State("FILT"):
-                m.d.comb += [k_r.addr.eq(f_base + f_c), q_r.addr.eq(f_c)]
-                advance = Signal()
-                with m.If(f_keep):
-                    m.d.comb += f_issue.eq(1)
+            with m.State("FLAG"):
+                m.d.comb += est_r.addr.eq(g_j)
+                with m.If(g_issue):
+                    m.d.sync += [g_j.eq(g_j + 1), g_base.eq(g_base + C)]
+                    with m.If(g_j == n_keys - 1):
+                        m.d.sync += g_issue.eq(0)
+                with m.Elif(~_any(gv[1:])):
+                    m.d.sync += [f_issue.eq(1), f_t.eq(0), f_c.eq(0)]
+                    m.next = "COMP"
+
+            with m.State("COMP"):
+                m.d.comb += [kl_r.addr.eq(f_t), k_r.addr.eq(kl_d.kb + fc[2]), q_r.addr.eq(fc[2])]
+                with m.If(f_issue):
                     with m.If(f_c == C - 1):
-                        m.d.comb += advance.eq(1)
-                        m.d.sync += f_c.eq(0)
+                        m.d.sync += [f_c.eq(0), f_t.eq(f_t + 1)]
+                        with m.If(f_t == list_len - 1):
+                            m.d.sync += f_issue.eq(0)
                     with m.Else():
                         m.d.sync += f_c.eq(f_c + 1)
-                with m.Elif(f_scan_valid):
-                    m.d.comb += advance.eq(1)
-                with m.If(advance):
-                    with m.If(f_scan_j == n_keys - 1):
-                        m.d.sync += f_scan_valid.eq(0)
-                    with m.Else():
-                        m.d.comb += [est_r.addr.eq(f_scan_j + 1), est_r.en.eq(1)]
-                        m.d.sync += [f_scan_j.eq(f_scan_j + 1), f_base.eq(f_base + C)]
-                with m.Else():
-                    m.d.comb += est_r.en.eq(0)
-                with m.If(~f_scan_valid & ~_any(fv[1:]) & ~s_valid):
+                with m.Elif(~_any(fv[1:]) & ~s_valid):
                     m.next = "HAND"
 
             with m.State("HAND"):
@@ -476,7 +486,7 @@ class Latte(wiring.Component):
             q_w.en.eq(self.q.valid & in_row_q),
         ]
 
-        # ---- K/Q reads registered (shared by EST and FILT) ----------------------------------------
+        # ---- K/Q reads registered (shared by EST and COMP) ----------------------------------------
         k_d = Signal(chunk)
         q_d = Signal(chunk)
         m.d.sync += [k_d.eq(k_r.data), q_d.eq(q_r.data)]
@@ -500,7 +510,13 @@ class Latte(wiring.Component):
                 with m.If((ej[-1] == 0) | (e_new > emax)):
                     m.d.sync += emax.eq(e_new)
 
-        # ---- FILT datapath: compensation products, tree, accumulate, score, kept list -----------
+        # ---- FLAG datapath: registered A_est, threshold compare, append to the kept list ----------
+        m.d.sync += g_est.eq(est_r.data)
+        with m.If(gv[-1] & (g_est >= f_theta)):
+            m.d.comb += [kl_w.en.eq(1), kl_w.addr.eq(list_len), kl_w.data.kb.eq(gkb[-1]), kl_w.data.a.eq(g_est)]
+            m.d.sync += list_len.eq(list_len + 1)
+
+        # ---- COMP datapath: compensation products, tree, accumulate, score, kept list -----------
         c_terms = []
         for lane in range(L):
             qm = q_d[lane][4:8].as_signed()
@@ -518,11 +534,11 @@ class Latte(wiring.Component):
         c_sum = _adder_tree(m, c_terms, "comp_tree")
         c_acc = Signal(signed(f.cross_width))
         c_new = Signal(signed(f.cross_width))
-        m.d.comb += c_new.eq(Mux(ffirst[-1], c_sum, c_acc + c_sum))
+        m.d.comb += c_new.eq(Mux(fc[-1] == 0, c_sum, c_acc + c_sum))
         m.d.sync += s_valid.eq(0)
         with m.If(fv[-1]):
             m.d.sync += c_acc.eq(c_new)
-            with m.If(flastc[-1]):
+            with m.If(fc[-1] == C - 1):
                 m.d.sync += [s_valid.eq(1), s_cross.eq(c_new), s_a.eq(fa[-1]), s_kb.eq(fkb[-1])]
         s_score = Signal(signed(f.score_width))
         m.d.comb += s_score.eq((s_a << 8) + s_cross)

