@@ -67,6 +67,7 @@ __all__ = [
     "res_latency",
     "out_latency",
     "ideal_cycles",
+    "expected_phase_cycles",
 ]
 
 # Beat operations (what each PE does with a beat) and phases (what the PPE does).
@@ -511,4 +512,25 @@ def out_latency(cfg: SystolicConfig, recip_latency: int) -> int:
 
 
 def ideal_cycles(macs: int, cfg: SystolicConfig) -> float:
+    """The ideal cycle count of a phase: its MACs spread over all b·d PEs."""
     return macs / (cfg.b * cfg.d)
+
+
+def expected_phase_cycles(prog: Program, cfg: SystolicConfig, recip_latency: int) -> list[dict]:
+    """Per phase of ``prog`` (source never pausing): ``ideal`` (MACs/(b·d)), ``issue`` (cycles the
+    phase occupies the array input, value loads included), ``bubbles_before`` (idle input cycles
+    after the previous phase), ``start`` (accept cycle of its first beat) and ``done`` (cycle of its
+    last result: DF1 phases ``res_latency`` after their last beat; output phases the last row, row 0,
+    ``out_latency + d - 1`` after theirs). ``recip_latency``: ``hdl.arith.ReciprocalScaler.LATENCY``."""
+    cyc = issue_cycles(prog.beats, cfg)
+    out = []
+    for n, ph in enumerate(prog.phases):
+        start, last = cyc[ph["load_beat"]], cyc[ph["last_beat"]]
+        if ph["kind"] == "output":
+            done = last + out_latency(cfg, recip_latency) + cfg.d - 1
+        else:
+            done = last + res_latency(cfg)
+        prev = prog.phases[n - 1]["last_beat"] if n else None
+        out.append({"phase": ph["kind"], "ideal": ideal_cycles(ph["macs"], cfg), "issue": last - start + 1,
+                    "bubbles_before": None if prev is None else start - cyc[prev] - 1, "start": start, "done": done})
+    return out

@@ -16,6 +16,7 @@ from golden.systolic import (
     ScorePhase,
     SystolicConfig,
     build_program,
+    expected_phase_cycles,
     issue_cycles,
     linear,
     lsh_hash,
@@ -23,6 +24,7 @@ from golden.systolic import (
     residual_tokens,
     scores,
 )
+from hdl.arith import ReciprocalScaler
 from hdl.systolic_array import SystolicArray, beat_layout, out_layout, pack, res_layout, unpack
 from sim.tb_systolic_array import check_records, corner_program, random_program, timing_matches_model
 
@@ -179,6 +181,10 @@ def test_array_random_program_back_to_back(cfg):
     accepted, res, out, flags = run_array(cfg, prog)
     figures = check_records(cfg, prog, accepted, res, out)
     assert timing_matches_model(cfg, prog, accepted)
+    model = expected_phase_cycles(prog, cfg, ReciprocalScaler.LATENCY)
+    for got, want in zip(figures["phases"], model):
+        assert (got["issue_cycles"], got["bubbles_before"]) == (want["issue"], want["bubbles_before"])
+        assert got["cycles"] == want["done"] - want["start"] + 1
     assert all(f["bubbles_before"] in (None, 0, SHORTCUT_GAP) for f in figures["phases"])
     assert flags["protocol_error"] == 0
 
