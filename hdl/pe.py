@@ -21,9 +21,11 @@ cycle already uses it (bypass). Result chain: ``copy`` loads the chain register 
 register (and its saturation flag); otherwise the chain register takes ``chain_in`` from the PE below.
 
 Formats: operands are raw two's-complement integers; the binary point of a product is the sum of
-the operands' and is handled by the PPE. ``x`` is ``x_width`` bits (13: tokens Q6.7, weights,
-K̄/V̄ Q6.6; also the value register), ``y`` is ``y_width`` bits (17: unsigned 16-bit AP), the adder and
-the accumulator/partial sums ``acc_width`` bits, saturating, with a sticky-per-result flag.
+the operands' and is handled by the PPE. ``x`` is ``x_width`` bits (default 13: tokens
+``QFormat(13, 7)`` = the paper's Q6.7, weights ``QFormat(12, 10)``, K̄/V̄ and centroids
+``QFormat(12, 6)``, directions ``QFormat(12, 9)``; also the value register), ``y`` is ``y_width``
+bits (default 17: the unsigned 16-bit AP, or a 12-bit LSH bias in value loads), the adder and the
+accumulator/partial sums ``acc_width`` bits (default 36), saturating, with a per-result flag.
 
 Timing (cycle c = the cycle ``x_in``/``op_in``/``y_in`` hold a beat): ``x_out``/``op_out``/``y_out``
 hold it at c+1 (``PORT_LATENCY``); the product is registered at c+2; ``s_out``/``acc`` hold the sum
