@@ -188,9 +188,14 @@ class ClusterIndexModule(wiring.Component):
         r = [stage("r", j) for j in range(l)]
         q = [stage("q", j) for j in range(l)]
         q_entry = [Signal(layouts[j], name=f"q{j}_entry") for j in range(l)]
-        # The two most recent allocations of each layer: the q token's read did not see them.
-        hist = [[(Signal(name=f"w{j}_{h}_valid"), Signal(abits[j], name=f"w{j}_{h}_addr"),
-                  Signal(ptr_bits[j], name=f"w{j}_{h}_ptr")) for h in range(2)] for j in range(l)]
+        # The last allocation of each layer (its write lands after the r token's read).
+        last_w = [(Signal(name=f"w{j}_valid"), Signal(abits[j], name=f"w{j}_addr"),
+                   Signal(ptr_bits[j], name=f"w{j}_ptr")) for j in range(l)]
+        # Bypass decisions for the q token, registered when it leaves r (timing: the decoder only
+        # sees flip-flops): [0] the allocation of the step it left r, [1] the one before.
+        q_byp = [[Signal(name=f"q{j}_bypass{h}") for h in range(2)] for j in range(l)]
+        q_byp_ptr = [[Signal(ptr_bits[j], name=f"q{j}_bypass{h}_ptr") for h in range(2)] for j in range(l)]
+        q_epoch_ok = [Signal(name=f"q{j}_epoch_ok") for j in range(l)]
 
         out_space = ~self.o.valid | self.o.ready
         accept = Signal()
@@ -234,10 +239,7 @@ class ClusterIndexModule(wiring.Component):
         for j in range(l):
             qv, qd, qa = q[j]
             entry = q_entry[j]
-            byp = [Signal(name=f"q{j}_bypass{h}") for h in range(2)]
-            for h in range(2):
-                hv, ha, _ = hist[j][h]
-                m.d.comb += byp[h].eq(hv & (ha == qa) if self._bypass else 0)
+            byp = q_byp[j]
             hit = Signal(name=f"q{j}_hit")
             full = Signal(name=f"q{j}_full")
             do_alloc = Signal(name=f"q{j}_alloc")
@@ -246,8 +248,8 @@ class ClusterIndexModule(wiring.Component):
             ch = Signal(ptr_bits[j], name=f"q{j}_child")
             dd = Signal(name=f"q{j}_dead_out")
             m.d.comb += [
-                hit.eq(byp[0] | byp[1] | (entry.epoch == epoch)),
-                ptr.eq(Mux(byp[0], hist[j][0][2], Mux(byp[1], hist[j][1][2], entry.ptr))),
+                hit.eq(byp[0] | byp[1] | q_epoch_ok[j]),
+                ptr.eq(Mux(byp[0], q_byp_ptr[j][0], Mux(byp[1], q_byp_ptr[j][1], entry.ptr))),
                 full.eq(alloc[j] == caps[j]),
                 do_alloc.eq(qv & ~qd & ~hit & ~full),
                 refuse.eq(qv & ~qd & ~hit & full),
@@ -266,16 +268,22 @@ class ClusterIndexModule(wiring.Component):
                 wr[j].data.eq(Mux(sweeping, 0, Cat(alloc[j][: ptr_bits[j]], epoch))),
                 wr[j].en.eq(Mux(sweeping, sweep_in_range, step & do_alloc)),
             ]
+            wv, wa, wp = last_w[j]
             with m.If(step):
-                m.d.sync += [hist[j][1][k].eq(hist[j][0][k]) for k in range(3)]
-                m.d.sync += [hist[j][0][0].eq(do_alloc), hist[j][0][1].eq(qa),
-                             hist[j][0][2].eq(alloc[j][: ptr_bits[j]])]
+                m.d.sync += [wv.eq(do_alloc), wa.eq(qa), wp.eq(alloc[j][: ptr_bits[j]])]
+                m.d.sync += [
+                    q_byp[j][0].eq(do_alloc & (qa == r[j][2]) if self._bypass else 0),
+                    q_byp_ptr[j][0].eq(alloc[j][: ptr_bits[j]]),
+                    q_byp[j][1].eq(wv & (wa == r[j][2]) if self._bypass else 0),
+                    q_byp_ptr[j][1].eq(wp),
+                    q_epoch_ok[j].eq(layouts[j](rd[j].data).epoch == epoch),
+                ]
                 with m.If(do_alloc):
                     m.d.sync += alloc[j].eq(alloc[j] + 1)
                 with m.If(refuse):
                     m.d.sync += overflow.eq(1)
             with m.If(sweeping | self.clear):
-                m.d.sync += [hist[j][h][0].eq(0) for h in range(2)]
+                m.d.sync += wv.eq(0)
 
             # Read port: the token entering layer j this step (new token for j = 0).
             addr = Signal(abits[j], name=f"r{j}_rd_addr")
