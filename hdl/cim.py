@@ -192,10 +192,10 @@ class ClusterIndexModule(wiring.Component):
         last_w = [(Signal(name=f"w{j}_valid"), Signal(abits[j], name=f"w{j}_addr"),
                    Signal(ptr_bits[j], name=f"w{j}_ptr")) for j in range(l)]
         # Bypass decisions for the q token, registered when it leaves r (timing: the decoder only
-        # sees flip-flops): [0] the allocation of the step it left r, [1] the one before.
+        # sees flip-flops and the memory word goes straight into q_entry): [0] the allocation of
+        # the step it left r, [1] the one before.
         q_byp = [[Signal(name=f"q{j}_bypass{h}") for h in range(2)] for j in range(l)]
         q_byp_ptr = [[Signal(ptr_bits[j], name=f"q{j}_bypass{h}_ptr") for h in range(2)] for j in range(l)]
-        q_epoch_ok = [Signal(name=f"q{j}_epoch_ok") for j in range(l)]
 
         out_space = ~self.o.valid | self.o.ready
         accept = Signal()
@@ -248,7 +248,7 @@ class ClusterIndexModule(wiring.Component):
             ch = Signal(ptr_bits[j], name=f"q{j}_child")
             dd = Signal(name=f"q{j}_dead_out")
             m.d.comb += [
-                hit.eq(byp[0] | byp[1] | q_epoch_ok[j]),
+                hit.eq(byp[0] | byp[1] | (entry.epoch == epoch)),
                 ptr.eq(Mux(byp[0], q_byp_ptr[j][0], Mux(byp[1], q_byp_ptr[j][1], entry.ptr))),
                 full.eq(alloc[j] == caps[j]),
                 do_alloc.eq(qv & ~qd & ~hit & ~full),
@@ -276,7 +276,6 @@ class ClusterIndexModule(wiring.Component):
                     q_byp_ptr[j][0].eq(alloc[j][: ptr_bits[j]]),
                     q_byp[j][1].eq(wv & (wa == r[j][2]) if self._bypass else 0),
                     q_byp_ptr[j][1].eq(wp),
-                    q_epoch_ok[j].eq(layouts[j](rd[j].data).epoch == epoch),
                 ]
                 with m.If(do_alloc):
                     m.d.sync += alloc[j].eq(alloc[j] + 1)
