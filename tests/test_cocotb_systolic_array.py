@@ -8,7 +8,6 @@ source bubbles, with ``==`` against golden.systolic and exact result cycles.
 
 import pytest
 
-from sim.tb_systolic_array import verilator_make_flags
 from tests.cocotb_helpers import run_block
 
 NARROW = {"acc_width": 30, "score_width": 10, "score_frac": 4, "hash_width": 4, "den_width": 18}
@@ -30,8 +29,7 @@ CASES = [
 @pytest.mark.cocotb
 @pytest.mark.parametrize("overrides,env,sim", CASES)
 def test_systolic_array(overrides, env, sim):
-    with verilator_make_flags():
-        stats = run_block("systolic_array", sim, overrides, extra_env=env)
+    stats = run_block("systolic_array", sim, overrides, extra_env=env)
     assert stats["checked_beats"] > 0 and stats["corner_beats"] > 0
     kinds = {p["phase"] for p in stats["phases"]}
     assert kinds == {"lsh", "linear", "score", "output"}

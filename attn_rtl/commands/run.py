@@ -21,7 +21,6 @@ def _run(args: argparse.Namespace) -> int:
     from hdl.ppe import config_from_params
     from hdl.registry import get_block
     from sim.runner import SimulatorMissing, run_cocotb
-    from sim.tb_systolic_array import verilator_make_flags
 
     t0 = time.monotonic()
     overrides = parse_sets(args.set)
@@ -31,8 +30,7 @@ def _run(args: argparse.Namespace) -> int:
           f"Q̄K̄V̄ {cfg.qkv_fmt}, scores {cfg.score_fmt}, AP {cfg.ap_fmt})", flush=True)
     env = {"SA_TOKENS": str(args.tokens), "SA_KEYS": str(args.keys), "SA_DIN": str(cfg.d)}
     try:
-        with verilator_make_flags():
-            res = run_cocotb("systolic_array", params, sim=args.sim, extra_env=env, seed=args.seed)
+        res = run_cocotb("systolic_array", params, sim=args.sim, extra_env=env, seed=args.seed)
     except SimulatorMissing as exc:
         raise UserError(str(exc)) from None
     # run_cocotb generated the same Verilog + manifest for its build: copy them to the output directory.
