@@ -5,7 +5,8 @@ CACC accumulates one token per cycle into per-cluster sums and counts held in on
 token). A run of tokens with the same cluster index stays in the run register and is written
 back only when the index changes, so back-to-back tokens never read a stale entry; the write
 of the run register at the same edge as the next token's read is forwarded (index pattern
-a, b, a). A "touched" bit per cluster makes a cluster's first token start from zero, so a new run
+a, b, a; the memory word is registered before use, so the write-backs of the two edges after
+the read are forwarded). A "touched" bit per cluster makes a cluster's first token start from zero, so a new run
 needs no memory clearing. With ``residual`` set on a beat the token accumulated is
 ``x - centroid`` (the residual of two-level LSH), rounded/saturated to the token format.
 
@@ -13,7 +14,8 @@ After the beat flagged ``last``, the run register is written back and CAVG reads
 0 .. k-1 (k = largest index seen + 1) one per cycle and multiplies each sum by the reciprocal
 of its count with ``d`` shared :class:`hdl.arith.ReciprocalScaler` units (LUT from
 ``golden.lut``), rounding to the centroid format; output beats carry ``{index, count,
-centroid[d], last}``. Cycles per run: n (CACC) + 2 + k + ReciprocalScaler.LATENCY + 1.
+centroid[d], last}``. Cycles per run: n (CACC) + 3 + k + ReciprocalScaler.LATENCY + 2 (a memory word
+always lands in flip-flops before any logic: CACC and CAVG each register it once).
 
 Refused tokens (index >= max_clusters, e.g. the CIM "no cluster" sentinel, or beyond
 ``max_tokens`` in a run) are dropped and raise the sticky ``overflow`` flag; a saturated
@@ -128,9 +130,9 @@ class CentroidAggregator(wiring.Component):
 
     @property
     def latency(self) -> dict:
-        """CACC: a token is in the run register 2 cycles after its beat; CAVG: a centroid leaves
+        """CACC: a token is in the run register 3 cycles after its beat; CAVG: a centroid leaves
         ``cavg`` cycles after its read is issued."""
-        return {"cacc": 2, "cavg": ReciprocalScaler.LATENCY + 1, "flush": 2}
+        return {"cacc": 3, "cavg": ReciprocalScaler.LATENCY + 2, "flush": 3}
 
     def manifest_extra(self) -> dict:
         return {"recip_spec": self._spec.as_dict()}
@@ -160,7 +162,8 @@ class CentroidAggregator(wiring.Component):
         s1_x = Signal(data.ArrayLayout(signed(afmt.width), d))
         s1_fwd_data = Signal(entry_layout)
 
-        m.d.comb += self.i.ready.eq((state == ACC) & ~s1_last & ~self.clear)
+        s2_valid, s2_last = Signal(), Signal()
+        m.d.comb += self.i.ready.eq((state == ACC) & ~s1_last & ~s2_last & ~self.clear)
         accept = self.i.valid & self.i.ready
         p = self.i.payload
         idx_ok = (p.index < K) & (tok_count < self._max_tokens)
@@ -198,30 +201,44 @@ class CentroidAggregator(wiring.Component):
         with m.Else():
             m.d.sync += [s1_valid.eq(0), s1_last.eq(0)]
 
-        # ---- CACC stage 1: run register ---------------------------------------------------------
+        # ---- CACC stage 1: register the memory word (timing: block-RAM output straight into flip-
+        # flops); note a write-back landing at this edge, after the stage-0 read.
+        s2_fresh, s2_fwd_a, s2_fwd_b = Signal(), Signal(), Signal()
+        s2_idx = Signal(range(K))
+        s2_x = Signal(data.ArrayLayout(signed(afmt.width), d))
+        s2_mem, s2_fwd_a_data, s2_fwd_b_data = Signal(entry_layout), Signal(entry_layout), Signal(entry_layout)
+        m.d.sync += [
+            s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_idx.eq(s1_idx), s2_x.eq(s1_x), s2_fresh.eq(s1_fresh),
+            s2_mem.eq(rd_data), s2_fwd_a.eq(s1_fwd), s2_fwd_a_data.eq(s1_fwd_data),
+            s2_fwd_b.eq(wr.en & (wr.addr == s1_idx) if self._forward else 0), s2_fwd_b_data.eq(wr.data),
+        ]
+
+        # ---- CACC stage 2: run register ---------------------------------------------------------
         r_valid = Signal()
         r_idx = Signal(range(K))
         r_sum = Signal(data.ArrayLayout(signed(afmt.width), d))
         r_cnt = Signal(cb)
         same = Signal()
-        m.d.comb += same.eq(r_valid & (r_idx == s1_idx) if self._run_register else 0)
+        m.d.comb += same.eq(r_valid & (r_idx == s2_idx) if self._run_register else 0)
         base = Signal(entry_layout)
         with m.If(same):
             m.d.comb += [base.sum.eq(r_sum), base.count.eq(r_cnt)]
-        with m.Elif(s1_fresh):
+        with m.Elif(s2_fresh):
             m.d.comb += base.eq(0)
-        with m.Elif(s1_fwd):
-            m.d.comb += base.eq(s1_fwd_data)
+        with m.Elif(s2_fwd_b):
+            m.d.comb += base.eq(s2_fwd_b_data)
+        with m.Elif(s2_fwd_a):
+            m.d.comb += base.eq(s2_fwd_a_data)
         with m.Else():
-            m.d.comb += base.eq(rd_data)
+            m.d.comb += base.eq(s2_mem)
         m.d.comb += wr.addr.eq(r_idx)
         m.d.comb += [wr.data.sum[e].eq(r_sum[e]) for e in range(d)]
         m.d.comb += wr.data.count.eq(r_cnt)
-        with m.If(s1_valid):
-            m.d.sync += [r_sum[e].eq(base.sum[e] + s1_x[e]) for e in range(d)]
-            m.d.sync += [r_cnt.eq(base.count + 1), r_idx.eq(s1_idx), r_valid.eq(1)]
+        with m.If(s2_valid):
+            m.d.sync += [r_sum[e].eq(base.sum[e] + s2_x[e]) for e in range(d)]
+            m.d.sync += [r_cnt.eq(base.count + 1), r_idx.eq(s2_idx), r_valid.eq(1)]
             m.d.comb += wr.en.eq(r_valid & ~same)  # the previous run ends: write it back
-        with m.If(s1_last):
+        with m.If(s2_last):
             m.d.sync += state.eq(FLUSH)
 
         # ---- CAVG: read clusters 0 .. k-1, multiply by the reciprocal of the count ----------------
@@ -235,14 +252,17 @@ class CentroidAggregator(wiring.Component):
         side_cnt = [Signal(cb, name=f"cavg_cnt{s}") for s in range(lat + 1)]
         # A cluster without tokens in this run holds a stale entry: read it as empty.
         rd_touched = Signal()
+        # The memory word is registered before the dividers (timing), with its valid/index/touched.
+        b_valid, b_touched, b_data = Signal(), Signal(), Signal(entry_layout)
+        b_idx = Signal(range(K))
         rd_count = Signal(cb)
-        m.d.comb += rd_count.eq(Mux(rd_touched, rd_data.count, 0))
+        m.d.comb += rd_count.eq(Mux(b_touched, b_data.count, 0))
         vfmt = QFormat(afmt.width, tfmt.frac)
         scalers = []
         for e in range(d):
             sc = ReciprocalScaler(spec=self._spec, value_fmt=vfmt, out_fmt=cfmt)
             m.submodules[f"recip{e}"] = sc
-            m.d.comb += [sc.value.eq(Mux(rd_touched, rd_data.sum[e], 0)), sc.den.eq(rd_count), sc.valid_in.eq(v_rd),
+            m.d.comb += [sc.value.eq(Mux(b_touched, b_data.sum[e], 0)), sc.den.eq(rd_count), sc.valid_in.eq(b_valid),
                          sc.en.eq(avg_en)]
             scalers.append(sc)
 
@@ -253,13 +273,14 @@ class CentroidAggregator(wiring.Component):
         with m.If(state == AVG):
             with m.If(avg_en):
                 m.d.comb += [rd.addr.eq(j), rd.en.eq(j < k)]
-                m.d.sync += [v_rd.eq(j < k), side_idx[0].eq(j), rd_touched.eq(touched.bit_select(j, 1))]
+                m.d.sync += [v_rd.eq(j < k), b_idx.eq(j), rd_touched.eq(touched.bit_select(j, 1)),
+                             b_valid.eq(v_rd), b_touched.eq(rd_touched), b_data.eq(rd_data), side_idx[0].eq(b_idx)]
                 with m.If(j < k):
                     m.d.sync += j.eq(j + 1)
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += n_out.eq(n_out + 1)
             with m.If((n_out == k) | ((n_out == k - 1) & self.o.valid & self.o.ready)):
-                m.d.sync += [state.eq(ACC), touched.eq(0), k.eq(0), tok_count.eq(0), v_rd.eq(0)]
+                m.d.sync += [state.eq(ACC), touched.eq(0), k.eq(0), tok_count.eq(0), v_rd.eq(0), b_valid.eq(0)]
         m.d.comb += side_cnt[0].eq(rd_count)
         with m.If(avg_en):
             m.d.sync += [side_idx[s + 1].eq(side_idx[s]) for s in range(lat)]
@@ -286,7 +307,7 @@ class CentroidAggregator(wiring.Component):
         with m.If(self.clear):
             m.d.sync += [overflow.eq(0), saturated.eq(0)]
         m.d.comb += [
-            self.idle.eq((state == ACC) & ~s1_valid & ~s1_last),
+            self.idle.eq((state == ACC) & ~s1_valid & ~s1_last & ~s2_valid & ~s2_last),
             self.n_clusters.eq(n_clusters),
             self.overflow.eq(overflow),
             self.saturated.eq(saturated),

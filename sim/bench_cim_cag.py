@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         k, cacc, cavg = res.stats["k"], res.stats["cacc_cycles"], res.stats["cavg_cycles"]
-        depth = ReciprocalScaler.LATENCY + 1  # memory read + shared divider
+        depth = ReciprocalScaler.LATENCY + 2  # memory read + word register + shared divider
         print(f"{'cacc':5} {n:>5} {'':>5} {cacc:>9} {n:>7} {cacc / n:>6.3f}  first token -> last token accepted")
         print(f"{'cavg':5} {n:>5} {k:>5} {cavg:>9} {k + depth:>7} {cavg / (k + depth):>6.3f}  "
-              f"last token -> last centroid (k + {depth}; +2 for the CACC stage and write-back)")
+              f"last token -> last centroid (k + {depth}; +3 for the CACC stages and write-back)")
         print(f"{'cag':5} {n:>5} {k:>5} {cacc + cavg:>9} {n + k + depth:>7} {(cacc + cavg) / (n + k + depth):>6.3f}"
               f"  whole run, d={res.params['dim']}")
     return status

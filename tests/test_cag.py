@@ -162,8 +162,8 @@ def test_throughput_and_latency():
     got = check_runs(dut, [{"x": _tokens(rng, n, 2), "indices": _runs_of(rng, n, k, 3.0)}])[0]
     assert got["acc_done"] - got["first"] + 1 == n  # CACC: one token per cycle
     kk = got["n_clusters"]
-    # After the last token: stage 1, flush, k reads, read latency, scaler latency.
-    assert got["last_out"] - got["acc_done"] == 2 + kk + 1 + ReciprocalScaler.LATENCY, got
+    # After the last token: stages 1-2, flush, k reads, read latency + word register, scaler latency.
+    assert got["last_out"] - got["acc_done"] == 3 + kk + 2 + ReciprocalScaler.LATENCY, got
 
 
 @pytest.mark.parametrize("knob", ["_run_register", "_forward"])
