@@ -197,7 +197,7 @@ class Latte(wiring.Component):
 
     FLAG_LATENCY = 2
 
-    EXP_LATENCY = 6 + ExpUnit.LATENCY
+    EXP_LATENCY = 7 + ExpUnit.LATENCY
     PV_LATENCY = 5
 
     def cycles_per_head(self, n: int, kept_rows: list[int]) -> int:
@@ -552,8 +552,14 @@ class Latte(wiring.Component):
         x_diff = Signal(signed(f.diff_width))
         sc_d = Signal(score_layout)
         m.d.sync += [sc_d.eq(sc_r.data), x_diff.eq(sc_d.score - smax_b)]
+        # diff × scale as two partial products that each fit an 18×18 DSP (registered), then summed
+        lo_bits = 17
+        x_lo = Signal(unsigned(lo_bits + f.scale_mant_bits), name="x_prod_lo")
+        x_hi = Signal(signed(max(f.diff_width - lo_bits, 1) + f.scale_mant_bits + 1), name="x_prod_hi")
+        m.d.sync += [x_lo.eq(x_diff.as_unsigned()[:lo_bits] * self.scale_mant),
+                     x_hi.eq((x_diff >> lo_bits) * self.scale_mant)]
         x_prod = Signal(signed(f.diff_width + f.scale_mant_bits + 1))
-        m.d.sync += x_prod.eq(x_diff * self.scale_mant)
+        m.d.sync += x_prod.eq((x_hi << lo_bits) + x_lo)
         # round half up by a variable shift s: floor((floor(p / 2^(s-1)) + 1) / 2); s = 0 via p·2
         x_pre = Signal(signed(len(x_prod) + 1))
         sh_m1 = (self.scale_shift - 1).as_unsigned()[:len(self.scale_shift)]
@@ -561,7 +567,7 @@ class Latte(wiring.Component):
         x_in, _ = saturate((x_pre + 1) >> 1, f.exp_in_fmt)
         x_reg = Signal(shape_of(f.exp_in_fmt))
         m.d.sync += x_reg.eq(x_in)
-        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[6]), exp.en.eq(1)]
+        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[7]), exp.en.eq(1)]
         x_kb = _delay(m, sc_d.kb, self.EXP_LATENCY - 2, "xkb")
         with m.If(exp.valid_out):
             m.d.comb += [ek_w.en.eq(1), ek_w.addr.eq(x_w), ek_w.data.e.eq(exp.y), ek_w.data.kb.eq(x_kb[-1])]
