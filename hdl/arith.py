@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from golden.fixed import QFormat, Rounding
 from golden.lut import ExpSpec, RecipSpec
 
-from .fixed import round_shift_var, saturate, shape_of
+from .fixed import saturate, shape_of
 
 __all__ = ["ExpUnit", "ReciprocalScaler"]
 
@@ -48,11 +48,12 @@ def _dsp_pieces(value: Signal, piece: int = 17) -> list[tuple[int, Value]]:
 class ExpUnit(wiring.Component):
     """``y = exp(x)`` per :class:`golden.lut.ExpSpec`; one input per cycle, ``LATENCY`` cycles.
 
-    Stages: (1) multiply by log2(e) (registered DSP output); (2) fraction-LUT ROM read;
-    (3) barrel shift by the integer part, round, saturate.
+    Stages (pipelined for 150 MHz on ECP5): (1) multiply by log2(e) (registered DSP output);
+    (2) LUT index and clamped shift amount registered in fabric; (3) fraction-LUT ROM read,
+    registered; (4) barrel shift by the integer part; (5) rounding increment and saturation.
     """
 
-    LATENCY = 3
+    LATENCY = 5
 
     def __init__(self, *, spec: ExpSpec) -> None:
         if not isinstance(spec, ExpSpec):
@@ -74,9 +75,15 @@ class ExpUnit(wiring.Component):
     def elaborate(self, platform):
         spec = self._spec
         m = Module()
-        # A LUT ROM (``rom_style``), read asynchronously and registered below: a DP16KD block
-        # RAM's clock-to-out alone (~5.6 ns on ECP5-6; yosys does not use its output register)
-        # leaves no time for stage 3. The table is small (2**lut_bits entries).
+
+        def stage(*pairs):
+            """Register (target, source) pairs when ``en``."""
+            with m.If(self.en):
+                m.d.sync += [dst.eq(src) for dst, src in pairs]
+
+        # A LUT ROM (``rom_style``), read asynchronously from a fabric register and registered: a
+        # DP16KD block RAM's clock-to-out alone (~5.6 ns on ECP5-6; yosys does not use its output
+        # register) leaves no time for anything after it. The table is small (2**lut_bits entries).
         # Entries are in [2**lut_frac, 2**(lut_frac+1)]: the top one rounds up to 2**(lut_frac+1)
         # when lut_bits > lut_frac + 1, so the width comes from the table, not lut_frac + 1.
         m.submodules.rom = rom = Memory(
@@ -86,21 +93,20 @@ class ExpUnit(wiring.Component):
         )
         rd = rom.read_port(domain="comb")
 
+        # Stage 1: the product (a DSP with its output register).
         prod_width = spec.in_fmt.width + spec.log2e_raw.bit_length() + 1
         prod = Signal(signed(prod_width))
         v1 = Signal()
-        with m.If(self.en):
-            m.d.sync += [prod.eq(self.x * spec.log2e_raw), v1.eq(self.valid_in)]
-
+        stage((prod, self.x * spec.log2e_raw), (v1, self.valid_in))
         integer = prod >> spec.product_frac
-        m.d.comb += rd.addr.eq(prod[spec.product_frac - spec.lut_bits: spec.product_frac])
 
-        # Stage 2 (beside the ROM read): the right-shift amount r, clamped as in ExpSpec (the clamp
-        # never changes a result). Every table entry is >= 2**lut_frac, so the result is
-        # >= 2**(lut_frac - r) and saturates for sure when lut_frac - r >= out width: that case
-        # is decided here, and stage 3 only shifts by r in [r_lo, shift_max], as one right
-        # shift by t = r + pre_left of the entry pre-shifted left by ``pre_left`` (for r <= 0
-        # the rounding adds below the pre-shift's zero bits, so this equals ``entry << -r``).
+        # Stage 2: the LUT index and the right-shift amount r, clamped as in ExpSpec (the clamp
+        # never changes a result), into fabric registers (the DSP output register's clock-to-out
+        # plus the ROM's mux tree do not fit one cycle). Every table entry is >= 2**lut_frac, so
+        # the result is >= 2**(lut_frac - r) and saturates for sure when lut_frac - r >= out
+        # width: that case is decided here, and stage 4 only shifts by r in [r_lo, shift_max], as
+        # one right shift by t = r + pre_left of the entry pre-shifted left by ``pre_left`` (for
+        # r <= 0 the rounding adds below the pre-shift's zero bits, so this equals ``entry << -r``).
         lut = spec.lut()
         assert int(lut.min()) >= 1 << spec.lut_frac, "exp LUT entries must be >= 1.0"
         int_lo = -(1 << (prod_width - 1)) >> spec.product_frac
@@ -112,23 +118,32 @@ class ExpUnit(wiring.Component):
         r_lo = max(sure_limit + 1, spec.shift_min)
         r_hi = max(spec.shift_max, r_lo)
         pre_left = max(-r_lo, 0)
+        index2 = Signal(spec.lut_bits, name="index2")
         t2 = Signal(range(r_hi + pre_left + 1))
         sure2, v2 = Signal(), Signal()
-        entry2 = Signal.like(rd.data, name="entry2")
-        with m.If(self.en):
-            m.d.sync += [
-                entry2.eq(rd.data),
-                t2.eq(Mux(shift < r_lo, r_lo + pre_left, Mux(shift > r_hi, r_hi + pre_left, shift + pre_left))),
-                sure2.eq(shift <= sure_limit),
-                v2.eq(v1),
-            ]
+        stage((index2, prod[spec.product_frac - spec.lut_bits: spec.product_frac]),
+              (t2, Mux(shift < r_lo, r_lo + pre_left, Mux(shift > r_hi, r_hi + pre_left, shift + pre_left))),
+              (sure2, shift <= sure_limit), (v2, v1))
 
-        # Stage 3: shift, round, saturate.
-        shifted = round_shift_var(entry2 << pre_left, t2, spec.out_fmt.rounding)
-        y, over = saturate(shifted, spec.out_fmt)
+        # Stage 3: ROM read, registered.
+        m.d.comb += rd.addr.eq(index2)
+        entry3 = Signal.like(rd.data, name="entry3")
+        t3, sure3, v3 = Signal.like(t2, name="t3"), Signal(), Signal()
+        stage((entry3, rd.data), (t3, t2), (sure3, sure2), (v3, v2))
+
+        # Stage 4: the barrel shift. Half-up keeps one extra bit q = floor(2v / 2**t) (as
+        # round_shift_var) so that stage 5 only adds 1 and drops it.
+        half_up = Rounding(spec.out_fmt.rounding) is Rounding.HALF_UP
+        wide = entry3 << pre_left
+        q4 = Signal(unsigned(len(wide) + 1), name="q4")
+        sure4, v4 = Signal(), Signal()
+        stage((q4, ((wide << 1) >> t3) if half_up else (wide >> t3)), (sure4, sure3), (v4, v3))
+
+        # Stage 5: rounding increment, saturation (bit tests on the rounded value).
+        rounded = ((q4 + 1) >> 1) if half_up else q4
+        y, over = saturate(rounded, spec.out_fmt)
         y_max = Const(spec.out_fmt.max_int, unsigned(spec.out_fmt.width))
-        with m.If(self.en):
-            m.d.sync += [self.y.eq(Mux(sure2, y_max, y)), self.overflow.eq(over | sure2), self.valid_out.eq(v2)]
+        stage((self.y, Mux(sure4, y_max, y)), (self.overflow, over | sure4), (self.valid_out, v4))
         return m
 
 

@@ -22,15 +22,18 @@ Update pipeline (cycle 0 = the ct beat's transfer; no stalls, bubbles carry vali
 ====  =====================================================================================
  c0   CS read addresses = the beat's cluster indices (sync read ports)
  c1   ADD: CS1[x] + CS2[y], requantise/saturate into the exp input format (registered)
- c2-4 ExpUnit (LATENCY 3), merge decisions ``x1 == x3`` / ``x2 == x4`` computed alongside
- c5   MERGE: lane a carries ``e0 + e1`` when the addresses match, lane b is dropped; AP reads;
-      one-hot operand selects for c6 (address compares against the ACC and W stages)
- c6   ACC: operand = AP read data, or forwarded in-flight value (W or W2 stage), + update,
+ c2.. ExpUnit (``L = ExpUnit.LATENCY`` cycles, c2 .. c1+L), merge decisions ``x1 == x3`` /
+      ``x2 == x4`` computed alongside
+ cM   (M = 2 + L) MERGE: lane a carries ``e0 + e1`` when the addresses match, lane b is
+      dropped; AP reads; one-hot operand selects for cM+1 (address compares against the ACC
+      and W stages)
+ cM+1 ACC: operand = AP read data, or forwarded in-flight value (W or W2 stage), + update,
       saturate on the carry out (sticky flag one cycle later)
- c7   W: write both lanes (distinct addresses after merging); W2 keeps them one more cycle
+ cM+2 W: write both lanes (distinct addresses after merging); W2 keeps them one more cycle
 ====  =====================================================================================
 
-A read issued at c5 sees writes committed up to the end of c4 (read ports are not
+``UPDATE_LATENCY`` = M + 3 = 5 + ``ExpUnit.LATENCY``.
+A read issued at cM sees writes committed up to the end of cM-1 (read ports are not
 transparent), so the two younger in-flight writes (stage W: written at the end of this cycle;
 stage W2: written at the end of the previous cycle, after our read) are forwarded. AP entries
 never written in the current batch read as 0 through a ``written`` bitmap cleared at batch start.
@@ -74,7 +77,7 @@ class PagTile(wiring.Component):
 
     Addresses, merge decisions and forwarding selects come from the shared control in
     :class:`ProbabilityAggregation`; the tile holds the values. Port timing (see module doc):
-    ``cs*``/``valid_*`` at c1, ``merge*`` at c5, ``rd``/``sel``/``act`` at c6, ``new`` = stage W.
+    ``cs*``/``valid_*`` at c1, ``merge*`` at cM, ``rd``/``sel``/``act`` at cM+1, ``new`` = stage W.
     """
 
     def __init__(self, *, cs_fmt: QFormat, exp_spec: ExpSpec, ap_fmt: QFormat) -> None:
@@ -115,7 +118,7 @@ class PagTile(wiring.Component):
             m.d.comb += [unit.x.eq(x_q), unit.valid_in.eq(v_q)]
             exps.append(unit)
 
-        # MERGE (c5): same-address updates of one cycle become one update on lane a.
+        # MERGE (cM): same-address updates of one cycle become one update on lane a.
         e0, e1 = exps[0].y, exps[1].y
         both = Signal(unsigned(spec.out_fmt.width + 1))
         m.d.comb += both.eq(e0 + e1)
@@ -129,7 +132,7 @@ class PagTile(wiring.Component):
         exp_event = Signal()
         m.d.comb += exp_event.eq((exps[0].overflow & exps[0].valid_out) | (exps[1].overflow & exps[1].valid_out))
 
-        # ACC (c6): operand = AND-OR of the registered one-hot select (memory / in-flight W, W2
+        # ACC (cM+1): operand = AND-OR of the registered one-hot select (memory / in-flight W, W2
         # values; 0 if none), add, saturate on the carry out -> stage W. Timing-critical loop.
         w2 = Signal(data.ArrayLayout(shape_of(ap_fmt), LANES))
         m.d.sync += w2.eq(self.new)
@@ -173,7 +176,7 @@ class ProbabilityAggregation(wiring.Component):
     """
 
     #: cycles from a ct beat's transfer to its AP updates being written (end of that cycle)
-    UPDATE_LATENCY = 8
+    UPDATE_LATENCY = 5 + ExpUnit.LATENCY
     #: cycles from the last ct beat's transfer to the first ``ap`` beat being valid
     READOUT_LATENCY = UPDATE_LATENCY + 1
 
@@ -367,7 +370,7 @@ class ProbabilityAggregation(wiring.Component):
         with m.Elif(bad_q):
             m.d.sync += self.index_error.eq(1)
 
-        # ---- control pipeline c1 .. c5 (addresses, token valids, merge decisions) --------------
+        # ---- control pipeline c1 .. cM (addresses, token valids, merge decisions) --------------
         def stage(name: str, xs, vs):
             xr = [Signal(addr_bits[i // 2], name=f"{name}_x{i}") for i in range(LANES)]
             vr = [Signal(name=f"{name}_v{i}") for i in range(2)]
@@ -380,12 +383,12 @@ class ProbabilityAggregation(wiring.Component):
         mg2 = [Signal(name=f"p2_merge{r + 1}") for r in range(2)]
         m.d.sync += [mg2[r].eq(v1s[0] & v1s[1] & (x1s[2 * r] == x1s[2 * r + 1]) & merge_on) for r in range(2)]
         xs, vs, mg = x2s, v2s, mg2
-        for s in (3, 4, 5):
+        for s in range(3, 3 + ExpUnit.LATENCY):  # follow the ExpUnit to cM
             xs, vs = stage(f"p{s}", xs, vs)
             mgn = [Signal(name=f"p{s}_merge{r + 1}") for r in range(2)]
             m.d.sync += [mgn[r].eq(mg[r]) for r in range(2)]
             mg = mgn
-        x5s, v5s, mg5 = xs, vs, mg
+        xms, vms, mgm = xs, vs, mg
         for c, tile in enumerate(tiles):
             d1a, d1b = cs_rd[0][0].data, cs_rd[0][1].data
             d2a, d2b = cs_rd[1][0].data, cs_rd[1][1].data
@@ -393,12 +396,12 @@ class ProbabilityAggregation(wiring.Component):
             m.d.comb += [
                 tile.cs1_a.eq(d1a[sl]), tile.cs1_b.eq(d1b[sl]), tile.cs2_a.eq(d2a[sl]), tile.cs2_b.eq(d2b[sl]),
                 tile.valid_a.eq(v1s[0]), tile.valid_b.eq(v1s[1]),
-                tile.merge1.eq(mg5[0]), tile.merge2.eq(mg5[1]),
+                tile.merge1.eq(mgm[0]), tile.merge2.eq(mgm[1]),
                 tile.clear_flags.eq(batch_start),
             ]
 
-        # ---- c5: lane valids after merging, AP reads ------------------------------------------
-        act5 = [v5s[0], v5s[1] & ~mg5[0], v5s[0], v5s[1] & ~mg5[1]]
+        # ---- cM: lane valids after merging, AP reads ------------------------------------------
+        actm = [vms[0], vms[1] & ~mgm[0], vms[0], vms[1] & ~mgm[1]]
         written = [Signal(d, name=f"written{r + 1}") for r, d in enumerate(depths)]
         wbit = [Signal(name=f"readout_written{r + 1}") for r in range(2)]
         for region in range(2):
@@ -406,31 +409,31 @@ class ProbabilityAggregation(wiring.Component):
                 i = 2 * region + lane
                 port = ap_rd[region][lane]
                 if lane == 0:  # port a also serves the readout (entries never written read as 0)
-                    addr = Mux(readout, ro_idx, x5s[i])
+                    addr = Mux(readout, ro_idx, xms[i])
                     en = Mux(readout, advance, 1)
                     with m.If(en):
                         m.d.sync += wbit[region].eq(written[region].bit_select(addr, 1))
                 else:
-                    addr, en = x5s[i], Const(1)
+                    addr, en = xms[i], Const(1)
                 m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
 
-        # ---- c6: forwarding selects --------------------------------------------------------
+        # ---- cM+1: forwarding selects -------------------------------------------------------
         xa = [Signal(addr_bits[i // 2], name=f"acc_x{i}") for i in range(LANES)]
         la = [Signal(name=f"acc_act{i}") for i in range(LANES)]
         xw = [Signal(addr_bits[i // 2], name=f"w_x{i}") for i in range(LANES)]
         lw = [Signal(name=f"w_act{i}") for i in range(LANES)]
         xw2 = [Signal(addr_bits[i // 2], name=f"w2_x{i}") for i in range(LANES)]
         lw2 = [Signal(name=f"w2_act{i}") for i in range(LANES)]
-        m.d.sync += ([a.eq(bv) for a, bv in zip(xa, x5s)] + [a.eq(bv) for a, bv in zip(la, act5)]
+        m.d.sync += ([a.eq(bv) for a, bv in zip(xa, xms)] + [a.eq(bv) for a, bv in zip(la, actm)]
                      + [a.eq(bv) for a, bv in zip(xw, xa)] + [a.eq(bv) for a, bv in zip(lw, la)]
                      + [a.eq(bv) for a, bv in zip(xw2, xw)] + [a.eq(bv) for a, bv in zip(lw2, lw)])
-        # One-hot operand selects, decided at c5 for the next cycle (registered, off the ACC
+        # One-hot operand selects, decided at cM for the next cycle (registered, off the ACC
         # loop): the update now in ACC will be in W, the one now in W will be in W2; newest wins.
         forward_on = "forward" not in self._faults
         sels = []
         for i in range(LANES):
             base, region = i & ~1, i // 2
-            hit = lambda xr, lr, j, i=i: lr[j] & (xr[j] == x5s[i])  # noqa: E731
+            hit = lambda xr, lr, j, i=i: lr[j] & (xr[j] == xms[i])  # noqa: E731
             if forward_on:
                 hw = [hit(xa, la, base), hit(xa, la, base + 1)]
                 hw2 = [hit(xw, lw, base), hit(xw, lw, base + 1)]
@@ -438,7 +441,7 @@ class ProbabilityAggregation(wiring.Component):
                 hw = hw2 = [Const(0), Const(0)]
             any_w = hw[0] | hw[1]
             any_w2 = ~any_w & (hw2[0] | hw2[1])
-            mem = ~any_w & ~(hw2[0] | hw2[1]) & written[region].bit_select(x5s[i], 1)
+            mem = ~any_w & ~(hw2[0] | hw2[1]) & written[region].bit_select(xms[i], 1)
             sel = Signal(SEL_BITS, name=f"acc_sel{i}")
             m.d.sync += sel.eq(Cat(mem, hw[0], hw[1], any_w2 & hw2[0], any_w2 & hw2[1]))
             sels.append(sel)
@@ -447,7 +450,7 @@ class ProbabilityAggregation(wiring.Component):
             m.d.comb += [tile.rd[i].eq(rd[i]) for i in range(LANES)]
             m.d.comb += [tile.sel[i].eq(sels[i]) for i in range(LANES)] + [tile.act.eq(Cat(*la))]
 
-        # ---- c7: write back, mark written ----------------------------------------------------
+        # ---- cM+2: write back, mark written -------------------------------------------------
         for region in range(2):
             for lane in range(2):
                 i = 2 * region + lane

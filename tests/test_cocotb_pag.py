@@ -24,5 +24,5 @@ def test_pag(config, sim):
     stats = run_block("pag", sim, CONFIGS[config])
     assert stats["directed_batches"] >= 7 and stats["random_batches"] == 3
     assert stats["ct_beats"] == -(-CONFIGS[config]["n_max"] // 2)
-    assert stats["readout_latency"] == 9
+    assert stats["readout_latency"] == 11
     assert stats["ap_saturation_exercised"]

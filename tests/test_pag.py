@@ -212,7 +212,7 @@ def test_generate_cli(tmp_path):
     assert main(["generate", "pag", "--set", "b=2", "--set", "k1_max=8", "-o", str(tmp_path)]) == 0
     assert "module pag" in (tmp_path / "pag.v").read_text()
     man = json.loads((tmp_path / "pag.json").read_text())
-    assert man["latency"] == {"update": 8, "readout": 9}
+    assert man["latency"] == {"update": 10, "readout": 11}
     assert man["formats"]["ap"]["width"] == 28
     assert get_block("pag").fpga_params["b"] >= 1
 
