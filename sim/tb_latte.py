@@ -202,9 +202,9 @@ async def random_heads(dut):
     rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
     f = tb.fmts
     checked = 0
-    for i in range(4):
+    for i in range(8):
         n = int(rng.integers(1, f.n_max + 1)) if i else f.n_max
-        m = int(rng.integers(1, 5))
+        m = int(rng.integers(1, 7))
         q = rng.integers(-128, 128, (m, f.d_h))
         k = rng.integers(-128, 128, (n, f.d_h))
         v = rng.integers(-128, 128, (n, f.d_h))
