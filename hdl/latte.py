@@ -197,7 +197,7 @@ class Latte(wiring.Component):
 
     FLAG_LATENCY = 2
 
-    EXP_LATENCY = 7 + ExpUnit.LATENCY
+    EXP_LATENCY = 8 + ExpUnit.LATENCY
     PV_LATENCY = 5
 
     def cycles_per_head(self, n: int, kept_rows: list[int]) -> int:
@@ -564,10 +564,12 @@ class Latte(wiring.Component):
         x_pre = Signal(signed(len(x_prod) + 1))
         sh_m1 = (self.scale_shift - 1).as_unsigned()[:len(self.scale_shift)]
         m.d.sync += x_pre.eq(Mux(self.scale_shift == 0, x_prod << 1, x_prod >> sh_m1))
-        x_in, _ = saturate((x_pre + 1) >> 1, f.exp_in_fmt)
+        x_round = Signal(signed(len(x_pre)))  # rounding add and saturation in separate stages
+        m.d.sync += x_round.eq((x_pre + 1) >> 1)
+        x_in, _ = saturate(x_round, f.exp_in_fmt)
         x_reg = Signal(shape_of(f.exp_in_fmt))
         m.d.sync += x_reg.eq(x_in)
-        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[7]), exp.en.eq(1)]
+        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[8]), exp.en.eq(1)]
         x_kb = _delay(m, sc_d.kb, self.EXP_LATENCY - 2, "xkb")
         with m.If(exp.valid_out):
             m.d.comb += [ek_w.en.eq(1), ek_w.addr.eq(x_w), ek_w.data.e.eq(exp.y), ek_w.data.kb.eq(x_kb[-1])]
