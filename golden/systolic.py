@@ -76,9 +76,9 @@ PH_LSH, PH_LINEAR, PH_SCORE, PH_OUTPUT = 0, 1, 2, 3
 PHASE_NAMES = {PH_LSH: "lsh", PH_LINEAR: "linear", PH_SCORE: "score", PH_OUTPUT: "output"}
 
 #: idle cycles after the last beat of a shortcut (Q̄) linear phase: row f latches Q̄[i][f] from the
-#: column's shortcut bus 2 cycles after it would start the next phase (registered multiplier and
-#: registered rounding/broadcast; the paper's unregistered PE needs 1).
-SHORTCUT_GAP = 2
+#: column's shortcut bus 3 cycles after it would start the next phase (registered multiplier inputs
+#: and output, registered rounding/broadcast; the paper's unregistered PE needs 1).
+SHORTCUT_GAP = 3
 
 
 def _round_half_up(x: float) -> int:
@@ -499,16 +499,16 @@ def issue_cycles(beats: list[dict], cfg: SystolicConfig) -> list[int]:
 
 def res_latency(cfg: SystolicConfig) -> int:
     """Cycles from accepting a DF1 beat to its b results on the result stream (skew d + b,
-    input/skew registers 2, PE multiply + add 2, PPE 4, less the column deskew overlap)."""
-    return cfg.b + cfg.d + 6
+    input/skew registers 2, PE operand + multiply + add 3, PPE 4, less the column deskew overlap)."""
+    return cfg.b + cfg.d + 7
 
 
 def out_latency(cfg: SystolicConfig, recip_latency: int) -> int:
     """Cycles from accepting the last beat of an output phase to its first normalized row (row
-    d-1; rows d-1 .. 0 follow on consecutive cycles): skew d + b, copy into the result chain 3,
+    d-1; rows d-1 .. 0 follow on consecutive cycles): skew d + b, copy into the result chain 4,
     the reciprocal scaler (``hdl.arith.ReciprocalScaler.LATENCY``, passed in: golden does not
     import hdl)."""
-    return cfg.b + cfg.d + 3 + recip_latency
+    return cfg.b + cfg.d + 4 + recip_latency
 
 
 def ideal_cycles(macs: int, cfg: SystolicConfig) -> float:

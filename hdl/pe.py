@@ -1,7 +1,8 @@
 """Processing element of the CTA systolic array (DESIGN §4, seed 001 §IV-B(1), Fig. 8).
 
 One PE: a value register, a result register, port registers (left operand ``x``, bottom operand
-``y``, partial sum ``s``), one multiplier (output registered for timing) and one adder, plus one
+``y``, partial sum ``s``), one multiplier (inputs and output registered for timing:
+both map into the MULT18X18D) and one adder, plus one
 register of the separate result shift chain.
 
 Each beat carries an operation with its left operand (``op_in``: one-hot ``load``/``df1``/``df2``,
@@ -28,8 +29,9 @@ bits (default 17: the unsigned 16-bit AP, or a 12-bit LSH bias in value loads), 
 accumulator/partial sums ``acc_width`` bits (default 36), saturating, with a per-result flag.
 
 Timing (cycle c = the cycle ``x_in``/``op_in``/``y_in`` hold a beat): ``x_out``/``op_out``/``y_out``
-hold it at c+1 (``PORT_LATENCY``); the product is registered at c+2; ``s_out``/``acc`` hold the sum
-at c+3 (``SUM_LATENCY``), the PE below must present ``s_in`` at c+2.
+hold it at c+1 (``PORT_LATENCY``); the multiplier operands are registered at c+2 (the shortcut bypass
+is decided at c+1), the product at c+3; ``s_out``/``acc`` hold the sum at c+4 (``SUM_LATENCY``), the
+PE below must present ``s_in`` at c+3.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class PE(wiring.Component):
     """A PE of column ``col`` of a ``cols``-wide array; see the module docstring."""
 
     PORT_LATENCY = 1
-    SUM_LATENCY = 3
+    SUM_LATENCY = 4
 
     def __init__(self, *, x_width: int, y_width: int, acc_width: int, col: int = 0, cols: int = 1) -> None:
         self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
@@ -143,12 +145,14 @@ def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, 
              x_width: int, y_width: int, acc_width: int, cols: int, name: str = "") -> PERegisters:
     """Add one PE's logic to ``m`` (used by :class:`PE` and, flattened, by the systolic array: a
     flat netlist with few named signals keeps Verilator's ``--public-flat-rw`` build of the cocotb
-    flow small). Registers are packed (operand + operation, value + flag) so that a PE has 7."""
+    flow small). Registers are packed (operand + operation, value + flag) so that a PE has 8."""
     ob = op_layout(cols).size
     pw = x_width + y_width
     xo = Signal(x_width + ob, name=f"{name}xo")        # port register: left operand + operation
     yr = Signal(signed(y_width), name=f"{name}y")       # port register: bottom operand
     value = Signal(signed(x_width), name=f"{name}value")
+    bw = max(x_width, y_width)
+    mi = Signal(x_width + bw + 3, name=f"{name}mul_in")  # multiplier operands + operation
     pp = Signal(pw + 3, name=f"{name}prod")             # registered product + its operation (kind, first)
     s = Signal(acc_width + 1, name=f"{name}s")          # partial sum + saturation flag
     acc = Signal(acc_width + 1, name=f"{name}acc")      # result register + saturation flag
@@ -166,8 +170,14 @@ def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, 
     with m.Elif(hit):
         m.d.sync += value.eq(sc_value)
 
-    # Multiplier, output registered (with the operation it belongs to).
-    m.d.sync += pp.eq(Cat((x * Mux(op_df2, yr, Mux(hit, sc_value, value)))[:pw], op_df1, op_df2, op_first))
+    # Multiplier, inputs and output registered (with the operation they belong to): the operand
+    # select (and the shortcut bypass) is decided a cycle before the register-to-register multiply.
+    operand = Signal(signed(bw), name=f"{name}operand")
+    m.d.comb += operand.eq(Mux(op_df2, yr, Mux(hit, sc_value, value)))
+    m.d.sync += mi.eq(Cat(x, operand, op_df1, op_df2, op_first))
+    mul_a, mul_b = mi[:x_width].as_signed(), mi[x_width:x_width + bw].as_signed()
+    m_df1, m_df2, m_first = mi[x_width + bw], mi[x_width + bw + 1], mi[x_width + bw + 2]
+    m.d.sync += pp.eq(Cat((mul_a * mul_b)[:pw], m_df1, m_df2, m_first))
     prod = pp[:pw].as_signed()
     df1, df2, p_first = pp[pw], pp[pw + 1], pp[pw + 2]
 

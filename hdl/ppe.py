@@ -2,8 +2,8 @@
 
 Inputs from the column: the partial sum leaving the top PE (``psum``, DF1), the bottom operand
 leaving the top PE (``y_top``: AP in the output phase, the bias in LSH value loads), the result
-chain (``chain``), and the beat's ``tag`` aligned with ``y_top`` (the PPE delays it by 2 cycles to
-align it with ``psum``). Per phase (``tag.phase``):
+chain (``chain``), and the beat's ``tag`` aligned with ``y_top`` (the PPE delays it by
+``TAG_DELAY`` = PE.SUM_LATENCY - PE.PORT_LATENCY = 3 cycles to align it with ``psum``). Per phase (``tag.phase``):
 
 * LSH: ``a = psum + bias`` (bias latched from ``y_top`` by this column's LSH value-load beat,
   aligned to the product's binary point), ``a · (1/w)`` (``tag.scale``), floor, saturate to the
@@ -34,6 +34,7 @@ from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, PH_LINEAR, PH_LSH, PH_SCORE
 
 from .arith import ReciprocalScaler
 from .fixed import round_shift_const, saturate, shape_of
+from .pe import PE as _PE
 from .pe import _bits
 from .registry import BlockSpec, Param, ParamError
 
@@ -63,7 +64,8 @@ class PPE(wiring.Component):
 
     LATENCY = 4          # psum -> res
     SHORTCUT_LATENCY = 1  # psum -> sc_value
-    COPY_DELAY = 2       # tag (aligned with y_top) of the last DF2 beat -> copy
+    TAG_DELAY = _PE.SUM_LATENCY - _PE.PORT_LATENCY  # y_top -> psum of the same beat
+    COPY_DELAY = TAG_DELAY  # tag (aligned with y_top) of the last DF2 beat -> copy (after its acc write)
     OUT_LATENCY = 1 + ReciprocalScaler.LATENCY  # copy -> first out row
 
     def __init__(self, *, cfg: SystolicConfig, col: int = 0) -> None:
@@ -109,9 +111,12 @@ class PPE(wiring.Component):
         tl = tag_layout(cfg)
 
         # Tag (and y_top) delayed to line up with psum.
-        tag1, tag2 = Signal(tl), Signal(tl)
-        y1, y2 = Signal(signed(cfg.y_width)), Signal(signed(cfg.y_width))
-        m.d.sync += [tag1.eq(self.tag), tag2.eq(tag1), y1.eq(self.y_top), y2.eq(y1)]
+        tags, ys = [self.tag], [self.y_top]
+        for k in range(1, self.TAG_DELAY + 1):
+            tags.append(Signal(tl, name=f"tag{k}"))
+            ys.append(Signal(signed(cfg.y_width), name=f"y{k}"))
+            m.d.sync += [tags[k].eq(tags[k - 1]), ys[k].eq(ys[k - 1])]
+        tag2, y2 = tags[self.TAG_DELAY], ys[self.TAG_DELAY]  # lined up with psum
 
         # LSH bias: latched when this column's LSH value-load beat lines up with psum (so a bias
         # change never overtakes the previous phase's last beats).
@@ -192,7 +197,8 @@ class PPE(wiring.Component):
         total, o_sum = _saturated(m, Mux(self.tag.first, 0, ap_sum) + self.y_top, cfg.sum_fmt, "ap_total")
         with m.If(self.tag.op == OP_DF2):
             m.d.sync += [ap_sum.eq(total), ap_sat.eq((ap_sat & ~self.tag.first) | o_sum)]
-        m.d.sync += self.copy.eq((tag1.op == OP_DF2) & tag1.last)
+        tag_copy = tags[self.COPY_DELAY - 1]
+        m.d.sync += self.copy.eq((tag_copy.op == OP_DF2) & tag_copy.last)
 
         den, den_sat = Signal(unsigned(cfg.den_width)), Signal()
         left = Signal(range(cfg.d + 1))

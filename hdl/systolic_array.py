@@ -11,21 +11,21 @@ Interface (``amaranth.lib.stream``):
   feeding the query shortcut), ``residual`` (hash ``x - c``) and ``scale`` (LSH 1/w).
   :func:`golden.systolic.build_program` produces these beats from matrices.
 * ``res`` (source, ``valid``/``payload`` without ``ready``): per DF1 beat, the b PPE results (hash / Q̄K̄V̄ / score) with
-  per-column overflow flags and the beat's phase/first/last, ``RES_LATENCY`` = b + d + 6 cycles
+  per-column overflow flags and the beat's phase/first/last, ``RES_LATENCY`` = b + d + 7 cycles
   after the beat's transfer.
 * ``out`` (source, ``valid``/``payload`` without ``ready``): per output phase, d beats (rows d-1,
   d-2, ..., 0) of b normalized outputs with overflow and div-by-zero flags; row d-1 appears ``OUT_LATENCY`` cycles
-  after the transfer of the phase's last beat (``OUT_LATENCY`` = b + d + 3 + the reciprocal
+  after the transfer of the phase's last beat (``OUT_LATENCY`` = b + d + 4 + the reciprocal
   scaler's latency).
 * ``overflow`` (sticky: any flagged result or residual), ``residual_overflow`` (sticky),
   ``protocol_error`` (sticky: a shortcut phase was interrupted by a bubble).
 
 Timing: a beat transferred in cycle t sits in the input register (residual subtractors) at t+1,
 reaches PE (i, j) at t+2+i+j (row skew j at the left edge, column skew i at the bottom), its partial
-sum leaves the top of column i at t+i+d+3, and the PPE result is deskewed to line up the b columns.
+sum leaves the top of column i at t+i+d+4, and the PPE result is deskewed to line up the b columns.
 Consecutive phases are issued back to back (Fig. 10): keeping value registers (a) costs nothing,
 reloading them (b) costs one LOAD beat per column, the query shortcut (c) holds ``ready`` low for
-``SHORTCUT_GAP`` = 2 cycles after the last Q̄ beat, and an output phase (d) shifts its results up
+``SHORTCUT_GAP`` = 3 cycles after the last Q̄ beat, and an output phase (d) shifts its results up
 the separate result chain while the next phases run; only a second output phase must start at
 least d cycles after the previous output phase's last beat (``ready`` is held low until then).
 

@@ -25,7 +25,7 @@ def _table(cfg: SystolicConfig, stats: dict, recip_latency: int) -> None:
               f"{ph['issue_cycles'] - ph['ideal']:>11.1f} {ph['cycles']:>14} {ph['cycles'] - ph['issue_cycles']:>10} "
               f"{bub:>14}")
     print(f"    fill/drain: DF1 results {res_latency(cfg)} = b+d+6 cycles after their beat; output rows d-1..0 from "
-          f"{out_latency(cfg, recip_latency)} = b+d+3+{recip_latency} cycles after the last beat (+d-1 for row 0)")
+          f"{out_latency(cfg, recip_latency)} = b+d+4+{recip_latency} cycles after the last beat (+d-1 for row 0)")
 
 
 def main(argv: list[str] | None = None) -> int:

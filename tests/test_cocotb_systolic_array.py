@@ -34,4 +34,4 @@ def test_systolic_array(overrides, env, sim):
     kinds = {p["phase"] for p in stats["phases"]}
     assert kinds == {"lsh", "linear", "score", "output"}
     # zero bubbles between back-to-back phases, except the shortcut hand-over (SHORTCUT_GAP)
-    assert [p["bubbles_before"] for p in stats["phases"][1:]] == [0, 0, 0, 0, 0, 0, 2, 0, 0, 2, 0]
+    assert [p["bubbles_before"] for p in stats["phases"][1:]] == [0, 0, 0, 0, 0, 0, 3, 0, 0, 3, 0]

@@ -23,7 +23,7 @@ from hdl.ppe import PPE
 from tests.amaranth_helpers import run_sim
 
 CFG = SystolicConfig(b=2, d=4)
-TAG_TO_PSUM = 2   # the tag lines up with y_top; psum comes 2 cycles later
+TAG_TO_PSUM = 3   # the tag lines up with y_top; psum comes 3 cycles later
 
 
 def _tag(**kw) -> dict:
