@@ -203,34 +203,43 @@ class CentroidAggregator(wiring.Component):
 
         # ---- CACC stage 1: register the memory word (timing: block-RAM output straight into flip-
         # flops); note a write-back landing at this edge, after the stage-0 read.
-        s2_fresh, s2_fwd_a, s2_fwd_b = Signal(), Signal(), Signal()
+        # The source of the stage-2 base is decided here, one stage early (timing: the run-register
+        # compare and the select priority stay out of the adder path): the run register if the
+        # token continues the run held in stage 2 (or, with stage 2 empty, in the run register);
+        # else zero for a fresh cluster; else a forwarded write-back (this edge's, else the one at
+        # the read's edge); else the memory word.
         s2_idx = Signal(range(K))
         s2_x = Signal(data.ArrayLayout(signed(afmt.width), d))
-        s2_mem, s2_fwd_a_data, s2_fwd_b_data = Signal(entry_layout), Signal(entry_layout), Signal(entry_layout)
-        m.d.sync += [
-            s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_idx.eq(s1_idx), s2_x.eq(s1_x), s2_fresh.eq(s1_fresh),
-            s2_mem.eq(rd_data), s2_fwd_a.eq(s1_fwd), s2_fwd_a_data.eq(s1_fwd_data),
-            s2_fwd_b.eq(wr.en & (wr.addr == s1_idx) if self._forward else 0), s2_fwd_b_data.eq(wr.data),
-        ]
-
-        # ---- CACC stage 2: run register ---------------------------------------------------------
+        # Memory-word registers are reset-less (qualified by their selects/valids): an ECP5 flip-flop's
+        # sync reset only acts with its clock enable, so a reset would add a LUT after the block RAM.
+        s2_mem, s2_fwd_data = Signal(entry_layout, reset_less=True), Signal(entry_layout)
+        s2_sel_run, s2_sel_fwd, s2_sel_mem = Signal(), Signal(), Signal()
         r_valid = Signal()
         r_idx = Signal(range(K))
         r_sum = Signal(data.ArrayLayout(signed(afmt.width), d))
         r_cnt = Signal(cb)
-        same = Signal()
-        m.d.comb += same.eq(r_valid & (r_idx == s2_idx) if self._run_register else 0)
+        same_next = Signal()
+        fwd_now = Signal()
+        if self._run_register:
+            m.d.comb += same_next.eq(Mux(s2_valid, s2_idx == s1_idx, r_valid & (r_idx == s1_idx)))
+        m.d.comb += fwd_now.eq(wr.en & (wr.addr == s1_idx) if self._forward else 0)
+        m.d.sync += [
+            s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_idx.eq(s1_idx), s2_x.eq(s1_x), s2_mem.eq(rd_data),
+            s2_sel_run.eq(same_next),
+            s2_sel_fwd.eq(~same_next & ~s1_fresh & (fwd_now | s1_fwd)),
+            s2_sel_mem.eq(~same_next & ~s1_fresh & ~fwd_now & ~s1_fwd),
+            s2_fwd_data.eq(Mux(fwd_now, wr.data, s1_fwd_data)),
+        ]
+
+        # ---- CACC stage 2: run register ---------------------------------------------------------
+        same = s2_sel_run
         base = Signal(entry_layout)
-        with m.If(same):
-            m.d.comb += [base.sum.eq(r_sum), base.count.eq(r_cnt)]
-        with m.Elif(s2_fresh):
-            m.d.comb += base.eq(0)
-        with m.Elif(s2_fwd_b):
-            m.d.comb += base.eq(s2_fwd_b_data)
-        with m.Elif(s2_fwd_a):
-            m.d.comb += base.eq(s2_fwd_a_data)
-        with m.Else():
-            m.d.comb += base.eq(s2_mem)
+        run_entry = Signal(entry_layout)
+        m.d.comb += [run_entry.sum.eq(r_sum), run_entry.count.eq(r_cnt)]
+        # One-hot AND-OR (none selected: a fresh cluster starts from zero).
+        m.d.comb += base.eq(run_entry.as_value() & s2_sel_run.replicate(len(base.as_value()))
+                            | s2_fwd_data.as_value() & s2_sel_fwd.replicate(len(base.as_value()))
+                            | s2_mem.as_value() & s2_sel_mem.replicate(len(base.as_value())))
         m.d.comb += wr.addr.eq(r_idx)
         m.d.comb += [wr.data.sum[e].eq(r_sum[e]) for e in range(d)]
         m.d.comb += wr.data.count.eq(r_cnt)
@@ -253,7 +262,7 @@ class CentroidAggregator(wiring.Component):
         # A cluster without tokens in this run holds a stale entry: read it as empty.
         rd_touched = Signal()
         # The memory word is registered before the dividers (timing), with its valid/index/touched.
-        b_valid, b_touched, b_data = Signal(), Signal(), Signal(entry_layout)
+        b_valid, b_touched, b_data = Signal(), Signal(), Signal(entry_layout, reset_less=True)
         b_idx = Signal(range(K))
         rd_count = Signal(cb)
         m.d.comb += rd_count.eq(Mux(b_touched, b_data.count, 0))
