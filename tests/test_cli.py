@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from attn_rtl.cli import main
+from hdl.arith import ExpUnit
 
 
 def test_list_names_blocks(capsys):
@@ -17,7 +18,7 @@ def test_generate_writes_verilog_and_manifest(tmp_path):
     assert "module exp_unit" in text
     man = json.loads((tmp_path / "exp_unit.json").read_text())
     assert man["parameters"]["lut_bits"] == 6
-    assert man["latency"] == 3
+    assert man["latency"] == ExpUnit.LATENCY
     ports = {p["name"]: p for p in man["ports"]}
     assert ports["x"]["signed"] and ports["x"]["width"] == 16 and ports["y"]["direction"] == "output"
 
