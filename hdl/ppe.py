@@ -19,7 +19,7 @@ chain (``chain``), and the beat's ``tag`` aligned with ``y_top`` (the PPE delays
   after the last DF2 beat's tag is aligned with ``psum``); each of the d chain values that follows
   is divided by ``Σ AP / 2`` in a :class:`hdl.arith.ReciprocalScaler` (LUT from golden.lut).
 
-Latencies: ``res`` holds a DF1 result ``LATENCY`` = 4 cycles after ``psum``; the ``out`` row k
+Latencies: ``res`` holds a DF1 result ``LATENCY`` = 5 cycles after ``psum``; the ``out`` row k
 (k = 0 for row d-1) holds ``1 + ReciprocalScaler.LATENCY + k`` cycles after ``copy``.
 """
 
@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 from golden.lut import RecipSpec
 from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, PH_LINEAR, PH_LSH, PH_SCORE, SystolicConfig
 
-from .arith import ReciprocalScaler
+from .arith import ReciprocalScaler, _dsp_pieces
 from .fixed import round_shift_const, saturate, shape_of
 from .pe import PE as _PE
 from .pe import _bits
@@ -62,7 +62,7 @@ def _saturated(m: Module, value, fmt, name: str) -> tuple[Signal, Signal]:
 class PPE(wiring.Component):
     """The PPE of column ``col``; see the module docstring."""
 
-    LATENCY = 4          # psum -> res
+    LATENCY = 5          # psum -> res
     SHORTCUT_LATENCY = 1  # psum -> sc_value
     TAG_DELAY = _PE.SUM_LATENCY - _PE.PORT_LATENCY  # y_top -> psum of the same beat
     COPY_DELAY = TAG_DELAY  # tag (aligned with y_top) of the last DF2 beat -> copy (after its acc write)
@@ -124,7 +124,7 @@ class PPE(wiring.Component):
         with m.If((tag2.op == OP_LOAD) & (tag2.col == self._col) & (tag2.phase == PH_LSH)):
             m.d.sync += bias.eq(y2)
 
-        # ---- DF1 pipeline: A add bias, B multiply, C requantize, D score max ---------------------
+        # ---- DF1 pipeline: A add bias, P partial products, B their sum, C requantize, D score max --
         df1 = tag2.op == OP_DF1
         a = Signal(signed(cfg.acc_width + 1))
         tag_a, sat_a, val_a = Signal(tl), Signal(), Signal()
@@ -134,13 +134,26 @@ class PPE(wiring.Component):
             tag_a.eq(tag2), sat_a.eq(self.psum_sat), val_a.eq(df1),
         ]
 
+        # The multiplier operand is registered beside ``a`` (so both DSP inputs come from
+        # registers); the wide product is split into DSP-sized partial products, registered,
+        # and summed in the next stage (one fabric adder per cycle).
         mult_width = max(cfg.inv_w_fmt.width, cfg.score_scale_frac + 1)
         mult = Signal(unsigned(mult_width))
-        m.d.comb += mult.eq(Mux(tag_a.phase == PH_LSH, tag_a.scale,
-                                Mux(tag_a.phase == PH_SCORE, cfg.inv_sqrt_d, 1)))
+        m.d.sync += mult.eq(Mux(tag2.phase == PH_LSH, tag2.scale, Mux(tag2.phase == PH_SCORE, cfg.inv_sqrt_d, 1)))
+        partials = []
+        for a_lo, a_piece in _dsp_pieces(a):
+            for m_lo, m_piece in _dsp_pieces(mult):
+                part = Signal(signed(len(a_piece) + len(m_piece) + 1), name=f"part_{a_lo}_{m_lo}")
+                m.d.sync += part.eq(a_piece * m_piece)
+                partials.append((a_lo + m_lo, part))
+        tag_p, sat_p, val_p = Signal(tl), Signal(), Signal()
+        m.d.sync += [tag_p.eq(tag_a), sat_p.eq(sat_a), val_p.eq(val_a)]
         prod = Signal(signed(cfg.acc_width + 1 + mult_width + 1))
+        total = partials[0][1] << partials[0][0]
+        for shift_by, part in partials[1:]:
+            total = total + (part << shift_by)
         tag_b, sat_b, val_b = Signal(tl), Signal(), Signal()
-        m.d.sync += [prod.eq(a * mult), tag_b.eq(tag_a), sat_b.eq(sat_a), val_b.eq(val_a)]
+        m.d.sync += [prod.eq(total), tag_b.eq(tag_p), sat_b.eq(sat_p), val_b.eq(val_p)]
 
         hashed, o_hash = _saturated(m, prod >> (cfg.lsh_frac + cfg.inv_w_fmt.frac), cfg.hash_fmt, "hash")
         lin, o_lin = _saturated(

@@ -34,7 +34,7 @@ def _tag(**kw) -> dict:
 
 def _run(cfg: SystolicConfig, beats: list[dict], cycles: int, chain: dict[int, tuple[int, int]] | None = None,
          col: int = 0) -> list[dict]:
-    """Beat k: tag and y_top at cycle k, psum (and psum_sat) at cycle k + 2. ``chain``: cycle -> value, sat."""
+    """Beat k: tag and y_top at cycle k, psum (and psum_sat) at k + TAG_TO_PSUM. ``chain``: cycle -> value, sat."""
     dut = PPE(cfg=cfg, col=col)
     seen = []
 
@@ -90,7 +90,7 @@ def test_lsh_bias_scale_floor_saturate():
 
 def test_lsh_flag_from_column():
     beats = [{"tag": {"op": OP_DF1, "phase": PH_LSH, "scale": 1}, "psum": 0, "psum_sat": 1}]
-    got = _df1_results(_run(CFG, beats, 8), beats)
+    got = _df1_results(_run(CFG, beats, TAG_TO_PSUM + PPE.LATENCY + 1), beats)
     assert got == [(0, 1)]
 
 
