@@ -499,8 +499,8 @@ def issue_cycles(beats: list[dict], cfg: SystolicConfig) -> list[int]:
 
 def res_latency(cfg: SystolicConfig) -> int:
     """Cycles from accepting a DF1 beat to its b results on the result stream (skew d + b,
-    input/skew registers 2, PE operand + multiply + add 3, PPE 5, less the column deskew overlap)."""
-    return cfg.b + cfg.d + 8
+    input/skew registers 2, PE operand + multiply + add 3, PPE 6, less the column deskew overlap)."""
+    return cfg.b + cfg.d + 9
 
 
 def out_latency(cfg: SystolicConfig, recip_latency: int) -> int:

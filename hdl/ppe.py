@@ -19,7 +19,7 @@ chain (``chain``), and the beat's ``tag`` aligned with ``y_top`` (the PPE delays
   after the last DF2 beat's tag is aligned with ``psum``); each of the d chain values that follows
   is divided by ``Σ AP / 2`` in a :class:`hdl.arith.ReciprocalScaler` (LUT from golden.lut).
 
-Latencies: ``res`` holds a DF1 result ``LATENCY`` = 5 cycles after ``psum``; the ``out`` row k
+Latencies: ``res`` holds a DF1 result ``LATENCY`` = 6 cycles after ``psum``; the ``out`` row k
 (k = 0 for row d-1) holds ``1 + ReciprocalScaler.LATENCY + k`` cycles after ``copy``.
 """
 
@@ -62,7 +62,7 @@ def _saturated(m: Module, value, fmt, name: str) -> tuple[Signal, Signal]:
 class PPE(wiring.Component):
     """The PPE of column ``col``; see the module docstring."""
 
-    LATENCY = 5          # psum -> res
+    LATENCY = 6          # psum -> res
     SHORTCUT_LATENCY = 1  # psum -> sc_value
     TAG_DELAY = _PE.SUM_LATENCY - _PE.PORT_LATENCY  # y_top -> psum of the same beat
     COPY_DELAY = TAG_DELAY  # tag (aligned with y_top) of the last DF2 beat -> copy (after its acc write)
@@ -124,7 +124,7 @@ class PPE(wiring.Component):
         with m.If((tag2.op == OP_LOAD) & (tag2.col == self._col) & (tag2.phase == PH_LSH)):
             m.d.sync += bias.eq(y2)
 
-        # ---- DF1 pipeline: A add bias, P partial products, B their sum, C requantize, D score max --
+        # ---- DF1 pipeline: A add bias, P partial products, B sum, R round, C saturate, D score max -
         df1 = tag2.op == OP_DF1
         a = Signal(signed(cfg.acc_width + 1))
         tag_a, sat_a, val_a = Signal(tl), Signal(), Signal()
@@ -155,22 +155,33 @@ class PPE(wiring.Component):
         tag_b, sat_b, val_b = Signal(tl), Signal(), Signal()
         m.d.sync += [prod.eq(total), tag_b.eq(tag_p), sat_b.eq(sat_p), val_b.eq(val_p)]
 
-        hashed, o_hash = _saturated(m, prod >> (cfg.lsh_frac + cfg.inv_w_fmt.frac), cfg.hash_fmt, "hash")
-        lin, o_lin = _saturated(
-            m, round_shift_const(prod, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding), cfg.qkv_fmt, "lin")
-        score, o_score = _saturated(
-            m, round_shift_const(prod, cfg.score_frac + cfg.score_scale_frac - cfg.score_fmt.frac,
-                                 cfg.score_fmt.rounding), cfg.score_fmt, "score")
+        # R: the per-phase rounding shifts (wide carry chains), registered; C: saturation (bit
+        # tests) and the phase select.
+        rounded = []
+        for name, value in (
+                ("hash", prod >> (cfg.lsh_frac + cfg.inv_w_fmt.frac)),
+                ("lin", round_shift_const(prod, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding)),
+                ("score", round_shift_const(prod, cfg.score_frac + cfg.score_scale_frac - cfg.score_fmt.frac,
+                                            cfg.score_fmt.rounding))):
+            reg = Signal(value.shape(), name=f"{name}_rounded")
+            m.d.sync += reg.eq(value)
+            rounded.append(reg)
+        tag_r, sat_r, val_r = Signal(tl), Signal(), Signal()
+        m.d.sync += [tag_r.eq(tag_b), sat_r.eq(sat_b), val_r.eq(val_b)]
+
+        hashed, o_hash = _saturated(m, rounded[0], cfg.hash_fmt, "hash")
+        lin, o_lin = _saturated(m, rounded[1], cfg.qkv_fmt, "lin")
+        score, o_score = _saturated(m, rounded[2], cfg.score_fmt, "score")
         r = Signal(signed(cfg.res_width))
         tag_c, over_c, val_c = Signal(tl), Signal(), Signal()
-        with m.Switch(tag_b.phase):
+        with m.Switch(tag_r.phase):
             with m.Case(PH_LSH):
-                m.d.sync += [r.eq(hashed), over_c.eq(sat_b | o_hash)]
+                m.d.sync += [r.eq(hashed), over_c.eq(sat_r | o_hash)]
             with m.Case(PH_LINEAR):
-                m.d.sync += [r.eq(lin), over_c.eq(sat_b | o_lin)]
+                m.d.sync += [r.eq(lin), over_c.eq(sat_r | o_lin)]
             with m.Default():
-                m.d.sync += [r.eq(score), over_c.eq(sat_b | o_score)]
-        m.d.sync += [tag_c.eq(tag_b), val_c.eq(val_b)]
+                m.d.sync += [r.eq(score), over_c.eq(sat_r | o_score)]
+        m.d.sync += [tag_c.eq(tag_r), val_c.eq(val_r)]
 
         # Score: running max of the first k1 scores, subtracted from the following k2.
         run_max = Signal(shape_of(cfg.score_fmt))

@@ -11,7 +11,7 @@ Interface (``amaranth.lib.stream``):
   feeding the query shortcut), ``residual`` (hash ``x - c``) and ``scale`` (LSH 1/w).
   :func:`golden.systolic.build_program` produces these beats from matrices.
 * ``res`` (source, ``valid``/``payload`` without ``ready``): per DF1 beat, the b PPE results (hash / Q̄K̄V̄ / score) with
-  per-column overflow flags and the beat's phase/first/last, ``RES_LATENCY`` = b + d + 8 cycles
+  per-column overflow flags and the beat's phase/first/last, ``RES_LATENCY`` = b + d + 9 cycles
   after the beat's transfer.
 * ``out`` (source, ``valid``/``payload`` without ``ready``): per output phase, d beats (rows d-1,
   d-2, ..., 0) of b normalized outputs with overflow and div-by-zero flags; row d-1 appears ``OUT_LATENCY`` cycles

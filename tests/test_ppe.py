@@ -80,7 +80,7 @@ def test_lsh_bias_scale_floor_saturate():
              {"tag": {"op": OP_LOAD, "col": 1, "phase": PH_LSH}, "y": 999}]   # another column's bias
     beats += [{"tag": {"op": OP_DF1, "phase": PH_LSH, "scale": inv_w, "first": int(k == 0)}, "psum": int(x) * direction}
               for k, x in enumerate(tokens)]
-    seen = _run(CFG, beats, len(beats) + 8)
+    seen = _run(CFG, beats, len(beats) + TAG_TO_PSUM + PPE.LATENCY)
     want, over = lsh_hash(tokens[:, None], [[direction]], [bias], inv_w, CFG)
     got = _df1_results(seen, beats)
     assert [g[0] for g in got] == want[:, 0].tolist()
@@ -101,7 +101,7 @@ def test_linear_round_saturate_and_shortcut():
     ws = np.concatenate([[wf.min_int, wf.max_int, 0, 1, -1, 32, -32, 33], rng.integers(wf.min_int, wf.max_int + 1, 8)])
     beats = [{"tag": {"op": OP_DF1, "phase": PH_LINEAR, "shortcut": 1, "first": int(k == 0),
                       "last": int(k == len(ws) - 1)}, "psum": c * int(w)} for k, w in enumerate(ws)]
-    seen = _run(CFG, beats, len(beats) + 8)
+    seen = _run(CFG, beats, len(beats) + TAG_TO_PSUM + PPE.LATENCY)
     want, over = linear([[c]], ws[None, :], CFG)
     got = _df1_results(seen, beats)
     assert [g[0] for g in got] == want[0].tolist()
@@ -125,7 +125,7 @@ def test_score_scale_max_subtract(k1):
     beats = [{"tag": {"op": OP_DF1, "phase": PH_SCORE, "first": int(t == 0), "sub": int(t >= k1)},
               "psum": q * int(k)} for t, k in enumerate(ks)]
     beats = beats + beats  # a second phase: the max restarts at its first beat
-    seen = _run(CFG, beats, len(beats) + 8)
+    seen = _run(CFG, beats, len(beats) + TAG_TO_PSUM + PPE.LATENCY)
     want, over = scores([[q]], ks[:, None], k1, CFG)
     got = _df1_results(seen, beats)
     assert [g[0] for g in got] == want[0].tolist() * 2
