@@ -254,7 +254,10 @@ class CentroidAggregator(wiring.Component):
         avg_en = Signal()
         m.d.comb += avg_en.eq(~self.o.valid | self.o.ready)
         j = Signal(range(K + 1))
-        n_out = Signal(range(K + 1))
+        # Beats still to leave and the last index, set at FLUSH (timing: the end-of-run test is a
+        # zero/one detect, not a compare with k - 1).
+        n_left = Signal(range(K + 1))
+        k_last = Signal(range(K))
         v_rd = Signal()
         lat = ReciprocalScaler.LATENCY
         side_idx = [Signal(range(K), name=f"cavg_idx{s}") for s in range(lat + 1)]
@@ -278,7 +281,7 @@ class CentroidAggregator(wiring.Component):
         with m.If(state == FLUSH):
             with m.If(r_valid):
                 m.d.comb += wr.en.eq(1)
-            m.d.sync += [r_valid.eq(0), state.eq(AVG), j.eq(0), n_out.eq(0)]
+            m.d.sync += [r_valid.eq(0), state.eq(AVG), j.eq(0), n_left.eq(k), k_last.eq(k - 1)]
         with m.If(state == AVG):
             with m.If(avg_en):
                 m.d.comb += [rd.addr.eq(j), rd.en.eq(j < k)]
@@ -287,8 +290,8 @@ class CentroidAggregator(wiring.Component):
                 with m.If(j < k):
                     m.d.sync += j.eq(j + 1)
             with m.If(self.o.valid & self.o.ready):
-                m.d.sync += n_out.eq(n_out + 1)
-            with m.If((n_out == k) | ((n_out == k - 1) & self.o.valid & self.o.ready)):
+                m.d.sync += n_left.eq(n_left - 1)
+            with m.If((n_left == 0) | ((n_left == 1) & self.o.valid & self.o.ready)):
                 m.d.sync += [state.eq(ACC), touched.eq(0), k.eq(0), tok_count.eq(0), v_rd.eq(0), b_valid.eq(0)]
         m.d.comb += side_cnt[0].eq(rd_count)
         with m.If(avg_en):
@@ -301,7 +304,7 @@ class CentroidAggregator(wiring.Component):
             self.o.valid.eq(scalers[0].valid_out),
             out.index.eq(side_idx[lat]),
             out.count.eq(cnt_out),
-            out.last.eq(side_idx[lat] == k - 1),
+            out.last.eq(side_idx[lat] == k_last),
         ]
         for e in range(d):
             m.d.comb += out.centroid[e].eq(Mux(cnt_out == 0, 0, scalers[e].result))
