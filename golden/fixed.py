@@ -129,8 +129,9 @@ class QFormat:
 
     # -- descriptions -----------------------------------------------------------------------
     def __str__(self) -> str:
+        # The CTA paper's notation: integer bits include the sign bit, so Q6.7 is 13 bits wide.
         kind = "Q" if self.signed else "UQ"
-        return f"{kind}{self.width - self.frac - (1 if self.signed else 0)}.{self.frac}"
+        return f"{kind}{self.width - self.frac}.{self.frac}"
 
     def as_dict(self) -> dict[str, Any]:
         return {

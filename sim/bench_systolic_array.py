@@ -24,8 +24,10 @@ def _table(cfg: SystolicConfig, stats: dict, recip_latency: int) -> None:
         print(f"    {n:>2} {ph['phase']:<7} {ph['beats']:>5} {ph['issue_cycles']:>5} {ph['ideal']:>6.1f} "
               f"{ph['issue_cycles'] - ph['ideal']:>11.1f} {ph['cycles']:>14} {ph['cycles'] - ph['issue_cycles']:>10} "
               f"{bub:>14}")
-    print(f"    fill/drain: DF1 results {res_latency(cfg)} = b+d+6 cycles after their beat; output rows d-1..0 from "
-          f"{out_latency(cfg, recip_latency)} = b+d+4+{recip_latency} cycles after the last beat (+d-1 for row 0)")
+    extra = res_latency(cfg) - cfg.b - cfg.d
+    print(f"    fill/drain: DF1 results {res_latency(cfg)} = b+d+{extra} cycles after their beat; "
+          f"output rows d-1..0 from {out_latency(cfg, recip_latency)} = b+d+4+{recip_latency} cycles "
+          "after the last beat (+d-1 for row 0)")
 
 
 def main(argv: list[str] | None = None) -> int:

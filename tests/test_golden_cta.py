@@ -301,7 +301,7 @@ def test_fixed_is_deterministic_and_validates():
     a, b = cta_fixed(head, widths=2.0, seed=3), cta_fixed(head, widths=2.0, seed=3)
     assert np.array_equal(a.out, b.out)
     big = _head(rng, m=4, n=4, d_in=64)
-    assert cta_fixed(big).work["formats"]["token"] == "Q5.7"        # SA height grows to d_in + 1
+    assert cta_fixed(big).work["formats"]["token"] == "Q6.7"        # SA height grows to d_in + 1
     with pytest.raises(ValueError, match="d_in"):
         cta_fixed(big, cfg=systolic.SystolicConfig(d=64))
     with pytest.raises(NotImplementedError, match="d_in=300"):

@@ -48,7 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     print(f"  checked bit-exact (==) against golden.systolic: {st['checked_beats']} beats of the CTA step sequence "
           f"+ {st.get('corner_beats', 0)} corner/stall beats; every result at its exact cycle")
-    print(f"  result latency: {res_latency(cfg)} cycles after a beat (b+d+6); normalized row d-1: "
+    fill = res_latency(cfg) - cfg.b - cfg.d
+    print(f"  result latency: {res_latency(cfg)} cycles after a beat (b+d+{fill}); normalized row d-1: "
           f"{out_latency(cfg, ReciprocalScaler.LATENCY)} cycles after an output phase's last beat")
     print(f"  {'#':>2} {'phase':<7} {'beats':>5} {'issue':>5} {'ideal':>6} {'issue-ideal':>11} {'to last result':>14} "
           f"{'bubbles before':>14}")
