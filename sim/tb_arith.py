@@ -6,13 +6,12 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from golden.fixed import QFormat, Rounding
 from hdl.arith import ExpUnit, ReciprocalScaler, exp_spec_from_params, recip_spec_from_params
 from sim.runner import tb_params, write_stats
-from sim.tbutil import read_signed, read_unsigned
+from sim.tbutil import read_signed, read_unsigned, start_clock_and_reset
 
 
 class PipelineTB:
@@ -27,13 +26,7 @@ class PipelineTB:
         self.rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
 
     async def reset(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        self.dut.rst.value = 1
-        self.dut.en.value = 1
-        self.dut.valid_in.value = 0
-        await RisingEdge(self.dut.clk)
-        await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+        await start_clock_and_reset(self.dut, {"en": 1, "valid_in": 0})
 
     def _read(self, name: str) -> int:
         handle = getattr(self.dut, name)

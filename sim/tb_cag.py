@@ -14,44 +14,28 @@ import cocotb
 import numpy as np
 from amaranth.hdl import Const
 from amaranth.lib import data
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from golden.cag import aggregate
 from golden.cim import cluster_index
 from hdl.cag import CentroidAggregator
-from hdl.registry import get_block
-from sim.runner import tb_params, write_stats
-from sim.tbutil import read_unsigned, tb_rng
+from sim.runner import write_stats
+from sim.tbutil import block_component, read_unsigned, start_clock_and_reset, tb_rng
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
-
-
-def _component() -> CentroidAggregator:
-    spec = get_block("cag")
-    return spec.build(**spec.resolve(tb_params()))
 
 
 class CagTB:
     def __init__(self, dut, salt: int = 0):
         self.dut = dut
-        self.comp = _component()
+        self.comp: CentroidAggregator = block_component("cag")
         self.in_layout = data.Layout.cast(self.comp.i.payload.shape())
         self.out_layout = data.Layout.cast(self.comp.o.payload.shape())
         self.rng = tb_rng(salt)
         self.nprng = np.random.default_rng(self.rng.randrange(1 << 30))
 
     async def reset(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        d = self.dut
-        d.rst.value = 1
-        d.i__valid.value = 0
-        d.i__payload.value = 0
-        d.o__ready.value = 0
-        d.clear.value = 0
-        await RisingEdge(d.clk)
-        await RisingEdge(d.clk)
-        d.rst.value = 0
+        await start_clock_and_reset(self.dut, {"i__valid": 0, "i__payload": 0, "o__ready": 0, "clear": 0})
 
     async def _idle(self) -> bool:
         await ReadOnly()

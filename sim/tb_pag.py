@@ -12,14 +12,13 @@ import math
 import cocotb
 import numpy as np
 from amaranth.lib import data
-from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from hdl.pag import ProbabilityAggregation
 from hdl.registry import get_block
 from sim.bench_pag import BatchRun, PagBatch, directed_batches, golden_of, random_batch
 from sim.runner import tb_params, write_stats
-from sim.tbutil import read_unsigned, tb_rng
+from sim.tbutil import read_unsigned, start_clock_and_reset, tb_rng
 
 
 def _component() -> ProbabilityAggregation:
@@ -39,14 +38,8 @@ class PagTB:
         self.cycle = 0
 
     async def reset(self) -> None:
-        cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
-        d = self.dut
-        d.rst.value = 1
-        for name in ("cs__valid", "ct__valid", "ap__ready", "k1", "k2", "n"):
-            getattr(d, name).value = 0
-        await RisingEdge(d.clk)
-        await RisingEdge(d.clk)
-        d.rst.value = 0
+        idle = ("cs__valid", "ct__valid", "ap__ready", "k1", "k2", "n")
+        await start_clock_and_reset(self.dut, dict.fromkeys(idle, 0))
         cocotb.start_soon(self._count())
 
     async def _count(self) -> None:

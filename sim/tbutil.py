@@ -33,3 +33,28 @@ def pause_pattern(rng: random.Random, probability: float) -> Iterator[bool]:
     """Endless 'stall this cycle' decisions for random valid/ready backpressure."""
     while True:
         yield rng.random() < probability
+
+
+def block_component(block: str):
+    """The Amaranth component the simulated Verilog was generated from (same parameters), so a
+    testbench packs payloads with the component's own ``lib.data`` layouts and reads its constants."""
+    from hdl.registry import get_block
+    from sim.runner import tb_params
+
+    spec = get_block(block)
+    return spec.build(**spec.resolve(tb_params()))
+
+
+async def start_clock_and_reset(dut, idle: dict[str, int], cycles: int = 2) -> None:
+    """Start a 100 MHz clock on ``dut.clk``, drive ``idle`` values and hold ``rst`` for ``cycles``."""
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import RisingEdge
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    for name, value in idle.items():
+        getattr(dut, name).value = value
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
