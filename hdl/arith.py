@@ -57,6 +57,7 @@ class ExpUnit(wiring.Component):
 
     def __init__(self, *, spec: ExpSpec) -> None:
         if not isinstance(spec, ExpSpec):
+            self._MustUse__used = True  # a rejected configuration is not an unused elaboratable
             raise TypeError(f"spec must be an ExpSpec, not {spec!r}")
         self._spec = spec
         super().__init__({
@@ -159,9 +160,11 @@ class ReciprocalScaler(wiring.Component):
 
     def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
         if not isinstance(spec, RecipSpec):
+            self._MustUse__used = True  # a rejected configuration is not an unused elaboratable
             raise TypeError(f"spec must be a RecipSpec, not {spec!r}")
         for name, fmt in (("value_fmt", value_fmt), ("out_fmt", out_fmt)):
             if not isinstance(fmt, QFormat):
+                self._MustUse__used = True
                 raise TypeError(f"{name} must be a QFormat, not {fmt!r}")
         self._spec = spec
         self._value_fmt = value_fmt
