@@ -20,7 +20,15 @@ Arithmetic contract (what the RTL does, step by step):
   from the PE below (DF1) or to its result register (DF2). Every addition saturates to the
   ``acc_width``-bit accumulator; the binary point is the sum of the operands' (per phase).
   DF1 accumulates rows 0, 1, ..., d-1 in this order (bottom to top); DF2 accumulates t = 0, 1, ...
-* Rows beyond the data (``d_in < d``) hold zeros: dot products are limited to ``d_in <= d``.
+* Rows beyond the data (``d_in < d``) hold zeros. A dot product longer than the array (``d_in > d``,
+  DESIGN §9 "d_in tiling") runs in ``ceil(d_in / d)`` passes of at most d elements; each pass
+  accumulates its slice up the column from zero as above, and the PPE adds the pass's partial
+  sum to the sum of the previous passes (held in its partial-sum buffer) with the same saturating
+  ``acc_width``-bit add: ``total = sat(total + pass_sum)``. Nothing is rounded between passes; the
+  PPE rounds / hashes once, after the last pass.
+* Linear bias: a linear phase may add a per-output-column bias (W^Q/W^K/W^V biases) carried on the
+  beat's bottom lanes ``y`` (``lin_bias_fmt``: the y-lane width, the weights' binary point) and
+  added exactly by the PPE after the last pass: ``total + bias·2^qkv.frac``, then rounded.
 * PPE, LSH: ``a = psum + bias·2^(lsh_frac - bias.frac)`` (exact), ``a·inv_w``, floor to an integer,
   saturate to ``hash_fmt``.  Linear: round half up to ``qkv_fmt``, saturate.  Score: multiply by
   ``inv_sqrt_d`` (``2^score_scale_frac/√d`` rounded half up), round half up to ``score_fmt``,
@@ -64,6 +72,7 @@ __all__ = [
     "build_program",
     "issue_cycles",
     "SHORTCUT_GAP",
+    "shortcut_gap",
     "res_latency",
     "out_latency",
     "ideal_cycles",
@@ -106,9 +115,12 @@ class SystolicConfig:
     score_scale_frac: int = 16                   # fractional bits of the 1/√d constant
     recip_lut_bits: int = 10
     recip_mant_bits: int = 16
+    d_in_max: int = 1024                         # longest dot product (LSH / linear), in passes of d
+    psum_depth: int = 512                        # PPE partial-sum buffer: beats per pass of a tiled phase
 
     def __post_init__(self) -> None:
-        for name in ("b", "d", "acc_width", "den_width", "score_scale_frac", "recip_lut_bits", "recip_mant_bits"):
+        for name in ("b", "d", "acc_width", "den_width", "score_scale_frac", "recip_lut_bits", "recip_mant_bits",
+                     "d_in_max", "psum_depth"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"SystolicConfig {name} must be an int, not {value!r}")
@@ -116,6 +128,10 @@ class SystolicConfig:
             raise ValueError(f"SystolicConfig b={self.b} out of range [1, 64]")
         if not 2 <= self.d <= 256:
             raise ValueError(f"SystolicConfig d={self.d} out of range [2, 256]")
+        if not 1 <= self.d_in_max <= 65536:
+            raise ValueError(f"SystolicConfig d_in_max={self.d_in_max} out of range [1, 65536]")
+        if not 1 <= self.psum_depth <= 65536:
+            raise ValueError(f"SystolicConfig psum_depth={self.psum_depth} out of range [1, 65536]")
         for name in ("token_fmt", "dir_fmt", "weight_fmt", "bias_fmt", "qkv_fmt", "score_fmt", "hash_fmt", "out_fmt"):
             fmt = getattr(self, name)
             if not isinstance(fmt, QFormat):
@@ -170,6 +186,25 @@ class SystolicConfig:
     def output_frac(self) -> int:
         return self.ap_fmt.frac + self.qkv_fmt.frac
 
+    @property
+    def lin_bias_fmt(self) -> QFormat:
+        """Linear biases on the y lanes: ``y_width`` bits, the weights' binary point."""
+        return QFormat(self.y_width, self.weight_fmt.frac)
+
+    @property
+    def max_passes(self) -> int:
+        """Passes of the longest dot product (``ceil(d_in_max / d)``)."""
+        return -(-self.d_in_max // self.d)
+
+    @property
+    def psum_bits(self) -> int:
+        """Partial-sum buffer size in bits (b columns x psum_depth words of acc_width + flag)."""
+        return self.b * self.psum_depth * (self.acc_width + 1)
+
+    def passes(self, d_in: int) -> int:
+        """Passes of a dot product of length ``d_in`` (at least 1)."""
+        return max(1, -(-d_in // self.d))
+
     def acc_fmt(self, frac: int) -> QFormat:
         return QFormat(self.acc_width, frac)
 
@@ -202,26 +237,36 @@ class SystolicConfig:
             "score": self.score_fmt, "ap": self.ap_fmt, "ap_sum": self.sum_fmt,
             "softmax_den": self.recip.den_fmt, "hash": self.hash_fmt, "out": self.out_fmt,
             "inv_sqrt_d": QFormat(self.score_scale_frac + 1, self.score_scale_frac, signed=False),
+            "linear_bias": self.lin_bias_fmt,
         }
 
 
 # ---- phase models ------------------------------------------------------------------------------
 
-def _dot_chain(values: np.ndarray, stream: np.ndarray, acc_fmt: QFormat) -> tuple[np.ndarray, np.ndarray]:
+def _dot_chain(values: np.ndarray, stream: np.ndarray, acc_fmt: QFormat, d: int) -> tuple[np.ndarray, np.ndarray]:
     """DF1: column c holds ``values[c]``; each stream row s passes up the column accumulating
-    ``values[c][j]*stream[s][j]`` for j = 0, 1, ... with a saturating add. Returns (S x C) sums."""
+    ``values[c][j]*stream[s][j]`` for j = 0, 1, ... with a saturating add. A dot product longer than
+    the column height ``d`` runs in passes of d elements: each pass starts from zero, and its sum is
+    added (saturating) to the previous passes' total. Returns (S x C) sums and overflow."""
     n, dim = stream.shape
-    acc = np.zeros((n, values.shape[0]), dtype=np.int64)
-    over = np.zeros(acc.shape, dtype=bool)
-    for j in range(dim):
-        acc, o = saturate(acc + stream[:, j:j + 1] * values[None, :, j], acc_fmt)
-        over |= o
-    return acc, over
+    total = np.zeros((n, values.shape[0]), dtype=np.int64)
+    over = np.zeros(total.shape, dtype=bool)
+    for p0 in range(0, max(dim, 1), d):
+        acc = np.zeros_like(total)
+        for j in range(p0, min(p0 + d, dim)):
+            acc, o = saturate(acc + stream[:, j:j + 1] * values[None, :, j], acc_fmt)
+            over |= o
+        if p0 == 0:
+            total = acc
+        else:
+            total, o = saturate(total + acc, acc_fmt)
+            over |= o
+    return total, over
 
 
 def _check_dim(name: str, dim: int, cfg: SystolicConfig) -> None:
-    if dim > cfg.d:
-        raise ValueError(f"{name}: dot-product length {dim} > d = {cfg.d} (the SA supports d_in <= d)")
+    if dim > cfg.d_in_max:
+        raise ValueError(f"{name}: dot-product length {dim} > d_in_max = {cfg.d_in_max}")
 
 
 def residual_tokens(tokens: Any, centroids: Any, cfg: SystolicConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -250,23 +295,29 @@ def lsh_hash(tokens: Any, directions: Any, bias: Any, inv_width: int, cfg: Systo
     if a.shape[0] > cfg.b:
         raise ValueError(f"lsh_hash: {a.shape[0]} hash functions > b = {cfg.b} columns")
     _check_dim("lsh_hash", x.shape[1], cfg)
-    acc, over = _dot_chain(a, x, cfg.acc_fmt(cfg.lsh_frac))
+    acc, over = _dot_chain(a, x, cfg.acc_fmt(cfg.lsh_frac), cfg.d)
     biased = acc + np.left_shift(bias, cfg.lsh_frac - cfg.bias_fmt.frac)[None, :]
     h = shift_round(biased * inv, cfg.lsh_frac + cfg.inv_w_fmt.frac, Rounding.TRUNCATE)
     h, o = saturate(h, cfg.hash_fmt)
     return h, over | o
 
 
-def linear(inputs: Any, weights: Any, cfg: SystolicConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``inputs @ weights`` in the Q̄K̄V̄ format: inputs (k, d_in) raw ``qkv_fmt`` (centroids, held
-    in value registers, b per batch), weights (d_in, d_out) raw ``weight_fmt`` (streamed, one
-    column per cycle). Returns ((k, d_out) raw ``qkv_fmt``, overflow)."""
+def linear(inputs: Any, weights: Any, cfg: SystolicConfig, bias: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """``inputs @ weights (+ bias)`` in the Q̄K̄V̄ format: inputs (k, d_in) raw ``qkv_fmt`` (centroids,
+    held in value registers, b per batch), weights (d_in, d_out) raw ``weight_fmt`` (streamed, one
+    column per cycle), bias None or (k, d_out) raw ``lin_bias_fmt`` (per input row and output
+    column: the y lane of that column in that beat). Returns ((k, d_out) raw ``qkv_fmt``, overflow)."""
     c = check_in_range(np.atleast_2d(inputs), cfg.qkv_fmt, "inputs")
     w = check_in_range(np.atleast_2d(weights), cfg.weight_fmt, "weights")
     if c.shape[1] != w.shape[0]:
         raise ValueError(f"shapes: inputs {c.shape} @ weights {w.shape}")
     _check_dim("linear", c.shape[1], cfg)
-    acc, over = _dot_chain(c, w.T, cfg.acc_fmt(cfg.linear_frac))
+    acc, over = _dot_chain(c, w.T, cfg.acc_fmt(cfg.linear_frac), cfg.d)
+    if bias is not None:
+        bb = check_in_range(np.atleast_2d(bias), cfg.lin_bias_fmt, "bias")
+        if bb.shape != (c.shape[0], w.shape[1]):
+            raise ValueError(f"shapes: bias {bb.shape}, expected {(c.shape[0], w.shape[1])}")
+        acc = acc + np.left_shift(bb.T, cfg.linear_frac - cfg.lin_bias_fmt.frac)   # exact (PPE adder)
     q, o = requantize(acc, cfg.linear_frac, cfg.qkv_fmt)
     return q.T, (over | o).T
 
@@ -281,8 +332,9 @@ def scores(q: Any, k: Any, k1: int, cfg: SystolicConfig) -> tuple[np.ndarray, np
         raise ValueError(f"shapes: q {qq.shape}, k {kk.shape}")
     if not 0 <= k1 <= kk.shape[0]:
         raise ValueError(f"k1={k1} out of range [0, {kk.shape[0]}]")
-    _check_dim("scores", qq.shape[1], cfg)
-    acc, over = _dot_chain(qq, kk, cfg.acc_fmt(cfg.score_frac))
+    if qq.shape[1] > cfg.d:
+        raise ValueError(f"scores: dot-product length {qq.shape[1]} > d = {cfg.d} (q is held in the value registers)")
+    acc, over = _dot_chain(qq, kk, cfg.acc_fmt(cfg.score_frac), cfg.d)
     s, o = requantize(acc * cfg.inv_sqrt_d, cfg.score_frac + cfg.score_scale_frac, cfg.score_fmt)
     s, over = s.T, (over | o).T
     m = s[:, :k1].max(axis=1) if k1 > 0 else np.zeros(s.shape[0], dtype=np.int64)
@@ -318,7 +370,8 @@ def output(ap: Any, v: Any, cfg: SystolicConfig) -> tuple[np.ndarray, np.ndarray
 
 @dataclass
 class LshPhase:
-    """Hash a token stream. ``directions`` None keeps the value registers (Fig. 10 (a));
+    """Hash a token stream. ``directions`` None keeps the value registers (Fig. 10 (a)) of the
+    previous LSH phase (with d_in > d the slices are reloaded every pass);
     ``centroids`` (n, d_in) makes the left-edge subtractors hash ``tokens - centroids`` (LSH_2)."""
 
     tokens: np.ndarray
@@ -330,12 +383,15 @@ class LshPhase:
 
 @dataclass
 class LinearPhase:
-    """``inputs @ weights``; ``inputs`` None keeps the value registers. ``shortcut`` feeds Q̄ back
-    into the value registers (requires d_out == d and k == b)."""
+    """``inputs @ weights (+ bias)``; ``inputs`` None keeps the value registers of the previous linear
+    phase (with d_in > d the slices are reloaded every pass). ``bias`` None or (k, d_out) raw
+    ``lin_bias_fmt``. ``shortcut`` feeds Q̄ back into the value registers (requires d_out <= d and
+    k == b; value-register rows >= d_out keep the last pass's operands)."""
 
     inputs: np.ndarray | None
     weights: np.ndarray
     shortcut: bool = False
+    bias: np.ndarray | None = None
 
 
 @dataclass
@@ -380,10 +436,11 @@ def build_program(phases: list[Any], cfg: SystolicConfig) -> Program:
     b, d = cfg.b, cfg.d
     values = np.zeros((b, d), dtype=np.int64)  # value registers (model), column x row
     lsh_state: dict[str, Any] = {}  # directions and biases last loaded for an LSH phase
+    lin_state: dict[str, Any] = {}  # inputs last loaded for a linear phase (all d_in columns)
 
     def beat(**kw: Any) -> dict:
         base = {"x": [0] * d, "c": [0] * d, "y": [0] * b, "op": OP_NOP, "col": 0, "phase": 0, "first": 0,
-                "last": 0, "sub": 0, "shortcut": 0, "residual": 0, "scale": 0}
+                "last": 0, "sub": 0, "shortcut": 0, "residual": 0, "scale": 0, "accumulate": 0, "partial": 0}
         base.update(kw)
         prog.beats.append(base)
         return base
@@ -396,52 +453,94 @@ def build_program(phases: list[Any], cfg: SystolicConfig) -> Program:
             beat(x=_pad(row, d), y=y, op=OP_LOAD, col=col, phase=phase)
             values[col] = _pad(row, d)
 
+    def passes_of(d_in: int, what: str) -> int:
+        if d_in > cfg.d_in_max:
+            raise ValueError(f"{what}: dot-product length {d_in} > d_in_max = {cfg.d_in_max}")
+        return cfg.passes(d_in)
+
+    def check_depth(n_beats: int, n_passes: int, what: str) -> None:
+        if n_passes > 1 and n_beats > cfg.psum_depth:
+            raise ValueError(f"{what}: {n_beats} beats per pass of a tiled phase > psum_depth = {cfg.psum_depth}")
+
     for ph in phases:
         start = len(prog.beats)
         if isinstance(ph, LshPhase):
             if ph.directions is not None:
                 a = np.atleast_2d(check_in_range(ph.directions, cfg.dir_fmt, "directions"))
                 bias = check_in_range(np.asarray(ph.bias).reshape(-1), cfg.bias_fmt, "bias")
-                load(a, PH_LSH, bias)
-                lsh_state.update(a=a, bias=bias)
+                lsh_state.update(a=a, bias=bias, loaded=False)
             elif not lsh_state:
                 raise ValueError("LshPhase: directions None keeps the value registers of a previous LSH phase")
             a, bias = lsh_state["a"], lsh_state["bias"]
             tokens = np.atleast_2d(ph.tokens)
+            d_in = tokens.shape[1]
+            n_pass = passes_of(d_in, "LshPhase")
+            check_depth(len(tokens), n_pass, "LshPhase")
             res_over = np.zeros(tokens.shape, dtype=bool)
             hashed = tokens
             if ph.centroids is not None:
                 hashed, res_over = residual_tokens(tokens, ph.centroids, cfg)
             h, over = lsh_hash(hashed, a, bias, ph.inv_width, cfg)
-            first = len(prog.beats)
             cents = np.zeros_like(tokens) if ph.centroids is None else np.atleast_2d(ph.centroids)
-            for t, (x, c) in enumerate(zip(tokens, cents)):
-                beat(x=_pad(x, d), c=_pad(c, d), op=OP_DF1, phase=PH_LSH, first=int(t == 0),
-                     last=int(t == len(tokens) - 1), residual=int(ph.centroids is not None), scale=int(ph.inv_width))
+            # one pass keeps the registers when asked to (Fig. 10 (a)); tiled phases reload every pass
+            keep = ph.directions is None and n_pass == 1 and lsh_state.get("loaded")
+            for p in range(n_pass):
+                sl = slice(p * d, (p + 1) * d)
+                if not keep:
+                    load(a[:, sl], PH_LSH, bias)
+                if p == 0:
+                    first = len(prog.beats)
+                for t, (x, c) in enumerate(zip(tokens, cents, strict=True)):
+                    beat(x=_pad(x[sl], d), c=_pad(c[sl], d), op=OP_DF1, phase=PH_LSH, first=int(t == 0),
+                         last=int(t == len(tokens) - 1), residual=int(ph.centroids is not None),
+                         scale=int(ph.inv_width), accumulate=int(p > 0), partial=int(p < n_pass - 1))
+            lsh_state["loaded"] = n_pass == 1
             prog.phases.append({"kind": "lsh", "cols": a.shape[0], "values": h, "overflow": over,
                                 "residual_overflow": res_over, "macs": tokens.shape[0] * a.shape[0] * a.shape[1],
-                                "load_beat": start, "first_beat": first, "last_beat": len(prog.beats) - 1})
+                                "passes": n_pass, "load_beat": start, "first_beat": first,
+                                "last_pass_beat": len(prog.beats) - len(tokens), "last_beat": len(prog.beats) - 1})
         elif isinstance(ph, LinearPhase):
-            if ph.inputs is not None:
-                load(check_in_range(ph.inputs, cfg.qkv_fmt, "inputs"), PH_LINEAR)
-                k = np.atleast_2d(ph.inputs).shape[0]
-            else:
-                k = b
             w = np.atleast_2d(ph.weights)
             d_in, d_out = w.shape
-            inputs = values[:k, :d_in]
-            q, over = linear(inputs, w, cfg)
-            if ph.shortcut and (d_out != d or k != b):
-                raise ValueError(f"LinearPhase shortcut needs d_out == d ({d_out} vs {d}) and b inputs ({k})")
-            first = len(prog.beats)
-            for t in range(d_out):
-                beat(x=_pad(w[:, t], d), op=OP_DF1, phase=PH_LINEAR, first=int(t == 0), last=int(t == d_out - 1),
-                     shortcut=int(ph.shortcut))
+            n_pass = passes_of(d_in, "LinearPhase")
+            if ph.inputs is not None:
+                inputs = np.atleast_2d(check_in_range(ph.inputs, cfg.qkv_fmt, "inputs"))
+                if inputs.shape[1] != d_in:
+                    raise ValueError(f"shapes: inputs {inputs.shape} @ weights {w.shape}")
+                lin_state["inputs"] = inputs
+            elif n_pass == 1:
+                inputs = values[:, :d_in].copy()      # one pass: the registers as they are (Fig. 10 (a))
+            elif "inputs" in lin_state and lin_state["inputs"].shape[1] == d_in:
+                inputs = lin_state["inputs"]          # tiled: the slices of the last loaded inputs again
+            else:
+                raise ValueError("LinearPhase: inputs None with d_in > d needs the inputs of a previous linear phase")
+            k = inputs.shape[0]
+            check_depth(d_out, n_pass, "LinearPhase")
+            if ph.shortcut and (d_out > d or k != b):
+                raise ValueError(f"LinearPhase shortcut needs d_out <= d ({d_out} vs {d}) and b inputs ({k})")
+            bias = None if ph.bias is None else check_in_range(np.atleast_2d(ph.bias), cfg.lin_bias_fmt, "bias")
+            if bias is not None and bias.shape != (k, d_out):
+                raise ValueError(f"LinearPhase bias {bias.shape}, expected {(k, d_out)}")
+            q, over = linear(inputs, w, cfg, bias)
+            keep = ph.inputs is None and n_pass == 1
+            for p in range(n_pass):
+                sl = slice(p * d, (p + 1) * d)
+                if not keep:
+                    load(inputs[:, sl], PH_LINEAR)
+                if p == 0:
+                    first = len(prog.beats)
+                final = p == n_pass - 1
+                for t in range(d_out):
+                    y = _pad(bias[:, t], b) if bias is not None and final else [0] * b
+                    beat(x=_pad(w[sl, t], d), y=y, op=OP_DF1, phase=PH_LINEAR, first=int(t == 0),
+                         last=int(t == d_out - 1), shortcut=int(ph.shortcut and final), accumulate=int(p > 0),
+                         partial=int(not final))
             if ph.shortcut:
-                values[:, :] = q
+                values[:, :d_out] = q
             prog.phases.append({"kind": "linear", "cols": k, "values": q.T, "overflow": over.T,
-                                "macs": k * d_in * d_out, "load_beat": start, "first_beat": first,
-                                "last_beat": len(prog.beats) - 1, "shortcut": ph.shortcut})
+                                "macs": k * d_in * d_out, "passes": n_pass, "load_beat": start, "first_beat": first,
+                                "last_pass_beat": len(prog.beats) - d_out, "last_beat": len(prog.beats) - 1,
+                                "shortcut": ph.shortcut})
         elif isinstance(ph, ScorePhase):
             if ph.q is not None:
                 load(check_in_range(ph.q, cfg.qkv_fmt, "q"), PH_SCORE)
@@ -476,7 +575,7 @@ def build_program(phases: list[Any], cfg: SystolicConfig) -> Program:
 def issue_cycles(beats: list[dict], cfg: SystolicConfig) -> list[int]:
     """Cycle at which each beat is accepted when the source offers one beat every cycle.
 
-    The array holds ``ready`` low for ``SHORTCUT_GAP`` cycles after the last beat of a shortcut
+    The array holds ``ready`` low for :func:`shortcut_gap` cycles after the last beat of a shortcut
     phase, and accepts the first beat of an output phase no earlier than ``d`` cycles after the
     last beat of the previous output phase (its result registers must first be copied to the
     result chain)."""
@@ -484,17 +583,27 @@ def issue_cycles(beats: list[dict], cfg: SystolicConfig) -> list[int]:
     cycle = 0
     last_df2 = None
     hold_until = 0
+    sc_beats = 0
     for bt in beats:
         cycle = max(cycle, hold_until)
         if bt["op"] == OP_DF2 and bt["first"] and last_df2 is not None:
             cycle = max(cycle, last_df2 + cfg.d)
         cycles.append(cycle)
-        if bt["op"] == OP_DF1 and bt["shortcut"] and bt["last"]:
-            hold_until = cycle + 1 + SHORTCUT_GAP
+        if bt["op"] == OP_DF1 and bt["shortcut"]:
+            sc_beats = 1 if bt["first"] else sc_beats + 1
+            if bt["last"]:
+                hold_until = cycle + 1 + shortcut_gap(cfg, sc_beats)
         if bt["op"] == OP_DF2 and bt["last"]:
             last_df2 = cycle
         cycle += 1
     return cycles
+
+
+def shortcut_gap(cfg: SystolicConfig, d_out: int) -> int:
+    """Idle input cycles after the last beat of a shortcut phase of ``d_out`` beats: the next phase
+    may reach row f only after Q̄ column f was latched there, d + SHORTCUT_GAP cycles after the
+    phase's first beat, whatever d_out is."""
+    return SHORTCUT_GAP + cfg.d - d_out
 
 
 def res_latency(cfg: SystolicConfig) -> int:
@@ -520,8 +629,9 @@ def expected_phase_cycles(prog: Program, cfg: SystolicConfig, recip_latency: int
     """Per phase of ``prog`` (source never pausing): ``ideal`` (MACs/(b·d)), ``issue`` (cycles the
     phase occupies the array input, value loads included), ``bubbles_before`` (idle input cycles
     after the previous phase), ``start`` (accept cycle of its first beat) and ``done`` (cycle of its
-    last result: DF1 phases ``res_latency`` after their last beat; output phases the last row, row 0,
-    ``out_latency + d - 1`` after theirs). ``recip_latency``: ``hdl.arith.ReciprocalScaler.LATENCY``."""
+    last result: DF1 phases ``res_latency`` after their last beat; output phases the last row,
+    row 0, ``out_latency + d - 1`` after theirs) and ``passes`` (of tiled phases).
+    ``recip_latency``: ``hdl.arith.ReciprocalScaler.LATENCY``."""
     cyc = issue_cycles(prog.beats, cfg)
     out = []
     for n, ph in enumerate(prog.phases):
@@ -532,5 +642,6 @@ def expected_phase_cycles(prog: Program, cfg: SystolicConfig, recip_latency: int
             done = last + res_latency(cfg)
         prev = prog.phases[n - 1]["last_beat"] if n else None
         out.append({"phase": ph["kind"], "ideal": ideal_cycles(ph["macs"], cfg), "issue": last - start + 1,
+                    "passes": ph.get("passes", 1),
                     "bubbles_before": None if prev is None else start - cyc[prev] - 1, "start": start, "done": done})
     return out

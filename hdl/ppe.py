@@ -19,14 +19,22 @@ chain (``chain``), and the beat's ``tag`` aligned with ``y_top`` (the PPE delays
   after the last DF2 beat's tag is aligned with ``psum``); each of the d chain values that follows
   is divided by ``Σ AP / 2`` in a :class:`hdl.arith.ReciprocalScaler` (LUT from golden.lut).
 
+d_in tiling (DESIGN §9): a dot product longer than d arrives as passes of the same beats; a beat
+flagged ``partial`` (not the last pass) stores ``sat(psum + earlier)`` in the column's partial-sum
+buffer (``psum_depth`` words of ``acc_width`` + 1 flag bits, indexed by the beat's position in its
+pass) and gives no result; one flagged ``accumulate`` (not the first pass) adds the stored total.
+The last pass then goes through the stages above: the result is rounded / hashed once. Linear
+beats may carry a bias on ``y_top`` (``lin_bias_fmt``), added exactly with the LSH bias's adder.
+
 Latencies: ``res`` holds a DF1 result ``LATENCY`` = 6 cycles after ``psum``; the ``out`` row k
 (k = 0 for row d-1) holds ``1 + ReciprocalScaler.LATENCY + k`` cycles after ``copy``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.lut import RecipSpec
@@ -46,6 +54,7 @@ def tag_layout(cfg: SystolicConfig) -> data.StructLayout:
     return data.StructLayout({
         "op": unsigned(2), "col": unsigned(_bits(cfg.b)), "phase": unsigned(2), "first": unsigned(1),
         "last": unsigned(1), "sub": unsigned(1), "shortcut": unsigned(1), "scale": unsigned(cfg.inv_w_fmt.width),
+        "accumulate": unsigned(1), "partial": unsigned(1),
     })
 
 
@@ -86,6 +95,7 @@ class PPE(wiring.Component):
             "res_valid": Out(1), "res": Out(signed(cfg.res_width)), "res_over": Out(1), "res_tag": Out(tl),
             "out_valid": Out(1), "out": Out(shape_of(cfg.out_fmt)), "out_over": Out(1), "out_dbz": Out(1),
             "out_row": Out(unsigned(_bits(cfg.d))),
+            "psum_error": Out(1),
         })
         self._MustUse__silence = False
 
@@ -124,14 +134,44 @@ class PPE(wiring.Component):
         with m.If((tag2.op == OP_LOAD) & (tag2.col == self._col) & (tag2.phase == PH_LSH)):
             m.d.sync += bias.eq(y2)
 
+        # ---- d_in tiling: partial-sum buffer (one word per beat of a pass) --------------------------
+        # A beat with ``accumulate`` adds the previous passes' total read from the buffer (read one
+        # stage ahead, so it lines up with psum); one with ``partial`` writes the new total back and
+        # produces no result. Pass p+1 reaches beat s at least N + loads >= 2 cycles after pass p
+        # did, so the read always sees the write (no forwarding needed).
+        depth = cfg.psum_depth
+        m.submodules.psum_buf = buf = Memory(shape=unsigned(cfg.acc_width + 1), depth=depth, init=[])
+        rd, wr = buf.read_port(domain="sync"), buf.write_port()
+        tag1 = tags[self.TAG_DELAY - 1]   # one cycle before psum
+        beat_count = Signal(range(depth + 1))
+        beat_index = Mux(tag1.first, 0, beat_count)
+        wr_index = Signal(range(depth + 1))
+        with m.If(tag1.op == OP_DF1):
+            m.d.sync += beat_count.eq(Mux(beat_index == depth, depth, beat_index + 1))
+            m.d.sync += self.psum_error.eq((tag1.accumulate | tag1.partial) & (beat_index == depth))
+        with m.Else():
+            m.d.sync += self.psum_error.eq(0)
+        m.d.comb += [rd.addr.eq(beat_index), rd.en.eq(1)]
+        m.d.sync += wr_index.eq(beat_index)
+        earlier = Mux(tag2.accumulate, rd.data[:cfg.acc_width].as_signed(), 0)
+        total, o_total = _saturated(m, self.psum + earlier, cfg.acc_fmt(0), "pass_total")
+        total_sat = Signal()
+        m.d.comb += total_sat.eq(self.psum_sat | (tag2.accumulate & rd.data[cfg.acc_width]) | o_total)
+        m.d.comb += [wr.addr.eq(wr_index), wr.data.eq(Cat(total, total_sat)),
+                     wr.en.eq((tag2.op == OP_DF1) & tag2.partial & (wr_index != depth))]
+
         # ---- DF1 pipeline: A add bias, P partial products, B sum, R round, C saturate, D score max -
+        # LSH bias (latched per column) or linear bias (the beat's y lane), exact.
         df1 = tag2.op == OP_DF1
+        a_comb = Signal(signed(cfg.acc_width + 1))
         a = Signal(signed(cfg.acc_width + 1))
         tag_a, sat_a, val_a = Signal(tl), Signal(), Signal()
         bias_aligned = bias << (cfg.lsh_frac - cfg.bias_fmt.frac)
+        lin_bias = y2 << (cfg.linear_frac - cfg.lin_bias_fmt.frac)
+        m.d.comb += a_comb.eq(total + Mux(tag2.phase == PH_LSH, bias_aligned,
+                                          Mux(tag2.phase == PH_LINEAR, lin_bias, 0)))
         m.d.sync += [
-            a.eq(self.psum + Mux(tag2.phase == PH_LSH, bias_aligned, 0)),
-            tag_a.eq(tag2), sat_a.eq(self.psum_sat), val_a.eq(df1),
+            a.eq(a_comb), tag_a.eq(tag2), sat_a.eq(total_sat), val_a.eq(df1 & ~tag2.partial),
         ]
 
         # The multiplier operand is registered beside ``a`` (so both DSP inputs come from
@@ -205,10 +245,10 @@ class PPE(wiring.Component):
 
         # ---- query shortcut bus (linear phase with shortcut) ------------------------------------
         sc_value, _ = _saturated(
-            m, round_shift_const(self.psum, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding),
+            m, round_shift_const(a_comb, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding),
             cfg.qkv_fmt, "sc")
         sc_count = Signal(unsigned(_bits(cfg.d) + 1))
-        sc_beat = df1 & (tag2.phase == PH_LINEAR) & tag2.shortcut
+        sc_beat = df1 & (tag2.phase == PH_LINEAR) & tag2.shortcut & ~tag2.partial
         m.d.sync += [self.sc_valid.eq(sc_beat), self.sc_value.eq(sc_value)]
         sc_row = Mux(tag2.first, 0, sc_count)
         m.d.sync += self.sc_sel.eq(Mux(sc_beat, Const(1, cfg.d) << sc_row, 0))  # one-hot row select for the PEs
@@ -265,6 +305,8 @@ def config_from_params(p: dict) -> SystolicConfig:
         den_width=p["den_width"],
         hash_fmt=QFormat(p["hash_width"], 0, rounding=Rounding.TRUNCATE),
         out_fmt=QFormat(p["out_width"], p["out_frac"]),
+        d_in_max=p.get("d_in_max", 1024),
+        psum_depth=p.get("psum_depth", 512),
     )
 
 
@@ -276,7 +318,9 @@ def _fmt_params(width: int, frac: int, name: str, what: str, lo: int = 2, hi: in
 #: parameters shared by ppe and systolic_array (formats, DESIGN §2)
 ARRAY_PARAMS: tuple[Param, ...] = (
     Param("b", 8, "array width: columns (batch of b centroids / queries)", min=1, max=64),
-    Param("d", 64, "array height: rows (dot-product length, head dimension)", min=2, max=256),
+    Param("d", 64, "array height: rows (dot-product length per pass, head dimension)", min=2, max=256),
+    Param("d_in_max", 1024, "longest LSH / linear dot product (runs in ceil(d_in / d) passes)", min=1, max=65536),
+    Param("psum_depth", 512, "PPE partial-sum buffer words: beats per pass of a tiled phase", min=1, max=65536),
     *_fmt_params(13, 7, "token", "tokens X^Q, X^KV, residuals (signed)"),
     *_fmt_params(12, 9, "dir", "LSH directions A (signed)"),
     *_fmt_params(12, 10, "weight", "weights W^Q, W^K, W^V (signed)"),

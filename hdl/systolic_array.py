@@ -29,7 +29,15 @@ reloading them (b) costs one LOAD beat per column, the query shortcut (c) holds 
 the separate result chain while the next phases run; only a second output phase must start at
 least d cycles after the previous output phase's last beat (``ready`` is held low until then).
 
-Restriction: dot products are at most d long (``d_in <= d``; shorter ones are zero-padded).
+d_in tiling (DESIGN §9): an LSH or linear dot product longer than d (up to ``d_in_max``) is issued
+as ``ceil(d_in / d)`` passes, each reloading the value registers with its slice and re-sending the
+phase's stream beats with that slice; beats carry ``accumulate`` (not the first pass) and ``partial``
+(not the last pass). Each PPE keeps the running totals in its partial-sum buffer (``psum_depth``
+words, see :mod:`hdl.ppe`); only the last pass produces results. A pass costs its beats plus one
+LOAD beat per loaded column. Score dot products stay at most d long (the queries sit in the value
+registers). A shortcut (Q̄) phase may have d_out < d beats; the input is then held
+``SHORTCUT_GAP + d - d_out`` cycles (:func:`golden.systolic.shortcut_gap`). ``protocol_error`` also
+reports a tiled pass longer than ``psum_depth`` beats.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ def beat_layout(cfg: SystolicConfig) -> data.StructLayout:
         "y": data.ArrayLayout(signed(cfg.y_width), cfg.b),
         "op": unsigned(2), "col": unsigned(_bits(cfg.b)), "phase": unsigned(2), "first": unsigned(1),
         "last": unsigned(1), "sub": unsigned(1), "shortcut": unsigned(1), "residual": unsigned(1),
-        "scale": unsigned(cfg.inv_w_fmt.width),
+        "scale": unsigned(cfg.inv_w_fmt.width), "accumulate": unsigned(1), "partial": unsigned(1),
     })
 
 
@@ -151,6 +159,13 @@ class SystolicArray(wiring.Component):
     def formats(self) -> dict:
         return self._cfg.formats()
 
+    @property
+    def exact_accumulation(self) -> bool:
+        """True when ``acc_width`` holds d_in_max DF1 products of x_width-bit operands (no saturation)."""
+        cfg = self._cfg
+        biggest = (1 << (cfg.x_width - 1)) ** 2 * cfg.d_in_max
+        return biggest <= (1 << (cfg.acc_width - 1)) - 1
+
     def manifest_extra(self) -> dict:
         cfg = self._cfg
         return {
@@ -159,7 +174,15 @@ class SystolicArray(wiring.Component):
             "out_layout": {name: {"offset": f.offset, "width": f.width} for name, f in out_layout(cfg)},
             "inv_sqrt_d_raw": cfg.inv_sqrt_d,
             "recip": cfg.recip.as_dict(),
-            "restrictions": ["dot products d_in <= d", "shortcut phases: d beats, k = b, no bubbles"],
+            "d_in_tiling": {
+                "d_in_max": cfg.d_in_max, "max_passes": cfg.max_passes,
+                "psum_buffer": {"where": "one memory per PPE (column)", "words": cfg.psum_depth,
+                                "word_bits": cfg.acc_width + 1, "total_bits": cfg.psum_bits},
+                "exact_without_saturation": self.exact_accumulation,
+                "per_pass_overhead_cycles": "one LOAD beat per loaded column (b for linear, l for LSH)",
+            },
+            "restrictions": ["LSH / linear dot products d_in <= d_in_max, beats per pass <= psum_depth when tiled",
+                             "score dot products <= d", "shortcut phases: d_out <= d beats, k = b, no bubbles"],
         }
 
     def elaborate(self, platform):
@@ -171,13 +194,18 @@ class SystolicArray(wiring.Component):
         ol = op_layout(b)
 
         # ---- input gate: shortcut hand-over gap, output-phase spacing ----------------------------
-        hold = Signal(range(SHORTCUT_GAP + 1))
+        # A shortcut phase of d_out <= d beats holds the input SHORTCUT_GAP + d - d_out cycles.
+        hold = Signal(range(SHORTCUT_GAP + d + 1))
         since_df2 = Signal(range(d + 1), init=d)
         df2_blocked = (beat.op == OP_DF2) & beat.first & (since_df2 < d)
         m.d.comb += self.i.ready.eq((hold == 0) & ~df2_blocked)
         fire = self.i.valid & self.i.ready
+        sc_beats = Signal(range(d + 2))
+        sc_now = Mux(beat.first, 1, sc_beats + 1)
+        with m.If(fire & (beat.op == OP_DF1) & beat.shortcut):
+            m.d.sync += sc_beats.eq(Mux(sc_now > d, d + 1, sc_now))
         with m.If(fire & (beat.op == OP_DF1) & beat.shortcut & beat.last):
-            m.d.sync += hold.eq(SHORTCUT_GAP)
+            m.d.sync += hold.eq(SHORTCUT_GAP + d - Mux(sc_now > d, d, sc_now))
         with m.Elif(hold != 0):
             m.d.sync += hold.eq(hold - 1)
         with m.If(fire & (beat.op == OP_DF2) & beat.last):
@@ -187,7 +215,7 @@ class SystolicArray(wiring.Component):
         sc_open = Signal()
         with m.If(fire & (beat.op == OP_DF1) & beat.shortcut):
             m.d.sync += sc_open.eq(~beat.last)
-        with m.If(sc_open & ~fire):
+        with m.If((sc_open & ~fire) | (fire & (beat.op == OP_DF1) & beat.shortcut & (sc_now > d))):
             m.d.sync += self.protocol_error.eq(1)
 
         # ---- input register with the left-edge residual subtractors -----------------------------
@@ -216,7 +244,8 @@ class SystolicArray(wiring.Component):
         col_hot = (Const(1, b) << beat.col)[:b]
         m.d.sync += [
             in_op.eq(Cat(op == OP_LOAD, op == OP_DF1, op == OP_DF2, beat.first, col_hot)),
-            in_tag.eq(Cat(op, beat.col, beat.phase, beat.first, beat.last, beat.sub, beat.shortcut, beat.scale)),
+            in_tag.eq(Cat(op, beat.col, beat.phase, beat.first, beat.last, beat.sub, beat.shortcut, beat.scale,
+                          beat.accumulate, beat.partial)),
         ]
 
         # ---- row skew (left edge) and column skew (bottom edge) ---------------------------------
@@ -246,7 +275,7 @@ class SystolicArray(wiring.Component):
             tags.append(t)
 
         # ---- PEs (flat) and PPEs -----------------------------------------------------------------
-        ppe_res, ppe_out = [], []
+        ppe_res, ppe_out, psum_errors = [], [], []
         grid: list[list] = [[] for _ in range(b)]
         for i in range(b):
             ppe = PPE(cfg=cfg, col=i)
@@ -280,6 +309,7 @@ class SystolicArray(wiring.Component):
                 res_word, out_word = nres, nout
             rw, ow = cfg.res_width, cfg.out_fmt.width
             ppe_res.append([ppe.res_valid, res_word[:rw], res_word[rw], ppe.res_tag])
+            psum_errors.append(ppe.psum_error)
             ppe_out.append([ppe.out_valid, out_word[:ow], out_word[ow], out_word[ow + 1], ppe.out_row])
 
         # ---- output streams ------------------------------------------------------------------------
@@ -295,6 +325,8 @@ class SystolicArray(wiring.Component):
         ]
         for i in range(b):
             m.d.comb += [self.res.payload.data[i].eq(ppe_res[i][1]), self.out.payload.data[i].eq(ppe_out[i][1])]
+        with m.If(Cat(*psum_errors).any()):
+            m.d.sync += self.protocol_error.eq(1)
         with m.If((self.res.valid & self.res.payload.over.any()) | (self.out.valid & self.out.payload.over.any())
                   | self.residual_overflow):
             m.d.sync += self.overflow.eq(1)

@@ -54,8 +54,9 @@ def random_program(cfg: SystolicConfig, rng: np.random.Generator, n_tokens: int 
                    extremes: bool = False, d_in: int | None = None) -> tuple[list[Any], Program]:
     """The CTA sequence of SA steps (Table I) with random data, back to back:
     LSH_1 (load A) -> LSH_0 (reload A, Fig. 10 b) -> LSH_0' (keep A, a) -> LSH_2 on residuals ->
-    K̄ (load centroids) -> V̄ (keep) -> Q̄ with shortcut (c) -> scores -> output (d) -> Q̄ (c) ->
-    scores -> output (second output phase)."""
+    K̄ with bias (load centroids) -> V̄ (keep) -> Q̄ with shortcut (c) -> scores -> output (d) ->
+    Q̄ (c, d_out = d - 1 when d > 2) -> scores -> output (second output phase). ``d_in`` > d makes
+    the LSH and linear phases run in ceil(d_in / d) passes."""
     b, d = cfg.b, cfg.d
     l_hash = min(6, b)
     if d_in is None:
@@ -73,16 +74,26 @@ def random_program(cfg: SystolicConfig, rng: np.random.Generator, n_tokens: int 
     n_keys = max(n_keys, 1)
     k1 = int(rng.integers(0, n_keys + 1))
     scale = 1.0 if ex else 0.25  # keep Q̄ mostly unsaturated in the random program
+    if not ex:
+        scale = min(scale, 0.25 * d / d_in)  # longer dot products: smaller weights
+    d_out2 = d - 1 if d > 2 else d
+
+    def weights(d_out: int) -> np.ndarray:
+        return _rand(rng, cfg.weight_fmt, (d_in, d_out), ex, scale)
+
+    def bias(d_out: int) -> np.ndarray:
+        lb = cfg.lin_bias_fmt
+        row = _rand(rng, lb, (1, d_out), ex, 1.0 if ex else 2.0 ** -(lb.width - cfg.weight_fmt.width))
+        return np.repeat(row, b, axis=0)
+
     phases: list[Any] = [
         lsh(True), lsh(True), lsh(False), lsh(True, residual=True),
-        LinearPhase(inputs=_rand(rng, qf, (b, d_in), ex), weights=_rand(rng, cfg.weight_fmt, (d_in, d), ex, scale)),
-        LinearPhase(inputs=None, weights=_rand(rng, cfg.weight_fmt, (d_in, d), ex, scale)),
-        LinearPhase(inputs=_rand(rng, qf, (b, d_in), ex), weights=_rand(rng, cfg.weight_fmt, (d_in, d), ex, scale),
-                    shortcut=True),
+        LinearPhase(inputs=_rand(rng, qf, (b, d_in), ex), weights=weights(d), bias=bias(d)),
+        LinearPhase(inputs=None, weights=weights(d)),
+        LinearPhase(inputs=_rand(rng, qf, (b, d_in), ex), weights=weights(d), shortcut=True),
         ScorePhase(q=None, k=_rand(rng, qf, (n_keys, d), ex), k1=k1),
         OutputPhase(ap=_ap(rng, cfg, b, n_keys, ex), v=_rand(rng, qf, (n_keys, d), ex)),
-        LinearPhase(inputs=_rand(rng, qf, (b, d_in), ex), weights=_rand(rng, cfg.weight_fmt, (d_in, d), ex, scale),
-                    shortcut=True),
+        LinearPhase(inputs=_rand(rng, qf, (b, d_in), ex), weights=weights(d_out2), shortcut=True, bias=bias(d_out2)),
         ScorePhase(q=None, k=_rand(rng, qf, (n_keys, d), ex), k1=int(rng.integers(0, n_keys + 1))),
         OutputPhase(ap=_ap(rng, cfg, b, n_keys, ex), v=_rand(rng, qf, (n_keys, d), ex)),
     ]
@@ -133,8 +144,8 @@ def check_records(cfg: SystolicConfig, prog: Program, accepted: list[int], res: 
     """
     beats = prog.beats
     assert len(accepted) == len(beats), f"{len(accepted)} beats accepted of {len(beats)}"
-    df1 = [k for k, bt in enumerate(beats) if bt["op"] == OP_DF1]
-    assert len(res) == len(df1), f"{len(res)} DF1 results for {len(df1)} DF1 beats"
+    df1 = [k for k, bt in enumerate(beats) if bt["op"] == OP_DF1 and not bt["partial"]]
+    assert len(res) == len(df1), f"{len(res)} DF1 results for {len(df1)} DF1 beats of last passes"
     n_out = sum(1 for p in prog.phases if p["kind"] == "output")
     assert len(out) == n_out * cfg.d, f"{len(out)} output rows for {n_out} output phases of d={cfg.d}"
     res_at = dict(zip(df1, res))
@@ -163,7 +174,7 @@ def check_records(cfg: SystolicConfig, prog: Program, accepted: list[int], res: 
                 rows.append(cyc)
             done = rows[-1]
         else:
-            for t, k in enumerate(range(first, last + 1)):
+            for t, k in enumerate(range(ph.get("last_pass_beat", first), last + 1)):
                 cyc, pay = res_at[k]
                 assert cyc == accepted[k] + res_latency(cfg), (
                     f"phase {idx} ({ph['kind']}) beat {t}: result at cycle {cyc}, "
@@ -178,7 +189,7 @@ def check_records(cfg: SystolicConfig, prog: Program, accepted: list[int], res: 
             done = res_at[last][0]
         prev_last = prog.phases[idx - 1]["last_beat"] if idx else None
         figures.append({
-            "phase": ph["kind"], "beats": last - load + 1,
+            "phase": ph["kind"], "beats": last - load + 1, "passes": ph.get("passes", 1),
             "issue_cycles": accepted[last] - accepted[load] + 1,
             "cycles": done - accepted[load] + 1,
             "ideal": ideal_cycles(ph["macs"], cfg),
@@ -217,7 +228,7 @@ async def run_program(dut, cfg: SystolicConfig, prog: Program, gap_probability: 
     res: list[tuple[int, dict]] = []
     out: list[tuple[int, dict]] = []
     n_out = sum(1 for p in prog.phases if p["kind"] == "output") * cfg.d
-    n_res = sum(1 for bt in prog.beats if bt["op"] == OP_DF1)
+    n_res = sum(1 for bt in prog.beats if bt["op"] == OP_DF1 and not bt["partial"])
     cycle = 0
     idle = 0
     t0 = time.monotonic()
