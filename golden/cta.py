@@ -29,10 +29,10 @@ per-block golden models of the RTL, never re-implementing their arithmetic here:
 * hashes: :func:`golden.systolic.lsh_hash` (LSH_2 on :func:`golden.systolic.residual_tokens`);
 * cluster indices: :func:`golden.cim.cluster_index` (capacity ``max_clusters``, overflow flag);
 * centroids: :func:`golden.cag.aggregate` (C^2 from the residuals ``x − C^1[CT1]``);
-* Q̄K̄V̄: :func:`golden.systolic.linear`. Biases ride on an extra input column (the "bias trick"):
-  C^0 and C^1 rows get a constant ``2**p`` (p >= 0, the smallest that lets b/2**p fit the weight
-  format; p <= 4 so that it fits Q6.6), C^2 rows get 0, and the weights get the row b/2**p. This
-  needs d_in + 1 <= SA height d.
+* Q̄K̄V̄: :func:`golden.systolic.linear`, d_in tiled over ceil(d_in / d) SA passes (exact partial
+  sums). Biases ride on the SA's bottom lanes (``lin_bias_fmt``: the y-lane width at the weights'
+  binary point) and are added once by the PPE: C^0 and C^1 rows get b^Q / b^K / b^V, C^2 rows 0.
+  K̄ and V̄ run as one linear phase with the weights side by side ([W^K | W^V]).
 * scores: :func:`golden.systolic.scores` with the PPE's 1/√d constant for the *head* dimension
   (an SA configuration whose ``d`` is d_h; the dot products only use the first d_h rows);
 * AP: :func:`golden.pag.probability_aggregation` with ``cs_fmt`` = SA score format and ``ap_fmt``
@@ -201,7 +201,6 @@ class CTAFixedTrace:
 
     cfg: _sa.SystolicConfig
     exp_spec: ExpSpec
-    weight_bias_shift: int      # p of the bias trick (bias input 2**p)
     x_q: np.ndarray
     x_kv: np.ndarray
     h0: np.ndarray
@@ -236,24 +235,15 @@ class CTAFixedTrace:
         return self.c2.shape[0]
 
 
-#: Tallest SA the systolic golden model supports; taller heads would need d_in tiling (not modelled).
-MAX_SA_HEIGHT = 256
-
-
-def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int | None = None, b: int = 8,
+def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int = 64, b: int = 8,
                      hash_width: int = 8, ap_width: int = 17) -> _sa.SystolicConfig:
-    """SA configuration for a head: height ``d`` (default max(64, d_in + 1)), 12-bit formats
-    covering W, b_LSH and 1/w (DESIGN §2), AP with ``ap_width`` bits and integer bits covering n
-    (an AP entry sums at most n exps of about 1)."""
+    """SA configuration for a head: height ``d`` (dot products longer than d run in passes),
+    12-bit formats covering W, b_LSH and 1/w (DESIGN §2), AP with ``ap_width`` bits and integer
+    bits covering n (an AP entry sums at most n exps of about 1), ``d_in_max`` >= d_in and a
+    partial-sum buffer deep enough for the longest pass (max(m, n) tokens, 2·d_h weight columns)."""
     _sa = _blocks()[0]
-    if head.d_in + 1 > MAX_SA_HEIGHT:
-        raise NotImplementedError(
-            f"cta_fixed: d_in={head.d_in} needs an SA of height {head.d_in + 1} > {MAX_SA_HEIGHT}; "
-            "tiling d_in over several SA passes is not modelled by golden.systolic")
-    if d is None:
-        d = max(64, head.d_in + 1)
-    if not isinstance(d, int) or d < head.d_in + 1:
-        raise ValueError(f"SA height d={d!r} must be >= d_in + 1 = {head.d_in + 1} (bias column)")
+    if not isinstance(d, int) or d < 2:
+        raise ValueError(f"SA height d={d!r} must be an integer >= 2")
     if head.wv.shape[1] > d or head.d_h > d:
         raise ValueError(f"SA height d={d} must be >= the head width ({head.d_h}, {head.wv.shape[1]})")
     w_max = max(float(np.max(np.abs(w))) for w in (head.wq, head.wk, head.wv))
@@ -269,15 +259,9 @@ def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int | Non
         inv_w_fmt=QFormat.covering(inv_max, 12, signed=False),
         hash_fmt=QFormat(hash_width, 0, rounding="truncate"),
         ap_fmt=QFormat(ap_width, ap_width - ap_int, signed=False),
+        d_in_max=max(1024, head.d_in),
+        psum_depth=max(512, head.m, head.n, head.wk.shape[1] + head.wv.shape[1]),
     )
-
-
-def _bias_shift(bias_max: float, weight_fmt: QFormat) -> int:
-    """Smallest p in [0, 4] with bias_max / 2**p inside the weight format (4 if none)."""
-    for p in range(5):
-        if bias_max / 2.0 ** p <= weight_fmt.max_value:
-            return p
-    return 4
 
 
 def cta_fixed_trace(
@@ -292,8 +276,8 @@ def cta_fixed_trace(
         cfg = cta_fixed_config(head, (lsh0, lsh1, lsh2))
     elif not isinstance(cfg, _sa.SystolicConfig):
         raise TypeError(f"cfg must be a golden.systolic.SystolicConfig, not {type(cfg).__name__}")
-    if head.d_in + 1 > cfg.d:
-        raise ValueError(f"d_in={head.d_in} needs an SA height d >= {head.d_in + 1} (bias column), cfg.d={cfg.d}")
+    if head.d_in > cfg.d_in_max:
+        raise ValueError(f"d_in={head.d_in} > the SA's d_in_max={cfg.d_in_max}")
     m, n = head.m, head.n
     cap = max(m, n) if max_clusters is None else max_clusters
     if not isinstance(cap, int) or cap < 1:
@@ -344,25 +328,25 @@ def cta_fixed_trace(
     ct2, k2 = cim(h2)
     ct2 = np.where(ok1, ct2, cap)          # a key without an LSH_1 cluster has no residual either
     c2 = cag(x_kv, ct2, k2, gathered)
-    # 5: compressed linears with the bias column
-    shift = _bias_shift(max(float(np.max(np.abs(bb))) for bb in (head.bq, head.bk, head.bv)), cfg.weight_fmt)
-    one = 1 << (cfg.qkv_fmt.frac + shift)
+    # 5: compressed linears, biases on the SA's bottom lanes (C^0 / C^1 rows; C^2 rows none)
+    def weights(w: np.ndarray) -> np.ndarray:
+        flag("weight_saturated", np.abs(w) > cfg.weight_fmt.max_value + cfg.weight_fmt.lsb)
+        return cfg.weight_fmt.quantize(w)
 
-    def aug_w(w: np.ndarray, bias: np.ndarray) -> np.ndarray:
-        wb = np.vstack([w, bias[None, :] / 2.0 ** shift])
-        flag("weight_saturated", np.abs(wb) > cfg.weight_fmt.max_value + cfg.weight_fmt.lsb)
-        return cfg.weight_fmt.quantize(wb)
+    def biases(bias: np.ndarray, rows_with: int, rows_without: int) -> np.ndarray:
+        fmt = cfg.lin_bias_fmt
+        flag("weight_saturated", np.abs(bias) > fmt.max_value + fmt.lsb)
+        q = fmt.quantize(np.asarray(bias, dtype=float).reshape(1, -1))
+        return np.vstack([np.repeat(q, rows_with, axis=0), np.zeros((rows_without, q.shape[1]), dtype=np.int64)])
 
-    def aug_c(c: np.ndarray, value: int) -> np.ndarray:
-        return np.hstack([c, np.full((c.shape[0], 1), value, dtype=np.int64)])
-
-    ccat = np.vstack([aug_c(c1, one), aug_c(c2, 0)])
-    qbar, o = _sa.linear(aug_c(c0, one), aug_w(head.wq, head.bq), cfg)
+    ccat = np.vstack([c1, c2])
+    qbar, o = _sa.linear(c0, weights(head.wq), cfg, biases(head.bq, k0, 0))
     flag("linear_saturated", o)
-    kbar, o = _sa.linear(ccat, aug_w(head.wk, head.bk), cfg)
+    d_k = head.wk.shape[1]
+    kv, o = _sa.linear(ccat, np.hstack([weights(head.wk), weights(head.wv)]), cfg,
+                       np.hstack([biases(head.bk, k1, k2), biases(head.bv, k1, k2)]))
     flag("linear_saturated", o)
-    vbar, o = _sa.linear(ccat, aug_w(head.wv, head.bv), cfg)
-    flag("linear_saturated", o)
+    kbar, vbar = kv[:, :d_k], kv[:, d_k:]
     # 6: scores with the max subtraction; the 1/√d constant is that of the head dimension
     score_cfg = replace(cfg, d=max(head.d_h, 2))
     cs, o = _sa.scores(qbar, kbar, k1, score_cfg)
@@ -380,7 +364,7 @@ def cta_fixed_trace(
     flag("output_div_by_zero", zero)
     ok0 = ct0 < cap
     out = np.where(ok0[:, None], obar[np.minimum(ct0, k0 - 1)], 0)
-    return CTAFixedTrace(cfg, exp_spec, shift, x_q, x_kv, h0, h1, h2, ct0, ct1, ct2, c0, c1, c2, residual,
+    return CTAFixedTrace(cfg, exp_spec, x_q, x_kv, h0, h1, h2, ct0, ct1, ct2, c0, c1, c2, residual,
                          qbar, kbar, vbar, cs, pag.ap, obar, out, flags)
 
 

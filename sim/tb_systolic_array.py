@@ -321,8 +321,10 @@ if cocotb is not None:
         await _reset(dut)
         _, prog = corner_program(cfg, rng)
         fig1 = await run_program(dut, cfg, prog)
+        din = os.environ.get("SA_DIN")
         _, prog2 = random_program(cfg, rng, n_tokens=int(os.environ.get("SA_TOKENS", "6")),
-                                  n_keys=int(os.environ.get("SA_KEYS", "5")), extremes=True)
+                                  n_keys=int(os.environ.get("SA_KEYS", "5")), extremes=True,
+                                  d_in=int(din) if din else None)
         fig2 = await run_program(dut, cfg, prog2, gap_probability=float(os.environ.get("SA_GAPS", "0.2")), rng=rng)
         assert read_unsigned(dut.overflow) == 1, "saturation happened but the sticky overflow flag is low"
         assert read_unsigned(dut.protocol_error) == 0

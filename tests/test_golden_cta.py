@@ -1,6 +1,7 @@
 """CTA golden model (DESIGN §3): degenerate case, first-appearance indices, eq. (2)/(4)/(6) identities."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -209,7 +210,7 @@ def test_lsh_params_validation():
 # ---- fixed-point model (composition of the block golden models) ---------------------------------
 systolic = pytest.importorskip("golden.systolic")
 
-from golden.cta import cta_fixed, cta_fixed_trace  # noqa: E402
+from golden.cta import cta_fixed, cta_fixed_config, cta_fixed_trace  # noqa: E402
 from golden.reference import quantized_head, relative_error  # noqa: E402
 
 
@@ -301,11 +302,22 @@ def test_fixed_is_deterministic_and_validates():
     a, b = cta_fixed(head, widths=2.0, seed=3), cta_fixed(head, widths=2.0, seed=3)
     assert np.array_equal(a.out, b.out)
     big = _head(rng, m=4, n=4, d_in=64)
-    assert cta_fixed(big).work["formats"]["token"] == "Q6.7"        # SA height grows to d_in + 1
     with pytest.raises(ValueError, match="d_in"):
-        cta_fixed(big, cfg=systolic.SystolicConfig(d=64))
-    with pytest.raises(NotImplementedError, match="d_in=300"):
-        cta_fixed(_head(rng, m=2, n=2, d_in=300))
+        cta_fixed(big, cfg=systolic.SystolicConfig(d=64, d_in_max=32))
+
+
+def test_fixed_tiles_long_dot_products():
+    """d_in > d runs in passes: with the passes' partial sums exact, the result is the same as on an
+    SA tall enough for one pass (same formats otherwise), for d_in = 300 on d = 16 and d = 512."""
+    rng = np.random.default_rng(26)
+    head = _head(rng, m=6, n=10, d_in=300, d=8, clusters=3)
+    params = make_lsh_params(head.d_in, widths=(2.0, 2.0, 1.0), seed=2)
+    cfg = cta_fixed_config(head, params, d=16)
+    tiled = cta_fixed_trace(head, lsh=params, cfg=cfg)
+    single = cta_fixed_trace(head, lsh=params, cfg=replace(cfg, d=256, d_in_max=512))
+    assert tiled.flags == single.flags     # 36-bit partial sums never saturate here
+    for name in ("h0", "h1", "h2", "qbar", "kbar", "vbar"):
+        assert np.array_equal(getattr(tiled, name), getattr(single, name)), name
     with pytest.raises(TypeError, match="cfg"):
         cta_fixed(head, cfg="default")
     with pytest.raises(TypeError, match="bogus"):
