@@ -9,8 +9,16 @@ The alignment (how queries and keys are formed and compared) uses no multiplier:
    additions of raw weights (the accumulator is sized so that it can never overflow).
 3. Scores ``-‖Q_i − K_j‖₁ / √d`` (eq. 10): the L1 distance is an exact integer in the fixed model.
 
-The value path and ``P·V`` stay multiplicative and are computed in float64 here (the scaling by
-1/√d is folded into the softmax input, which is where the hardware's exp unit applies its scale).
+The value path and ``P·V`` stay multiplicative. ``fixed=False`` computes them in float64. The
+fixed-point value path (:func:`eatt_fixed_raw`, bit-exact with the ``eatt`` RTL block) is the shared
+back end :func:`golden.softmax_pv.softmax_pv_fixed` (formats in :class:`EattFormats`):
+
+4. Scores ``S = −L1_raw`` (exact integers, ``score_width`` bits); the factor ``2^-w_frac/√d`` is the
+   scale register pair ``(scale_mant, scale_shift)`` of :func:`eatt_score_scale` applied to
+   ``S − max S`` before the shared exp unit (``ExpSpec``: Q5.11 in, UQ1.15 out).
+5. ``V = X^KV·W_V + b_V`` is a plain linear (done by the host / the CTA array) quantized to
+   ``v_fmt`` (Q8.8, half-up, saturating); ``acc = Σ e·V_raw`` and ``den = Σ e`` exact;
+   ``out = RecipSpec.scale(acc, 15 + 8, den, out_fmt)`` (Q8.8, saturating, flagged).
 
 Work figure: the alignment multiplications removed, ``(m + n)·d_in·d + m·n·d`` (Table 2's
 ``2ld² + l²d`` for cross-attention shapes), against the remaining multiplications of the head.
@@ -26,6 +34,7 @@ import numpy as np
 
 from .fixed import QFormat, check_in_range
 from .reference import HeadInputs, MethodResult, softmax
+from .softmax_pv import SoftmaxPVFormats, SoftmaxPVOut, encode_scale, softmax_pv_fixed
 
 __all__ = [
     "DEFAULT_TOKEN_FMT",
@@ -35,6 +44,10 @@ __all__ = [
     "l1_distance",
     "EattAlignment",
     "eatt_alignment_fixed",
+    "EattFormats",
+    "EattFixedOut",
+    "eatt_score_scale",
+    "eatt_fixed_raw",
     "eatt",
 ]
 
@@ -159,6 +172,90 @@ def eatt_alignment_fixed(
     return EattAlignment(q, k, l1_distance(q, k), weight_fmt.frac, bits_q, bits_kv)
 
 
+@dataclass(frozen=True)
+class EattFormats:
+    """Widths of the ``eatt`` RTL block (alignment and back end); the weights' ``frac`` only enters
+    through the scale registers, so the hardware depends on ``weight_width`` alone."""
+
+    d_in: int
+    d: int
+    n_max: int
+    token_fmt: QFormat = DEFAULT_TOKEN_FMT
+    weight_width: int = 12
+    v_fmt: QFormat = QFormat(16, 8)
+    out_fmt: QFormat = QFormat(16, 8)
+
+    def __post_init__(self) -> None:
+        for name in ("d_in", "d", "n_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"EattFormats {name} must be an integer >= 1, not {value!r}")
+        if isinstance(self.weight_width, bool) or not isinstance(self.weight_width, int) \
+                or not 2 <= self.weight_width <= 32:
+            raise ValueError(f"EattFormats weight_width must be an integer in [2, 32], not {self.weight_width!r}")
+        if not self.token_fmt.signed:
+            raise ValueError("EattFormats token_fmt must be signed")
+
+    def weight_fmt(self, frac: int = 0) -> QFormat:
+        return QFormat(self.weight_width, frac)
+
+    @property
+    def acc_width(self) -> int:
+        """Selection-sum accumulator (Q and K entries): d_in weights plus the bias."""
+        return selection_acc_fmt(self.weight_fmt(), self.d_in).width
+
+    @property
+    def l1_width(self) -> int:
+        return (self.d * ((1 << self.acc_width) - 1)).bit_length()
+
+    @property
+    def score_width(self) -> int:
+        return self.l1_width + 1
+
+    @property
+    def backend(self) -> SoftmaxPVFormats:
+        return SoftmaxPVFormats(self.n_max, v_fmt=self.v_fmt, out_fmt=self.out_fmt, score_width=self.score_width,
+                                softmax=True)
+
+    def formats(self) -> dict[str, QFormat]:
+        out = {"token": self.token_fmt, "weight": self.weight_fmt(), "qk_acc": QFormat(self.acc_width, 0),
+               "score": QFormat(self.score_width, 0)}
+        out.update(self.backend.formats())
+        return out
+
+
+def eatt_score_scale(weight_frac: int, d: int) -> float:
+    """Real value of one unit of ``-L1_raw`` after the 1/√d scaling."""
+    return 2.0 ** -weight_frac / math.sqrt(d)
+
+
+@dataclass
+class EattFixedOut:
+    align: EattAlignment
+    back: SoftmaxPVOut
+
+    @property
+    def out(self) -> np.ndarray:
+        return self.back.out
+
+
+def eatt_fixed_raw(
+    x_q_raw: np.ndarray, x_kv_raw: np.ndarray, wq_raw: np.ndarray, wk_raw: np.ndarray,
+    bq_raw: np.ndarray | None, bk_raw: np.ndarray | None, tau_raw: int, v_raw: np.ndarray,
+    scale_mant: int, scale_shift: int, fmts: EattFormats,
+) -> EattFixedOut:
+    """Bit-exact model of the ``eatt`` block for one head (raw integers everywhere)."""
+    if np.asarray(x_kv_raw).shape[0] > fmts.n_max:
+        raise ValueError(f"n={np.asarray(x_kv_raw).shape[0]} keys exceeds n_max={fmts.n_max}")
+    align = eatt_alignment_fixed(x_q_raw, x_kv_raw, wq_raw, wk_raw, bq_raw, bk_raw, tau_raw,
+                                 token_fmt=fmts.token_fmt, weight_fmt=fmts.weight_fmt())
+    if align.q_raw.shape[1] != fmts.d or align.q_raw.shape[1] != np.asarray(v_raw).shape[-1]:
+        raise ValueError(f"d mismatch: weights d={align.q_raw.shape[1]}, formats d={fmts.d}, "
+                         f"v_raw {np.asarray(v_raw).shape}")
+    back = softmax_pv_fixed(-align.l1_raw, v_raw, scale_mant, scale_shift, fmts.backend)
+    return EattFixedOut(align, back)
+
+
 def _weight_fmt_for(head: HeadInputs, width: int) -> QFormat:
     peak = max(float(np.max(np.abs(a))) for a in (head.wq, head.wk, head.bq, head.bk))
     return QFormat.covering(max(peak, 2.0 ** -20), width)
@@ -171,8 +268,9 @@ def eatt(
     """E-ATT attention for one head (method interface).
 
     ``fixed=True`` quantizes tokens to ``token_fmt`` and W_Q, W_K, b_Q, b_K to a ``weight_width``-bit
-    format covering their range, then runs :func:`eatt_alignment_fixed` (integer-exact); with
-    ``fixed=False`` the same selection-sums are done on float weights. V and P·V are float64.
+    format covering their range, V to Q8.8, and runs :func:`eatt_fixed_raw` (the RTL's bit-exact
+    model: multiplier-free alignment, shared exp / P·V / divider back end); with ``fixed=False`` the
+    same selection-sums are done on float weights and V, softmax and P·V are float64.
     """
     if settings:
         raise TypeError(f"eatt got unknown settings: {sorted(settings)}")
@@ -188,16 +286,19 @@ def eatt(
             wfmt.quantize(head.wq), wfmt.quantize(head.wk), wfmt.quantize(head.bq), wfmt.quantize(head.bk),
             tau_raw, token_fmt=token_fmt, weight_fmt=wfmt,
         )
-        scores = align.scores()
         bits_q, bits_kv = align.bits_q, align.bits_kv
+        efmts = EattFormats(d_in=head.d_in, d=d, n_max=head.n, token_fmt=token_fmt, weight_width=weight_width)
+        mant, shift = encode_scale(eatt_score_scale(wfmt.frac, d), efmts.backend)
+        v_raw = efmts.v_fmt.quantize(head.x_kv @ head.wv + head.bv)
+        back = softmax_pv_fixed(-align.l1_raw, v_raw, mant, shift, efmts.backend)
+        out = efmts.out_fmt.to_float(back.out)
     else:
         bits_q = binarize(head.x_q, tau)
         bits_kv = binarize(head.x_kv, tau)
         q = bits_q.astype(np.float64) @ head.wq + head.bq
         k = bits_kv.astype(np.float64) @ head.wk + head.bk
         scores = -l1_distance(q, k) / math.sqrt(d)
-    v = head.x_kv @ head.wv + head.bv
-    out = softmax(scores) @ v
+        out = softmax(scores) @ (head.x_kv @ head.wv + head.bv)
     m, n, d_in, d_v = head.m, head.n, head.d_in, head.wv.shape[1]
     removed = (m + n) * d_in * d + m * n * d
     remaining = n * d_in * d_v + m * n * d_v
@@ -213,5 +314,6 @@ def eatt(
         "selected_fraction": float((bits_q.sum() + bits_kv.sum()) / ((m + n) * d_in)),
     }
     if fixed:
-        work["weight_fmt"] = str(wfmt)
+        work.update({"weight_fmt": str(wfmt), "scale_mant": mant, "scale_shift": shift,
+                     "output_saturations": int(back.overflow.sum())})
     return MethodResult(out, work)
