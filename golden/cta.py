@@ -34,7 +34,7 @@ per-block golden models of the RTL, never re-implementing their arithmetic here:
   binary point) and are added once by the PPE: C^0 and C^1 rows get b^Q / b^K / b^V, C^2 rows 0.
   K̄ and V̄ run as one linear phase with the weights side by side ([W^K | W^V]).
 * scores: :func:`golden.systolic.scores` with the PPE's 1/√d constant for the *head* dimension
-  (an SA configuration whose ``d`` is d_h; the dot products only use the first d_h rows);
+  (``SystolicConfig.score_dim`` = d_h; the dot products only use the first d_h rows);
 * AP: :func:`golden.pag.probability_aggregation` with ``cs_fmt`` = SA score format and ``ap_fmt``
   = SA AP format (the exp output has the AP's fractional bits and 2 integer bits);
 * Ō: :func:`golden.systolic.output`; O[i] = Ō[CT0 i].
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -221,6 +221,10 @@ class CTAFixedTrace:
     obar: np.ndarray
     out: np.ndarray             # raw cfg.out_fmt, (m × d_v)
     flags: dict[str, bool]
+    #: raw SA operands as used (golden.cta_program builds the SA beat program from them): "lsh"
+    #: (three (directions, bias, inv_width)), "gathered" (C^1[CT1] per key), "w_q", "w_kv" ([W^K|W^V]),
+    #: "bias_q" (k0 × d_h), "bias_kv" ((k1+k2) × 2·d_h, zero on the C^2 rows), "score_cfg"
+    sa_inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def k0(self) -> int:
@@ -340,15 +344,17 @@ def cta_fixed_trace(
         return np.vstack([np.repeat(q, rows_with, axis=0), np.zeros((rows_without, q.shape[1]), dtype=np.int64)])
 
     ccat = np.vstack([c1, c2])
-    qbar, o = _sa.linear(c0, weights(head.wq), cfg, biases(head.bq, k0, 0))
+    w_q, bias_q = weights(head.wq), biases(head.bq, k0, 0)
+    qbar, o = _sa.linear(c0, w_q, cfg, bias_q)
     flag("linear_saturated", o)
     d_k = head.wk.shape[1]
-    kv, o = _sa.linear(ccat, np.hstack([weights(head.wk), weights(head.wv)]), cfg,
-                       np.hstack([biases(head.bk, k1, k2), biases(head.bv, k1, k2)]))
+    w_kv = np.hstack([weights(head.wk), weights(head.wv)])
+    bias_kv = np.hstack([biases(head.bk, k1, k2), biases(head.bv, k1, k2)])
+    kv, o = _sa.linear(ccat, w_kv, cfg, bias_kv)
     flag("linear_saturated", o)
     kbar, vbar = kv[:, :d_k], kv[:, d_k:]
     # 6: scores with the max subtraction; the 1/√d constant is that of the head dimension
-    score_cfg = replace(cfg, d=max(head.d_h, 2))
+    score_cfg = replace(cfg, score_dim=head.d_h)
     cs, o = _sa.scores(qbar, kbar, k1, score_cfg)
     flag("score_saturated", o)
     # 7: probability aggregation over the keys that have both cluster indices
@@ -365,7 +371,9 @@ def cta_fixed_trace(
     ok0 = ct0 < cap
     out = np.where(ok0[:, None], obar[np.minimum(ct0, k0 - 1)], 0)
     return CTAFixedTrace(cfg, exp_spec, x_q, x_kv, h0, h1, h2, ct0, ct1, ct2, c0, c1, c2, residual,
-                         qbar, kbar, vbar, cs, pag.ap, obar, out, flags)
+                         qbar, kbar, vbar, cs, pag.ap, obar, out, flags,
+                         {"lsh": raw_lsh, "gathered": gathered, "w_q": w_q, "w_kv": w_kv, "bias_q": bias_q,
+                          "bias_kv": bias_kv, "score_cfg": score_cfg})
 
 
 def cta_fixed(head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 4.0, seed: int = 0,

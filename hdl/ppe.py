@@ -307,6 +307,7 @@ def config_from_params(p: dict) -> SystolicConfig:
         out_fmt=QFormat(p["out_width"], p["out_frac"]),
         d_in_max=p.get("d_in_max", 1024),
         psum_depth=p.get("psum_depth", 512),
+        score_dim=p.get("score_dim", 0),
     )
 
 
@@ -321,6 +322,7 @@ ARRAY_PARAMS: tuple[Param, ...] = (
     Param("d", 64, "array height: rows (dot-product length per pass, head dimension)", min=2, max=256),
     Param("d_in_max", 1024, "longest LSH / linear dot product (runs in ceil(d_in / d) passes)", min=1, max=65536),
     Param("psum_depth", 512, "PPE partial-sum buffer words: beats per pass of a tiled phase", min=1, max=65536),
+    Param("score_dim", 0, "head dimension d_h of the 1/sqrt(d_h) score scale (0: d)", min=0, max=256),
     *_fmt_params(13, 7, "token", "tokens X^Q, X^KV, residuals (signed)"),
     *_fmt_params(12, 9, "dir", "LSH directions A (signed)"),
     *_fmt_params(12, 10, "weight", "weights W^Q, W^K, W^V (signed)"),

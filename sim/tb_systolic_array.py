@@ -163,14 +163,14 @@ def check_records(cfg: SystolicConfig, prog: Program, accepted: list[int], res: 
                 assert cyc == when, f"phase {idx} (output) row {row} at cycle {cyc}, expected {when}"
                 assert pay["row"] == row, f"phase {idx} output row tag {pay['row']} != {row}"
                 got = pay["data"][:cols]
-                want = ph["values"][:, row].tolist() if row < ph["values"].shape[1] else None
+                want = ph["values"][:cols, row].tolist() if row < ph["values"].shape[1] else None
                 if want is not None:
                     assert got == want, f"phase {idx} (output) row {row}: RTL {got} != golden {want}"
                     over = [(pay["over"] >> c) & 1 for c in range(cols)]
-                    want_over = ph["overflow"][:, row].astype(int).tolist()
+                    want_over = ph["overflow"][:cols, row].astype(int).tolist()
                     assert over == want_over, f"phase {idx} (output) row {row} overflow {over} != {want_over}"
                     dbz = [(pay["dbz"] >> c) & 1 for c in range(cols)]
-                    assert dbz == ph["div_by_zero"][:, row].astype(int).tolist(), f"phase {idx} row {row} dbz {dbz}"
+                    assert dbz == ph["div_by_zero"][:cols, row].astype(int).tolist(), f"phase {idx} row {row} dbz {dbz}"
                 rows.append(cyc)
             done = rows[-1]
         else:
@@ -180,11 +180,11 @@ def check_records(cfg: SystolicConfig, prog: Program, accepted: list[int], res: 
                     f"phase {idx} ({ph['kind']}) beat {t}: result at cycle {cyc}, "
                     f"expected {accepted[k] + res_latency(cfg)}")
                 got = pay["data"][:cols]
-                want = ph["values"][t].tolist()
+                want = ph["values"][t][:cols].tolist()
                 assert got == want, f"phase {idx} ({ph['kind']}) beat {t}: RTL {got} != golden {want}"
                 over = [(pay["over"] >> c) & 1 for c in range(cols)]
-                assert over == ph["overflow"][t].astype(int).tolist(), (
-                    f"phase {idx} ({ph['kind']}) beat {t}: overflow {over} != {ph['overflow'][t].astype(int).tolist()}")
+                want_over = ph["overflow"][t][:cols].astype(int).tolist()
+                assert over == want_over, f"phase {idx} ({ph['kind']}) beat {t}: overflow {over} != {want_over}"
                 assert (pay["first"], pay["last"]) == (int(t == 0), int(k == last)), f"phase {idx} beat {t} tags"
             done = res_at[last][0]
         prev_last = prog.phases[idx - 1]["last_beat"] if idx else None
