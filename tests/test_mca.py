@@ -1,0 +1,256 @@
+"""Amaranth-simulator tests of the MCA unit against golden.mca.mca_encode_fixed (== everywhere)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.mca import (
+    PRNG_WARMUP,
+    MCAFormats,
+    make_sampling_table,
+    mca_encode_fixed,
+    theorem2_bound,
+    xorshift32_draws,
+)
+from golden.reference import softmax
+from hdl.mca import Mca
+from hdl.registry import ParamError, get_block
+from hdl.softmax_pv import SoftmaxPV
+
+FMTS = MCAFormats()
+
+
+def make_case(rng: np.random.Generator, m: int, n: int, d_in: int, d: int, alpha: float = 0.5,
+              a_scale: float = 2.0, seed: int = 1, zero_row: int | None = None) -> dict:
+    w = rng.normal(size=(d_in, d)) * rng.uniform(0.2, 1.5, size=(d_in, 1)) / 4
+    if zero_row is not None:
+        w[zero_row] = 0.0
+    table = make_sampling_table(w, cdf_bits=16, ws_width=18)
+    x = rng.normal(size=(n, d_in))
+    a = softmax(rng.normal(size=(m, n)) * a_scale)
+    return {"w": w, "table": table, "x_raw": FMTS.token_fmt.quantize(x), "a_raw": FMTS.a_fmt.quantize(a),
+            "bias_raw": FMTS.h_fmt.quantize(rng.normal(size=d) / 4), "alpha": alpha, "seed": seed}
+
+
+def golden(case: dict):
+    return mca_encode_fixed(case["x_raw"], case["a_raw"], case["table"], case["alpha"], case["seed"],
+                            case["bias_raw"], FMTS)
+
+
+def dut_for(case: dict, lanes: int = 2, n_max: int = 8, m_max: int = 8) -> Mca:
+    t = case["table"]
+    return Mca(d_in=t.d_in, d=t.ws_raw.shape[1], n_max=n_max, m_max=m_max, lanes=lanes,
+               ws_frac=t.ws_fmt.frac)
+
+
+def run_mca(dut: Mca, cases: list[dict], stall: float = 0.0, seed: int = 0) -> list[dict]:
+    """Run the heads of ``cases`` back to back (one sequential driver; random valid gaps and o
+    stalls); returns per head the output rows, the probed H̃ rows, flags, samples and cycles."""
+    rng = random.Random(seed)
+    L, d = dut.lanes, dut.d
+    results: list[dict] = []
+    h_rows: list[list[int]] = []
+
+    async def put(ctx, port, payload, deadline=20_000):
+        while stall and rng.random() < stall:
+            await ctx.tick()
+        ctx.set(port.valid, 1)
+        ctx.set(port.payload, payload)
+        for _ in range(deadline):
+            _, _, ready = await ctx.tick().sample(port.ready)
+            if ready:
+                break
+        else:
+            raise AssertionError("timeout: stream not ready")
+        ctx.set(port.valid, 0)
+
+    async def main(ctx):
+        for case in cases:
+            t = case["table"]
+            x, a = case["x_raw"], case["a_raw"]
+            mm, n = a.shape
+            ctx.set(dut.seed, case["seed"])
+            ctx.set(dut.inv_alpha, FMTS.inv_alpha_raw(case["alpha"]))
+            ctx.set(dut.n_keys, n)
+            ctx.set(dut.n_queries, mm)
+            start = h_len = len(h_rows)
+            cycles0 = ctx.get(cycle_count)
+            for v in t.cdf:
+                await put(ctx, dut.cdf, int(v))
+            for row in t.ws_raw:
+                await put(ctx, dut.ws, [int(v) for v in row])
+            await put(ctx, dut.bias, [int(v) for v in case["bias_raw"]])
+            for j in range(n):
+                for i in range(mm):
+                    await put(ctx, dut.a, int(a[i, j]))
+            for j in range(n):
+                for v in x[j]:
+                    await put(ctx, dut.x, int(v))
+            out, row = [], []
+            for _ in range(50_000):
+                ready = 0 if (stall and rng.random() < stall) else 1
+                ctx.set(dut.o.ready, ready)
+                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+                if ready and valid:
+                    row += [int(v) for v in payload]
+                    if len(row) == d:
+                        out.append(row)
+                        row = []
+                        if len(out) == mm:
+                            break
+            else:
+                raise AssertionError("timeout waiting for o")
+            ctx.set(dut.o.ready, 0)
+            await ctx.tick()
+            del h_len
+            results.append({
+                "y": np.array(out), "h": np.array(h_rows[start:start + n]),
+                "samples": ctx.get(dut.samples_total), "cycles": ctx.get(cycle_count) - cycles0,
+                "flags": {"acc_overflow": bool(ctx.get(dut.acc_overflow)), "h_overflow": bool(ctx.get(dut.h_overflow)),
+                          "out_overflow": bool(ctx.get(dut.out_overflow))},
+            })
+            for _ in range(4):
+                if ctx.get(dut.idle):
+                    break
+                await ctx.tick()
+            assert ctx.get(dut.idle), "not idle after the head"
+
+    from amaranth.hdl import Signal
+    cycle_count = Signal(32)
+
+    async def count(ctx):
+        async for _ in ctx.tick():
+            ctx.set(cycle_count, ctx.get(cycle_count) + 1)
+
+    async def probe(ctx):
+        back_v = dut._probe_v
+        row: list[int] = []
+        async for _clk, _rst, valid, ready, payload in ctx.tick().sample(back_v.valid, back_v.ready, back_v.payload):
+            if valid and ready:
+                row += [int(v) for v in payload]
+                if len(row) == d:
+                    h_rows.append(row)
+                    row = []
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(main)
+    sim.add_testbench(count, background=True)
+    sim.add_testbench(probe, background=True)
+    sim.run()
+    del L
+    return results
+
+
+def check(res: dict, want) -> None:
+    assert np.array_equal(res["h"], want.h_raw), "H̃ mismatch"
+    assert np.array_equal(res["y"], want.y_raw), "Y mismatch"
+    assert res["samples"] == int(want.r.sum())
+    assert res["flags"] == want.flags
+
+
+def test_latency_constants():
+    case = make_case(np.random.default_rng(0), 2, 2, 16, 4)
+    dut = dut_for(case)
+    assert Mca.R_LATENCY == 5 and Mca.CYCLES_PER_SAMPLE == 1
+    assert dut.search_steps == 4 and dut.sample_latency == 1 + 2 * 4 + 4
+    assert SoftmaxPV.PV_LATENCY == 3
+    dut._MustUse__silence = True
+
+
+@pytest.mark.parametrize("m,n,d_in,d,lanes,stall", [(3, 4, 16, 4, 2, 0.0), (2, 5, 12, 6, 3, 0.3),
+                                                    (1, 1, 5, 2, 1, 0.2), (4, 3, 9, 4, 4, 0.25)])
+def test_heads_bit_exact(m, n, d_in, d, lanes, stall):
+    rng = np.random.default_rng(m * 100 + n * 10 + d_in)
+    case = make_case(rng, m, n, d_in, d, seed=int(rng.integers(1, 1 << 32)))
+    case2 = {**make_case(rng, m, n, d_in, d), "table": case["table"], "seed": 12345}
+    dut = dut_for(case, lanes=lanes)
+    res = run_mca(dut, [case, case2], stall=stall, seed=n)
+    for r, c in zip(res, (case, case2)):
+        check(r, golden(c))
+
+
+def test_directed_r_extremes_zero_row_and_seeds():
+    rng = np.random.default_rng(3)
+    base = make_case(rng, 3, 4, 10, 4, zero_row=2)
+    assert base["table"].counts[2] == 0
+    n = 4
+    r_one = {**base, "a_raw": np.full((3, n), 1, dtype=np.int64)}            # column max tiny: r = 1
+    r_full = {**base, "a_raw": np.full((3, n), FMTS.a_fmt.max_int), "alpha": 1.0}  # r = d_in
+    same = {**base, "seed": 99}
+    other = {**base, "seed": 100}
+    cases = [r_one, r_full, same, same, other]
+    dut = dut_for(base)
+    res = run_mca(dut, cases, stall=0.1, seed=4)
+    wants = [golden(c) for c in cases]
+    for r, w in zip(res, wants):
+        check(r, w)
+    assert np.all(wants[0].r == 1) and np.all(wants[1].r == 10)
+    for w in wants:
+        assert 2 not in w.indices   # the all-zero weight row is never drawn
+    assert np.array_equal(res[2]["y"], res[3]["y"]) and np.array_equal(res[2]["h"], res[3]["h"])
+    assert not np.array_equal(res[3]["h"], res[4]["h"])
+    # the RTL's sample stream follows the golden PRNG: warm-up then one state per sample
+    states = xorshift32_draws(99, PRNG_WARMUP + int(wants[2].r.sum()))
+    assert states.shape[0] == PRNG_WARMUP + res[2]["samples"]
+
+
+def test_overflow_flags():
+    rng = np.random.default_rng(5)
+    case = make_case(rng, 2, 3, 8, 4)
+    case["bias_raw"] = np.full(4, FMTS.h_fmt.max_int)   # bias add saturates
+    want = golden(case)
+    assert want.flags["h_overflow"]
+    res = run_mca(dut_for(case), [case])
+    check(res[0], want)
+
+
+def test_unbiased_over_seeds_on_rtl_outputs():
+    """200 seeds on one small head: the mean of the RTL's H̃ approaches X·W + b (z-test, as the
+    golden test), and the mean error of its Y stays within Theorem 2's bound αβ‖W‖_F per row."""
+    rng = np.random.default_rng(11)
+    base = make_case(rng, 2, 3, 8, 2, alpha=0.8, a_scale=0.5)
+    seeds = list(range(1, 201))
+    cases = [{**base, "seed": s} for s in seeds]
+    dut = dut_for(base, lanes=2)
+    res = run_mca(dut, cases)
+    wants = [golden(c) for c in cases[:5]]
+    for r, w in zip(res[:5], wants):
+        check(r, w)
+    x = FMTS.token_fmt.to_float(base["x_raw"])
+    w_true = base["w"]
+    b = FMTS.h_fmt.to_float(base["bias_raw"])
+    exact_h = x @ w_true + b
+    h = np.array([FMTS.h_fmt.to_float(r["h"]) for r in res])
+    sem = h.std(axis=0) / math.sqrt(len(seeds))
+    z = np.abs(h.mean(axis=0) - exact_h) / (sem + 2 * FMTS.h_fmt.lsb)
+    assert np.max(z) < 4.5
+    a = FMTS.a_fmt.to_float(base["a_raw"])
+    y = np.array([FMTS.out_fmt.to_float(r["y"]) for r in res])
+    err = np.linalg.norm(y - a @ (x @ w_true + b), axis=2)
+    assert np.all(err.mean(axis=0) <= theorem2_bound(x, w_true, base["alpha"]))
+
+
+@pytest.mark.parametrize("kwargs,exc,word", [
+    ({"d": 6, "lanes": 4}, ValueError, "lanes"),
+    ({"d_in": 0}, ValueError, "d_in"),
+    ({"n_max": "8"}, TypeError, "n_max"),
+    ({"cdf_bits": 40}, ValueError, "cdf_bits"),
+    ({"d_in": 5000}, ValueError, "d_in"),
+])
+def test_bad_parameters(kwargs, exc, word):
+    with pytest.raises(exc, match=word):
+        Mca(**kwargs)
+
+
+def test_registry():
+    with pytest.raises(ParamError, match="lanes"):
+        get_block("mca").elaborate({"d": 6, "lanes": 4})
+    dut, params = get_block("mca").elaborate({})
+    assert isinstance(dut, Mca) and params["d_in"] == 16
+    dut._MustUse__silence = True
