@@ -311,6 +311,20 @@ def config_from_params(p: dict) -> SystolicConfig:
     )
 
 
+def params_from_config(cfg: SystolicConfig) -> dict:
+    """Block parameters of ``cfg`` (inverse of :func:`config_from_params`)."""
+    p = {"b": cfg.b, "d": cfg.d, "acc_width": cfg.acc_width, "den_width": cfg.den_width,
+         "hash_width": cfg.hash_fmt.width, "d_in_max": cfg.d_in_max, "psum_depth": cfg.psum_depth,
+         "score_dim": cfg.score_dim}
+    for name, fmt in (("token", cfg.token_fmt), ("dir", cfg.dir_fmt), ("weight", cfg.weight_fmt),
+                      ("bias", cfg.bias_fmt), ("inv_w", cfg.inv_w_fmt), ("qkv", cfg.qkv_fmt),
+                      ("score", cfg.score_fmt), ("ap", cfg.ap_fmt), ("out", cfg.out_fmt)):
+        p[f"{name}_width"], p[f"{name}_frac"] = fmt.width, fmt.frac
+    if config_from_params(p) != cfg:
+        raise ValueError("configuration has settings that are not block parameters (rounding modes, scale bits)")
+    return p
+
+
 def _fmt_params(width: int, frac: int, name: str, what: str, lo: int = 2, hi: int = 27) -> tuple[Param, Param]:
     return (Param(f"{name}_width", width, f"{what}: width", min=lo, max=hi),
             Param(f"{name}_frac", frac, f"{what}: fractional bits", min=0, max=hi))

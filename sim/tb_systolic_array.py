@@ -231,6 +231,8 @@ async def run_program(dut, cfg: SystolicConfig, prog: Program, gap_probability: 
     n_res = sum(1 for bt in prog.beats if bt["op"] == OP_DF1 and not bt["partial"])
     cycle = 0
     idle = 0
+    # every beat accepted within ~3 cycles on average (random pauses, shortcut and output-phase holds)
+    deadline = 3 * len(raws) + 2 * (cfg.b + cfg.d) * (n_out // cfg.d + 2) + 200
     t0 = time.monotonic()
     offered = None
     while len(res) < n_res or len(out) < n_out or len(accepted) < len(raws):
@@ -258,6 +260,7 @@ async def run_program(dut, cfg: SystolicConfig, prog: Program, gap_probability: 
         cycle += 1
         idle = idle + 1 if k >= len(raws) else 0
         assert idle < 4 * (cfg.b + cfg.d) + 64, "results missing: the array went quiet"
+        assert cycle < deadline, f"no end after {cycle} cycles (deadline {deadline}): input or results stuck"
     seconds = time.monotonic() - t0
     figures = check_records(cfg, prog, accepted, res, out)
     figures.update({"sim_cycles": cycle, "sim_seconds": seconds, "accepted": accepted})
@@ -330,3 +333,22 @@ if cocotb is not None:
         assert read_unsigned(dut.protocol_error) == 0
         write_stats({"corner_beats": len(prog.beats) + len(prog2.beats), "corner_cycles": fig1["sim_cycles"]
                      + fig2["sim_cycles"]})
+
+    @cocotb.test(skip=not os.environ.get("SA_HEAD_PROGRAM"))
+    async def test_head_program(dut):
+        """One CTA head's SA program (golden.cta_program, pickled by ``attn-rtl run`` into
+        ``SA_HEAD_PROGRAM``): every result == golden at its exact cycle, accept cycles == the
+        golden schedule."""
+        import pickle
+
+        from sim.runner import write_stats
+        from sim.tbutil import read_unsigned
+
+        with open(os.environ["SA_HEAD_PROGRAM"], "rb") as fh:
+            cfg, prog = pickle.load(fh)
+        assert cfg == _cfg_from_env(), "the pickled program is for another array configuration"
+        await _reset(dut)
+        figures = await run_program(dut, cfg, prog)
+        assert timing_matches_model(cfg, prog, figures.pop("accepted")), "accept cycles differ from the golden model"
+        assert read_unsigned(dut.protocol_error) == 0
+        write_stats({"head_beats": len(prog.beats), "head": figures})

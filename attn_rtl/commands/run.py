@@ -1,9 +1,15 @@
 """``run``: the main job on the default configuration (``make run``).
 
-Generates the default CTA systolic array (b = 8, d = 64) into ``build/``, simulates it on Verilator
-against golden.systolic (every phase back to back: LSH with value-register reload and keep, LSH on
-residual tokens, K̄/V̄ linear, Q̄ with the query shortcut, scores, two output phases, plus corner
-cases and random source bubbles) and prints what was checked and the cycles per phase vs ideal.
+``attn-rtl run`` (target ``head``, the default): a real all-MiniLM-L6-v2 head (built-in 256-token
+text, layer 2, head 5) through the generated CTA systolic array (b = 8, d = 64, d_in = 384 in six
+passes) on Verilator, every SA result ``==`` golden at its exact cycle (:mod:`sim.run_head`), with
+k0/k1/k2, the cycles per Fig. 12 group, the ratio to the ideal exact-attention accelerator and the
+head's error; ``--json`` writes the figures with ``"bit_exact"``.
+
+``attn-rtl run systolic_array``: the array check on random data (every phase back to back: LSH
+with value-register reload and keep, LSH on residual tokens, K̄/V̄ linear, Q̄ with the query
+shortcut, scores, two output phases, plus corner cases and random source bubbles) with the
+cycles per phase vs ideal.
 """
 
 from __future__ import annotations
@@ -15,6 +21,32 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
+    from attn_rtl.cli import UserError, parse_sets
+
+    if args.target == "head":
+        from sim.run_head import run_head
+        from sim.runner import SimulatorMissing
+
+        text = args.text
+        if args.text_file is not None:
+            try:
+                text = Path(args.text_file).read_text()
+            except OSError as exc:
+                raise UserError(f"--text-file: {exc}") from None
+        if text is not None and not text.strip():
+            raise UserError("--text: empty text")
+        try:
+            return run_head(text=text, layer=args.layer, head=args.head, widths=args.widths, lsh_seed=args.lsh_seed,
+                            overrides=parse_sets(args.set), sim=args.sim, out_dir=args.output,
+                            json_path=args.json)
+        except SimulatorMissing as exc:
+            raise UserError(str(exc)) from None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    return _run_array(args)
+
+
+def _run_array(args: argparse.Namespace) -> int:
     from attn_rtl.cli import UserError, parse_sets
     from golden.systolic import SHORTCUT_GAP, out_latency, res_latency
     from hdl.arith import ReciprocalScaler
@@ -67,11 +99,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="generate the default systolic array and check it against the golden model")
+    from sim.run_head import DEFAULT_HEAD, DEFAULT_LAYER, DEFAULT_WIDTHS
+
+    p = sub.add_parser("run", help="run a real MiniLM head through the CTA systolic array RTL (or check the array)")
+    p.add_argument("target", nargs="?", default="head", choices=("head", "systolic_array"),
+                   help="head (default): a MiniLM head, bit-exact; systolic_array: the array on random programs")
     p.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    p.add_argument("--text", default=None, help="text of the head (default: the built-in 256-token text)")
+    p.add_argument("--text-file", default=None, help="read the text from a file")
+    p.add_argument("--layer", type=int, default=DEFAULT_LAYER, help=f"MiniLM layer 0-5 (default {DEFAULT_LAYER})")
+    p.add_argument("--head", type=int, default=DEFAULT_HEAD, help=f"head 0-11 (default {DEFAULT_HEAD})")
+    p.add_argument("--widths", type=float, nargs=3, default=DEFAULT_WIDTHS, metavar=("W0", "W1", "W2"),
+                   help="LSH bucket widths of LSH_0, LSH_1, LSH_2 (default 24 24 24)")
+    p.add_argument("--lsh-seed", type=int, default=0, help="seed of the LSH parameters")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the printed figures (and bit_exact) as JSON")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter")
     p.add_argument("-o", "--output", default="build", help="output directory (default: build)")
-    p.add_argument("--tokens", type=int, default=24, help="tokens per LSH phase (default 24)")
-    p.add_argument("--keys", type=int, default=24, help="compressed keys k1+k2 (default 24)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tokens", type=int, default=24, help="systolic_array: tokens per LSH phase (default 24)")
+    p.add_argument("--keys", type=int, default=24, help="systolic_array: compressed keys k1+k2 (default 24)")
+    p.add_argument("--seed", type=int, default=1, help="systolic_array: random seed")
     p.set_defaults(func=_run)
