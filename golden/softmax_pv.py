@@ -63,7 +63,8 @@ class SoftmaxPVFormats:
             raise ValueError("v_fmt and out_fmt must be signed")
         if self.p_fmt.signed:
             raise ValueError("p_fmt must be unsigned (probabilities / exp values)")
-        if isinstance(self.score_width, bool) or not isinstance(self.score_width, int) or not 2 <= self.score_width <= 48:
+        sw = self.score_width
+        if isinstance(sw, bool) or not isinstance(sw, int) or not 2 <= sw <= 48:
             raise ValueError(f"score_width must be an integer in [2, 48], not {self.score_width!r}")
         if not isinstance(self.softmax, bool):
             raise TypeError(f"softmax must be a bool, not {self.softmax!r}")

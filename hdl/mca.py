@@ -275,7 +275,8 @@ class Mca(wiring.Component):
             u_d, v_d, idx_d = Signal(B, name=f"srch_u{st}"), Signal(name=f"srch_v{st}"), Signal(K, name=f"srch_i{st}")
             m.d.sync += [addr_d.eq(addr), u_d.eq(s_u), v_d.eq(s_v), idx_d.eq(s_idx)]
             take = (addr_d < d_in) & (cdf_rs[st].data <= u_d)
-            idx_n, u_n, v_n = Signal(K, name=f"srch_s{st + 1}"), Signal(B, name=f"srch_un{st}"), Signal(name=f"srch_vn{st}")
+            idx_n = Signal(K, name=f"srch_s{st + 1}")
+            u_n, v_n = Signal(B, name=f"srch_un{st}"), Signal(name=f"srch_vn{st}")
             m.d.sync += [idx_n.eq(idx_d | Mux(take, 1 << bit, 0)), u_n.eq(u_d), v_n.eq(v_d)]
             s_idx, s_u, s_v = idx_n, u_n, v_n
             valids += [v_d, v_n]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+from sim.real_heads import mca_real_head_npz
 from tests.cocotb_helpers import run_block
 
 CONFIGS = {
@@ -21,28 +21,7 @@ def test_mca_random_and_directed(config, sim):
     assert stats["random_checked"] > 0 and stats["directed"] == "ok"
 
 
-REAL_LAYER, REAL_HEAD, REAL_ALPHA, REAL_SEED = 2, 5, 0.4, 2026
-
-
-def real_head_npz(path, n: int, m: int, layer: int = REAL_LAYER, head_idx: int = REAL_HEAD,
-                  alpha: float = REAL_ALPHA, seed: int = REAL_SEED, text_idx: int = 1) -> dict:
-    """A real all-MiniLM-L6-v2 head (first n key tokens, first m queries) quantized exactly as
-    :func:`golden.mca.mca_fixed` does; saves the RTL's inputs and returns the block parameters."""
-    from golden.corpus import CORPUS
-    from golden.mca import MCAFormats, _attention, make_sampling_table
-    from golden.minilm import MiniLM
-    from golden.reference import HeadInputs
-
-    fmts = MCAFormats()
-    model = MiniLM.load()
-    full = model.head_inputs(CORPUS[text_idx], layer)[head_idx]
-    head = HeadInputs(full.x_q[:m], full.x_kv[:n], full.wq, full.wk, full.wv, full.bq, full.bk, full.bv)
-    table = make_sampling_table(head.wv, cdf_bits=16, ws_width=18)
-    np.savez(path, x=fmts.token_fmt.quantize(head.x_kv), a=fmts.a_fmt.quantize(_attention(head)), w=head.wv,
-             bias=fmts.h_fmt.quantize(head.bv), alpha=alpha, seed=seed, cdf_bits=16, ws_width=18)
-    params = {"d_in": head.d_in, "d": head.wv.shape[1], "n_max": max(n, 8), "m_max": max(m, 8), "lanes": 8,
-              "cdf_bits": 16, "ws_width": 18, "ws_frac": table.ws_fmt.frac}
-    return {"head": head, "params": params, "table": table}
+REAL_ALPHA, REAL_SEED = 0.4, 2026
 
 
 @pytest.mark.cocotb
@@ -52,7 +31,7 @@ def test_mca_real_minilm_head_verilator(tmp_path):
     from golden.mca import mca_fixed
 
     path = tmp_path / "real.npz"
-    info = real_head_npz(path, n=8, m=4)
+    info = mca_real_head_npz(path, n=8, m=4, alpha=REAL_ALPHA, seed=REAL_SEED)
     stats = run_block("mca", "verilator", info["params"], testcase="real_head", extra_env={"MCA_REAL_HEAD": str(path)})
     method = mca_fixed(info["head"], alpha=REAL_ALPHA, seed=REAL_SEED)
     assert stats["real_samples"] == round(info["head"].n * method.work["mean_r"])

@@ -187,7 +187,7 @@ def test_cycles_no_stall():
     dut = Eatt(d_in=8, d=8, n_max=8, lanes=4)
     case = random_case(rng, dut.fmts, 3, 6)
     res = run_eatt(dut, case)
-    f, n, m, c = dut.fmts, 6, 3, 2
+    f, n, c = dut.fmts, 6, 2
     # back end per row (scores arrive one per cycle from the L1 pipeline)
     from hdl.softmax_pv import SoftmaxPV
     back = SoftmaxPV(d=8, lanes=4, fmts=f.backend)
