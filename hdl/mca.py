@@ -172,10 +172,6 @@ class Mca(wiring.Component):
         return {"r": self.R_LATENCY, "sample": self.sample_latency, "div": ReciprocalScaler.LATENCY,
                 "pv": SoftmaxPV.PV_LATENCY, "cycles_per_sample": self.CYCLES_PER_SAMPLE}
 
-    def token_cycles(self, r: int) -> int:
-        """Cycles of one key token without stalls: X load, r samples, pipeline drain, division."""
-        return self._d_in + 1 + r + self.sample_latency + 1 + self.chunks + ReciprocalScaler.LATENCY + 1
-
     def manifest_extra(self) -> dict:
         return {
             "lanes": self._lanes, "cdf_bits": self._cdf_bits, "search_steps": self.search_steps,

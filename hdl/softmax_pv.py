@@ -120,11 +120,13 @@ class SoftmaxPV(wiring.Component):
         return ReciprocalScaler.LATENCY if self._fmts.softmax else self.PROB_NORM_LATENCY
 
     def row_cycles(self, n: int) -> int:
-        """Cycles from the first accepted score of a row to the cycle after its last output beat,
-        without stalls (scores offered back to back, ``o`` always ready)."""
+        """Clock edges of one row without stalls (scores offered back to back, ``o`` always
+        ready), counting from the edge that accepts the first score to the edge that accepts the
+        last output beat, both included: SCORE n, EXP n + fill + 1, PV n·C + fill + 1, NORM C + fill.
+        Exact (the unit tests compare it with ``==``)."""
         c = self.chunks
         exp = (n + self.EXP_LATENCY + 1) if self._fmts.softmax else 0
-        return n + exp + (n * c + self.PV_LATENCY + 1) + (c + self.norm_latency + 1)
+        return n + exp + (n * c + self.PV_LATENCY + 1) + (c + self.norm_latency)
 
     def elaborate(self, platform):
         f = self._fmts

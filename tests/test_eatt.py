@@ -132,6 +132,52 @@ def test_latency_constants():
     a._MustUse__silence = True
 
 
+def test_align_scores_and_l1_latency():
+    """eatt_align alone: the scores equal -L1 of the golden alignment, one key per cycle, and the
+    first score is seen SELECT_LATENCY + l1_latency edges after the query's last value."""
+    rng = np.random.default_rng(12)
+    f = EattFormats(d_in=6, d=8, n_max=5)
+    dut = EattAlign(fmts=f)
+    case = random_case(rng, f, 2, 5)
+    want = golden(case, f)
+    got: list[list[int]] = []
+    gaps: list[int] = []
+    feed = _feeder(random.Random(0), 0.0)
+
+    async def main(ctx):
+        ctx.set(dut.n_keys, 5)
+        ctx.set(dut.n_queries, 2)
+        ctx.set(dut.tau, case["tau"])
+        ctx.set(dut.s.ready, 1)
+        for i in range(2):
+            await feed(ctx, dut.xq, [int(x) for x in case["xq"][i]])
+            row: list[int] = []
+            for k in range(1, 200):
+                _, _, valid, payload = await ctx.tick().sample(dut.s.valid, dut.s.payload)
+                if valid:
+                    if not row:
+                        gaps.append(k)
+                    row.append(int(payload))
+                    if len(row) == 5:
+                        break
+                else:
+                    assert not row, "scores not back to back"
+            got.append(row)
+
+    async def weights(ctx):
+        await feed(ctx, dut.wq, _w_rows(case["wq"], case["bq"]))
+
+    async def weights_k(ctx):
+        await feed(ctx, dut.wk, _w_rows(case["wk"], case["bk"]))
+
+    async def keys(ctx):
+        await feed(ctx, dut.xkv, [int(x) for x in case["xkv"].ravel()])
+
+    run_sim(dut, main, weights, weights_k, keys)
+    assert np.array_equal(np.array(got), -want.align.l1_raw)
+    assert gaps == [EattAlign.SELECT_LATENCY + dut.l1_latency] * 2
+
+
 @pytest.mark.parametrize("m,n,lanes,stall", [(3, 5, 2, 0.0), (2, 8, 4, 0.3), (4, 1, 8, 0.2), (1, 3, 1, 0.25)])
 def test_head_bit_exact(m, n, lanes, stall):
     rng = np.random.default_rng(m * 10 + n)
@@ -192,7 +238,7 @@ def test_cycles_no_stall():
     from hdl.softmax_pv import SoftmaxPV
     back = SoftmaxPV(d=8, lanes=4, fmts=f.backend)
     back._MustUse__silence = True
-    assert back.row_cycles(n) == n + (n + 13) + (n * c + 4) + (c + 10)
+    assert back.row_cycles(n) == n + (n + 13) + (n * c + 4) + (c + 9)
     assert res["cycles"][0] < n * f.d_in + 3 * (f.d_in + 2 + n + 6 + back.row_cycles(n)) + 20
 
 

@@ -1,0 +1,145 @@
+"""The shared back end hdl.softmax_pv.SoftmaxPV on its own: both modes bit-exact, exact row cycles."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.fixed import QFormat
+from golden.softmax_pv import SoftmaxPVFormats, encode_scale, softmax_pv_fixed, weighted_sum_fixed
+from hdl.arith import ExpUnit, ReciprocalScaler
+from hdl.softmax_pv import SoftmaxPV
+
+
+def run_backend(dut: SoftmaxPV, w: np.ndarray, v: np.ndarray, mant: int = 0, shift: int = 0,
+                stall: float = 0.0, seed: int = 0) -> tuple[np.ndarray, list[int], int]:
+    """Load V, send the rows of ``w`` (scores or probabilities); returns (outputs, per-row cycles
+    from the first score accepted to the cycle after the last output beat, overflow)."""
+    rng = random.Random(seed)
+    m, n = w.shape
+    L, d = dut.lanes, dut.d
+    res: dict = {"out": [], "row_cycles": []}
+
+    async def main(ctx):
+        ctx.set(dut.n_keys, n)
+        ctx.set(dut.n_rows, m)
+        if dut.fmts.softmax:
+            ctx.set(dut.scale_mant, mant)
+            ctx.set(dut.scale_shift, shift)
+        for row in v:
+            for c in range(0, d, L):
+                while stall and rng.random() < stall:
+                    await ctx.tick()
+                ctx.set(dut.v.valid, 1)
+                ctx.set(dut.v.payload, [int(x) for x in row[c:c + L]])
+                await ctx.tick().until(dut.v.ready)
+                ctx.set(dut.v.valid, 0)
+        for i in range(m):
+            start = None
+            cycles = 0
+            for j in range(n):
+                while stall and rng.random() < stall:
+                    await ctx.tick()
+                    cycles += 1
+                ctx.set(dut.s.valid, 1)
+                ctx.set(dut.s.payload, int(w[i, j]))
+                for _ in range(10_000):
+                    _, _, ready = await ctx.tick().sample(dut.s.ready)
+                    if start is None and ready:
+                        start = 0
+                    if start is not None:
+                        cycles += 1
+                    if ready:
+                        break
+                else:
+                    raise AssertionError("timeout: s not ready")
+                ctx.set(dut.s.valid, 0)
+            row: list[int] = []
+            for _ in range(10_000):
+                ready = 0 if (stall and rng.random() < stall) else 1
+                ctx.set(dut.o.ready, ready)
+                _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+                cycles += 1
+                if ready and valid:
+                    row += [int(x) for x in payload]
+                    if len(row) == d:
+                        break
+            else:
+                raise AssertionError("timeout waiting for o")
+            ctx.set(dut.o.ready, 0)
+            res["out"].append(row)
+            res["row_cycles"].append(cycles)
+        res["overflow"] = ctx.get(dut.overflow)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(main)
+    sim.run()
+    return np.array(res["out"]), res["row_cycles"], res["overflow"]
+
+
+def test_latency_constants():
+    assert SoftmaxPV.EXP_LATENCY == 7 + ExpUnit.LATENCY == 12
+    assert SoftmaxPV.PV_LATENCY == 3 and SoftmaxPV.PROB_NORM_LATENCY == 1
+    dut = SoftmaxPV(d=8, lanes=4, fmts=SoftmaxPVFormats(8))
+    assert dut.norm_latency == ReciprocalScaler.LATENCY
+    assert dut.row_cycles(5) == 5 + (5 + 12 + 1) + (5 * 2 + 3 + 1) + (2 + 9)
+    dut._MustUse__silence = True
+
+
+@pytest.mark.parametrize("softmax", [True, False])
+@pytest.mark.parametrize("n,lanes", [(1, 2), (5, 4), (8, 1)])
+def test_bit_exact_and_exact_row_cycles(softmax, n, lanes):
+    rng = np.random.default_rng(n * 10 + lanes)
+    f = SoftmaxPVFormats(8, score_width=20, softmax=softmax)
+    dut = SoftmaxPV(d=8, lanes=lanes, fmts=f)
+    m = 3
+    v = rng.integers(-3000, 3000, (n, 8))
+    if softmax:
+        w = rng.integers(-20000, 20000, (m, n))
+        mant, shift = encode_scale(1 / 4000, f)
+        want = softmax_pv_fixed(w, v, mant, shift, f)
+    else:
+        w = rng.integers(0, 1 << 15, (m, n))
+        mant = shift = 0
+        want = weighted_sum_fixed(w, v, f)
+    out, cycles, over = run_backend(dut, w, v, mant, shift)
+    assert np.array_equal(out, want.out)
+    assert over == int(want.overflow.any())
+    assert cycles == [dut.row_cycles(n)] * m
+
+
+@pytest.mark.parametrize("softmax", [True, False])
+def test_stalls_and_saturation(softmax):
+    rng = np.random.default_rng(4)
+    f = SoftmaxPVFormats(6, score_width=16, softmax=softmax, out_fmt=QFormat(12, 6))
+    dut = SoftmaxPV(d=4, lanes=2, fmts=f)
+    v = rng.integers(-30000, 30000, (6, 4))
+    if softmax:
+        w = rng.integers(-3000, 3000, (4, 6))
+        mant, shift = encode_scale(1 / 500, f)
+        want = softmax_pv_fixed(w, v, mant, shift, f)
+    else:
+        w = rng.integers(0, 1 << 15, (4, 6))
+        mant = shift = 0
+        want = weighted_sum_fixed(w, v, f)
+    assert want.overflow.any()
+    out, _, over = run_backend(dut, w, v, mant, shift, stall=0.3, seed=2)
+    assert np.array_equal(out, want.out) and over == 1
+
+
+@pytest.mark.parametrize("kwargs,exc,word", [
+    ({"d": 6, "lanes": 4, "fmts": SoftmaxPVFormats(4)}, ValueError, "lanes"),
+    ({"d": 0, "lanes": 1, "fmts": SoftmaxPVFormats(4)}, ValueError, "d"),
+    ({"d": 4, "lanes": 1, "fmts": None}, TypeError, "fmts"),
+])
+def test_bad_parameters(kwargs, exc, word):
+    with pytest.raises(exc, match=word):
+        SoftmaxPV(**kwargs)
+    with pytest.raises(ValueError, match="n_max"):
+        SoftmaxPVFormats(0)
+    with pytest.raises(ValueError, match="score_width"):
+        SoftmaxPVFormats(4, score_width=60)
