@@ -271,9 +271,10 @@ def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int = 64,
 def cta_fixed_trace(
     head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 4.0, seed: int = 0,
     lsh: Sequence[LSHParams] | None = None, cfg: _sa.SystolicConfig | None = None,
-    max_clusters: int | None = None, exp_spec: ExpSpec | None = None,
+    max_clusters: int | None = None, exp_spec: ExpSpec | None = None, max_tokens: int | None = None,
 ) -> CTAFixedTrace:
-    """Bit-exact CTA with all raw intermediates (settings as :func:`cta_fixed`)."""
+    """Bit-exact CTA with all raw intermediates (settings as :func:`cta_fixed`; ``max_tokens``: the
+    CAG's run length, which sizes its reciprocal-of-count LUT; default max(m, n))."""
     _sa, _cim, _cag, _pag = _blocks()
     lsh0, lsh1, lsh2 = _lsh_setting(head, l, widths, seed, lsh)
     if cfg is None:
@@ -306,7 +307,8 @@ def cta_fixed_trace(
         return idx, k
 
     def cag(x: np.ndarray, idx: np.ndarray, k: int, res_c: np.ndarray | None = None) -> np.ndarray:
-        res = _cag.aggregate(x, idx, max_clusters=cap, max_tokens=max(m, n), token_fmt=tok,
+        res = _cag.aggregate(x, idx, max_clusters=cap, max_tokens=max(m, n) if max_tokens is None else max_tokens,
+                             token_fmt=tok,
                              centroid_fmt=cfg.qkv_fmt, residual_centroids=res_c, residual_fmt=tok)
         flag("cag_saturated", res.saturated)
         flag("cag_overflow", res.overflow)
@@ -373,7 +375,9 @@ def cta_fixed_trace(
     return CTAFixedTrace(cfg, exp_spec, x_q, x_kv, h0, h1, h2, ct0, ct1, ct2, c0, c1, c2, residual,
                          qbar, kbar, vbar, cs, pag.ap, obar, out, flags,
                          {"lsh": raw_lsh, "gathered": gathered, "w_q": w_q, "w_kv": w_kv, "bias_q": bias_q,
-                          "bias_kv": bias_kv, "score_cfg": score_cfg})
+                          "bias_kv": bias_kv, "score_cfg": score_cfg,
+                          "b_q": biases(head.bq, 1, 0)[0], "b_k": biases(head.bk, 1, 0)[0],
+                          "b_v": biases(head.bv, 1, 0)[0]})
 
 
 def cta_fixed(head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 4.0, seed: int = 0,
