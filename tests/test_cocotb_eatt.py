@@ -43,3 +43,15 @@ def test_eatt_real_minilm_head_verilator(tmp_path):
     assert stats["real_m"] == 4 and stats["real_n"] == 8
     method = eatt(info["head"], tau=REAL_TAU)
     assert np.array_equal(info["fmts"].out_fmt.quantize(method.out), want.out)
+
+
+@pytest.mark.slow
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_eatt_real_minilm_head_full_length(tmp_path, sim):
+    """The whole sentence (every token as query and key) of the real head, both simulators."""
+    path = tmp_path / "real.npz"
+    config = {**REAL_CONFIG, "n_max": 32}
+    info = eatt_real_head_npz(path, n=32, m=32, n_max=32)
+    stats = run_block("eatt", sim, config, testcase="real_head", extra_env={"EATT_REAL_HEAD": str(path)})
+    assert stats["real_n"] == info["head"].n > 8

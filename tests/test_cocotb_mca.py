@@ -37,3 +37,15 @@ def test_mca_real_minilm_head_verilator(tmp_path):
     assert stats["real_samples"] == round(info["head"].n * method.work["mean_r"])
     assert info["head"].d_in * stats["real_n"] / stats["real_samples"] == pytest.approx(method.work["flops_reduction"])
     assert method.work["flops_reduction"] > 1
+
+
+@pytest.mark.slow
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_mca_real_minilm_head_full_length(tmp_path, sim):
+    """The whole sentence of the real head (every token as query and key), both simulators."""
+    path = tmp_path / "real.npz"
+    info = mca_real_head_npz(path, n=32, m=32, alpha=REAL_ALPHA, seed=REAL_SEED)
+    params = {**info["params"], "n_max": 32, "m_max": 32}
+    stats = run_block("mca", sim, params, testcase="real_head", extra_env={"MCA_REAL_HEAD": str(path)})
+    assert stats["real_n"] == info["head"].n > 8
