@@ -25,11 +25,46 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def add_out_option(p: argparse.ArgumentParser, default: str, what: str = "output directory") -> None:
+    """The one spelling of an output directory in every subcommand: ``--out DIR`` (old spellings
+    ``-o`` and ``--output`` kept as aliases)."""
+    p.add_argument("--out", "-o", "--output", dest="out", default=default, metavar="DIR",
+                   help=f"{what} (default: {default})")
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    """``--json`` prints the figures as JSON on stdout; ``--json FILE`` writes them to FILE."""
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="figures as JSON: on stdout, or into FILE")
+
+
+def emit_json(target: str | None, data: object) -> None:
+    """Write ``data`` for ``--json [FILE]`` (nothing when the option was not given)."""
+    import json
+    from pathlib import Path
+
+    if target is None:
+        return
+    text = json.dumps(data, indent=2, default=str)
+    if target == "-":
+        print(text)
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text + "\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors: one line on stderr, exit status 2 (argparse's default prints the usage too)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import attn_rtl.commands as commands
 
-    parser = argparse.ArgumentParser(prog="attn-rtl", description=__doc__.splitlines()[0] if __doc__ else None)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _Parser(prog="attn-rtl", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"attn_rtl.commands.{info.name}")
@@ -45,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ParamError, UserError) as exc:
+        print(f"attn-rtl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         print(f"attn-rtl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

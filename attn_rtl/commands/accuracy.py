@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from attn_rtl.cli import add_json_option, add_out_option
+
 
 def _accuracy(args: argparse.Namespace) -> int:
-    from attn_rtl.cli import UserError
+    from attn_rtl.cli import UserError, emit_json
     from golden.accuracy import AccuracyConfig, default_jobs, format_table, run_accuracy, write_report
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None
@@ -23,15 +25,21 @@ def _accuracy(args: argparse.Namespace) -> int:
         report = run_accuracy(cfg)
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
-    print(format_table(report))
     paths = write_report(report, args.out, plots=not args.no_plots)
-    print(f"\nwrote {', '.join(str(p) for p in paths)}  ({time.perf_counter() - t0:.1f} s)")
+    if args.json is not None:
+        import json
+
+        emit_json(args.json, json.loads(paths[0].read_text()))  # the accuracy.json just written
+    if args.json != "-":
+        print(format_table(report))
+        print(f"\nwrote {', '.join(str(p) for p in paths)}  ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("accuracy", help="accuracy of CTA/LATTE/E-ATT/MCA vs exact attention (table, JSON, plots)")
-    p.add_argument("--out", default="reports/accuracy", help="output directory (default: %(default)s)")
+    add_out_option(p, "reports/accuracy")
+    add_json_option(p)
     p.add_argument("--quick", action="store_true", help="reduced run: 3 short texts, short sweeps, few random heads")
     p.add_argument("--methods", help="comma-separated subset, e.g. CTA,LATTE (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, CPUs))")

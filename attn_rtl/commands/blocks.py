@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from attn_rtl.cli import add_json_option, add_out_option, emit_json
 
 
 def _list(args: argparse.Namespace) -> int:
     from hdl.registry import blocks
 
+    if args.json:
+        emit_json(args.json, {name: {"description": spec.description,
+                                     "params": [{"name": p.name, "default": p.default, "allowed": p.allowed(),
+                                                 "help": p.help} for p in spec.params]}
+                              for name, spec in sorted(blocks().items())})
+        return 0
     for name, spec in sorted(blocks().items()):
         print(f"{name}: {spec.description}")
         for p in spec.params:
@@ -18,10 +27,14 @@ def _list(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from attn_rtl.cli import parse_sets
-    from hdl.export import generate
+    from hdl.export import generate_files
 
-    v_path, j_path = generate(args.block, parse_sets(args.set), args.output)
-    print(f"wrote {v_path} and {j_path}")
+    paths = generate_files(args.block, parse_sets(args.set), args.out, bus=args.bus, fusesoc=args.fusesoc,
+                           fifo_depth=args.fifo_depth)
+    if args.json:
+        emit_json(args.json, {k: str(v) for k, v in paths.items()})
+    else:
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
@@ -35,6 +48,7 @@ def _sim(args: argparse.Namespace) -> int:
     for name in names:
         get_block(name).resolve(overrides if args.blocks else {})
     failed = 0
+    results: list[dict] = []
     for name in names:
         for sim in args.sim:
             try:
@@ -43,21 +57,35 @@ def _sim(args: argparse.Namespace) -> int:
                 raise UserError(str(exc)) from None
             status = "PASS" if res.ok else "FAIL"
             print(f"{status} {name} [{sim}] {res.tests - res.failed}/{res.tests} tests, "
-                  f"build {res.build_seconds:.1f}s, run {res.run_seconds:.1f}s  ({res.build_dir})")
-            for key, value in res.stats.items():
-                print(f"    {key}: {value}")
+                  f"build {res.build_seconds:.1f}s, run {res.run_seconds:.1f}s  ({res.build_dir})",
+                  file=sys.stderr if args.json == "-" else sys.stdout)
+            if args.json != "-":
+                for key, value in res.stats.items():
+                    print(f"    {key}: {value}")
+            results.append({"block": name, "sim": sim, "ok": res.ok, "tests": res.tests, "failed": res.failed,
+                            "build_seconds": res.build_seconds, "run_seconds": res.run_seconds,
+                            "build_dir": str(res.build_dir), "stats": res.stats})
             failed += not res.ok
+    emit_json(args.json, results)
     return 1 if failed else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list the blocks that can be generated and their parameters")
+    add_json_option(p)
     p.set_defaults(func=_list)
 
     p = sub.add_parser("generate", help="write BLOCK.v and a JSON manifest")
     p.add_argument("block")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter")
-    p.add_argument("-o", "--output", default="build", help="output directory (default: build)")
+    add_out_option(p, "build")
+    p.add_argument("--bus", choices=("none", "axi"), default="none",
+                   help="axi: wrap streams as AXI4-Stream and registers behind an AXI4-Lite slave (BLOCK_axi.v, "
+                        "register map in the manifest and BLOCK_axi_regs.md)")
+    p.add_argument("--fifo-depth", type=int, default=16,
+                   help="with --bus axi: FIFO depth of outputs that cannot be stalled (default: 16)")
+    p.add_argument("--fusesoc", action="store_true", help="also write a FuseSoC CAPI2 .core file")
+    add_json_option(p)
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("sim", help="run the cocotb regression of blocks (default: all)")
@@ -66,6 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simulator (repeatable; default: icarus and verilator)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter")
     p.add_argument("--seed", type=int, default=None)
+    add_json_option(p)
     p.set_defaults(func=lambda a: _sim_default(a))
 
 

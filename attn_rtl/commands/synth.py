@@ -8,15 +8,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 
+from attn_rtl.cli import add_json_option, add_out_option
 
-def _print_result(result, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result.as_dict(), indent=2, default=str))
-        return
+
+def _print_result(result, as_json: str | None) -> None:
+    if as_json is not None:
+        from attn_rtl.cli import emit_json
+
+        emit_json(as_json, result.as_dict())
+        if as_json == "-":
+            return
     res = result.resources
     print(f"{result.block} [{result.target}, {result.device}] "
           f"config: {', '.join(f'{k}={v}' for k, v in result.overrides.items()) or 'defaults'}"
@@ -71,10 +75,16 @@ def _synth(args: argparse.Namespace) -> int:
                              freq_mhz=args.freq, command=command, log=log)
             from synth.report import render_markdown
 
-            print(render_markdown(doc))
+            if args.json is not None:
+                from attn_rtl.cli import emit_json
+
+                emit_json(args.json, doc)
+            if args.json != "-":
+                print(render_markdown(doc))
             failed = [r["block"] for r in doc["rows"] if "error" in r]
             print(f"wrote {args.out}/synth_{target}.md and .json"
-                  + (f"; failed: {', '.join(failed)}" if failed else ""))
+                  + (f"; failed: {', '.join(failed)}" if failed else ""),
+                  file=sys.stderr if args.json == "-" else sys.stdout)
             return 1 if failed else 0
         if args.board:
             from synth.board import BOARD_BLOCK, build_board
@@ -85,9 +95,12 @@ def _synth(args: argparse.Namespace) -> int:
             spec = get_block(name)
             overrides = parse_sets(args.set) if args.set else dict(spec.fpga_params)
             info = build_board(name, overrides, seed=args.seeds or 1, build_root=args.build_dir, log=log)
-            print(json.dumps(info, indent=2, default=str) if args.json else
-                  f"{name} on ULX3S 85F: bitstream {info['bitstream']}, Fmax {info['fmax_mhz']} MHz, "
-                  f"utilisation {info['utilization']}")
+            from attn_rtl.cli import emit_json
+
+            emit_json(args.json, info)
+            if args.json != "-":
+                print(f"{name} on ULX3S 85F: bitstream {info['bitstream']}, Fmax {info['fmax_mhz']} MHz, "
+                      f"utilisation {info['utilization']}")
             return 0
         if not args.block:
             raise UserError("name a BLOCK, or use --report / --board")
@@ -121,8 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blocks", nargs="+", metavar="BLOCK", help="with --report: only these blocks")
     p.add_argument("--board", action="store_true",
                    help="build a ULX3S 85F bitstream through Amaranth's build flow (default block: systolic_array)")
-    p.add_argument("--out", default=str(DEFAULT_REPORT_DIR), help="report directory (default reports/synth)")
+    add_out_option(p, str(DEFAULT_REPORT_DIR), "report directory")
     p.add_argument("--build-dir", default=str(DEFAULT_BUILD_ROOT), help="work directory (default build/synth)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=_synth)
