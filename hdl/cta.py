@@ -77,7 +77,7 @@ class Cta(wiring.Component):
     """See the module docstring. ``shape``: :class:`golden.cta_host.CtaShape` (SA configuration,
     hash length, capacities, exp unit)."""
 
-    FIFO_DEPTH = 4
+    FIFO_DEPTH = 8
 
     def __init__(self, *, shape: CtaShape) -> None:
         if not isinstance(shape, CtaShape):
@@ -576,6 +576,7 @@ class Cta(wiring.Component):
                     with m.If(j == d_h - 1):
                         m.d.sync += j.eq(0)
                         with m.If(last_pass):
+                            m.d.sync += [p.eq(0), pbase.eq(0)]
                             m.next = "SC_T"
                         with m.Else():
                             m.d.sync += [p.eq(p + 1), pbase.eq(pbase + d)]
