@@ -90,4 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m attn_rtl.cli`: run the imported module's main, so that the commands' UserError
+    # (attn_rtl.cli.UserError) is the class caught there, not a second copy in __main__
+    from attn_rtl.cli import main as _main
+
+    sys.exit(_main())
