@@ -34,6 +34,11 @@ row i:
 4. PV: ``lanes`` multipliers ``e·V`` over the kept keys only into d_h accumulators (kept·C).
 5. NORM: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` units divide the accumulators by
    the denominator straight into the output stream (C beats, stalled by ``o.ready``).
+
+The datapaths of passes 3-5 are the shared back-end components of :mod:`hdl.softmax_pv`
+(:class:`~hdl.softmax_pv.ScoreExp`, :class:`~hdl.softmax_pv.PVAccumulator`,
+:class:`~hdl.softmax_pv.Normalizer`), also used by E-ATT and MCA; LATTE keeps its own control
+(compacted kept-key list, indirect V addresses, back end overlapping the next row's front).
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ from amaranth.lib.wiring import In, Out
 from golden.fixed import QFormat
 from golden.latte import LatteFormats
 
-from .arith import ExpUnit, ReciprocalScaler
-from .fixed import saturate, shape_of
+from .arith import ReciprocalScaler
+from .fixed import shape_of
+from .softmax_pv import Normalizer, PVAccumulator, ScoreExp
 
 __all__ = ["Latte", "tree_stages", "output_layout", "latte_formats", "build_latte"]
 
@@ -197,8 +203,8 @@ class Latte(wiring.Component):
 
     FLAG_LATENCY = 2
 
-    EXP_LATENCY = 8 + ExpUnit.LATENCY
-    PV_LATENCY = 5
+    EXP_LATENCY = 1 + ScoreExp.LATENCY      # score list read, then the shared ScoreExp (8 + ExpUnit.LATENCY)
+    PV_LATENCY = 3 + PVAccumulator.LATENCY  # list read, register, V read, register, then PVAccumulator
 
     def cycles_per_head(self, n: int, kept_rows: list[int]) -> int:
         """Cycles from the first K/V beat to the last output beat of a head without stalls (K and
@@ -256,12 +262,6 @@ class Latte(wiring.Component):
         sc_w, sc_r = scoremem.write_port(), scoremem.read_port()
         ek_w, ek_r = ekmem.write_port(), ekmem.read_port()
 
-        m.submodules.exp = exp = ExpUnit(spec=f.exp_spec)
-        scalers = []
-        for lane in range(L):
-            unit = ReciprocalScaler(spec=f.recip_spec, value_fmt=f.acc_fmt, out_fmt=f.out_fmt)
-            m.submodules[f"recip{lane}"] = unit
-            scalers.append(unit)
 
         # ---- head-level state ----------------------------------------------------------------
         n_keys = self.n_keys
@@ -278,7 +278,14 @@ class Latte(wiring.Component):
         kept_cnt = Signal(range(n_max + 1))             # kept keys written to the score list
         smax = Signal(signed(f.score_width))            # running max of the kept scores
         den = Signal(shape_of(f.den_fmt))
-        acc = [Signal(shape_of(f.acc_fmt), name=f"acc{i}") for i in range(self.d_h)]
+        # the shared back-end datapath (hdl.softmax_pv, also used by E-ATT and MCA)
+        m.submodules.pvacc = pvacc = PVAccumulator(p_shape=shape_of(f.exp_out_fmt), v_shape=signed(8),
+                                                   acc_shape=shape_of(f.acc_fmt), d=self.d_h, lanes=L)
+        m.submodules.norm = norm = Normalizer(recip_spec=f.recip_spec, acc_fmt=f.acc_fmt, out_fmt=f.out_fmt,
+                                              d=self.d_h, lanes=L)
+        m.submodules.sexp = sexp = ScoreExp(score_width=f.score_width, diff_width=f.diff_width,
+                                            scale_mant_bits=f.scale_mant_bits, scale_shift_bits=f.scale_shift_bits,
+                                            exp_spec=f.exp_spec)
 
         # ---- EST pass: issue (j, c) ----------------------------------------------------------
         e_issue = Signal()
@@ -422,7 +429,7 @@ class Latte(wiring.Component):
                     m.d.comb += start_back.eq(1)
                     m.d.sync += [x_issue.eq(1), x_t.eq(0), x_w.eq(0), kept_b.eq(kept_cnt), smax_b.eq(smax),
                                  self.kept_count.eq(kept_cnt), den.eq(0), row_cnt.eq(row_cnt + 1)]
-                    m.d.sync += [a.eq(0) for a in acc]
+                    m.d.comb += pvacc.clear.eq(1)
                     with m.If(row_cnt + 1 == self.n_queries):
                         m.next = "DRAIN"
                     with m.Else():
@@ -548,34 +555,17 @@ class Latte(wiring.Component):
             with m.If((kept_cnt == 0) | (s_score > smax)):
                 m.d.sync += smax.eq(s_score)
 
-        # ---- EXP datapath: diff, ×scale (DSP), rounding shift, saturate, exp, den ----------------
-        x_diff = Signal(signed(f.diff_width))
+        # ---- EXP datapath: ScoreExp (diff, ×scale, rounding shift, saturate, exp), den -------------
         sc_d = Signal(score_layout)
-        m.d.sync += [sc_d.eq(sc_r.data), x_diff.eq(sc_d.score - smax_b)]
-        # diff × scale as two partial products that each fit an 18×18 DSP (registered), then summed
-        lo_bits = 17
-        x_lo = Signal(unsigned(lo_bits + f.scale_mant_bits), name="x_prod_lo")
-        x_hi = Signal(signed(max(f.diff_width - lo_bits, 1) + f.scale_mant_bits + 1), name="x_prod_hi")
-        m.d.sync += [x_lo.eq(x_diff.as_unsigned()[:lo_bits] * self.scale_mant),
-                     x_hi.eq((x_diff >> lo_bits) * self.scale_mant)]
-        x_prod = Signal(signed(f.diff_width + f.scale_mant_bits + 1))
-        m.d.sync += x_prod.eq((x_hi << lo_bits) + x_lo)
-        # round half up by a variable shift s: floor((floor(p / 2^(s-1)) + 1) / 2); s = 0 via p·2
-        x_pre = Signal(signed(len(x_prod) + 1))
-        sh_m1 = (self.scale_shift - 1).as_unsigned()[:len(self.scale_shift)]
-        m.d.sync += x_pre.eq(Mux(self.scale_shift == 0, x_prod << 1, x_prod >> sh_m1))
-        x_round = Signal(signed(len(x_pre)))  # rounding add and saturation in separate stages
-        m.d.sync += x_round.eq((x_pre + 1) >> 1)
-        x_in, _ = saturate(x_round, f.exp_in_fmt)
-        x_reg = Signal(shape_of(f.exp_in_fmt))
-        m.d.sync += x_reg.eq(x_in)
-        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[8]), exp.en.eq(1)]
+        m.d.sync += sc_d.eq(sc_r.data)
+        m.d.comb += [sexp.score.eq(sc_r.data.score), sexp.smax.eq(smax_b), sexp.scale_mant.eq(self.scale_mant),
+                     sexp.scale_shift.eq(self.scale_shift), sexp.valid_in.eq(xv[1])]
         x_kb = _delay(m, sc_d.kb, self.EXP_LATENCY - 2, "xkb")
-        with m.If(exp.valid_out):
-            m.d.comb += [ek_w.en.eq(1), ek_w.addr.eq(x_w), ek_w.data.e.eq(exp.y), ek_w.data.kb.eq(x_kb[-1])]
-            m.d.sync += [x_w.eq(x_w + 1), den.eq(den + exp.y)]
+        with m.If(sexp.valid_out):
+            m.d.comb += [ek_w.en.eq(1), ek_w.addr.eq(x_w), ek_w.data.e.eq(sexp.y), ek_w.data.kb.eq(x_kb[-1])]
+            m.d.sync += [x_w.eq(x_w + 1), den.eq(den + sexp.y)]
 
-        # ---- PV datapath: e·V over kept keys into the accumulators --------------------------------
+        # ---- PV datapath: e·V over kept keys into the accumulators (PVAccumulator) ----------------
         # t1 ek data -> t2 registered -> V address -> t3 V data -> t4 registered -> t5 products
         ek_d = Signal(ek_layout)
         m.d.sync += ek_d.eq(ek_r.data)
@@ -583,31 +573,13 @@ class Latte(wiring.Component):
         p_e = _delay(m, ek_d.e, 2, "pv_e")[-1]
         v_d = Signal(chunk)
         m.d.sync += v_d.eq(v_r.data)
-        p_prod = []
-        for lane in range(L):
-            reg = Signal(signed(f.exp_out_fmt.width + 8 + 1), name=f"pv_prod{lane}")
-            m.d.sync += reg.eq(p_e * v_d[lane])
-            p_prod.append(reg)
-        with m.If(pv[-1]):
-            with m.Switch(pc[-1]):
-                for c in range(C):
-                    with m.Case(c):
-                        for lane in range(L):
-                            m.d.sync += acc[c * L + lane].eq(acc[c * L + lane] + p_prod[lane])
+        m.d.comb += [pvacc.p.eq(p_e), pvacc.v.eq(v_d), pvacc.chunk.eq(pc[4]), pvacc.valid.eq(pv[4])]
 
-        # ---- NORM datapath: reciprocal scalers straight into the output stream --------------------
-        for lane, unit in enumerate(scalers):
-            # A Mux chain (a continuous assignment), not a Switch: Icarus would leave an
-            # ``always @*`` case block at X while its inputs have not changed since time 0.
-            value = Signal(shape_of(f.acc_fmt), name=f"norm_value{lane}")
-            selected = acc[lane]
-            for c in range(1, C):
-                selected = Mux(n_c == c, acc[c * L + lane], selected)
-            m.d.comb += value.eq(selected)
-            m.d.comb += [unit.value.eq(value), unit.den.eq(den), unit.valid_in.eq(n_issue), unit.en.eq(~stall),
-                         self.o.payload.data[lane].eq(unit.result)]
-        m.d.comb += [self.o.valid.eq(scalers[0].valid_out), self.o.payload.kept.eq(kept_b)]
-        with m.If(self.o.valid & self.o.ready & Cat(*(u.overflow for u in scalers)).any()):
+        # ---- NORM datapath: the Normalizer's reciprocal scalers straight into the output stream ----
+        m.d.comb += [norm.acc.eq(pvacc.acc), norm.den.eq(den), norm.chunk.eq(n_c), norm.valid_in.eq(n_issue),
+                     norm.en.eq(~stall), self.o.payload.data.eq(norm.result), self.o.valid.eq(norm.valid_out),
+                     self.o.payload.kept.eq(kept_b)]
+        with m.If(self.o.valid & self.o.ready & norm.overflow):
             m.d.sync += self.overflow.eq(1)
         return m
 

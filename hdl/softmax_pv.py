@@ -30,18 +30,19 @@ Passes per row (``C = d/lanes``), one item per cycle each, in series:
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.lut import ExpSpec, RecipSpec
 from golden.softmax_pv import SoftmaxPVFormats
 
 from .arith import ExpUnit, ReciprocalScaler
 from .fixed import round_shift_const, saturate, shape_of
 
-__all__ = ["SoftmaxPV", "delay_line"]
+__all__ = ["SoftmaxPV", "ScoreExp", "PVAccumulator", "Normalizer", "delay_line"]
 
 
 def delay_line(m: Module, value: Value, cycles: int, name: str, en: Value | None = None) -> list[Value]:
@@ -58,13 +59,151 @@ def delay_line(m: Module, value: Value, cycles: int, name: str, en: Value | None
     return out
 
 
+class ScoreExp(wiring.Component):
+    """``e = exp(sat(round_half_up((score − smax)·scale_mant / 2^scale_shift)))``: the softmax
+    input scaling and the shared :class:`hdl.arith.ExpUnit`, one score per cycle (LATTE, E-ATT).
+
+    Stages: (1) score registered, (2) difference, (3) the product as two partial products that each
+    fit an 18×18 DSP, (4) their sum, (5) rounding pre-shift by ``scale_shift − 1``, (6) rounding
+    increment, (7) saturation to the exp input format, then the exp unit.
+    """
+
+    LATENCY = 7 + ExpUnit.LATENCY
+
+    def __init__(self, *, score_width: int, diff_width: int, scale_mant_bits: int, scale_shift_bits: int,
+                 exp_spec: ExpSpec) -> None:
+        self._diff_width, self._spec = diff_width, exp_spec
+        super().__init__({
+            "score": In(signed(score_width)),
+            "smax": In(signed(score_width)),
+            "scale_mant": In(unsigned(scale_mant_bits)),
+            "scale_shift": In(unsigned(scale_shift_bits)),
+            "valid_in": In(1),
+            "y": Out(shape_of(exp_spec.out_fmt)),
+            "valid_out": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        spec = self._spec
+        m.submodules.exp = exp = ExpUnit(spec=spec)
+        mant_bits = len(self.scale_mant)
+        sc_d = Signal.like(self.score, name="sc_d")
+        x_diff = Signal(signed(self._diff_width))
+        m.d.sync += [sc_d.eq(self.score), x_diff.eq(sc_d - self.smax)]
+        # diff × scale as two partial products that each fit an 18×18 DSP (registered), then summed
+        lo_bits = 17
+        x_lo = Signal(unsigned(lo_bits + mant_bits), name="x_prod_lo")
+        x_hi = Signal(signed(max(self._diff_width - lo_bits, 1) + mant_bits + 1), name="x_prod_hi")
+        m.d.sync += [x_lo.eq(x_diff.as_unsigned()[:lo_bits] * self.scale_mant),
+                     x_hi.eq((x_diff >> lo_bits) * self.scale_mant)]
+        x_prod = Signal(signed(self._diff_width + mant_bits + 1))
+        m.d.sync += x_prod.eq((x_hi << lo_bits) + x_lo)
+        # round half up by a variable shift s: floor((floor(p / 2^(s-1)) + 1) / 2); s = 0 via p·2
+        x_pre = Signal(signed(len(x_prod) + 1))
+        sh_m1 = (self.scale_shift - 1).as_unsigned()[:len(self.scale_shift)]
+        m.d.sync += x_pre.eq(Mux(self.scale_shift == 0, x_prod << 1, x_prod >> sh_m1))
+        x_round = Signal(signed(len(x_pre)))  # rounding add and saturation in separate stages
+        m.d.sync += x_round.eq((x_pre + 1) >> 1)
+        x_in, _ = saturate(x_round, spec.in_fmt)
+        x_reg = Signal(shape_of(spec.in_fmt))
+        m.d.sync += x_reg.eq(x_in)
+        valid = delay_line(m, self.valid_in, 7, "sev")
+        m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(valid[-1]), exp.en.eq(1),
+                     self.y.eq(exp.y), self.valid_out.eq(exp.valid_out)]
+        return m
+
+
+class PVAccumulator(wiring.Component):
+    """``acc[c·lanes + l] += p · v[l]`` for the chunk ``c`` of the item: ``lanes`` multipliers
+    (registered), then ``d`` accumulators; ``clear`` zeroes them (LATTE, E-ATT, MCA)."""
+
+    LATENCY = 2
+
+    def __init__(self, *, p_shape, v_shape, acc_shape, d: int, lanes: int) -> None:
+        self._d, self._lanes = d, lanes
+        self._p_shape, self._v_shape = p_shape, v_shape
+        super().__init__({
+            "p": In(p_shape),
+            "v": In(ArrayLayout(v_shape, lanes)),
+            "chunk": In(range(max(d // lanes, 2))),
+            "valid": In(1),
+            "clear": In(1),
+            "acc": Out(ArrayLayout(acc_shape, d)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, C = self._lanes, self._d // self._lanes
+        prods = []
+        for lane in range(L):
+            reg = Signal(signed(Shape.cast(self._p_shape).width + Shape.cast(self._v_shape).width + 1),
+                         name=f"pv_prod{lane}")
+            m.d.sync += reg.eq(self.p * self.v[lane])
+            prods.append(reg)
+        chunk_d = Signal.like(self.chunk, name="chunk_d")
+        valid_d = Signal()
+        m.d.sync += [chunk_d.eq(self.chunk), valid_d.eq(self.valid)]
+        with m.If(self.clear):
+            m.d.sync += [self.acc[i].eq(0) for i in range(self._d)]
+        with m.Elif(valid_d):
+            with m.Switch(chunk_d):
+                for c in range(C):
+                    with m.Case(c):
+                        for lane in range(L):
+                            m.d.sync += self.acc[c * L + lane].eq(self.acc[c * L + lane] + prods[lane])
+        return m
+
+
+class Normalizer(wiring.Component):
+    """Output normalisation: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` divide the
+    accumulators of chunk ``chunk`` by ``den`` (clock enable ``en`` for output back-pressure)."""
+
+    LATENCY = ReciprocalScaler.LATENCY
+
+    def __init__(self, *, recip_spec: RecipSpec, acc_fmt, out_fmt, d: int, lanes: int) -> None:
+        self._spec, self._acc_fmt, self._out_fmt, self._d, self._lanes = recip_spec, acc_fmt, out_fmt, d, lanes
+        super().__init__({
+            "acc": In(ArrayLayout(shape_of(acc_fmt), d)),
+            "den": In(shape_of(recip_spec.den_fmt)),
+            "chunk": In(range(max(d // lanes, 2))),
+            "valid_in": In(1),
+            "en": In(1, init=1),
+            "result": Out(ArrayLayout(shape_of(out_fmt), lanes)),
+            "overflow": Out(1),
+            "valid_out": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, C = self._lanes, self._d // self._lanes
+        overs = []
+        for lane in range(L):
+            unit = ReciprocalScaler(spec=self._spec, value_fmt=self._acc_fmt, out_fmt=self._out_fmt)
+            m.submodules[f"recip{lane}"] = unit
+            # A Mux chain (a continuous assignment), not a Switch: Icarus would leave an
+            # ``always @*`` case block at X while its inputs have not changed since time 0.
+            value = Signal(shape_of(self._acc_fmt), name=f"norm_value{lane}")
+            selected = self.acc[lane]
+            for c in range(1, C):
+                selected = Mux(self.chunk == c, self.acc[c * L + lane], selected)
+            m.d.comb += value.eq(selected)
+            m.d.comb += [unit.value.eq(value), unit.den.eq(self.den), unit.valid_in.eq(self.valid_in),
+                         unit.en.eq(self.en), self.result[lane].eq(unit.result)]
+            overs.append(unit.overflow)
+            if lane == 0:
+                m.d.comb += self.valid_out.eq(unit.valid_out)
+        m.d.comb += self.overflow.eq(Cat(*overs).any())
+        return m
+
+
 class SoftmaxPV(wiring.Component):
     """The back end of one attention head (see the module docstring)."""
 
-    #: SCORE -> EXP: read, register, diff, product, pre-shift, round, saturate, then the exp unit
-    EXP_LATENCY = 7 + ExpUnit.LATENCY
-    #: PV: read, register, product, accumulate
-    PV_LATENCY = 3
+    #: EXP: score buffer read, then :class:`ScoreExp`
+    EXP_LATENCY = 1 + ScoreExp.LATENCY
+    #: PV: read, register, then :class:`PVAccumulator` (product, accumulate)
+    PV_LATENCY = 1 + PVAccumulator.LATENCY
     #: NORM in probability mode: one register (round + saturate)
     PROB_NORM_LATENCY = 1
 
@@ -117,7 +256,7 @@ class SoftmaxPV(wiring.Component):
 
     @property
     def norm_latency(self) -> int:
-        return ReciprocalScaler.LATENCY if self._fmts.softmax else self.PROB_NORM_LATENCY
+        return Normalizer.LATENCY if self._fmts.softmax else self.PROB_NORM_LATENCY
 
     def row_cycles(self, n: int) -> int:
         """Clock edges of one row without stalls (scores offered back to back, ``o`` always
@@ -147,7 +286,11 @@ class SoftmaxPV(wiring.Component):
         row_cnt = Signal(16)
         s_cnt = Signal(range(n_max))
 
-        acc = [Signal(shape_of(f.acc_fmt), name=f"acc{i}") for i in range(self._d)]
+        m.submodules.pv = pvacc = PVAccumulator(p_shape=shape_of(f.p_fmt), v_shape=shape_of(f.v_fmt),
+                                                acc_shape=shape_of(f.acc_fmt), d=self._d, lanes=L)
+        acc = [pvacc.acc[i] for i in range(self._d)]
+        clear_acc = Signal()
+        m.d.comb += pvacc.clear.eq(clear_acc)
         den = Signal(shape_of(f.den_fmt))
 
         # EXP pass (softmax mode)
@@ -155,7 +298,9 @@ class SoftmaxPV(wiring.Component):
             m.submodules.smem = smem = Memory(shape=signed(f.score_width), depth=n_max, init=[])
             s_w, s_r = smem.write_port(), smem.read_port()
             smax = Signal(signed(f.score_width))
-            m.submodules.exp = exp = ExpUnit(spec=f.exp_spec)
+            m.submodules.sexp = sexp = ScoreExp(score_width=f.score_width, diff_width=f.diff_width,
+                                                scale_mant_bits=f.scale_mant_bits,
+                                                scale_shift_bits=f.scale_shift_bits, exp_spec=f.exp_spec)
         x_issue = Signal()
         x_t = Signal(range(n_max))
         x_w = Signal(range(n_max))
@@ -191,7 +336,7 @@ class SoftmaxPV(wiring.Component):
                     m.d.sync += s_cnt.eq(s_cnt + 1)
                     with m.If(s_cnt == n_keys - 1):
                         m.d.sync += [s_cnt.eq(0), den.eq(0)]
-                        m.d.sync += [a.eq(0) for a in acc]
+                        m.d.comb += clear_acc.eq(1)
                         if f.softmax:
                             m.d.sync += [x_issue.eq(1), x_t.eq(0), x_w.eq(0)]
                             m.next = "EXP"
@@ -249,26 +394,13 @@ class SoftmaxPV(wiring.Component):
             m.d.comb += [s_w.en.eq(s_take), s_w.addr.eq(s_cnt), s_w.data.eq(self.s.payload)]
             with m.If(s_take & ((s_cnt == 0) | (self.s.payload > smax))):
                 m.d.sync += smax.eq(self.s.payload)
-            # EXP datapath
+            # EXP datapath: score buffer read, ScoreExp, exp values into the weight buffer, den
             m.d.comb += s_r.addr.eq(x_t)
-            sc_d = Signal(signed(f.score_width))
-            x_diff = Signal(signed(f.diff_width))
-            m.d.sync += [sc_d.eq(s_r.data), x_diff.eq(sc_d - smax)]
-            x_prod = Signal(signed(f.diff_width + f.scale_mant_bits + 1))
-            m.d.sync += x_prod.eq(x_diff * self.scale_mant)
-            # round half up by a variable shift s: floor((floor(p / 2^(s-1)) + 1) / 2); s = 0 via p·2
-            x_pre = Signal(signed(len(x_prod) + 1))
-            sh_m1 = (self.scale_shift - 1).as_unsigned()[:len(self.scale_shift)]
-            m.d.sync += x_pre.eq(Mux(self.scale_shift == 0, x_prod << 1, x_prod >> sh_m1))
-            x_round = Signal(signed(len(x_pre)))
-            m.d.sync += x_round.eq((x_pre + 1) >> 1)
-            x_in, _ = saturate(x_round, f.exp_in_fmt)
-            x_reg = Signal(shape_of(f.exp_in_fmt))
-            m.d.sync += x_reg.eq(x_in)
-            m.d.comb += [exp.x.eq(x_reg), exp.valid_in.eq(xv[7]), exp.en.eq(1)]
-            with m.If(exp.valid_out):
-                m.d.comb += [p_w.en.eq(1), p_w.addr.eq(x_w), p_w.data.eq(exp.y)]
-                m.d.sync += [x_w.eq(x_w + 1), den.eq(den + exp.y)]
+            m.d.comb += [sexp.score.eq(s_r.data), sexp.smax.eq(smax), sexp.scale_mant.eq(self.scale_mant),
+                         sexp.scale_shift.eq(self.scale_shift), sexp.valid_in.eq(xv[1])]
+            with m.If(sexp.valid_out):
+                m.d.comb += [p_w.en.eq(1), p_w.addr.eq(x_w), p_w.data.eq(sexp.y)]
+                m.d.sync += [x_w.eq(x_w + 1), den.eq(den + sexp.y)]
         else:
             m.d.comb += [p_w.en.eq(s_take), p_w.addr.eq(s_cnt), p_w.data.eq(self.s.payload)]
 
@@ -277,35 +409,26 @@ class SoftmaxPV(wiring.Component):
         p_d = Signal(shape_of(f.p_fmt))
         v_d = Signal(chunk)
         m.d.sync += [p_d.eq(p_r.data), v_d.eq(v_r.data)]
-        prods = []
-        for lane in range(L):
-            reg = Signal(signed(f.p_fmt.width + f.v_fmt.width + 1), name=f"pv_prod{lane}")
-            m.d.sync += reg.eq(p_d * v_d[lane])
-            prods.append(reg)
-        with m.If(pv[-1]):
-            with m.Switch(pc[-1]):
-                for c in range(C):
-                    with m.Case(c):
-                        for lane in range(L):
-                            m.d.sync += acc[c * L + lane].eq(acc[c * L + lane] + prods[lane])
+        m.d.comb += [pvacc.p.eq(p_d), pvacc.v.eq(v_d), pvacc.chunk.eq(pc[2]), pvacc.valid.eq(pv[2])]
 
         # NORM datapath
-        overs = []
-        valid_out = None
-        for lane in range(L):
-            value = Signal(shape_of(f.acc_fmt), name=f"norm_value{lane}")
-            selected = acc[lane]
-            for c in range(1, C):  # a Mux chain, not a Switch (Icarus)
-                selected = Mux(n_c == c, acc[c * L + lane], selected)
-            m.d.comb += value.eq(selected)
-            if f.softmax:
-                unit = ReciprocalScaler(spec=f.recip_spec, value_fmt=f.acc_fmt, out_fmt=f.out_fmt)
-                m.submodules[f"recip{lane}"] = unit
-                m.d.comb += [unit.value.eq(value), unit.den.eq(den), unit.valid_in.eq(n_issue), unit.en.eq(~stall),
-                             self.o.payload[lane].eq(unit.result)]
-                overs.append(unit.overflow)
-                valid_out = unit.valid_out
-            else:
+        if f.softmax:
+            m.submodules.norm = norm = Normalizer(recip_spec=f.recip_spec, acc_fmt=f.acc_fmt, out_fmt=f.out_fmt,
+                                                  d=self._d, lanes=L)
+            m.d.comb += [norm.acc.eq(pvacc.acc), norm.den.eq(den), norm.chunk.eq(n_c), norm.valid_in.eq(n_issue),
+                         norm.en.eq(~stall), self.o.payload.eq(norm.result), self.o.valid.eq(norm.valid_out)]
+            overs = [norm.overflow]
+        else:
+            overs = []
+            valid_out = Signal(name="prob_valid")
+            with m.If(~stall):
+                m.d.sync += valid_out.eq(n_issue)
+            for lane in range(L):
+                value = Signal(shape_of(f.acc_fmt), name=f"norm_value{lane}")
+                selected = acc[lane]
+                for c in range(1, C):  # a Mux chain, not a Switch (Icarus)
+                    selected = Mux(n_c == c, acc[c * L + lane], selected)
+                m.d.comb += value.eq(selected)
                 res, over = saturate(round_shift_const(value, f.acc_fmt.frac - f.out_fmt.frac, f.out_fmt.rounding),
                                      f.out_fmt)
                 res_reg = Signal(shape_of(f.out_fmt), name=f"prob_out{lane}")
@@ -314,11 +437,7 @@ class SoftmaxPV(wiring.Component):
                     m.d.sync += [res_reg.eq(res), over_reg.eq(over)]
                 m.d.comb += self.o.payload[lane].eq(res_reg)
                 overs.append(over_reg)
-        if not f.softmax:
-            valid_out = Signal(name="prob_valid")
-            with m.If(~stall):
-                m.d.sync += valid_out.eq(n_issue)
-        m.d.comb += self.o.valid.eq(valid_out)
+            m.d.comb += self.o.valid.eq(valid_out)
         with m.If(self.o.valid & self.o.ready & Cat(*overs).any()):
             m.d.sync += self.overflow.eq(1)
         return m

@@ -238,7 +238,7 @@ def test_cycles_no_stall():
     from hdl.softmax_pv import SoftmaxPV
     back = SoftmaxPV(d=8, lanes=4, fmts=f.backend)
     back._MustUse__silence = True
-    assert back.row_cycles(n) == n + (n + 13) + (n * c + 4) + (c + 9)
+    assert back.row_cycles(n) == n + (n + 14) + (n * c + 4) + (c + 9)
     assert res["cycles"][0] < n * f.d_in + 3 * (f.d_in + 2 + n + 6 + back.row_cycles(n)) + 20
 
 

@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 from golden.fixed import QFormat
 from golden.softmax_pv import SoftmaxPVFormats, encode_scale, softmax_pv_fixed, weighted_sum_fixed
 from hdl.arith import ExpUnit, ReciprocalScaler
-from hdl.softmax_pv import SoftmaxPV
+from hdl.softmax_pv import Normalizer, PVAccumulator, ScoreExp, SoftmaxPV
 
 
 def run_backend(dut: SoftmaxPV, w: np.ndarray, v: np.ndarray, mant: int = 0, shift: int = 0,
@@ -82,11 +82,12 @@ def run_backend(dut: SoftmaxPV, w: np.ndarray, v: np.ndarray, mant: int = 0, shi
 
 
 def test_latency_constants():
-    assert SoftmaxPV.EXP_LATENCY == 7 + ExpUnit.LATENCY == 12
-    assert SoftmaxPV.PV_LATENCY == 3 and SoftmaxPV.PROB_NORM_LATENCY == 1
+    assert ScoreExp.LATENCY == 7 + ExpUnit.LATENCY == 12 and SoftmaxPV.EXP_LATENCY == 13
+    assert PVAccumulator.LATENCY == 2 and SoftmaxPV.PV_LATENCY == 3 and SoftmaxPV.PROB_NORM_LATENCY == 1
+    assert Normalizer.LATENCY == ReciprocalScaler.LATENCY
     dut = SoftmaxPV(d=8, lanes=4, fmts=SoftmaxPVFormats(8))
     assert dut.norm_latency == ReciprocalScaler.LATENCY
-    assert dut.row_cycles(5) == 5 + (5 + 12 + 1) + (5 * 2 + 3 + 1) + (2 + 9)
+    assert dut.row_cycles(5) == 5 + (5 + 13 + 1) + (5 * 2 + 3 + 1) + (2 + 9)
     dut._MustUse__silence = True
 
 
