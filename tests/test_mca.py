@@ -200,6 +200,21 @@ def test_directed_r_extremes_zero_row_and_seeds():
     assert states.shape[0] == PRNG_WARMUP + res[2]["samples"]
 
 
+def test_one_sample_per_cycle():
+    """Without stalls, a head with r = d_in everywhere takes exactly n·(d_in − 1) cycles more than
+    the same head with r = 1 everywhere: the sampler draws CYCLES_PER_SAMPLE = 1 sample per cycle."""
+    rng = np.random.default_rng(6)
+    base = make_case(rng, 2, 3, 12, 4)
+    r_one = {**base, "a_raw": np.full((2, 3), 1, dtype=np.int64)}
+    r_full = {**base, "a_raw": np.full((2, 3), FMTS.a_fmt.max_int), "alpha": 1.0}
+    # (the simulation's first head is measured from time 0, one cycle shorter: compare heads 2, 3)
+    res = run_mca(dut_for(base), [r_one, r_one, r_full])
+    for r, c in zip(res, (r_one, r_one, r_full)):
+        check(r, golden(c))
+    assert res[1]["samples"] == 3 and res[2]["samples"] == 3 * 12
+    assert res[2]["cycles"] - res[1]["cycles"] == 3 * (12 - 1) * Mca.CYCLES_PER_SAMPLE
+
+
 def test_overflow_flags():
     rng = np.random.default_rng(5)
     case = make_case(rng, 2, 3, 8, 4)
