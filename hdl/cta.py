@@ -105,6 +105,54 @@ class Cta(wiring.Component):
     def shape(self) -> CtaShape:
         return self._shape
 
+    @property
+    def formats(self) -> dict:
+        return {**self._shape.cfg.formats(), "exp_in": self._shape.exp_spec.in_fmt,
+                "exp_out": self._shape.exp_spec.out_fmt}
+
+    def memories(self) -> dict[str, dict[str, int]]:
+        """On-chip memories: words, bits per word and total bits (the manifest lists them)."""
+        sh, cfg = self._shape, self._shape.cfg
+        b, d, l, P, N, K, G = cfg.b, cfg.d, sh.l, cfg.max_passes, sh.n_max, sh.clusters, sh.kv_groups
+        ct = K.bit_length()
+        table = {
+            "xq": (N * P, d * cfg.token_fmt.width), "xkv": (N * P, d * cfg.token_fmt.width),
+            "w": (3 * P * d, d * cfg.weight_fmt.width), "dir": (3 * l * P, d * cfg.dir_fmt.width),
+            "c0": (K * P, d * cfg.qkv_fmt.width), "c1": (K * P, d * cfg.qkv_fmt.width),
+            "c2": (K * P, d * cfg.qkv_fmt.width),
+            "ct0": (N, ct), "ct1": (N, ct), "ct2": (N, ct),
+            "kv": (2 * K, 2 * G * b * cfg.qkv_fmt.width), "obar": (-(-K // b), d * b * cfg.out_fmt.width),
+            "psum (per PPE, x b)": (cfg.psum_depth, (cfg.acc_width + 1) * b),
+        }
+        return {name: {"words": w, "word_bits": bits, "bits": w * bits} for name, (w, bits) in table.items()}
+
+    def manifest_extra(self) -> dict:
+        from golden.cta_host import TARGETS
+
+        mems = self.memories()
+        return {
+            "memories": mems, "memory_bits_total": sum(v["bits"] for v in mems.values()),
+            "steps": list(STEPS),
+            "host": {
+                "load_targets": TARGETS,
+                "load_addresses": {"xq": "i*P + p", "xkv": "j*P + p", "w": "(w*P + p)*d + t (w: 0 Q, 1 K, 2 V)",
+                                   "dir": "(h*l + c)*P + p", "lin_bias": "w*d + t (data[0])",
+                                   "lsh_param": "h*l + c: bias (data[0]); 3*l + h: 1/w (data[0])",
+                                   "P": self._shape.cfg.max_passes},
+                "registers": ["start", "m", "n", "d_in", "d_h", "busy", "done", "size_error", "capacity_error",
+                              "k0", "k1", "k2", "sa_overflow", "cag_saturated", "pag_overflow", "protocol_error",
+                              "cycles[step]"],
+                "output": "o: m rows of d lanes (first d_h meaningful), last on row m-1",
+            },
+            "decisions": [
+                "SA results have no ready: the CIM is fed only from an idle start and its output is always "
+                "accepted, so its ready stays high; a drop would raise protocol_error",
+                "one hash width (hash_width) for the PPE saturation and the CIM",
+                "a cluster-capacity overflow ends the run after that LSH step with capacity_error and no output",
+                "d_h is a generation parameter (the 1/sqrt(d_h) constant); a run with another d_h is refused",
+            ],
+        }
+
     def elaborate(self, platform):  # noqa: C901 (one sequencer)
         sh = self._shape
         cfg = sh.cfg
@@ -395,7 +443,9 @@ class Cta(wiring.Component):
             m.d.sync += rows_seen.eq(rows_seen + 1)
         m.d.comb += gen_row.eq(j)
         g = gen
-        m.d.comb += [g.pass_.eq(p), g.csel.eq(csel)]
+        # (pass and CAG select go straight into g0: a comb copy of a register that stays constant
+        # from time 0 is never evaluated by Icarus 11)
+        m.d.sync += [g0.pass_.eq(p), g0.csel.eq(csel)]
 
         def issue(kind, **fields):
             m.d.comb += [gen_v.eq(1), g.kind.eq(kind)]
@@ -408,12 +458,12 @@ class Cta(wiring.Component):
                 with m.If(self.start):
                     ok = (self.m >= 1) & (self.n >= 1) & (self.d_in >= 1) & (self.d_h == d_h)
                     m.d.sync += [self.done.eq(0), self.size_error.eq(~ok), self.capacity_error.eq(0)]
+                    m.d.sync += [cyc.eq(0) for cyc in cycles]
                     with m.If(ok):
                         m.d.comb += cag.clear.eq(1)
                         m.d.sync += [busy.eq(1), n_r.eq(self.n), m_r.eq(self.m), din_r.eq(self.d_in),
                                      sa_over.eq(0), cag_sat.eq(0), pag_over.eq(0), proto.eq(0),
                                      h.eq(1), k0.eq(0), k1.eq(0), k2.eq(0)]
-                        m.d.sync += [cyc.eq(0) for cyc in cycles]
                         m.next = "LSH_CLR"
                     with m.Else():
                         m.d.sync += self.done.eq(1)
@@ -424,6 +474,10 @@ class Cta(wiring.Component):
                     m.d.comb += cim.clear.eq(1)
                     m.d.sync += [p.eq(0), pbase.eq(0), c.eq(0), j.eq(0), ct_count.eq(0),
                                  cnt.eq(Mux(h == 0, m_r, n_r))]
+                    m.next = "LSH_SWEEP"
+            with m.State("LSH_SWEEP"):   # a clear that wraps the CIM's epoch counter starts a sweep
+                m.d.comb += [step_on.eq(1), step.eq(Mux(h == 1, _S["LSH1"], Mux(h == 0, _S["LSH0"], _S["LSH2"])))]
+                with m.If(cim.idle):
                     m.next = "LSH_L"
             with m.State("LSH_L"):
                 m.d.comb += [step_on.eq(1), step.eq(Mux(h == 1, _S["LSH1"], Mux(h == 0, _S["LSH0"], _S["LSH2"]))),
@@ -638,3 +692,83 @@ class Cta(wiring.Component):
                 m.d.sync += [busy.eq(0), self.done.eq(1)]
                 m.next = "IDLE"
         return m
+
+
+# ---- registry ------------------------------------------------------------------------------------------
+
+def _cta_params() -> tuple:
+    from .ppe import ARRAY_PARAMS
+    from .registry import Param
+
+    skip = {"b", "d", "d_in_max", "psum_depth", "score_dim"}
+    return (
+        Param("b", 8, "SA width: columns (batch of b centroids / queries)", min=1, max=64, power_of_two=True),
+        Param("d", 64, "SA height: rows (dot-product length per pass)", min=2, max=256),
+        Param("l", 6, "hash length: LSH functions per level (<= b)", min=1, max=64),
+        Param("n_max", 512, "longest sequence (m and n)", min=2, max=4096),
+        Param("k_max", 0, "cluster capacity per LSH level (0: n_max)", min=0, max=4096),
+        Param("d_in_max", 1024, "longest model dimension d_in (runs in ceil(d_in / d) passes)", min=1, max=65536),
+        Param("d_h", 0, "head dimension (0: d); the run's d_h must equal it (1/sqrt(d_h) is a constant)",
+              min=0, max=256),
+        *(p for p in ARRAY_PARAMS if p.name not in skip),
+    )
+
+
+def shape_from_params(p: dict) -> CtaShape:
+    """:class:`golden.cta_host.CtaShape` of the ``cta`` block parameters."""
+    from .ppe import config_from_params
+
+    k = p["k_max"] or p["n_max"]
+    cfg = config_from_params({**p, "psum_depth": max(p["n_max"], 2 * k), "score_dim": p["d_h"]})
+    return CtaShape(cfg=cfg, l=p["l"], n_max=p["n_max"], k_max=p["k_max"])
+
+
+def params_from_shape(shape: CtaShape) -> dict:
+    """Block parameters of ``shape`` (inverse of :func:`shape_from_params`)."""
+    from .ppe import params_from_config
+
+    p = params_from_config(shape.cfg)
+    for name in ("psum_depth", "score_dim"):
+        p.pop(name)
+    p.update(l=shape.l, n_max=shape.n_max, k_max=shape.k_max, d_h=shape.cfg.score_dim)
+    if shape_from_params(p) != shape:
+        raise ValueError("CtaShape has settings that are not block parameters (psum_depth, exp unit)")
+    return p
+
+
+def _validate(p: dict) -> None:
+    from .ppe import validate_params
+    from .registry import ParamError
+
+    if p["d_h"] > p["d"]:
+        raise ParamError(f"parameter d_h={p['d_h']} out of range: expected <= d={p['d']}")
+    if p["k_max"] > p["n_max"]:
+        raise ParamError(f"parameter k_max={p['k_max']} out of range: expected <= n_max={p['n_max']}")
+    if p["l"] > p["b"]:
+        raise ParamError(f"parameter l={p['l']} out of range: expected <= b={p['b']} (one hash function per column)")
+    validate_params({**p, "psum_depth": max(p["n_max"], 2 * (p["k_max"] or p["n_max"])), "score_dim": p["d_h"]})
+    try:
+        shape_from_params(p)
+    except (TypeError, ValueError) as exc:
+        raise ParamError(f"parameter {str(exc).replace('CtaShape ', '')}") from None
+
+
+def _build(**p) -> Cta:
+    return Cta(shape=shape_from_params(p))
+
+
+def _blocks() -> list:
+    from .registry import BlockSpec
+
+    return [BlockSpec(
+        name="cta",
+        description="CTA accelerator: SA + CIM + CAG + PAG + on-chip memories, Table I sequencer, one head per run",
+        params=_cta_params(),
+        build=_build,
+        cocotb_module="sim.tb_cta",
+        validate=_validate,
+        fpga_params={"b": 4, "d": 16, "l": 4, "n_max": 64, "d_in_max": 64},
+    )]
+
+
+BLOCKS = _blocks()

@@ -1,0 +1,227 @@
+"""cocotb testbench of the ``cta`` block (the whole CTA accelerator) against golden.cta.
+
+:class:`CtaTB` owns the clock, reset, the ``load`` driver (random valid gaps), the ``o`` monitor
+(random ready drops) and the register interface; heads come from the golden package
+(:func:`golden.cta.cta_fixed_trace`, :func:`golden.cta_host.load_beats`). Tests: random heads back to
+back (m != n, d_in over several passes, stalls), a refused run (wrong d_h) between them, and a head
+handed over in a pickle (``CTA_HEAD``: (shape, trace), written by ``attn-rtl run``). Every wait is
+bounded; rows after the last one fail the test.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from typing import Any
+
+import numpy as np
+
+from golden.cta import CTAFixedTrace, cta_fixed_trace
+from golden.cta_host import CtaShape, load_beats
+from golden.lsh import make_lsh_params
+from golden.reference import HeadInputs
+
+__all__ = ["random_head", "make_trace", "CtaTB"]
+
+SA_FLAGS = ("hash_saturated", "linear_saturated", "score_saturated", "output_saturated")
+
+
+def random_head(rng: np.random.Generator, m: int, n: int, d_in: int, d_h: int, clusters: int,
+                noise: float = 0.1) -> HeadInputs:
+    """Tokens around ``clusters`` random centres (so that LSH finds clusters), small weights."""
+    centres = rng.normal(size=(clusters, d_in)) * 2
+    x_q = centres[rng.integers(0, clusters, m)] + noise * rng.normal(size=(m, d_in))
+    x_kv = centres[rng.integers(0, clusters, n)] + noise * rng.normal(size=(n, d_in))
+    w = [rng.normal(size=(d_in, d_h)) / np.sqrt(d_in) for _ in range(3)]
+    return HeadInputs(x_q, x_kv, *w, *(rng.normal(size=d_h) * 0.5 for _ in range(3)))
+
+
+def make_trace(shape: CtaShape, head: HeadInputs, *, widths: Any = (1.5, 1.5, 0.7), seed: int = 0) -> CTAFixedTrace:
+    """The bit-exact golden run of ``head`` on a block of ``shape`` (its formats and capacities)."""
+    params = make_lsh_params(head.d_in, l=shape.l, widths=widths, seed=seed)
+    return cta_fixed_trace(head, lsh=params, cfg=shape.cfg, max_clusters=shape.clusters, exp_spec=shape.exp_spec,
+                           max_tokens=shape.n_max)
+
+
+def expected_status(trace: CTAFixedTrace) -> dict[str, int]:
+    return {"k0": trace.k0, "k1": trace.k1, "k2": trace.k2,
+            "sa_overflow": int(any(trace.flags[k] for k in SA_FLAGS)),
+            "capacity_error": int(trace.flags["cim_overflow"])}
+
+
+try:
+    import cocotb
+    from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+except ImportError:  # pragma: no cover - cocotb is a dependency
+    cocotb = None
+
+
+class CtaTB:
+    """Drivers and monitors of one ``cta`` DUT (see the module docstring)."""
+
+    def __init__(self, dut, shape: CtaShape, stall: float = 0.0, rng: random.Random | None = None) -> None:
+        from hdl.cta import Cta
+
+        self.dut, self.shape, self.stall = dut, shape, stall
+        self.rng = rng or random.Random(1)
+        comp = Cta(shape=shape)
+        self.load_layout = comp.load.payload.shape()
+        self.o_layout = comp.o.payload.shape()
+        comp._MustUse__silence = True  # only its layouts are used here
+
+    async def reset(self) -> None:
+        from sim.tbutil import start_clock_and_reset
+
+        await start_clock_and_reset(self.dut, {"load__valid": 0, "o__ready": 0, "start": 0})
+
+    async def load(self, beats: list[dict[str, Any]], deadline_per_beat: int = 50) -> None:
+        dut = self.dut
+        for bt in beats:
+            await FallingEdge(dut.clk)
+            while self.stall and self.rng.random() < self.stall:
+                dut.load__valid.value = 0
+                await FallingEdge(dut.clk)
+            dut.load__valid.value = 1
+            dut.load__payload.value = self.load_layout.const(bt).as_value().value
+            for _ in range(deadline_per_beat):
+                await ReadOnly()
+                ready = int(dut.load__ready.value)
+                await RisingEdge(dut.clk)
+                if ready:
+                    break
+                await FallingEdge(dut.clk)
+            else:
+                raise AssertionError(f"load beat not accepted within {deadline_per_beat} cycles")
+        await FallingEdge(dut.clk)
+        dut.load__valid.value = 0
+
+    async def run(self, m: int, n: int, d_in: int, d_h: int, deadline: int) -> tuple[list[list[int]], dict]:
+        """Start a run, collect the output rows (random ready), return (rows, status)."""
+        from sim.tbutil import read_unsigned
+
+        dut = self.dut
+        await FallingEdge(dut.clk)
+        dut.m.value, dut.n.value, dut.d_in.value, dut.d_h.value = m, n, d_in, d_h
+        dut.start.value = 1
+        await FallingEdge(dut.clk)
+        dut.start.value = 0
+        rows: list[list[int]] = []
+        width = self.shape.cfg.out_fmt.width
+        d = self.shape.cfg.d
+        for _cycle in range(deadline):
+            ready = int(not self.stall or self.rng.random() >= self.stall)
+            dut.o__ready.value = ready
+            await ReadOnly()
+            if ready and read_unsigned(dut.o__valid):
+                raw = dut.o__payload.value.to_unsigned()
+                vals = []
+                for e in range(d):
+                    v = (raw >> (e * width)) & ((1 << width) - 1)
+                    vals.append(v - (1 << width) if v >> (width - 1) else v)
+                rows.append(vals + [(raw >> (d * width)) & 1])
+            if read_unsigned(dut.done) and not read_unsigned(dut.busy):
+                break
+            await FallingEdge(dut.clk)
+        else:
+            state = getattr(dut, "fsm_state", None)
+            raise AssertionError(f"run not done within {deadline} cycles (sequencer state "
+                                 f"{None if state is None else read_unsigned(state)})")
+        await FallingEdge(dut.clk)
+        dut.o__ready.value = 1
+        for _ in range(16):
+            await ReadOnly()
+            assert not read_unsigned(dut.o__valid), "an output row after done"
+            await FallingEdge(dut.clk)
+        status = {name: read_unsigned(getattr(dut, name)) for name in
+                  ("k0", "k1", "k2", "size_error", "capacity_error", "sa_overflow", "protocol_error", "busy")}
+        raw = dut.cycles.value.to_unsigned()
+        from hdl.cta import STEPS
+        status["cycles"] = {s: (raw >> (32 * k)) & 0xFFFFFFFF for k, s in enumerate(STEPS)}
+        return rows, status
+
+    def check(self, trace: CTAFixedTrace, rows: list[list[int]], status: dict) -> None:
+        d_h, d = self.shape.d_h, self.shape.cfg.d
+        want = expected_status(trace)
+        got = {k: status[k] for k in want}
+        assert got == want, f"status {got} != golden {want}"
+        assert status["size_error"] == 0 and status["protocol_error"] == 0 and status["busy"] == 0, status
+        if want["capacity_error"]:
+            assert rows == [], "rows after a capacity error"
+            return
+        assert len(rows) == trace.out.shape[0], f"expected {trace.out.shape[0]} rows, got {len(rows)}"
+        for i, row in enumerate(rows):
+            assert row[:d_h] == trace.out[i].tolist(), f"row {i}: RTL {row[:d_h]} != golden {trace.out[i].tolist()}"
+            assert row[d_h:d] == [0] * (d - d_h), f"row {i}: lanes past d_h not zero"
+            assert row[d] == int(i == len(rows) - 1), f"row {i}: last flag"
+
+
+def _shape_from_env() -> CtaShape:
+    from hdl.cta import shape_from_params
+    from sim.runner import tb_params
+
+    return shape_from_params(tb_params())
+
+
+def _deadline(shape: CtaShape, m: int, n: int, d_in: int) -> int:
+    """Generous bound on a run's cycles (the sequential steps, each with its fill and drain)."""
+    cfg = shape.cfg
+    passes = cfg.passes(d_in)
+    k = shape.clusters
+    per_pass = (shape.l + max(m, n)) * 3 + 3 * max(m, n) + 2 * shape.kv_groups * (cfg.b + 2 * k)
+    batches = -(-k // cfg.b)
+    attention = batches * (passes * (cfg.b + shape.d_h) + 2 * k + n + 4 * (cfg.b + cfg.d) + 100)
+    from golden.cim import layer_capacities
+
+    caps = layer_capacities(shape.l, cfg.hash_fmt.width, k)
+    sweep = max(p << cfg.hash_fmt.width for p in [1] + caps[:-1])    # CIM memory sweep (reset, epoch wrap)
+    return 4 * (passes * per_pass + attention + m) + 20 * (cfg.b + cfg.d + 50) + 4 * sweep
+
+
+if cocotb is not None:
+
+    @cocotb.test(timeout_time=50, timeout_unit="ms")
+    async def test_random_heads(dut):
+        """Random heads back to back with random stalls, a refused run in between; rows == golden."""
+        from sim.runner import write_stats
+
+        shape = _shape_from_env()
+        seed = int(os.environ.get("RANDOM_SEED", "1"))
+        tb = CtaTB(dut, shape, stall=float(os.environ.get("CTA_STALL", "0.25")), rng=random.Random(seed))
+        rng = np.random.default_rng(seed & 0xFFFFFFFF)
+        await tb.reset()
+        d, n_max = shape.cfg.d, shape.n_max
+        cases = [(min(n_max, 6), min(n_max, 7), 2 * d + 1), (min(n_max, 7), min(n_max, 5), d),
+                 (min(n_max, 5), min(n_max, 8), 3 * d - 1)]
+        figures = []
+        for k, (m, n, d_in) in enumerate(cases):
+            d_in = min(d_in, shape.cfg.d_in_max)
+            head = random_head(rng, m, n, d_in, shape.d_h, clusters=3)
+            trace = make_trace(shape, head, seed=seed + k)
+            await tb.load(load_beats(trace, shape))
+            rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in))
+            tb.check(trace, rows, status)
+            figures.append({"m": m, "n": n, "d_in": d_in, "k": [trace.k0, trace.k1, trace.k2],
+                            "cycles": status["cycles"]})
+            if k == 0:   # a refused run: nothing runs, nothing is corrupted (the next head still passes)
+                rows, status = await tb.run(m, n, d_in, shape.d_h - 1 if shape.d_h > 1 else 2, 100)
+                assert status["size_error"] == 1 and rows == [] and sum(status["cycles"].values()) == 0
+        write_stats({"heads": figures})
+
+    @cocotb.test(skip=not os.environ.get("CTA_HEAD"), timeout_time=1000, timeout_unit="ms")
+    async def test_head_file(dut):
+        """The head in ``CTA_HEAD`` (pickled (shape, trace)): rows and status == golden."""
+        from sim.runner import write_stats
+
+        with open(os.environ["CTA_HEAD"], "rb") as fh:
+            shape, trace = pickle.load(fh)
+        assert shape == _shape_from_env(), "the pickled head is for another cta configuration"
+        tb = CtaTB(dut, shape, stall=0.0)
+        await tb.reset()
+        await tb.load(load_beats(trace, shape))
+        m, n, d_in = trace.x_q.shape[0], trace.x_kv.shape[0], trace.x_q.shape[1]
+        rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in))
+        tb.check(trace, rows, status)
+        write_stats({"head": {"cycles": status["cycles"], "k": [status["k0"], status["k1"], status["k2"]],
+                              "rows": len(rows)}})
+
