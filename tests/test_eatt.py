@@ -290,13 +290,13 @@ def test_registry():
 
 
 def test_align_has_no_multiplier(tmp_path):
-    """yosys' generic cell report (``attn-rtl synth --target generic``) of eatt_align lists no $mul
-    cell; the whole eatt (P·V, scale, exp, dividers) does have some, so the count is live."""
+    """yosys' generic cell report (``attn-rtl synth --target generic``: ``$mul`` cells counted after
+    ``proc; flatten; opt``, see synth.flow) of eatt_align lists no multiplier. (The count is live:
+    tests/test_synth.py checks it on designs with and without multipliers; an abs written as
+    ``diff * sign`` in eatt_align makes this test fail.)"""
     from synth.flow import synth_block
 
     small = {"d_in": 4, "d": 4, "n_max": 4}
     res = synth_block("eatt_align", small, target="generic", build_root=tmp_path)
-    assert res.cells.get("$add", 0) + res.cells.get("$sub", 0) > 0 or res.resources["cells"] > 100
+    assert res.resources["cells"] > 100 and res.resources["ff"] > 0
     assert res.resources["mul"] == 0 and "$mul" not in res.cells, res.cells
-    full = synth_block("eatt", small, target="generic", build_root=tmp_path)
-    assert full.resources["mul"] > 0
