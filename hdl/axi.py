@@ -7,7 +7,8 @@
   ``tlast`` is accepted and ignored: the blocks count their own rows);
 * an ``Out(stream.Signature(...))`` member ``y`` becomes an AXI4-Stream master ``m_axis_y_*``;
   ``tlast`` is asserted on every ``N``-th beat, ``N`` = the register ``Y_LAST_BEATS`` (reset 1:
-  every beat is a packet; 0: never);
+  every beat is a packet; 0: never), or'ed with the payload's own 1-bit ``last`` field when its
+  layout has one (then the reset value of ``Y_LAST_BEATS`` is 0: packets end where the block says);
 * an ``Out`` member whose signature is *valid-only* (members ``valid`` and ``payload`` only, like
   the systolic array's ``res``/``out``: the block cannot be stalled) becomes an AXI4-Stream master
   behind a ``fifo_depth``-entry FIFO. **Policy**: the block's result rate is not throttled; if the
@@ -17,9 +18,10 @@
   a credit the host can check before starting work);
 * every other port (plain ``In``/``Out`` signals, nested non-stream signatures flattened with
   ``__``) is a register of the AXI4-Lite slave ``s_axil_*`` (32-bit data): block inputs are
-  read/write registers holding their value (level, not pulse: a ``clear`` input is written 1 then
-  0), block outputs are read-only. A port wider than 32 bits takes consecutive words, least
-  significant first.
+  read/write registers holding their value, except *pulse* inputs (1 bit; by default the ports named
+  ``start`` or ``clear``, or those the component lists in ``axi_pulse_ports``): writing 1 drives
+  the input high for exactly one cycle, reading returns 0. Block outputs are read-only. A port
+  wider than 32 bits takes consecutive words, least significant first.
 
 Register map (byte addresses, word aligned): ``0x00 ID`` (RO, :data:`AXI_ID`), ``0x04 WRAP_STATUS``
 (W1C, FIFO overflow bits), ``0x08 WRAP_FIFO_FREE`` (RO, free entries of the first valid-only FIFO,
@@ -44,6 +46,8 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["AXI_ID", "AxiStreamPort", "AxiRegister", "AxiWrapper", "register_map_markdown", "RESP_OKAY",
            "RESP_SLVERR", "RESP_DECERR"]
 
+#: 1-bit inputs treated as pulses unless the component has an ``axi_pulse_ports`` attribute
+DEFAULT_PULSE_PORTS = ("start", "clear")
 #: value of the ID register at 0x00 ("ATN" + wrapper version 1)
 AXI_ID = 0x41544E01
 RESP_OKAY, RESP_SLVERR, RESP_DECERR = 0b00, 0b10, 0b11
@@ -76,7 +80,7 @@ class AxiRegister:
     name: str
     offset: int     # byte address of the first word
     width: int      # bits
-    access: str     # "ro", "rw" or "w1c"
+    access: str     # "ro", "rw", "w1c" or "pulse"
     reset: int
     description: str
 
@@ -104,13 +108,17 @@ def _lookup(obj: Any, path: tuple) -> Any:
 class AxiWrapper(wiring.Component):
     """AXI4-Stream data ports and an AXI4-Lite register slave around ``inner`` (see module doc)."""
 
-    def __init__(self, inner: wiring.Component, *, fifo_depth: int = 16, addr_width: int | None = None) -> None:
+    def __init__(self, inner: wiring.Component, *, fifo_depth: int = 16, addr_width: int | None = None,
+                 pulse_ports: tuple[str, ...] | None = None) -> None:
         if not isinstance(inner, wiring.Component):
             raise TypeError(f"inner must be an amaranth.lib.wiring.Component, not {inner!r}")
         if isinstance(fifo_depth, bool) or not isinstance(fifo_depth, int) or fifo_depth < 2:
             raise ValueError(f"fifo_depth must be an integer >= 2, not {fifo_depth!r}")
         self._inner = inner
         self._fifo_depth = fifo_depth
+        if pulse_ports is None:
+            pulse_ports = tuple(getattr(inner, "axi_pulse_ports", DEFAULT_PULSE_PORTS))
+        self._pulse = set(pulse_ports)
         self.streams: list[AxiStreamPort] = []
         self._block_regs: list[tuple[tuple, str, int, str, int]] = []  # path, name, width, access, reset
         members: dict[str, Any] = {}
@@ -159,10 +167,15 @@ class AxiWrapper(wiring.Component):
                         "free entries of the first valid-only output FIFO (credit; 0 if there is none)"),
         ]
         offset = 0x0C
+        self._last_field: dict[str, bool] = {}
         for s in self.streams:
             if s.direction == "master":
-                regs.append(AxiRegister(f"{s.name.upper()}_LAST_BEATS", offset, LAST_BEATS_WIDTH, "rw", 1,
-                                        f"tlast on every N-th beat of {s.prefix} (0: never)"))
+                has_last = self._payload_last(s.name) is not None
+                self._last_field[s.name] = has_last
+                regs.append(AxiRegister(
+                    f"{s.name.upper()}_LAST_BEATS", offset, LAST_BEATS_WIDTH, "rw", 0 if has_last else 1,
+                    f"tlast on every N-th beat of {s.prefix} (0: never)"
+                    + (", or'ed with the payload's last bit" if has_last else "")))
                 offset += 4
         for _path, name, width, access, reset in self._block_regs:
             reg = AxiRegister(name.upper(), offset, width, access, reset,
@@ -196,11 +209,25 @@ class AxiWrapper(wiring.Component):
         shape = Shape.cast(member.shape)
         name = "__".join(str(p) for p in path)
         access = "rw" if member.flow == In else "ro"
+        if access == "rw" and name in self._pulse and shape.width == 1:
+            access = "pulse"
         try:
             reset = int(member.init or 0)
         except (TypeError, ValueError):
             reset = 0  # a layout-shaped port with a structured init: documented as 0
         self._block_regs.append((path, name, shape.width, access, reset & ((1 << shape.width) - 1)))
+
+    def _payload_last(self, name: str) -> Any:
+        """The 1-bit ``last`` field of an output stream's payload (a struct layout), or None."""
+        member = self._inner.signature.members[name]
+        sig = member.signature
+        shape = sig.members["payload"].shape
+        from amaranth.lib import data
+
+        if isinstance(shape, data.StructLayout) and "last" in shape.members:
+            if Shape.cast(shape["last"].shape).width == 1:
+                return shape["last"]
+        return None
 
     @property
     def inner(self) -> wiring.Component:
@@ -247,7 +274,7 @@ class AxiWrapper(wiring.Component):
                     tready.eq(port.ready),
                 ]
                 continue
-            lb = Signal(LAST_BEATS_WIDTH, init=1, name=f"{s.name}_last_beats")
+            lb = Signal(LAST_BEATS_WIDTH, init=0 if self._last_field[s.name] else 1, name=f"{s.name}_last_beats")
             last_beats[s.name] = lb
             count = Signal(LAST_BEATS_WIDTH, name=f"{s.name}_beat_count")
             is_last = Signal(name=f"{s.name}_is_last")
@@ -276,12 +303,17 @@ class AxiWrapper(wiring.Component):
                     port.ready.eq(tready),
                 ]
                 fire = tready & port.valid
-            m.d.comb += tlast.eq(is_last)
+            if self._last_field[s.name]:
+                field = self._payload_last(s.name)
+                m.d.comb += tlast.eq(is_last | tdata[field.offset])
+            else:
+                m.d.comb += tlast.eq(is_last)
             with m.If(fire):
                 m.d.sync += count.eq(Mux(is_last, 0, count + 1))
 
         # block registers
         block_sigs: list[tuple[AxiRegister, Any, Signal | None]] = []
+        pulses: list[tuple[AxiRegister, Signal]] = []
         regs_by_name = {r.name: r for r in self.registers}
         for path, name, width, access, reset in self._block_regs:
             port = Value.cast(_lookup(inner, path))
@@ -290,6 +322,11 @@ class AxiWrapper(wiring.Component):
                 hold = Signal(width, init=reset, name=f"reg_{name}")
                 m.d.comb += port.eq(hold)
                 block_sigs.append((reg, hold, hold))
+            elif access == "pulse":
+                pulse = Signal(1, name=f"pulse_{name}")
+                m.d.comb += port.eq(pulse)
+                m.d.sync += pulse.eq(0)  # a write below sets it for one cycle
+                pulses.append((reg, pulse))
             else:
                 block_sigs.append((reg, port, None))
 
@@ -308,6 +345,8 @@ class AxiWrapper(wiring.Component):
                 lo, hi = w * DATA_WIDTH, min(reg.width, (w + 1) * DATA_WIDTH)
                 words.append((reg.offset + 4 * w, value[lo:hi], target[lo:hi] if target is not None else None,
                                "rw" if target is not None else "ro"))
+        for reg, pulse in pulses:
+            words.append((reg.offset, Value.cast(0), pulse, "pulse"))
 
         # ---- AXI4-Lite write channel: accept AW and W together, then hold B until bready
         aw_ok = Signal()
@@ -336,6 +375,8 @@ class AxiWrapper(wiring.Component):
                             m.d.sync += bresp.eq(RESP_OKAY)
                             if kind == "w1c":
                                 m.d.comb += w1c_clear.eq(Mux(wstrb.any(), wdata[:len(status)], 0))
+                            elif kind == "pulse":
+                                m.d.sync += target.eq(wdata[0] & wstrb[0])
                             else:
                                 for byte in range(-(-len(target) // 8)):
                                     lo, hi = 8 * byte, min(len(target), 8 * byte + 8)
@@ -377,7 +418,8 @@ def register_map_markdown(block: str, wrapper: AxiWrapper) -> str:
     """The register map and stream ports as a Markdown document."""
     lines = [f"# `{block}` AXI register map", "",
              f"AXI4-Lite slave `s_axil_*`: {DATA_WIDTH}-bit data, {wrapper.addr_width}-bit byte address. "
-             "Unmapped address: DECERR; write to a read-only register: SLVERR.", "",
+             "Unmapped address: DECERR; write to a read-only register: SLVERR. RW: block input held at the "
+             "written value; PULSE: writing 1 drives the input for one cycle; W1C: write 1 to clear.", "",
              "| offset | name | bits | access | reset | description |", "|---|---|---|---|---|---|"]
     for r in wrapper.registers:
         lines.append(f"| 0x{r.offset:03X} | `{r.name}` | {r.width}"

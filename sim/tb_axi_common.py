@@ -92,6 +92,10 @@ class AxiHarness:
                     assert got == pattern & mask, f"{reg['name']}: wrote {pattern:#x}, read {got:#x}"
                 await self.write(reg["name"], reg["reset"])
                 checked["rw"] += 1
+            elif reg["access"] == "pulse":
+                assert await self.write_word(reg["offset"], 0) == RESP_OK, f"write 0 to pulse {reg['name']}"
+                assert await self.read(reg["name"]) == 0
+                checked["pulse"] = checked.get("pulse", 0) + 1
             elif reg["access"] == "ro":
                 resp = await self.write_word(reg["offset"], 0xFFFFFFFF)
                 assert resp == RESP_SLVERR, f"write to read-only {reg['name']}: {resp}, expected SLVERR"
