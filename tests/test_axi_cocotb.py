@@ -27,6 +27,23 @@ def test_latte_axi_bit_exact_with_backpressure(sim):
     assert stats["registers"]["unmapped"] == 3 and stats["registers"]["ro"] > 0
 
 
+CTA_SMALL = {"b": 2, "d": 4, "l": 2, "n_max": 16, "d_in_max": 12, "d_h": 3}  # as tests/test_cocotb_cta.py
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_cta_axi_heads_bit_exact(sim):
+    """The whole CTA accelerator through AXI: load beats on s_axis_load, START pulse, rows on
+    m_axis_o as one packet (tlast = last row), status over AXI4-Lite; == golden.cta."""
+    from hdl.registry import blocks
+
+    if "cta" not in blocks():
+        pytest.skip("cta block not registered in this tree")
+    stats = _run("cta", sim, CTA_SMALL, test_module="sim.tb_axi_cta")
+    assert len(stats["axi_heads"]) == 2 and all(h["rows"] == h["m"] for h in stats["axi_heads"])
+    assert stats["registers"]["pulse"] == 1 and stats["registers"]["unmapped"] == 3
+
+
 @pytest.mark.cocotb
 @pytest.mark.slow
 def test_latte_axi_wide_config_icarus():
