@@ -147,7 +147,8 @@ class Cta(wiring.Component):
             "decisions": [
                 "SA results have no ready: the CIM is fed only from an idle start and its output is always "
                 "accepted, so its ready stays high; a drop would raise protocol_error",
-                "one hash width (hash_width) for the PPE saturation and the CIM",
+                "one hash width (hash_width, default 4) for the PPE saturation and the CIM: the CIM's layer "
+                "memories grow as parents x 2**hash_width (8 bits: 131072 words per layer at n_max = 512)",
                 "a cluster-capacity overflow ends the run after that LSH step with capacity_error and no output",
                 "d_h is a generation parameter (the 1/sqrt(d_h) constant); a run with another d_h is refused",
             ],
@@ -710,7 +711,9 @@ def _cta_params() -> tuple:
         Param("d_in_max", 1024, "longest model dimension d_in (runs in ceil(d_in / d) passes)", min=1, max=65536),
         Param("d_h", 0, "head dimension (0: d); the run's d_h must equal it (1/sqrt(d_h) is a constant)",
               min=0, max=256),
-        *(p for p in ARRAY_PARAMS if p.name not in skip),
+        Param("hash_width", 4, "hash values, in the PPE (saturating) and the CIM (its layer memories hold "
+              "parents x 2**hash_width entries: 4 bits keep them small)", min=2, max=12),
+        *(p for p in ARRAY_PARAMS if p.name not in skip | {"hash_width"}),
     )
 
 

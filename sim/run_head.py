@@ -123,3 +123,133 @@ def run_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int =
         Path(json_path).write_text(json.dumps(figures, indent=2, default=lambda o: np.asarray(o).tolist()))
         print(f"  wrote {json_path}")
     return 0 if bit_exact else 1
+
+
+def cta_head_setup(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int = DEFAULT_HEAD,
+                   widths: Sequence[float] = DEFAULT_WIDTHS, lsh_seed: int = 0,
+                   overrides: dict[str, Any] | None = None) -> tuple[Any, Any, Any, dict[str, Any], int]:
+    """A MiniLM head and the ``cta`` block for it: (head inputs, shape, trace, block params, tokens).
+    The block's formats for W, b_LSH, 1/w and AP are those :func:`golden.cta.cta_fixed_config` picks
+    for the head; d_h is the head's; everything else comes from the block parameters."""
+    from dataclasses import replace
+
+    from golden.corpus import LONG_TEXT
+    from golden.cta import cta_fixed_config
+    from golden.cta_host import CtaShape
+    from golden.fixed import QFormat
+    from golden.lsh import make_lsh_params
+    from golden.minilm import _load_cached
+    from hdl.cta import params_from_shape, shape_from_params
+    from hdl.registry import get_block
+    from sim.tb_cta import make_trace
+
+    text = LONG_TEXT if text is None else text
+    if not 0 <= layer < 6:
+        raise ValueError(f"--layer {layer} out of range [0, 5]")
+    if not 0 <= head < 12:
+        raise ValueError(f"--head {head} out of range [0, 11]")
+    model = _load_cached()
+    n_tokens = len(model.tokenize(text))
+    hin = model.head_inputs(text, layer)[head]
+    overrides = dict(overrides or {})
+    overrides.setdefault("d_h", hin.d_h)
+    base = get_block("cta").resolve(overrides)
+    if max(hin.m, hin.n) > base["n_max"]:
+        raise ValueError(f"the text has {max(hin.m, hin.n)} tokens > n_max = {base['n_max']}")
+    if hin.d_in > base["d_in_max"]:
+        raise ValueError(f"d_in = {hin.d_in} > d_in_max = {base['d_in_max']}")
+    if hin.d_h != base["d_h"]:
+        raise ValueError(f"the head has d_h = {hin.d_h}, the block d_h = {base['d_h']}")
+    block_shape = shape_from_params(base)
+    params = make_lsh_params(hin.d_in, l=base["l"], widths=tuple(widths), seed=lsh_seed)
+    fitted = cta_fixed_config(hin, params, d=base["d"], b=base["b"])
+    cfg = replace(block_shape.cfg, weight_fmt=fitted.weight_fmt, bias_fmt=fitted.bias_fmt,
+                  inv_w_fmt=fitted.inv_w_fmt, ap_fmt=fitted.ap_fmt,
+                  hash_fmt=QFormat(base["hash_width"], 0, rounding="truncate"))
+    shape = CtaShape(cfg=cfg, l=block_shape.l, n_max=block_shape.n_max, k_max=block_shape.k_max)
+    trace = make_trace(shape, hin, widths=tuple(widths), seed=lsh_seed)
+    return hin, shape, trace, params_from_shape(shape), n_tokens
+
+
+#: Fig. 12 groups of the cta block's steps
+CTA_GROUPS = {"compression": ("LSH1", "LSH0", "CAG1", "LSH2", "CAG2", "CAG0"), "linear": ("KV", "Q"),
+              "attention": ("SCORE", "PAG", "OUTPUT"), "readout": ("READ",)}
+
+
+def run_cta_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int = DEFAULT_HEAD,
+                 widths: Sequence[float] = DEFAULT_WIDTHS, lsh_seed: int = 0,
+                 overrides: dict[str, Any] | None = None, sim: str = "verilator", out_dir: str | Path = "build",
+                 json_path: str | Path | None = None) -> int:
+    """Generate the ``cta`` block, run a MiniLM head through it, print the figures; 0 when bit-exact."""
+    import shutil
+
+    import numpy as np
+
+    from golden.cta import cta_float
+    from golden.cta_program import ideal_exact_cycles
+    from golden.reference import exact_head, relative_error
+    from sim.runner import run_cocotb
+
+    t0 = time.monotonic()
+    hin, shape, trace, params, n_tokens = cta_head_setup(text=text, layer=layer, head=head, widths=widths,
+                                                         lsh_seed=lsh_seed, overrides=overrides)
+    cfg = shape.cfg
+    print(f"attn-rtl run: CTA accelerator (block cta) on all-MiniLM-L6-v2 layer {layer} head {head}: "
+          f"{n_tokens} tokens (m = n = {hin.n}), d_in = {hin.d_in} ({cfg.passes(hin.d_in)} passes of d = {cfg.d}), "
+          f"d_h = {hin.d_h}; LSH widths {tuple(widths)}, l = {shape.l}, seed {lsh_seed}")
+    print(f"  block: b = {cfg.b}, d = {cfg.d}, n_max = {shape.n_max}, clusters <= {shape.clusters}, "
+          f"d_in_max = {cfg.d_in_max}, hash {cfg.hash_fmt.width} bits; formats: weights {cfg.weight_fmt}, "
+          f"AP {cfg.ap_fmt}, scores {cfg.score_fmt}", flush=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    head_path = (out / "cta_head.pkl").resolve()
+    with open(head_path, "wb") as fh:
+        pickle.dump((shape, trace), fh)
+    res = run_cocotb("cta", params, sim=sim, testcase="test_head_file", extra_env={"CTA_HEAD": str(head_path)})
+    for suffix in (".v", ".json"):
+        src = res.build_dir / f"cta{suffix}"
+        if src.exists():
+            shutil.copyfile(src, out / f"cta{suffix}")
+    st = res.stats.get("head") or {}
+    bit_exact = bool(res.ok and st.get("rows") == hin.m)
+    print(f"  generated {out / 'cta.v'} and {out / 'cta.json'}; {sim} build {res.build_seconds:.0f} s")
+    print(f"  {'PASS' if bit_exact else 'FAIL'}: {st.get('rows', 0)} output rows == golden.cta.cta_fixed "
+          f"(and k0/k1/k2, flags) ({res.build_dir}/test.log)")
+    print(f"  clusters: k0 = {trace.k0}, k1 = {trace.k1}, k2 = {trace.k2} (RTL {st.get('k')})")
+    figures: dict[str, Any] = {
+        "block": "cta", "text_tokens": n_tokens, "layer": layer, "head": head, "m": hin.m, "n": hin.n,
+        "d_in": hin.d_in, "d_h": hin.d_h, "widths": list(widths), "lsh_seed": lsh_seed, "parameters": params,
+        "k0": trace.k0, "k1": trace.k1, "k2": trace.k2, "bit_exact": bit_exact,
+    }
+    if bit_exact:
+        cyc = st["cycles"]
+        total = sum(cyc.values())
+        ideal = ideal_exact_cycles(hin.m, hin.n, hin.d_in, hin.d_h, cfg)
+        print("  cycles per Table I step (the step's counter runs while the sequencer is in it):")
+        groups = {}
+        for group, steps in CTA_GROUPS.items():
+            groups[group] = sum(cyc[s] for s in steps)
+            print(f"    {group:<12} {groups[group]:>8}  " + ", ".join(f"{s} {cyc[s]}" for s in steps))
+        print(f"  total {total} cycles (start to last output row); ideal exact-attention accelerator with the "
+              f"same b·d = {cfg.b * cfg.d} multipliers: {ideal:.0f} cycles; ratio {total / ideal:.1%} "
+              "(the paper: 26-41 %)")
+        figures.update({"cycles": cyc, "groups": groups, "total_cycles": total, "ideal_exact_cycles": ideal,
+                        "ratio_to_ideal": total / ideal})
+    exact = exact_head(hin).out
+    params_lsh = __import__("golden.lsh", fromlist=["make_lsh_params"]).make_lsh_params(
+        hin.d_in, l=shape.l, widths=tuple(widths), seed=lsh_seed)
+    flt = cta_float(hin, lsh=params_lsh).out
+    fixed = cfg.out_fmt.to_float(trace.out)
+    err = {"fixed_vs_exact": relative_error(fixed, exact), "float_vs_exact": relative_error(flt, exact),
+           "fixed_vs_float": relative_error(fixed, flt)}
+    print(f"  head error (relative Frobenius): RTL (= golden fixed) vs exact float {err['fixed_vs_exact']:.3f}; "
+          f"CTA float vs exact {err['float_vs_exact']:.3f}; fixed vs float {err['fixed_vs_float']:.3f}; flags: "
+          f"{sorted(k for k, v in trace.flags.items() if v) or 'none'}")
+    figures["error"] = err
+    figures["flags"] = {k: bool(v) for k, v in trace.flags.items()}
+    figures["seconds"] = time.monotonic() - t0
+    print(f"  bit_exact: {str(bit_exact).lower()}; total {figures['seconds']:.0f} s")
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(figures, indent=2, default=lambda o: np.asarray(o).tolist()))
+        print(f"  wrote {json_path}")
+    return 0 if bit_exact else 1

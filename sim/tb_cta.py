@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -220,8 +221,10 @@ if cocotb is not None:
         await tb.reset()
         await tb.load(load_beats(trace, shape))
         m, n, d_in = trace.x_q.shape[0], trace.x_kv.shape[0], trace.x_q.shape[1]
+        t0 = time.monotonic()
         rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in))
+        seconds = time.monotonic() - t0
         tb.check(trace, rows, status)
         write_stats({"head": {"cycles": status["cycles"], "k": [status["k0"], status["k1"], status["k2"]],
-                              "rows": len(rows)}})
+                              "rows": len(rows), "sim_seconds": seconds}})
 

@@ -14,7 +14,7 @@ FOX = "The quick brown fox jumps over the lazy dog."
 @pytest.mark.cocotb
 def test_run_short_minilm_head_bit_exact(tmp_path, capsys):
     out = tmp_path / "run.json"
-    assert main(["run", "--text", FOX, "--layer", "3", "--head", "1", "--set", "d=32", "--widths", "8", "8", "4",
+    assert main(["run", "sa-head", "--text", FOX, "--layer", "3", "--head", "1", "--set", "d=32", "--widths", "8", "8", "4",
                  "-o", str(tmp_path), "--json", str(out)]) == 0
     fig = json.loads(out.read_text())
     assert fig["bit_exact"] is True and fig["cycles_equal_model"] is True

@@ -1,10 +1,13 @@
 """``run``: the main job on the default configuration (``make run``).
 
-``attn-rtl run`` (target ``head``, the default): a real all-MiniLM-L6-v2 head (built-in 256-token
-text, layer 2, head 5) through the generated CTA systolic array (b = 8, d = 64, d_in = 384 in six
-passes) on Verilator, every SA result ``==`` golden at its exact cycle (:mod:`sim.run_head`), with
-k0/k1/k2, the cycles per Fig. 12 group, the ratio to the ideal exact-attention accelerator and the
-head's error; ``--json`` writes the figures with ``"bit_exact"``.
+``attn-rtl run`` (target ``cta``, the default): a real all-MiniLM-L6-v2 head (built-in 256-token
+text, layer 2, head 5) through the generated CTA accelerator block (``hdl.cta``: b = 8, d = 64,
+d_in = 384 in six passes) on Verilator, every output row ``==`` golden.cta.cta_fixed, with k0/k1/k2,
+the cycles per Table I step and Fig. 12 group, the ratio to the ideal exact-attention accelerator
+and the head's error; ``--json`` writes the figures with ``"bit_exact"``.
+
+``attn-rtl run sa-head``: the same head's systolic-array program alone (:mod:`sim.run_head`), every
+SA result at the exact cycle of the golden cycle model.
 
 ``attn-rtl run systolic_array``: the array check on random data (every phase back to back: LSH
 with value-register reload and keep, LSH on residual tokens, K̄/V̄ linear, Q̄ with the query
@@ -23,8 +26,8 @@ from pathlib import Path
 def _run(args: argparse.Namespace) -> int:
     from attn_rtl.cli import UserError, parse_sets
 
-    if args.target == "head":
-        from sim.run_head import run_head
+    if args.target in ("cta", "sa-head"):
+        from sim.run_head import run_cta_head, run_head
         from sim.runner import SimulatorMissing
 
         text = args.text
@@ -35,10 +38,10 @@ def _run(args: argparse.Namespace) -> int:
                 raise UserError(f"--text-file: {exc}") from None
         if text is not None and not text.strip():
             raise UserError("--text: empty text")
+        runner = run_cta_head if args.target == "cta" else run_head
         try:
-            return run_head(text=text, layer=args.layer, head=args.head, widths=args.widths, lsh_seed=args.lsh_seed,
-                            overrides=parse_sets(args.set), sim=args.sim, out_dir=args.output,
-                            json_path=args.json)
+            return runner(text=text, layer=args.layer, head=args.head, widths=args.widths, lsh_seed=args.lsh_seed,
+                          overrides=parse_sets(args.set), sim=args.sim, out_dir=args.output, json_path=args.json)
         except SimulatorMissing as exc:
             raise UserError(str(exc)) from None
         except ValueError as exc:
@@ -101,9 +104,10 @@ def _run_array(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     from sim.run_head import DEFAULT_HEAD, DEFAULT_LAYER, DEFAULT_WIDTHS
 
-    p = sub.add_parser("run", help="run a real MiniLM head through the CTA systolic array RTL (or check the array)")
-    p.add_argument("target", nargs="?", default="head", choices=("head", "systolic_array"),
-                   help="head (default): a MiniLM head, bit-exact; systolic_array: the array on random programs")
+    p = sub.add_parser("run", help="run a real MiniLM head through the CTA accelerator RTL (or the array alone)")
+    p.add_argument("target", nargs="?", default="cta", choices=("cta", "sa-head", "systolic_array"),
+                   help="cta (default): a MiniLM head through the CTA accelerator block; sa-head: the head's "
+                   "systolic-array program alone (cycles == golden model); systolic_array: random programs")
     p.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     p.add_argument("--text", default=None, help="text of the head (default: the built-in 256-token text)")
     p.add_argument("--text-file", default=None, help="read the text from a file")
