@@ -13,9 +13,10 @@ The value path and ``P·V`` stay multiplicative. ``fixed=False`` computes them i
 fixed-point value path (:func:`eatt_fixed_raw`, bit-exact with the ``eatt`` RTL block) is the shared
 back end :func:`golden.softmax_pv.softmax_pv_fixed` (formats in :class:`EattFormats`):
 
-4. Scores ``S = −L1_raw`` (exact integers, ``score_width`` bits); the factor ``2^-w_frac/√d`` is the
-   scale register pair ``(scale_mant, scale_shift)`` of :func:`eatt_score_scale` applied to
-   ``S − max S`` before the shared exp unit (``ExpSpec``: Q5.11 in, UQ1.15 out).
+4. Scores ``S = −L1_raw`` (exact integers, ``score_width`` bits); the factor ``2^-w_frac/√d``
+   (:func:`eatt_score_scale`) becomes the scale register pair ``(scale_mant, scale_shift)``
+   (:func:`golden.softmax_pv.encode_scale`, 16-bit mantissa) applied to ``S − max S`` with
+   half-up rounding and saturation before the shared exp unit (``ExpSpec``: Q5.11 in, UQ1.15 out).
 5. ``V = X^KV·W_V + b_V`` is a plain linear (done by the host / the CTA array) quantized to
    ``v_fmt`` (Q8.8, half-up, saturating); ``acc = Σ e·V_raw`` and ``den = Σ e`` exact;
    ``out = RecipSpec.scale(acc, 15 + 8, den, out_fmt)`` (Q8.8, saturating, flagged).
