@@ -300,3 +300,27 @@ def test_align_has_no_multiplier(tmp_path):
     res = synth_block("eatt_align", small, target="generic", build_root=tmp_path)
     assert res.resources["cells"] > 100 and res.resources["ff"] > 0
     assert res.resources["mul"] == 0 and "$mul" not in res.cells, res.cells
+
+
+@pytest.mark.parametrize("n_keys", [0, 9])
+def test_config_error_for_bad_n_keys(n_keys):
+    """n_keys outside [1, n_max] raises config_error and the block takes nothing."""
+    dut = Eatt(d_in=4, d=4, n_max=8, lanes=2)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.n_keys, n_keys)
+        ctx.set(dut.n_queries, 1)
+        ctx.set(dut.wq.valid, 1)
+        ctx.set(dut.v.valid, 1)
+        for _ in range(5):
+            await ctx.tick()
+        seen["error"] = ctx.get(dut.config_error)
+        seen["ready"] = ctx.get(dut.wq.ready) or ctx.get(dut.v.ready)
+        ctx.set(dut.n_keys, 3)
+        await ctx.tick()
+        await ctx.tick()
+        seen["cleared"] = ctx.get(dut.config_error)
+
+    run_sim(dut, tb)
+    assert seen == {"error": 1, "ready": 0, "cleared": 0}

@@ -269,3 +269,32 @@ def test_registry():
     dut, params = get_block("mca").elaborate({})
     assert isinstance(dut, Mca) and params["d_in"] == 16
     dut._MustUse__silence = True
+
+
+@pytest.mark.parametrize("n_keys,n_queries", [(0, 2), (9, 2), (3, 0), (3, 9)])
+def test_config_error(n_keys, n_queries):
+    """n_keys or n_queries outside [1, n_max] / [1, m_max]: config_error, no stream taken."""
+    case = make_case(np.random.default_rng(0), 2, 2, 8, 4)
+    dut = dut_for(case)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.n_keys, n_keys)
+        ctx.set(dut.n_queries, n_queries)
+        for port in (dut.cdf, dut.ws, dut.bias, dut.a):
+            ctx.set(port.valid, 1)
+        for _ in range(5):
+            await ctx.tick()
+        seen["error"] = ctx.get(dut.config_error)
+        seen["ready"] = any(ctx.get(p.ready) for p in (dut.cdf, dut.ws, dut.bias, dut.a))
+        ctx.set(dut.n_keys, 2)
+        ctx.set(dut.n_queries, 2)
+        await ctx.tick()
+        await ctx.tick()
+        seen["cleared"] = ctx.get(dut.config_error)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen == {"error": 1, "ready": False, "cleared": 0}
