@@ -71,7 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    for sp in sub.choices.values():
+        _unify_out(sp)
     return parser
+
+
+def _unify_out(p: argparse.ArgumentParser) -> None:
+    """A subcommand that still spells its output directory ``-o/--output`` also accepts ``--out``."""
+    opts = {s: a for a in p._actions for s in a.option_strings}
+    if "--output" in opts and "--out" not in opts:
+        p.add_argument("--out", dest=opts["--output"].dest, default=argparse.SUPPRESS, metavar="DIR",
+                       help="same as --output")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ def _options(command: str) -> set[str]:
     return {s for a in sub._actions for s in a.option_strings}
 
 
-@pytest.mark.parametrize("command", ["generate", "accuracy", "synth", "sweep"])
+@pytest.mark.parametrize("command", ["generate", "accuracy", "synth", "sweep", "run"])
 def test_output_directory_is_out_with_aliases(command):
     opts = _options(command)
     assert {"--out", "-o", "--output"} <= opts, f"{command}: {sorted(opts)}"
@@ -66,3 +66,9 @@ def test_user_errors_exit_2_with_one_line(tmp_path, argv):
     assert proc.returncode == 2, (argv, proc.returncode, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_out_alias_added_to_commands_that_spell_output():
+    args = build_parser().parse_args(["run", "--out", "somewhere"])
+    assert args.output == "somewhere"
+    assert build_parser().parse_args(["run"]).output == "build"  # the command's own default kept
