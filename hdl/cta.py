@@ -268,9 +268,7 @@ class Cta(wiring.Component):
             "kind": unsigned(2), "op": unsigned(2), "col": unsigned(max(1, lb)), "phase": unsigned(2),
             "first": 1, "last": 1, "sub": 1, "shortcut": 1, "residual": 1,
             "scale": unsigned(cfg.inv_w_fmt.width), "accumulate": 1, "partial": 1,
-            "xsrc": unsigned(4), "addr": unsigned(addr_w), "pass_": unsigned(max(1, P.bit_length())),
-            "csel": unsigned(2), "y": data.ArrayLayout(signed(cfg.y_width), b),
-            "ct0": ct_shape, "ct1": ct_shape, "ct2": ct_shape, "ct1b": ct_shape, "ct2b": ct_shape,
+            "xsrc": unsigned(4), "addr": unsigned(addr_w), "y": data.ArrayLayout(signed(cfg.y_width), b),
         })
         gen, g0, g1 = Signal(desc), Signal(desc), Signal(desc)
         gen_v, g0_v, g1_v = Signal(), Signal(), Signal()
@@ -278,13 +276,18 @@ class Cta(wiring.Component):
         m.d.comb += [rct[name].addr.eq(gen_row) for name in rct]
         m.d.comb += [rctb[name].addr.eq(gen_row + 1) for name in rctb]
         m.d.sync += [g0.eq(gen), g0_v.eq(gen_v), g1.eq(g0), g1_v.eq(g0_v)]
-        with m.If(g0_v):   # CT data of the g0 item, carried on to g1
-            m.d.sync += [g1.ct0.eq(rct["ct0"].data), g1.ct1.eq(rct["ct1"].data), g1.ct2.eq(rct["ct2"].data),
-                         g1.ct1b.eq(rctb["ct1"].data), g1.ct2b.eq(rctb["ct2"].data)]
+        # Stage registers outside the descriptor (a comb copy of a register that stays constant from
+        # time 0 is never evaluated by Icarus 11): the pass and CAG select of g0 and g1, the CT data.
+        g0_pass, g0_csel, g1_csel = Signal(range(P + 1)), Signal(2), Signal(2)
+        g1_ct = {name: Signal(ct_shape, name=f"g1_{name}") for name in ("ct0", "ct1", "ct2", "ct1b", "ct2b")}
+        m.d.sync += g1_csel.eq(g0_csel)
+        m.d.sync += [g1_ct["ct0"].eq(rct["ct0"].data), g1_ct["ct1"].eq(rct["ct1"].data),
+                     g1_ct["ct2"].eq(rct["ct2"].data), g1_ct["ct1b"].eq(rctb["ct1"].data),
+                     g1_ct["ct2b"].eq(rctb["ct2"].data)]
         for port in rx.values():
             m.d.comb += port.addr.eq(g0.addr)
         m.d.comb += [rkv.addr.eq(g0.addr),
-                     rc1res.addr.eq(rct["ct1"].data * P + g0.pass_),
+                     rc1res.addr.eq(rct["ct1"].data * P + g0_pass),
                      rob.addr.eq(rct["ct0"].data >> lb)]
         fifo_level = Signal(range(4 * self.FIFO_DEPTH + 8))
         m.d.comb += fifo_level.eq(sa_fifo.level + cag_fifo.level + ct_fifo.level + o_fifo.level)
@@ -320,7 +323,7 @@ class Cta(wiring.Component):
                 with m.Default():
                     m.d.comb += x.eq(0)
             x_lanes.append(x)
-        no_c1 = g1.ct1 == K                                  # a key without an LSH_1 cluster: centroid 0
+        no_c1 = g1_ct["ct1"] == K                                  # a key without an LSH_1 cluster: centroid 0
         c_lanes = [Mux(g1.residual & ~no_c1, rc1res.data[e], 0) for e in range(d)]
         beat = Signal(bl)
         m.d.comb += [beat.x[e].eq(x_lanes[e]) for e in range(d)]
@@ -331,15 +334,15 @@ class Cta(wiring.Component):
                      beat.residual.eq(g1.residual), beat.scale.eq(g1.scale), beat.accumulate.eq(g1.accumulate),
                      beat.partial.eq(g1.partial)]
         cag_item = Signal(cag_l)
-        m.d.comb += [cag_item.index.eq(Mux(g1.csel == 2, g1.ct0, Mux(g1.csel == 1, g1.ct2, g1.ct1))),
+        m.d.comb += [cag_item.index.eq(Mux(g1_csel == 2, g1_ct["ct0"], Mux(g1_csel == 1, g1_ct["ct2"], g1_ct["ct1"]))),
                      cag_item.residual.eq(g1.residual), cag_item.last.eq(g1.last)]
         m.d.comb += [cag_item.x[e].eq(x_lanes[e]) for e in range(d)]
         m.d.comb += [cag_item.centroid[e].eq(c_lanes[e]) for e in range(d)]
         ct_item = Signal(ct_l)
-        m.d.comb += [ct_item.ct1[0].eq(g1.ct1), ct_item.ct1[1].eq(g1.ct1b), ct_item.ct2[0].eq(g1.ct2),
-                     ct_item.ct2[1].eq(g1.ct2b)]
+        m.d.comb += [ct_item.ct1[0].eq(g1_ct["ct1"]), ct_item.ct1[1].eq(g1_ct["ct1b"]),
+                     ct_item.ct2[0].eq(g1_ct["ct2"]), ct_item.ct2[1].eq(g1_ct["ct2b"])]
         o_item = Signal(o_l)
-        lane = g1.ct0[:lb] if lb else 0
+        lane = g1_ct["ct0"][:lb] if lb else 0
         for r in range(d):
             if r < d_h:
                 m.d.comb += o_item.data[r].eq(rob.data[r].as_value().word_select(lane, cfg.out_fmt.width)
@@ -444,9 +447,7 @@ class Cta(wiring.Component):
             m.d.sync += rows_seen.eq(rows_seen + 1)
         m.d.comb += gen_row.eq(j)
         g = gen
-        # (pass and CAG select go straight into g0: a comb copy of a register that stays constant
-        # from time 0 is never evaluated by Icarus 11)
-        m.d.sync += [g0.pass_.eq(p), g0.csel.eq(csel)]
+        m.d.sync += [g0_pass.eq(p), g0_csel.eq(csel)]
 
         def issue(kind, **fields):
             m.d.comb += [gen_v.eq(1), g.kind.eq(kind)]
