@@ -240,7 +240,8 @@ def _synth_point(p: Mapping[str, Any], cfg: Any, target: str, build_root: str) -
 
 
 def run_sweep(points: Sequence[Mapping[str, Any]], *, cache_dir: str | Path, scheduler: str | None = None,
-              workers: int = 2, synth: str | None = None, progress: bool = True,
+              workers: int = 2, synth: str | None = None, synth_build: str | Path = "build/sweep_synth",
+              progress: bool = True,
               timeout: float | None = None, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Evaluate ``points`` on Dask (a LocalCluster of ``workers`` processes, or the scheduler at
     ``scheduler``), skipping points whose result is in ``cache_dir``; returns results in order.
@@ -269,7 +270,8 @@ def run_sweep(points: Sequence[Mapping[str, Any]], *, cache_dir: str | Path, sch
                                    dashboard_address=None, silence_logs=40)
             client = Client(cluster)
         try:
-            futures = {client.submit(evaluate_point, dict(p), synth, key=f"sweep-{k}", pure=False): k
+            futures = {client.submit(evaluate_point, dict(p), synth, str(Path(synth_build).resolve()),
+                                     key=f"sweep-{k}", pure=False): k
                        for k, p in todo}
             bar = None
             if progress:
@@ -307,9 +309,13 @@ def pareto_front(rows: Iterable[Mapping[str, Any]], x: str, y: str) -> list[Mapp
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> str:
-    cols = list(axes) + ["k0", "k1", "k2", "sa_cycles", "pag_stall", "cycles", "throughput_q_per_kcycle",
-                         "ratio_to_ideal", "rel_error"]
-    if any("fmax_mhz" in r for r in rows):
+    cols = ["b", "pag"] + [a for a in axes if a not in ("b", "pag")]
+    cols += ["k0", "k1", "k2", "sa_cycles", "pag_stall", "cycles", "throughput_q_per_kcycle", "ratio_to_ideal",
+             "rel_error"]
+    for key in ("lut4", "cells", "mul", "dsp"):
+        if any(key in r.get("resources", {}) for r in rows):
+            cols.append(key)
+    if any(r.get("fmax_mhz") for r in rows):
         cols.append("fmax_mhz")
     head = {"throughput_q_per_kcycle": "q/kcycle", "ratio_to_ideal": "vs ideal", "rel_error": "rel err",
             "sa_cycles": "SA cycles", "pag_stall": "PAG stall", "fmax_mhz": "Fmax"}
@@ -317,7 +323,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> str:
     for r in rows:
         cells = []
         for c in cols:
-            v = r.get(c, "")
+            v = r.get(c, r.get("resources", {}).get(c, ""))
             cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -360,7 +366,7 @@ def write_outputs(rows: Sequence[Mapping[str, Any]], axes: Sequence[str], out_di
     # Pareto: cost (Fmax-less: PEs + PAG units; with synthesis: LUTs/cells) vs throughput, and error
     fig, axs = plt.subplots(1, 2, figsize=(10, 4))
     for r in rows:
-        r_cost = r.get("resources", {}).get("LUT4") or r.get("resources", {}).get("cells") or None
+        r_cost = r.get("resources", {}).get("lut4") or r.get("resources", {}).get("cells") or None
         r["_cost"] = float(r_cost) if r_cost else float(r["pe"] + r["pag"])
     cost_label = "LUTs / cells" if any(r.get("resources") for r in rows) else "PEs + PAG units (b·d + pag)"
     for ax, y, ylab in ((axs[0], "throughput_q_per_kcycle", "queries / 1000 cycles"),

@@ -38,7 +38,7 @@ def _sweep(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         rows = run_sweep(points, cache_dir=cache, scheduler=args.scheduler, workers=args.workers,
-                         synth=args.synth, progress=not args.no_progress, log=log,
+                         synth=args.synth, synth_build=f"{args.out}/synth", progress=not args.no_progress, log=log,
                          timeout=args.timeout if args.timeout and args.timeout > 0 else None)
     except OSError as exc:  # e.g. no scheduler at --scheduler ADDRESS
         raise UserError(f"dask: {exc}") from None
