@@ -28,6 +28,8 @@ SCORE  scores Q̄ K̄ᵀ/√d_h (max of the first k1 subtracted from the last k2
 PAG    PAG over the n keys (two per cycle) ->
 OUTPUT AP streamed straight into the SA output phase (x = V̄ rows) -> Ō buffer
 READ   O[i] = Ō[CT0[i]] on the ``o`` stream, in query order
+SWEEP  (not a step: cycles spent waiting for the CIM to sweep its memories, after reset and when its
+       run-epoch counter wraps)
 ====== ==========================================================================================
 
 Host interface: ``load`` (stream: target, address, up to d raw values; layout in
@@ -63,7 +65,7 @@ from .systolic_array import SystolicArray, beat_layout
 __all__ = ["Cta", "STEPS"]
 
 #: sequencer steps, in order (index = cycle counter index)
-STEPS = ("LSH1", "LSH0", "CAG1", "LSH2", "CAG2", "CAG0", "KV", "Q", "SCORE", "PAG", "OUTPUT", "READ")
+STEPS = ("LSH1", "LSH0", "CAG1", "LSH2", "CAG2", "CAG0", "KV", "Q", "SCORE", "PAG", "OUTPUT", "READ", "SWEEP")
 _S = {name: k for k, name in enumerate(STEPS)}
 
 
@@ -470,15 +472,16 @@ class Cta(wiring.Component):
                     with m.Else():
                         m.d.sync += self.done.eq(1)
             # -- LSH steps: loads of l direction slices, then the tokens; per pass ----------------------
-            with m.State("LSH_CLR"):
-                m.d.comb += [step_on.eq(1), step.eq(Mux(h == 1, _S["LSH1"], Mux(h == 0, _S["LSH0"], _S["LSH2"])))]
+            lsh_step = Mux(h == 1, _S["LSH1"], Mux(h == 0, _S["LSH0"], _S["LSH2"]))
+            with m.State("LSH_CLR"):   # waiting for the CIM's memory sweep (after reset) counts as SWEEP
+                m.d.comb += [step_on.eq(1), step.eq(Mux(cim.idle, lsh_step, _S["SWEEP"]))]
                 with m.If(cim.idle):
                     m.d.comb += cim.clear.eq(1)
                     m.d.sync += [p.eq(0), pbase.eq(0), c.eq(0), j.eq(0), ct_count.eq(0),
                                  cnt.eq(Mux(h == 0, m_r, n_r))]
                     m.next = "LSH_SWEEP"
             with m.State("LSH_SWEEP"):   # a clear that wraps the CIM's epoch counter starts a sweep
-                m.d.comb += [step_on.eq(1), step.eq(Mux(h == 1, _S["LSH1"], Mux(h == 0, _S["LSH0"], _S["LSH2"])))]
+                m.d.comb += [step_on.eq(1), step.eq(Mux(cim.idle, lsh_step, _S["SWEEP"]))]
                 with m.If(cim.idle):
                     m.next = "LSH_L"
             with m.State("LSH_L"):
