@@ -230,9 +230,9 @@ def run_cta_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: i
         for group, steps in CTA_GROUPS.items():
             groups[group] = sum(cyc[s] for s in steps)
             print(f"    {group:<12} {groups[group]:>8}  " + ", ".join(f"{s} {cyc[s]}" for s in steps))
-        print(f"  total {total} cycles (start to last output row, without the CIM sweep); ideal exact-attention accelerator with the "
-              f"same b·d = {cfg.b * cfg.d} multipliers: {ideal:.0f} cycles; ratio {total / ideal:.1%} "
-              "(the paper: 26-41 %)")
+        print(f"  total {total} cycles (start to last output row, without the CIM sweep); ideal exact-attention "
+              f"accelerator with the same b·d = {cfg.b * cfg.d} multipliers: {ideal:.0f} cycles; "
+              f"ratio {total / ideal:.1%} (the paper: 26-41 %)")
         figures.update({"cycles": cyc, "groups": groups, "total_cycles": total, "ideal_exact_cycles": ideal,
                         "ratio_to_ideal": total / ideal})
     exact = exact_head(hin).out
