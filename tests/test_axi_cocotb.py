@@ -64,11 +64,11 @@ def test_eatt_mca_axi_bit_exact_with_backpressure(block, sim):
     assert stats["axi_checked"] > 0 and stats["registers"]["unmapped"] == 3
 
 
-# The generic register-map test runs on any wrapped block; slow: the array's Verilog alone takes
-# ~45 s on Icarus (its FIFO policy is covered by tests/test_axi.py on the Amaranth simulator).
+# The generic register-map test runs on any wrapped block: by default on two small blocks with a
+# pulse input (cim's and cag's clear); the array (valid-only outputs behind FIFOs, ~45 s of Icarus
+# build; its FIFO policy is covered by tests/test_axi.py) and every block are in the slow suite.
 @pytest.mark.cocotb
-@pytest.mark.slow
-@pytest.mark.parametrize("block", ["systolic_array"])
+@pytest.mark.parametrize("block", ["cim", pytest.param("systolic_array", marks=pytest.mark.slow)])
 def test_generic_register_map_icarus(block):
     from hdl.registry import blocks
 
@@ -76,6 +76,8 @@ def test_generic_register_map_icarus(block):
         pytest.skip(f"block {block} is not registered in this tree")
     stats = _run(block, "icarus", {}, test_module="sim.tb_axi_generic")
     assert stats["registers"]["unmapped"] == 3
+    if block == "cim":
+        assert stats["registers"]["pulse"] == 1
 
 
 @pytest.mark.cocotb
