@@ -33,10 +33,13 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json is not None:
         import inspect
 
-        lacking = [n for n in names if '"--json"' not in inspect.getsource(importlib.import_module(f"sim.bench_{n}"))]
+        def has_json(name: str) -> bool:
+            return '"--json"' in inspect.getsource(importlib.import_module(f"sim.bench_{name}"))
+
+        lacking = [n for n in names if not has_json(n)]
         if lacking:
             raise UserError(f"--json: benchmark {lacking[0]!r} writes no JSON; benchmarks with JSON: "
-                            + ", ".join(n for n in _available() if n not in lacking and n in names))
+                            + ", ".join(n for n in _available() if has_json(n)))
     status = 0
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
