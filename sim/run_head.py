@@ -29,14 +29,12 @@ def run_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int =
              widths: Sequence[float] = DEFAULT_WIDTHS, lsh_seed: int = 0, overrides: dict[str, Any] | None = None,
              sim: str = "verilator", out_dir: str | Path = "build", json_path: str | Path | None = None) -> int:
     """Run the head and print the figures; returns 0 when every result was bit-exact."""
-    import numpy as np
 
     from golden.corpus import LONG_TEXT
-    from golden.cta import cta_fixed_config, cta_fixed_trace, cta_float
+    from golden.cta import cta_fixed_config, cta_fixed_trace
     from golden.cta_program import head_program, ideal_exact_cycles, step_cycles
     from golden.lsh import make_lsh_params
     from golden.minilm import _load_cached
-    from golden.reference import exact_head, relative_error
     from hdl.arith import ReciprocalScaler
     from hdl.ppe import params_from_config
     from hdl.registry import get_block
@@ -107,13 +105,24 @@ def run_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int =
         figures.update({"sa_cycles": span, "model_cycles": model_cyc["total"], "cycles_equal_model":
                         span == model_cyc["total"], "groups": groups, "ideal_exact_cycles": ideal,
                         "ratio_to_ideal": span / ideal, "sim_cycles_per_s": total_rtl / st["sim_seconds"]})
+    return _finish(hin, params, hp.cfg, trace, figures, bit_exact, t0, json_path)
+
+
+def _finish(hin: Any, lsh: Any, cfg: Any, trace: Any, figures: dict[str, Any], bit_exact: bool, t0: float,
+            json_path: str | Path | None) -> int:
+    """The head's error against exact float attention, the flags, ``bit_exact`` and the JSON file."""
+    import numpy as np
+
+    from golden.cta import cta_float
+    from golden.reference import exact_head, relative_error
+
     exact = exact_head(hin).out
-    flt = cta_float(hin, lsh=params).out
-    fixed = hp.cfg.out_fmt.to_float(trace.out)
+    flt = cta_float(hin, lsh=lsh).out
+    fixed = cfg.out_fmt.to_float(trace.out)
     err = {"fixed_vs_exact": relative_error(fixed, exact), "float_vs_exact": relative_error(flt, exact),
            "fixed_vs_float": relative_error(fixed, flt)}
-    print(f"  head error (relative Frobenius): CTA fixed vs exact float {err['fixed_vs_exact']:.3f}, CTA float vs "
-          f"exact {err['float_vs_exact']:.3f}, fixed vs float {err['fixed_vs_float']:.3f}; flags set: "
+    print(f"  head error (relative Frobenius): CTA fixed (= RTL) vs exact float {err['fixed_vs_exact']:.3f}, CTA "
+          f"float vs exact {err['float_vs_exact']:.3f}, fixed vs float {err['fixed_vs_float']:.3f}; flags set: "
           f"{sorted(k for k, v in trace.flags.items() if v) or 'none'}")
     figures["error"] = err
     figures["flags"] = {k: bool(v) for k, v in trace.flags.items()}
@@ -183,11 +192,7 @@ def run_cta_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: i
     """Generate the ``cta`` block, run a MiniLM head through it, print the figures; 0 when bit-exact."""
     import shutil
 
-    import numpy as np
-
-    from golden.cta import cta_float
     from golden.cta_program import ideal_exact_cycles
-    from golden.reference import exact_head, relative_error
     from sim.runner import run_cocotb
 
     t0 = time.monotonic()
@@ -235,21 +240,7 @@ def run_cta_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: i
               f"ratio {total / ideal:.1%} (the paper: 26-41 %)")
         figures.update({"cycles": cyc, "groups": groups, "total_cycles": total, "ideal_exact_cycles": ideal,
                         "ratio_to_ideal": total / ideal})
-    exact = exact_head(hin).out
-    params_lsh = __import__("golden.lsh", fromlist=["make_lsh_params"]).make_lsh_params(
-        hin.d_in, l=shape.l, widths=tuple(widths), seed=lsh_seed)
-    flt = cta_float(hin, lsh=params_lsh).out
-    fixed = cfg.out_fmt.to_float(trace.out)
-    err = {"fixed_vs_exact": relative_error(fixed, exact), "float_vs_exact": relative_error(flt, exact),
-           "fixed_vs_float": relative_error(fixed, flt)}
-    print(f"  head error (relative Frobenius): RTL (= golden fixed) vs exact float {err['fixed_vs_exact']:.3f}; "
-          f"CTA float vs exact {err['float_vs_exact']:.3f}; fixed vs float {err['fixed_vs_float']:.3f}; flags: "
-          f"{sorted(k for k, v in trace.flags.items() if v) or 'none'}")
-    figures["error"] = err
-    figures["flags"] = {k: bool(v) for k, v in trace.flags.items()}
-    figures["seconds"] = time.monotonic() - t0
-    print(f"  bit_exact: {str(bit_exact).lower()}; total {figures['seconds']:.0f} s")
-    if json_path is not None:
-        Path(json_path).write_text(json.dumps(figures, indent=2, default=lambda o: np.asarray(o).tolist()))
-        print(f"  wrote {json_path}")
-    return 0 if bit_exact else 1
+    from golden.lsh import make_lsh_params
+
+    lsh = make_lsh_params(hin.d_in, l=shape.l, widths=tuple(widths), seed=lsh_seed)
+    return _finish(hin, lsh, cfg, trace, figures, bit_exact, t0, json_path)
