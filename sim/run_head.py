@@ -240,6 +240,11 @@ def run_cta_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: i
               f"ratio {total / ideal:.1%} (the paper: 26-41 %)")
         figures.update({"cycles": cyc, "groups": groups, "total_cycles": total, "ideal_exact_cycles": ideal,
                         "ratio_to_ideal": total / ideal})
+        if st.get("sim_seconds"):
+            simulated = sum(cyc.values())
+            figures["sim_cycles_per_s"] = simulated / st["sim_seconds"]
+            print(f"  {sim}: {simulated} cycles (sweep included) simulated in {st['sim_seconds']:.1f} s = "
+                  f"{figures['sim_cycles_per_s']:.0f} cycles/s (cocotb, Python testbench included)")
     from golden.lsh import make_lsh_params
 
     lsh = make_lsh_params(hin.d_in, l=shape.l, widths=tuple(widths), seed=lsh_seed)
