@@ -80,6 +80,9 @@ class Cta(wiring.Component):
     hash length, capacities, exp unit)."""
 
     FIFO_DEPTH = 8
+    #: cycles from the sequencer issuing an item (cycle t) to its consumer seeing it (t + 4): the CT
+    #: read, the data read, the FIFO write, the FIFO's output register
+    ISSUE_LATENCY = 4
 
     def __init__(self, *, shape: CtaShape) -> None:
         if not isinstance(shape, CtaShape):
@@ -106,6 +109,19 @@ class Cta(wiring.Component):
     @property
     def shape(self) -> CtaShape:
         return self._shape
+
+    def cycle_latencies(self) -> dict[str, int]:
+        """The latency constants :func:`golden.cta_cycles.cta_step_cycles` models the run with."""
+        from .arith import ReciprocalScaler
+        from .pag import ProbabilityAggregation
+
+        sh, cfg = self._shape, self._shape.cfg
+        sa = SystolicArray(cfg=cfg)
+        sa._MustUse__silence = True  # only its constants are read
+        cag = {"flush": 3, "cavg": ReciprocalScaler.LATENCY + 2}   # CentroidAggregator.latency
+        return {"issue_latency": self.ISSUE_LATENCY, "fifo_depth": self.FIFO_DEPTH,
+                "res_latency": sa.RES_LATENCY, "out_latency": sa.OUT_LATENCY, "cim_latency": 2 * sh.l + 1,
+                "cag_tail": cag["flush"] + cag["cavg"], "pag_readout": ProbabilityAggregation.READOUT_LATENCY}
 
     @property
     def formats(self) -> dict:

@@ -216,7 +216,7 @@ def run_cta_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: i
         if src.exists():
             shutil.copyfile(src, out / f"cta{suffix}")
     st = res.stats.get("head") or {}
-    bit_exact = bool(res.ok and st.get("rows") == hin.m)
+    bit_exact = bool(res.ok and st.get("rows") == hin.m)   # the testbench also checks cycles == model
     print(f"  generated {out / 'cta.v'} and {out / 'cta.json'}; {sim} build {res.build_seconds:.0f} s")
     print(f"  {'PASS' if bit_exact else 'FAIL'}: {st.get('rows', 0)} output rows == golden.cta.cta_fixed "
           f"(and k0/k1/k2, flags) ({res.build_dir}/test.log)")
@@ -238,8 +238,15 @@ def run_cta_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: i
         print(f"  total {total} cycles (start to last output row, without the CIM sweep); ideal exact-attention "
               f"accelerator with the same b·d = {cfg.b * cfg.d} multipliers: {ideal:.0f} cycles; "
               f"ratio {total / ideal:.1%} (the paper: 26-41 %)")
+        from sim.tb_cta import model_cycles
+
+        model = model_cycles(shape, trace)
+        model_total = sum(model.values())
+        equal = all(cyc[k] == v for k, v in model.items())
+        print(f"  golden cycle model (golden.cta_cycles from the blocks' latency constants): {model_total} cycles; "
+              f"every step counter {'==' if equal else '!='} model")
         figures.update({"cycles": cyc, "groups": groups, "total_cycles": total, "ideal_exact_cycles": ideal,
-                        "ratio_to_ideal": total / ideal})
+                        "ratio_to_ideal": total / ideal, "model_cycles": model, "cycles_equal_model": equal})
         if st.get("sim_seconds"):
             simulated = sum(cyc.values())
             figures["sim_cycles_per_s"] = simulated / st["sim_seconds"]

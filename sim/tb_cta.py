@@ -45,6 +45,30 @@ def make_trace(shape: CtaShape, head: HeadInputs, *, widths: Any = (1.5, 1.5, 0.
                            max_tokens=shape.n_max)
 
 
+def model_cycles(shape: CtaShape, trace: CTAFixedTrace) -> dict[str, int]:
+    """Cycles per step of the run from :func:`golden.cta_cycles.cta_step_cycles` and the block's
+    latency constants (:meth:`hdl.cta.Cta.cycle_latencies`)."""
+    from golden.cta_cycles import cta_step_cycles
+    from hdl.cta import Cta
+
+    comp = Cta(shape=shape)
+    comp._MustUse__silence = True  # only its constants are read
+    return cta_step_cycles(m=trace.x_q.shape[0], n=trace.x_kv.shape[0], d_in=trace.x_q.shape[1], k0=trace.k0,
+                           k1=trace.k1, k2=trace.k2, cfg=shape.cfg, l=shape.l, d_h=shape.d_h,
+                           lat=comp.cycle_latencies())
+
+
+def check_cycles(shape: CtaShape, trace: CTAFixedTrace, cycles: dict[str, int], host_stalls: bool) -> None:
+    """Every step counter == the golden cycle model (READ only without host stalls on ``o``; the
+    CIM's SWEEP is not modelled)."""
+    model = model_cycles(shape, trace)
+    for step, want in model.items():
+        if step == "READ" and host_stalls:
+            assert cycles[step] >= want, f"READ {cycles[step]} cycles < model {want}"
+            continue
+        assert cycles[step] == want, f"step {step}: RTL {cycles[step]} cycles != golden cycle model {want}"
+
+
 def expected_status(trace: CTAFixedTrace) -> dict[str, int]:
     return {"k0": trace.k0, "k1": trace.k1, "k2": trace.k2,
             "sa_overflow": int(any(trace.flags[k] for k in SA_FLAGS)),
@@ -150,6 +174,7 @@ class CtaTB:
         if want["capacity_error"]:
             assert rows == [], "rows after a capacity error"
             return
+        check_cycles(self.shape, trace, status["cycles"], host_stalls=bool(self.stall))
         assert len(rows) == trace.out.shape[0], f"expected {trace.out.shape[0]} rows, got {len(rows)}"
         for i, row in enumerate(rows):
             assert row[:d_h] == trace.out[i].tolist(), f"row {i}: RTL {row[:d_h]} != golden {trace.out[i].tolist()}"

@@ -9,6 +9,7 @@ from golden.cta_host import CtaShape, load_beats
 from golden.lsh import make_lsh_params
 from golden.reference import HeadInputs
 from hdl.cta import STEPS, Cta
+from sim.tb_cta import check_cycles
 
 
 def _head(rng, m, n, d_in, d_h, clusters, noise=0.1):
@@ -82,7 +83,7 @@ def run_cta(shape, trace, *, deadline=200_000, stall=0.0, seed=0, sizes=None):
     return rows, status
 
 
-def check_run(shape, trace, rows, st):
+def check_run(shape, trace, rows, st, stalled=False):
     assert st["size_error"] == 0 and st["capacity_error"] == 0 and st["protocol_error"] == 0 and st["busy"] == 0
     assert (st["k0"], st["k1"], st["k2"]) == (trace.k0, trace.k1, trace.k2)
     assert len(rows) == trace.out.shape[0], f"expected {trace.out.shape[0]} output rows, got {len(rows)}"
@@ -92,6 +93,7 @@ def check_run(shape, trace, rows, st):
     assert [r[-1] for r in rows] == [0] * (len(rows) - 1) + [1]
     sat = any(trace.flags[k] for k in ("hash_saturated", "linear_saturated", "score_saturated", "output_saturated"))
     assert st["sa_overflow"] == int(sat)
+    check_cycles(shape, trace, st["cycles"], host_stalls=stalled)
 
 
 CASES = [  # m, n, d_in (d = 4), d_h, seed
@@ -106,7 +108,7 @@ CASES = [  # m, n, d_in (d = 4), d_h, seed
 def test_random_heads_bit_exact(m, n, d_in, d_h, seed):
     shape, trace = make_case(m=m, n=n, d_in=d_in, d_h=d_h, seed=seed)
     rows, st = run_cta(shape, trace, stall=0.2, seed=seed)
-    check_run(shape, trace, rows, st)
+    check_run(shape, trace, rows, st, stalled=True)
 
 
 def test_one_cluster_and_every_token_its_own():
