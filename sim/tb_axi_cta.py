@@ -29,7 +29,7 @@ class CtaAxiTB(AxiHarness):
     def __init__(self, dut, stall: float, seed: int) -> None:
         super().__init__(dut)
         self.shape = _shape_from_env()
-        self.ref = CtaTB(dut, self.shape)  # layouts and the golden check
+        self.ref = CtaTB(dut, self.shape, stall=stall)  # layouts and the golden check (o is stalled)
         rng = random.Random(seed)
         self.src = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_load"), dut.clk, dut.rst)
         self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_o"), dut.clk, dut.rst)
