@@ -12,25 +12,33 @@ C0 / C1 / C2 (one d-wide word per cluster and pass), the K̄V̄ buffer (one row 
 written b columns at a time) and the Ō buffer (one word per batch of b queries, written a row at
 a time). CS and AP live in the PAG.
 
-Sequencer (one step at a time; the next step starts when the previous step's results are in):
+Sequencer (Table I): the array steps run one after another on the array issuer; the CAG and the
+PAG have issuers of their own (own read ports, own FIFO credit) and run beside the array:
 
 ====== ==========================================================================================
 LSH1   SA: hash X^KV with LSH_1 (d_in in passes) -> CIM -> CT1, k1
-LSH0   SA: hash X^Q with LSH_0 -> CIM -> CT0, k0
-CAG1   CAG: C1 = centroids of X^KV by CT1 (one run per d-slice)
+LSH0   SA: hash X^Q with LSH_0 -> CIM -> CT0, k0;  beside it the CAG: C1 = centroids of X^KV by CT1
+       (one run per d-slice)
+CAG1   (the array waits for C1, if LSH0 ended first)
 LSH2   SA: hash X^KV - C1[CT1] (left-edge subtractors) with LSH_2 -> CIM -> CT2, k2
-CAG2   CAG: C2 = centroids of the residuals by CT2
-CAG0   CAG: C0 = centroids of X^Q by CT0
+CAG2   CAG: C2 = centroids of the residuals by CT2 (the array waits: K̄V̄ needs C2)
 KV     SA: per b output columns of [W^K | W^V]: value registers = the weight columns, stream = the
-       k1+k2 rows of [C1; C2], bias (b^K / b^V on the C1 rows) on the y lanes -> K̄V̄ buffer
+       k1+k2 rows of [C1; C2], bias (b^K / b^V on the C1 rows) on the y lanes -> K̄V̄ buffer;
+       beside it the CAG: C0 = centroids of X^Q by CT0
+CAG0   (the array waits for C0, if K̄V̄ ended first)
 Q      per batch of b queries: SA Q̄ = C0 W^Q + b^Q with the query shortcut,
 SCORE  scores Q̄ K̄ᵀ/√d_h (max of the first k1 subtracted from the last k2) -> PAG CS,
-PAG    PAG over the n keys (two per cycle) ->
+PAG    the PAG over the n keys (two per cycle) runs beside the next batch's Q̄ (the value registers
+       hold that Q̄ through the output phase, which does not use them); PAG counts the cycles the
+       output phase waits for its AP
 OUTPUT AP streamed straight into the SA output phase (x = V̄ rows) -> Ō buffer
 READ   O[i] = Ō[CT0[i]] on the ``o`` stream, in query order
 SWEEP  (not a step: cycles spent waiting for the CIM to sweep its memories, after reset and when its
        run-epoch counter wraps)
 ====== ==========================================================================================
+
+The step counters count the cycles the sequencer spends in each step and add up to the run; the
+cycle model is :func:`golden.cta_cycles.cta_step_cycles`.
 
 Host interface: ``load`` (stream: target, address, up to d raw values; layout in
 :mod:`golden.cta_host`), accepted while not busy; registers ``start``, ``m``, ``n``, ``d_in``,
@@ -72,7 +80,9 @@ _S = {name: k for k, name in enumerate(STEPS)}
 # x sources of a generated item
 XS_ZERO, XS_XQ, XS_XKV, XS_W, XS_DIR, XS_C0, XS_C1, XS_C2, XS_KVK, XS_KVV = range(10)
 # item kinds
-K_SA, K_CAG, K_CT, K_OUT = range(4)
+K_SA, K_OUT = range(2)
+# CAG runs the sequencer waits for
+AUX_C1, AUX_C2, AUX_C0 = range(3)
 
 
 class Cta(wiring.Component):
@@ -112,13 +122,18 @@ class Cta(wiring.Component):
 
     def cycle_latencies(self) -> dict[str, int]:
         """The latency constants :func:`golden.cta_cycles.cta_step_cycles` models the run with."""
-        from .arith import ReciprocalScaler
+        from golden.cag import default_recip_spec
+
         from .pag import ProbabilityAggregation
 
         sh, cfg = self._shape, self._shape.cfg
         sa = SystolicArray(cfg=cfg)
         sa._MustUse__silence = True  # only its constants are read
-        cag = {"flush": 3, "cavg": ReciprocalScaler.LATENCY + 2}   # CentroidAggregator.latency
+        cag_block = CentroidAggregator(dim=cfg.d, max_clusters=sh.clusters, max_tokens=sh.n_max,
+                                       token_fmt=cfg.token_fmt, centroid_fmt=cfg.qkv_fmt,
+                                       recip_spec=default_recip_spec(sh.n_max))
+        cag_block._MustUse__silence = True
+        cag = cag_block.latency
         return {"issue_latency": self.ISSUE_LATENCY, "fifo_depth": self.FIFO_DEPTH,
                 "res_latency": sa.RES_LATENCY, "out_latency": sa.OUT_LATENCY, "cim_latency": 2 * sh.l + 1,
                 "cag_tail": cag["flush"] + cag["cavg"], "pag_readout": ProbabilityAggregation.READOUT_LATENCY}
@@ -258,8 +273,7 @@ class Cta(wiring.Component):
         # ---- read ports --------------------------------------------------------------------------------
         rx = {name: mems[name].read_port() for name in ("xq", "xkv", "w", "dir", "c0", "c1", "c2")}
         rc1res = mems["c1"].read_port()
-        rct = {name: mems[name].read_port() for name in ("ct0", "ct1", "ct2")}
-        rctb = {name: mems[name].read_port() for name in ("ct1", "ct2")}
+        rct = {name: mems[name].read_port() for name in ("ct0", "ct1")}
         rkv = mems["kv"].read_port()
         rob = mems["obar"].read_port()
 
@@ -283,7 +297,7 @@ class Cta(wiring.Component):
         ]
         addr_w = max(mem.depth for mem in mems.values()).bit_length()
         desc = data.StructLayout({
-            "kind": unsigned(2), "op": unsigned(2), "col": unsigned(max(1, lb)), "phase": unsigned(2),
+            "kind": unsigned(1), "op": unsigned(2), "col": unsigned(max(1, lb)), "phase": unsigned(2),
             "first": 1, "last": 1, "sub": 1, "shortcut": 1, "residual": 1,
             "scale": unsigned(cfg.inv_w_fmt.width), "accumulate": 1, "partial": 1,
             "xsrc": unsigned(4), "addr": unsigned(addr_w), "y": data.ArrayLayout(signed(cfg.y_width), b),
@@ -292,23 +306,19 @@ class Cta(wiring.Component):
         gen_v, g0_v, g1_v = Signal(), Signal(), Signal()
         gen_row = Signal(range(N + 1))
         m.d.comb += [rct[name].addr.eq(gen_row) for name in rct]
-        m.d.comb += [rctb[name].addr.eq(gen_row + 1) for name in rctb]
         m.d.sync += [g0.eq(gen), g0_v.eq(gen_v), g1.eq(g0), g1_v.eq(g0_v)]
         # Stage registers outside the descriptor (a comb copy of a register that stays constant from
         # time 0 is never evaluated by Icarus 11): the pass and CAG select of g0 and g1, the CT data.
-        g0_pass, g0_csel, g1_csel = Signal(range(P + 1)), Signal(2), Signal(2)
-        g1_ct = {name: Signal(ct_shape, name=f"g1_{name}") for name in ("ct0", "ct1", "ct2", "ct1b", "ct2b")}
-        m.d.sync += g1_csel.eq(g0_csel)
-        m.d.sync += [g1_ct["ct0"].eq(rct["ct0"].data), g1_ct["ct1"].eq(rct["ct1"].data),
-                     g1_ct["ct2"].eq(rct["ct2"].data), g1_ct["ct1b"].eq(rctb["ct1"].data),
-                     g1_ct["ct2b"].eq(rctb["ct2"].data)]
+        g0_pass = Signal(range(P + 1))
+        g1_ct = {name: Signal(ct_shape, name=f"g1_{name}") for name in ("ct0", "ct1")}
+        m.d.sync += [g1_ct["ct0"].eq(rct["ct0"].data), g1_ct["ct1"].eq(rct["ct1"].data)]
         for port in rx.values():
             m.d.comb += port.addr.eq(g0.addr)
         m.d.comb += [rkv.addr.eq(g0.addr),
                      rc1res.addr.eq(rct["ct1"].data * P + g0_pass),
                      rob.addr.eq(rct["ct0"].data >> lb)]
         fifo_level = Signal(range(4 * self.FIFO_DEPTH + 8))
-        m.d.comb += fifo_level.eq(sa_fifo.level + cag_fifo.level + ct_fifo.level + o_fifo.level)
+        m.d.comb += fifo_level.eq(sa_fifo.level + o_fifo.level)
         space = Signal()
         m.d.comb += space.eq(fifo_level + g0_v + g1_v < self.FIFO_DEPTH)
 
@@ -351,14 +361,6 @@ class Cta(wiring.Component):
                      beat.last.eq(g1.last), beat.sub.eq(g1.sub), beat.shortcut.eq(g1.shortcut),
                      beat.residual.eq(g1.residual), beat.scale.eq(g1.scale), beat.accumulate.eq(g1.accumulate),
                      beat.partial.eq(g1.partial)]
-        cag_item = Signal(cag_l)
-        m.d.comb += [cag_item.index.eq(Mux(g1_csel == 2, g1_ct["ct0"], Mux(g1_csel == 1, g1_ct["ct2"], g1_ct["ct1"]))),
-                     cag_item.residual.eq(g1.residual), cag_item.last.eq(g1.last)]
-        m.d.comb += [cag_item.x[e].eq(x_lanes[e]) for e in range(d)]
-        m.d.comb += [cag_item.centroid[e].eq(c_lanes[e]) for e in range(d)]
-        ct_item = Signal(ct_l)
-        m.d.comb += [ct_item.ct1[0].eq(g1_ct["ct1"]), ct_item.ct1[1].eq(g1_ct["ct1b"]),
-                     ct_item.ct2[0].eq(g1_ct["ct2"]), ct_item.ct2[1].eq(g1_ct["ct2b"])]
         o_item = Signal(o_l)
         lane = g1_ct["ct0"][:lb] if lb else 0
         for r in range(d):
@@ -368,15 +370,12 @@ class Cta(wiring.Component):
         m.d.comb += o_item.last.eq(g1.last)
         m.d.comb += [
             sa_fifo.w_data.eq(beat.as_value()), sa_fifo.w_en.eq(g1_v & (g1.kind == K_SA)),
-            cag_fifo.w_data.eq(cag_item.as_value()), cag_fifo.w_en.eq(g1_v & (g1.kind == K_CAG)),
-            ct_fifo.w_data.eq(ct_item.as_value()), ct_fifo.w_en.eq(g1_v & (g1.kind == K_CT)),
             o_fifo.w_data.eq(o_item.as_value()), o_fifo.w_en.eq(g1_v & (g1.kind == K_OUT)),
         ]
 
         # ---- result routers ------------------------------------------------------------------------
         res, outp = sa.res, sa.out
         h = Signal(2)                        # LSH level of the current LSH step
-        csel = Signal(2)                     # CAG run: 0 C1 (X^KV by CT1), 1 C2 (residuals by CT2), 2 C0
         kv_route = Signal()
         protocol = Signal()
         # LSH results -> CIM (whole codes) -> CT table of the level
@@ -390,16 +389,84 @@ class Cta(wiring.Component):
             m.d.sync += ct_count.eq(ct_count + 1)
         with m.If(cim.i.valid & ~cim.i.ready):
             m.d.comb += protocol.eq(1)
-        # CAG outputs -> C memory of the run
+        # ---- CAG issuer: runs C1 / C2 / C0 beside the array (Table I), own read ports and credit ------
+        # A run (``ca_start``, ``ca_start_sel``) aggregates its tokens one d-slice (pass) at a time; a
+        # pass issues the tokens, then waits for the CAG's last centroid (``cag_done``). ``ca_busy``
+        # falls the cycle after the last pass's last centroid.
+        ca_start, ca_start_sel = Signal(), Signal(2)
+        ca_busy, ca_issuing = Signal(), Signal()
+        ca_sel = Signal(2)                   # 0 C1 (X^KV by CT1), 1 C2 (residuals by CT2), 2 C0 (X^Q by CT0)
+        ca_j, ca_cnt = Signal(range(N + 1)), Signal(range(N + 1))
+        ca_p, ca_pbase = Signal(range(P + 1)), Signal(range(P * d + d + 1))
         cag_done = Signal()
-        cag_pass = Signal(range(P + 1))
+        m.d.comb += cag_done.eq(cag.o.valid & cag.o.payload.last)
+        ca_rct = {name: mems[name].read_port() for name in ("ct0", "ct1", "ct2")}
+        ca_rx = {name: mems[name].read_port() for name in ("xq", "xkv")}
+        ca_rc1 = mems["c1"].read_port()
+        ca_fire = Signal()
+        ca0_v, ca0_last, ca0_sel, ca0_pass = Signal(), Signal(), Signal(2), Signal(range(P + 1))
+        ca0_addr = Signal(range(N * P + 1))
+        ca1_v, ca1_last, ca1_sel, ca1_ct, ca1_noc1 = Signal(), Signal(), Signal(2), Signal(ct_shape), Signal()
+        m.d.comb += ca_fire.eq(ca_issuing & (cag_fifo.level + ca0_v + ca1_v < self.FIFO_DEPTH))
+        m.d.comb += [port.addr.eq(ca_j) for port in ca_rct.values()]
+        m.d.sync += [ca0_v.eq(ca_fire), ca0_last.eq(ca_j == ca_cnt - 1), ca0_sel.eq(ca_sel), ca0_pass.eq(ca_p),
+                     ca0_addr.eq(ca_j * P + ca_p)]
+        m.d.comb += [port.addr.eq(ca0_addr) for port in ca_rx.values()]
+        m.d.comb += ca_rc1.addr.eq(ca_rct["ct1"].data * P + ca0_pass)
+        m.d.sync += [ca1_v.eq(ca0_v), ca1_last.eq(ca0_last), ca1_sel.eq(ca0_sel),
+                     ca1_ct.eq(Mux(ca0_sel == 2, ca_rct["ct0"].data,
+                                   Mux(ca0_sel == 1, ca_rct["ct2"].data, ca_rct["ct1"].data))),
+                     ca1_noc1.eq(ca_rct["ct1"].data == K)]
+        ca_residual = ca1_sel == 1
+        cag_item = Signal(cag_l)
+        m.d.comb += [cag_item.index.eq(ca1_ct), cag_item.residual.eq(ca_residual), cag_item.last.eq(ca1_last)]
+        m.d.comb += [cag_item.x[e].eq(Mux(ca1_sel == 2, ca_rx["xq"].data[e], ca_rx["xkv"].data[e]))
+                     for e in range(d)]
+        m.d.comb += [cag_item.centroid[e].eq(Mux(ca_residual & ~ca1_noc1, ca_rc1.data[e], 0)) for e in range(d)]
+        m.d.comb += [cag_fifo.w_data.eq(cag_item.as_value()), cag_fifo.w_en.eq(ca1_v)]
+        with m.If(ca_start):
+            m.d.sync += [ca_busy.eq(1), ca_issuing.eq(1), ca_sel.eq(ca_start_sel), ca_j.eq(0), ca_p.eq(0),
+                         ca_pbase.eq(0), ca_cnt.eq(Mux(ca_start_sel == 2, m_r, n_r))]
+        with m.Elif(ca_fire):
+            with m.If(ca_j == ca_cnt - 1):
+                m.d.sync += [ca_issuing.eq(0), ca_j.eq(0)]
+            with m.Else():
+                m.d.sync += ca_j.eq(ca_j + 1)
+        with m.Elif(ca_busy & ~ca_issuing & cag_done):
+            with m.If(ca_pbase + d >= din_r):
+                m.d.sync += ca_busy.eq(0)
+            with m.Else():
+                m.d.sync += [ca_p.eq(ca_p + 1), ca_pbase.eq(ca_pbase + d), ca_issuing.eq(1)]
+        # CAG outputs -> C memory of the run
         m.d.comb += cag.o.ready.eq(1)
         for name, sel in (("c1", 0), ("c2", 1), ("c0", 2)):
             wp = mems[name].write_port()
-            m.d.comb += [wp.addr.eq(cag.o.payload.index * P + cag_pass),
-                         wp.en.eq(cag.o.valid & (csel == sel))]
+            m.d.comb += [wp.addr.eq(cag.o.payload.index * P + ca_p), wp.en.eq(cag.o.valid & (ca_sel == sel))]
             m.d.comb += [wp.data[e].eq(cag.o.payload.centroid[e]) for e in range(d)]
-        m.d.comb += cag_done.eq(cag.o.valid & cag.o.payload.last)
+
+        # ---- PAG issuer: the n keys' (CT1, CT2) pairs, two keys per item, beside the next Q̄ ---------
+        pg_start, pg_busy = Signal(), Signal()
+        pg_j = Signal(range(N + 2))
+        pg_fire = Signal()
+        pg0_v, pg1_v = Signal(), Signal()
+        pg_rct = [[mems[name].read_port() for name in ("ct1", "ct2")] for _ in range(2)]   # keys j, j + 1
+        for k_off in range(2):
+            m.d.comb += [port.addr.eq(pg_j + k_off) for port in pg_rct[k_off]]
+        pg1_ct = [[Signal(ct_shape, name=f"pg1_ct{lv}_{k_off}") for lv in (1, 2)] for k_off in range(2)]
+        m.d.comb += pg_fire.eq(pg_busy & (ct_fifo.level + pg0_v + pg1_v < self.FIFO_DEPTH))
+        m.d.sync += [pg0_v.eq(pg_fire), pg1_v.eq(pg0_v)]
+        m.d.sync += [pg1_ct[k_off][lv].eq(pg_rct[k_off][lv].data) for k_off in range(2) for lv in range(2)]
+        ct_item = Signal(ct_l)
+        m.d.comb += [ct_item.ct1[k_off].eq(pg1_ct[k_off][0]) for k_off in range(2)]
+        m.d.comb += [ct_item.ct2[k_off].eq(pg1_ct[k_off][1]) for k_off in range(2)]
+        m.d.comb += [ct_fifo.w_data.eq(ct_item.as_value()), ct_fifo.w_en.eq(pg1_v)]
+        with m.If(pg_start):
+            m.d.sync += [pg_busy.eq(1), pg_j.eq(0)]
+        with m.Elif(pg_fire):
+            with m.If(pg_j + 2 >= n_r):
+                m.d.sync += pg_busy.eq(0)
+            with m.Else():
+                m.d.sync += pg_j.eq(pg_j + 2)
         # K̄V̄ results -> K̄V̄ buffer (row j, group g)
         kv_row = Signal(range(2 * K + 1))
         kv_grp = Signal(range(2 * G + 1))
@@ -438,7 +505,11 @@ class Cta(wiring.Component):
         out_cols = Signal(range(b + 1))
         res_mask = Signal(b)
         out_mask = Signal(b)
-        m.d.comb += [res_mask.eq((Const(1, b + 1) << res_cols) - 1), out_mask.eq((Const(1, b + 1) << out_cols) - 1)]
+        # score results arrive during the next batch's Q̄: their columns are those of the score phase
+        sc_cols = Signal(range(b + 1))
+        res_cols_now = Mux(res.payload.phase == PH_SCORE, sc_cols, res_cols)
+        m.d.comb += [res_mask.eq((Const(1, b + 1) << res_cols_now) - 1),
+                     out_mask.eq((Const(1, b + 1) << out_cols) - 1)]
         with m.If((res.valid & (res.payload.over & res_mask).any())
                   | (outp.valid & (outp.payload.row < d_h) & (outp.payload.over & out_mask).any())):
             m.d.sync += sa_over.eq(1)
@@ -458,14 +529,17 @@ class Cta(wiring.Component):
         j = Signal(range(2 * N + 2))             # row / token / key / beat index
         cnt = Signal(range(2 * N + 1))           # rows of the current stream
         grp = Signal(range(2 * G + 1))           # K̄V̄ column group (< G: K̄, else V̄)
-        sb = Signal(range(K + b + 1))            # first query of the current batch
+        sb = Signal(range(K + b + 1))            # first query of the current Q̄ / score batch
+        out_pending = Signal()                   # a batch's output phase waits (its PAG runs beside the next Q̄)
+        out_final = Signal()                     # ... and it is the last batch
+        aux = Signal(2)                          # the CAG run AUX_W waits for
         wait_rows = Signal(range(d * (-(-K // b)) + 1))
         rows_seen = Signal(range(d * (-(-K // b)) + 2))
         with m.If(outp.valid):
             m.d.sync += rows_seen.eq(rows_seen + 1)
         m.d.comb += gen_row.eq(j)
         g = gen
-        m.d.sync += [g0_pass.eq(p), g0_csel.eq(csel)]
+        m.d.sync += g0_pass.eq(p)
 
         def issue(kind, **fields):
             m.d.comb += [gen_v.eq(1), g.kind.eq(kind)]
@@ -540,47 +614,35 @@ class Cta(wiring.Component):
                     with m.Else():
                         m.d.sync += [p.eq(0), pbase.eq(0), j.eq(0)]
                         with m.Switch(h):
-                            with m.Case(1):
+                            with m.Case(1):       # CT1 is complete: C1 on the CAG beside LSH0
+                                m.d.comb += [ca_start.eq(1), ca_start_sel.eq(0)]
                                 m.d.sync += [k1.eq(cim.n_clusters), h.eq(0)]
                                 m.next = "LSH_CLR"
-                            with m.Case(0):
-                                m.d.sync += [k0.eq(cim.n_clusters), csel.eq(0), cnt.eq(n_r)]
-                                m.next = "CAG_T"
-                            with m.Default():
-                                m.d.sync += [k2.eq(cim.n_clusters), kk.eq(k1 + cim.n_clusters), csel.eq(1),
-                                             cnt.eq(n_r)]
-                                m.next = "CAG_T"
-            # -- CAG runs: one per d-slice ------------------------------------------------------------
-            cag_step = Mux(csel == 0, _S["CAG1"], Mux(csel == 1, _S["CAG2"], _S["CAG0"]))
-            with m.State("CAG_T"):
-                m.d.comb += [step_on.eq(1), step.eq(cag_step)]
-                with m.If(space):
-                    issue(K_CAG, xsrc=Mux(csel == 2, XS_XQ, XS_XKV), addr=j * P + p, last=j == cnt - 1,
-                          residual=csel == 1)
-                    with m.If(j == cnt - 1):
-                        m.d.sync += cag_pass.eq(p)
-                        m.next = "CAG_W"
-                    with m.Else():
-                        m.d.sync += j.eq(j + 1)
-            with m.State("CAG_W"):
-                m.d.comb += [step_on.eq(1), step.eq(cag_step)]
-                with m.If(cag_done):
-                    m.d.sync += j.eq(0)
-                    with m.If(last_pass):
-                        m.d.sync += [p.eq(0), pbase.eq(0), c.eq(0)]
-                        with m.Switch(csel):
-                            with m.Case(0):
-                                m.d.sync += h.eq(2)
-                                m.next = "LSH_CLR"
-                            with m.Case(1):
-                                m.d.sync += [csel.eq(2), cnt.eq(m_r)]
-                                m.next = "CAG_T"
-                            with m.Default():
-                                m.d.sync += [grp.eq(0), cnt.eq(kk), kv_row.eq(0), kv_grp.eq(0)]
-                                m.next = "KV_L"
-                    with m.Else():
-                        m.d.sync += [p.eq(p + 1), pbase.eq(pbase + d)]
-                        m.next = "CAG_T"
+                            with m.Case(0):       # LSH2 needs C1 (the residuals)
+                                m.d.sync += [k0.eq(cim.n_clusters), aux.eq(AUX_C1)]
+                                m.next = "AUX_W"
+                            with m.Default():     # K̄V̄ needs C2
+                                m.d.comb += [ca_start.eq(1), ca_start_sel.eq(1)]
+                                m.d.sync += [k2.eq(cim.n_clusters), kk.eq(k1 + cim.n_clusters), aux.eq(AUX_C2)]
+                                m.next = "AUX_W"
+            # -- waiting for a CAG run (the array is idle: these cycles count as the CAG step) ----------
+            with m.State("AUX_W"):
+                m.d.comb += [step_on.eq(1),
+                             step.eq(Mux(aux == AUX_C1, _S["CAG1"], Mux(aux == AUX_C2, _S["CAG2"], _S["CAG0"])))]
+                with m.If(~ca_busy):
+                    with m.Switch(aux):
+                        with m.Case(AUX_C1):
+                            m.d.sync += [h.eq(2), p.eq(0), pbase.eq(0), c.eq(0), j.eq(0)]
+                            m.next = "LSH_CLR"
+                        with m.Case(AUX_C2):      # C0 on the CAG beside K̄V̄
+                            m.d.comb += [ca_start.eq(1), ca_start_sel.eq(2)]
+                            m.d.sync += [grp.eq(0), cnt.eq(kk), kv_row.eq(0), kv_grp.eq(0), p.eq(0), pbase.eq(0),
+                                         c.eq(0), j.eq(0)]
+                            m.next = "KV_L"
+                        with m.Default():
+                            m.d.sync += [sb.eq(0), c.eq(0), p.eq(0), pbase.eq(0), rows_seen.eq(0), ob_batch.eq(0),
+                                         ob_rows.eq(0), wait_rows.eq(0), out_pending.eq(0), out_final.eq(0)]
+                            m.next = "Q_L"
             # -- K̄V̄: value registers = b weight columns, stream = the k1 + k2 centroid rows -------------
             kv_v = grp >= G
             t_base = Signal(range(2 * G * b + 1))
@@ -623,10 +685,9 @@ class Cta(wiring.Component):
                         m.d.sync += j.eq(j + 1)
             with m.State("KV_W"):
                 m.d.comb += [step_on.eq(1), step.eq(_S["KV"]), kv_route.eq(1), res_cols.eq(b)]
-                with m.If(kv_grp == 2 * G):
-                    m.d.sync += [sb.eq(0), c.eq(0), p.eq(0), pbase.eq(0), rows_seen.eq(0), ob_batch.eq(0),
-                                 ob_rows.eq(0), wait_rows.eq(0)]
-                    m.next = "Q_L"
+                with m.If(kv_grp == 2 * G):     # Q̄ needs C0
+                    m.d.sync += aux.eq(AUX_C0)
+                    m.next = "AUX_W"
             # -- per batch of b queries: Q̄ (shortcut), scores -> PAG, PAG, output ---------------------
             real = Signal(range(b + 1))
             m.d.comb += real.eq(Mux(k0 - sb >= b, b, k0 - sb))
@@ -652,7 +713,10 @@ class Cta(wiring.Component):
                         m.d.sync += j.eq(0)
                         with m.If(last_pass):
                             m.d.sync += [p.eq(0), pbase.eq(0)]
-                            m.next = "SC_T"
+                            with m.If(out_pending):   # the previous batch's output phase comes first
+                                m.next = "OUT_T"
+                            with m.Else():
+                                m.next = "SC_T"
                         with m.Else():
                             m.d.sync += [p.eq(p + 1), pbase.eq(pbase + d)]
                             m.next = "Q_L"
@@ -660,35 +724,35 @@ class Cta(wiring.Component):
                         m.d.sync += j.eq(j + 1)
             with m.State("SC_T"):
                 m.d.comb += [step_on.eq(1), step.eq(_S["SCORE"]), res_cols.eq(real), out_cols.eq(b)]
+                m.d.sync += sc_cols.eq(real)
                 with m.If(space):
                     issue(K_SA, op=OP_DF1, phase=PH_SCORE, xsrc=XS_KVK, addr=j, first=j == 0, last=j == kk - 1,
                           sub=j >= k1)
                     with m.If(j == kk - 1):
-                        m.d.sync += j.eq(0)
-                        m.next = "PG_T"
+                        # the PAG runs on this batch's CS beside the next batch's Q̄ (Table I)
+                        m.d.comb += pg_start.eq(1)
+                        m.d.sync += [j.eq(0), out_pending.eq(1)]
+                        with m.If(sb + b >= k0):
+                            m.d.sync += out_final.eq(1)
+                            m.next = "OUT_T"
+                        with m.Else():
+                            m.d.sync += [sb.eq(sb + b), c.eq(0)]
+                            m.next = "Q_L"
                     with m.Else():
                         m.d.sync += j.eq(j + 1)
-            with m.State("PG_T"):
-                m.d.comb += [step_on.eq(1), step.eq(_S["PAG"]), res_cols.eq(real), out_cols.eq(b)]
-                with m.If(space):
-                    issue(K_CT)
-                    with m.If(j + 2 >= n_r):
-                        m.d.sync += j.eq(0)
-                        m.next = "OUT_T"
-                    with m.Else():
-                        m.d.sync += j.eq(j + 2)
-            with m.State("OUT_T"):
-                m.d.comb += [step_on.eq(1), step.eq(_S["OUTPUT"]), res_cols.eq(real), out_cols.eq(b)]
+            with m.State("OUT_T"):    # cycles waiting for the PAG's AP count as the PAG step
+                m.d.comb += [step_on.eq(1), step.eq(Mux(pag.ap.valid, _S["OUTPUT"], _S["PAG"])), res_cols.eq(real),
+                             out_cols.eq(b)]
                 with m.If(space & pag.ap.valid):
                     m.d.comb += pag.ap.ready.eq(1)
                     issue(K_SA, op=OP_DF2, phase=PH_OUTPUT, xsrc=XS_KVV, addr=j, first=j == 0, last=j == kk - 1)
                     m.d.comb += [g.y[cc].eq(pag.ap.payload.ap[cc]) for cc in range(b)]
                     with m.If(j == kk - 1):
-                        m.d.sync += [j.eq(0), wait_rows.eq(wait_rows + d), sb.eq(sb + b), c.eq(0)]
-                        with m.If(sb + b >= k0):
+                        m.d.sync += [j.eq(0), wait_rows.eq(wait_rows + d), out_pending.eq(0)]
+                        with m.If(out_final):
                             m.next = "OUT_W"
                         with m.Else():
-                            m.next = "Q_L"
+                            m.next = "SC_T"
                     with m.Else():
                         m.d.sync += j.eq(j + 1)
             with m.State("OUT_W"):
@@ -709,9 +773,10 @@ class Cta(wiring.Component):
                 m.d.comb += [step_on.eq(1), step.eq(_S["READ"])]
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
                     m.next = "END"
-            with m.State("END"):
-                m.d.sync += [busy.eq(0), self.done.eq(1)]
-                m.next = "IDLE"
+            with m.State("END"):      # (a run refused after LSH0 lets the CAG finish C1 first)
+                with m.If(~ca_busy & ~pg_busy):
+                    m.d.sync += [busy.eq(0), self.done.eq(1)]
+                    m.next = "IDLE"
         return m
 
 
