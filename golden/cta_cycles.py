@@ -11,7 +11,9 @@ per cycle, when the consumer is ready):
   cycles and starts an output phase no earlier than d cycles after the previous one's last beat
   (:func:`golden.systolic.issue_cycles` rules);
 * the CAG issuer (Table I: the auxiliary modules beside the array): C1 starts when CT1 is complete
-  and runs beside LSH0; C2 starts when CT2 is complete; C0 starts with K̄V̄ and runs beside it.
+  and runs beside LSH0; C2 starts when CT2 is complete and runs beside the first half of K̄V̄ (the
+  C1 rows of every column group); C0 starts when C2 is done and runs beside the second half (the
+  C2 rows).
   A CAG run takes, per d-slice (pass), its tokens + ``issue_latency`` + ``cag_tail`` + k cycles;
 * the PAG issuer: a batch's PAG runs beside the next batch's Q̄. The PAG takes cluster-index pairs
   from the cycle after its last CS beat (the score result of the batch's last key, ``res_latency``
@@ -21,7 +23,8 @@ per cycle, when the consumer is ready):
 Per batch the array runs Q̄(i+1) between score(i) and output(i) (the value registers hold Q̄(i+1)
 through the output phase, which does not use them). The step counters count the cycles the
 sequencer spends in each step, so that they add up to the run: the CAG steps count only the cycles
-the array waits for a CAG run (LSH2 needs C1, K̄V̄ needs C2, Q̄ needs C0), and the PAG step only
+the array waits for a CAG run (LSH2's pass p needs C1's slice p, K̄V̄'s second half needs C2, Q̄
+needs C0), and the PAG step only
 the cycles the output phase waits for its AP. LSH steps end when the CIM has written the last
 cluster index (``res_latency`` + ``cim_latency`` after the last beat of the last pass, + 1), K̄V̄
 with its last result, the last batch's output phase with its last normalised row, the readout with
@@ -38,7 +41,7 @@ from typing import Any
 
 from .systolic import SystolicConfig, shortcut_gap
 
-__all__ = ["cta_step_cycles"]
+__all__ = ["cta_step_bounds", "cta_step_cycles"]
 
 
 class _Credit:
@@ -72,15 +75,16 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
     main = _Credit(depth)
 
     def run_array(items: list[dict[str, Any]], start: int,
-                  ap_ready: list[int] | None = None) -> tuple[int, list[int], int]:
+                  not_before: list[int] | None = None) -> tuple[int, list[int], int]:
         """Issue ``items`` (dicts with op/shortcut/last/first/d_out) from ``start``; return the cycle
-        of the last issue, the accept cycles and the cycles spent waiting for an AP column.
-        ``ap_ready``: per item, the first cycle its AP column is offered (output phases)."""
+        of the last issue, the accept cycles and the cycles spent waiting for ``not_before``: per item,
+        the first cycle it may issue (output phases: its AP column is offered; LSH2: its C1 slice is
+        ready)."""
         accepted = []
-        cyc, k, ap_wait = start, 0, 0
+        cyc, k, waited = start, 0, 0
         while k < len(items):
-            gate = ap_ready is None or cyc >= ap_ready[k]
-            ap_wait += not gate
+            gate = not_before is None or cyc >= not_before[k]
+            waited += not gate
             if gate and main.space(cyc):
                 it = items[k]
                 acc = max(cyc + il, sa["last_accept"] + 1, sa["hold_until"])
@@ -93,59 +97,72 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
                     sa["hold_until"] = acc + 1 + shortcut_gap(cfg, it["d_out"])
                 if it["op"] == "df2" and it["last"]:
                     sa["last_df2"] = acc
-                if ap_ready is not None and k + 1 < len(items):
-                    ap_ready[k + 1] = max(ap_ready[k + 1], cyc + 1)   # the PAG offers the next column
+                if not_before is not None and k + 1 < len(items):   # (the PAG offers the next column)
+                    not_before[k + 1] = max(not_before[k + 1], cyc + 1)
                 k += 1
             cyc += 1
-        return cyc - 1, accepted, ap_wait
+        return cyc - 1, accepted, waited
 
     def beats(count: int, op: str = "df1", **kw: Any) -> list[dict[str, Any]]:
         return [{"op": op, "first": i == 0, "last": i == count - 1, **kw} for i in range(count)]
 
-    def lsh(t: int, cnt: int) -> int:
-        """An LSH step from cycle t (2 cycles: clear, sweep check); the cycle it ends."""
-        items = []
-        for _ in range(passes):
+    def lsh(t: int, cnt: int, pass_ready: list[int] | None = None) -> tuple[int, int]:
+        """An LSH step from cycle t (2 cycles: clear, sweep check); the cycle it ends and the cycles it
+        waited for ``pass_ready`` (per pass, the first cycle its value loads may issue)."""
+        items, ready = [], []
+        for p in range(passes):
             items += beats(l, op="load") + beats(cnt)
-        _, acc, _ = run_array(items, t + 2)
-        return acc[-1] + res + lat["cim_latency"] + 1
+            ready += [pass_ready[p] if pass_ready else 0] + [0] * (l + cnt - 1)
+        _, acc, waited = run_array(items, t + 2, ready)
+        return acc[-1] + res + lat["cim_latency"] + 1, waited
+
+    def cag_pass_done(start: int, cnt: int, k: int) -> list[int]:
+        """A CAG run started at cycle ``start`` (it issues from start + 1): per pass, the first cycle
+        after it (the next pass's first issue; after the last, the first cycle the CAG is idle)."""
+        return [start + 1 + (p + 1) * (cnt + il + lat["cag_tail"] + k) for p in range(passes)]
 
     def cag_done(start: int, cnt: int, k: int) -> int:
-        """A CAG run started at cycle ``start`` (it issues from start + 1): the first cycle it is idle."""
-        return start + 1 + passes * (cnt + il + lat["cag_tail"] + k)
+        return cag_pass_done(start, cnt, k)[-1]
 
     def wait(t: int, ready: int) -> int:
         """A wait state entered at t for a CAG run idle from cycle ``ready``: the cycle it leaves."""
         return max(t, ready)
 
-    # -- compression: LSH1; LSH0 beside C1; LSH2; C2 -----------------------------------------------------
+    # -- compression: LSH1; LSH0 beside C1; LSH2 (pass p after C1's slice p) ----------------------------
     t = 0
-    end = lsh(t, n)
+    end, _ = lsh(t, n)
     cycles["LSH1"] = end - t + 1
-    c1_ready = cag_done(end, n, k1)
+    c1_slices = cag_pass_done(end, n, k1)
     t = end + 1
-    end = lsh(t, m)
+    end, _ = lsh(t, m)
     cycles["LSH0"] = end - t + 1
     t = end + 1
-    x = wait(t, c1_ready)
-    cycles["CAG1"] = x - t + 1
-    t = x + 1
-    end = lsh(t, n)
-    cycles["LSH2"] = end - t + 1
+    end, waited = lsh(t, n, c1_slices)      # pass p waits for C1's slice p
+    cycles["CAG1"] = waited
+    cycles["LSH2"] = end - t + 1 - waited
     c2_ready = cag_done(end, n, k2)
     t = end + 1
+
+    # -- K̄V̄ in two halves: 2·groups column groups, each in passes of b loads + the k1 C1 rows (C2
+    # beside it on the CAG), then the same with the k2 C2 rows (C0 beside it) ----------------------------
+    def kv_half(t: int, rows: int) -> tuple[int, list[int]]:
+        items = []
+        for _ in range(2 * groups):
+            for _ in range(passes):
+                items += beats(b, op="load") + beats(rows)
+        last, acc, _ = run_array(items, t)
+        return last, acc
+
+    last, _ = kv_half(t, k1)
+    cycles["KV"] = last - t + 1
+    t = last + 1
     x = wait(t, c2_ready)
     cycles["CAG2"] = x - t + 1
     c0_ready = cag_done(x, m, k0)
     t = x + 1
-    # -- K̄V̄ (C0 beside it): 2·groups column groups, each in passes of b loads + k1+k2 rows ---------------
-    items = []
-    for _ in range(2 * groups):
-        for _ in range(passes):
-            items += beats(b, op="load") + beats(kk)
-    _, acc, _ = run_array(items, t)
+    _, acc = kv_half(t, k2)
     end = acc[-1] + res + 1
-    cycles["KV"] = end - t + 1
+    cycles["KV"] += end - t + 1
     t = end + 1
     x = wait(t, c0_ready)
     cycles["CAG0"] = x - t + 1
@@ -191,3 +208,29 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
     cycles["OUTPUT"] += end - t + 1
     cycles["READ"] = m + il
     return cycles
+
+
+def cta_step_bounds(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg: SystolicConfig,
+                    l: int, d_h: int, lat: Mapping[str, int]) -> dict[str, int]:  # noqa: E741
+    """Per step, the cycles the array itself needs at one input beat per cycle, value loads included
+    (the array's limits: l of b columns hash, d_h of d rows hold a query), plus the documented fill
+    that no overlap can hide: an LSH step's clear (2 cycles) and its last hash through the array and
+    the CIM, K̄V̄'s last result, the array's hold after each Q̄ (:func:`golden.systolic.shortcut_gap`)
+    and the last output row. The CAG and PAG steps are 0 (they can run wholly beside the array);
+    READ is the m rows. :func:`cta_step_cycles` against this sum is the sequencer's overhead."""
+    b, d = cfg.b, cfg.d
+    passes = cfg.passes(d_in)
+    kk = k1 + k2
+    groups = -(-d_h // b)
+    batches = -(-k0 // b)
+    il, res = lat["issue_latency"], lat["res_latency"]
+    lsh_fill = 2 + il + res + lat["cim_latency"] + 1
+    return {
+        "LSH1": passes * (l + n) + lsh_fill, "LSH0": passes * (l + m) + lsh_fill,
+        "CAG1": 0, "LSH2": passes * (l + n) + lsh_fill, "CAG2": 0,
+        "KV": 2 * groups * passes * (2 * b + kk) + il + res + 1, "CAG0": 0,
+        "Q": batches * passes * (b + d_h) + batches * shortcut_gap(cfg, d_h),
+        "SCORE": batches * kk, "PAG": 0,
+        "OUTPUT": batches * kk + il + lat["out_latency"] + d,
+        "READ": m + il,
+    }

@@ -19,12 +19,14 @@ PAG have issuers of their own (own read ports, own FIFO credit) and run beside t
 LSH1   SA: hash X^KV with LSH_1 (d_in in passes) -> CIM -> CT1, k1
 LSH0   SA: hash X^Q with LSH_0 -> CIM -> CT0, k0;  beside it the CAG: C1 = centroids of X^KV by CT1
        (one run per d-slice)
-CAG1   (the array waits for C1, if LSH0 ended first)
-LSH2   SA: hash X^KV - C1[CT1] (left-edge subtractors) with LSH_2 -> CIM -> CT2, k2
-CAG2   CAG: C2 = centroids of the residuals by CT2 (the array waits: K̄V̄ needs C2)
+LSH2   SA: hash X^KV - C1[CT1] (left-edge subtractors) with LSH_2 -> CIM -> CT2, k2; its pass p
+       needs C1's slice p only
+CAG1   (the array waits for C1's next slice)
 KV     SA: per b output columns of [W^K | W^V]: value registers = the weight columns, stream = the
-       k1+k2 rows of [C1; C2], bias (b^K / b^V on the C1 rows) on the y lanes -> K̄V̄ buffer;
-       beside it the CAG: C0 = centroids of X^Q by CT0
+       k1 rows of C1 with the biases b^K / b^V on the y lanes -> K̄V̄ buffer; beside it the CAG:
+       C2 = centroids of the residuals by CT2
+CAG2   (the array waits for C2, if the C1 half ended first)
+KV     SA: the same with the k2 rows of C2 (no bias); beside it the CAG: C0 = centroids of X^Q by CT0
 CAG0   (the array waits for C0, if K̄V̄ ended first)
 Q      per batch of b queries: SA Q̄ = C0 W^Q + b^Q with the query shortcut,
 SCORE  scores Q̄ K̄ᵀ/√d_h (max of the first k1 subtracted from the last k2) -> PAG CS,
@@ -82,7 +84,7 @@ XS_ZERO, XS_XQ, XS_XKV, XS_W, XS_DIR, XS_C0, XS_C1, XS_C2, XS_KVK, XS_KVV = rang
 # item kinds
 K_SA, K_OUT = range(2)
 # CAG runs the sequencer waits for
-AUX_C1, AUX_C2, AUX_C0 = range(3)
+AUX_C2, AUX_C0 = range(2)
 
 
 class Cta(wiring.Component):
@@ -468,15 +470,21 @@ class Cta(wiring.Component):
             with m.Else():
                 m.d.sync += pg_j.eq(pg_j + 2)
         # K̄V̄ results -> K̄V̄ buffer (row j, group g)
+        # The K̄V̄ step runs in two halves: the C1 rows of every group (beside the CAG's C2 run), then
+        # the C2 rows; result group kv_grp < 2G is a C1-row group, 2G <= kv_grp < 4G a C2-row group.
         kv_row = Signal(range(2 * K + 1))
-        kv_grp = Signal(range(2 * G + 1))
+        kv_grp = Signal(range(4 * G + 1))
+        kv_half = Signal()                   # issuing: 0 the C1 rows, 1 the C2 rows
+        kv_c1_res = kv_grp < 2 * G
         kv_wp = mems["kv"].write_port(granularity=1)
-        m.d.comb += [kv_wp.addr.eq(kv_row), kv_wp.en.eq(Mux(res.valid & kv_route, 1 << kv_grp, 0))]
+        m.d.comb += [kv_wp.addr.eq(kv_row),
+                     kv_wp.en.eq(Mux(res.valid & kv_route,
+                                     1 << Mux(kv_c1_res, kv_grp, kv_grp - 2 * G).as_unsigned(), 0))]
         for gr in range(2 * G):
             m.d.comb += [kv_wp.data[gr][c].eq(res.payload.data[c]) for c in range(b)]
         with m.If(res.valid & kv_route):
-            with m.If(kv_row == kk - 1):
-                m.d.sync += [kv_row.eq(0), kv_grp.eq(kv_grp + 1)]
+            with m.If(kv_row == Mux(kv_c1_res, k1, kk) - 1):
+                m.d.sync += [kv_row.eq(Mux(kv_grp + 1 >= 2 * G, k1, 0)), kv_grp.eq(kv_grp + 1)]
             with m.Else():
                 m.d.sync += kv_row.eq(kv_row + 1)
         # score results -> PAG CS
@@ -574,10 +582,12 @@ class Cta(wiring.Component):
                 m.d.comb += [step_on.eq(1), step.eq(Mux(cim.idle, lsh_step, _S["SWEEP"]))]
                 with m.If(cim.idle):
                     m.next = "LSH_L"
+            # LSH2's pass p subtracts C1's slice p: it starts when the CAG has finished that slice (the
+            # cycles it waits count as CAG1)
+            c1_slice_ready = (h != 2) | ~ca_busy | (ca_p > p)
             with m.State("LSH_L"):
-                m.d.comb += [step_on.eq(1), step.eq(Mux(h == 1, _S["LSH1"], Mux(h == 0, _S["LSH0"], _S["LSH2"]))),
-                             res_cols.eq(l)]
-                with m.If(space):
+                m.d.comb += [step_on.eq(1), step.eq(Mux(~c1_slice_ready, _S["CAG1"], lsh_step)), res_cols.eq(l)]
+                with m.If(space & c1_slice_ready):
                     issue(K_SA, op=OP_LOAD, col=c, phase=PH_LSH, xsrc=XS_DIR, addr=(h * l + c) * P + p)
                     for cc in range(l):
                         with m.If(c == cc):
@@ -618,26 +628,24 @@ class Cta(wiring.Component):
                                 m.d.comb += [ca_start.eq(1), ca_start_sel.eq(0)]
                                 m.d.sync += [k1.eq(cim.n_clusters), h.eq(0)]
                                 m.next = "LSH_CLR"
-                            with m.Case(0):       # LSH2 needs C1 (the residuals)
-                                m.d.sync += [k0.eq(cim.n_clusters), aux.eq(AUX_C1)]
-                                m.next = "AUX_W"
-                            with m.Default():     # K̄V̄ needs C2
+                            with m.Case(0):       # LSH2 waits for C1 slice by slice (LSH_L)
+                                m.d.sync += [k0.eq(cim.n_clusters), h.eq(2), c.eq(0)]
+                                m.next = "LSH_CLR"
+                            with m.Default():     # C2 on the CAG beside the C1 half of K̄V̄
                                 m.d.comb += [ca_start.eq(1), ca_start_sel.eq(1)]
-                                m.d.sync += [k2.eq(cim.n_clusters), kk.eq(k1 + cim.n_clusters), aux.eq(AUX_C2)]
-                                m.next = "AUX_W"
+                                m.d.sync += [k2.eq(cim.n_clusters), kk.eq(k1 + cim.n_clusters), grp.eq(0),
+                                             cnt.eq(k1), kv_half.eq(0), kv_row.eq(0), kv_grp.eq(0), c.eq(0)]
+                                m.next = "KV_L"
             # -- waiting for a CAG run (the array is idle: these cycles count as the CAG step) ----------
-            with m.State("AUX_W"):
-                m.d.comb += [step_on.eq(1),
-                             step.eq(Mux(aux == AUX_C1, _S["CAG1"], Mux(aux == AUX_C2, _S["CAG2"], _S["CAG0"])))]
+            with m.State("AUX_W"):   # (results of K̄V̄'s C1 half may still arrive while it waits for C2)
+                m.d.comb += [step_on.eq(1), kv_route.eq(aux == AUX_C2), res_cols.eq(Mux(aux == AUX_C2, b, 0)),
+                             step.eq(Mux(aux == AUX_C2, _S["CAG2"], _S["CAG0"]))]
                 with m.If(~ca_busy):
                     with m.Switch(aux):
-                        with m.Case(AUX_C1):
-                            m.d.sync += [h.eq(2), p.eq(0), pbase.eq(0), c.eq(0), j.eq(0)]
-                            m.next = "LSH_CLR"
-                        with m.Case(AUX_C2):      # C0 on the CAG beside K̄V̄
+                        with m.Case(AUX_C2):      # C0 on the CAG beside the C2 half of K̄V̄
                             m.d.comb += [ca_start.eq(1), ca_start_sel.eq(2)]
-                            m.d.sync += [grp.eq(0), cnt.eq(kk), kv_row.eq(0), kv_grp.eq(0), p.eq(0), pbase.eq(0),
-                                         c.eq(0), j.eq(0)]
+                            m.d.sync += [grp.eq(0), cnt.eq(k2), kv_half.eq(1), p.eq(0), pbase.eq(0), c.eq(0),
+                                         j.eq(0)]
                             m.next = "KV_L"
                         with m.Default():
                             m.d.sync += [sb.eq(0), c.eq(0), p.eq(0), pbase.eq(0), rows_seen.eq(0), ob_batch.eq(0),
@@ -661,9 +669,9 @@ class Cta(wiring.Component):
             with m.State("KV_T"):
                 m.d.comb += [step_on.eq(1), step.eq(_S["KV"]), kv_route.eq(1), res_cols.eq(b)]
                 with m.If(space):
-                    c1_row = j < k1
+                    c1_row = ~kv_half
                     issue(K_SA, op=OP_DF1, phase=PH_LINEAR, xsrc=Mux(c1_row, XS_C1, XS_C2),
-                          addr=Mux(c1_row, j, j - k1) * P + p, first=j == 0, last=j == cnt - 1,
+                          addr=j * P + p, first=j == 0, last=j == cnt - 1,
                           accumulate=p != 0, partial=~last_pass)
                     for cc in range(b):
                         with m.If(last_pass & c1_row & (t_base + cc < d_h)):
@@ -674,8 +682,11 @@ class Cta(wiring.Component):
                         m.d.sync += j.eq(0)
                         with m.If(last_pass):
                             m.d.sync += [p.eq(0), pbase.eq(0), grp.eq(grp + 1)]
-                            with m.If(grp == 2 * G - 1):
+                            with m.If((grp == 2 * G - 1) & kv_half):
                                 m.next = "KV_W"
+                            with m.Elif(grp == 2 * G - 1):     # the C2 half needs C2
+                                m.d.sync += aux.eq(AUX_C2)
+                                m.next = "AUX_W"
                             with m.Else():
                                 m.next = "KV_L"
                         with m.Else():
@@ -685,7 +696,7 @@ class Cta(wiring.Component):
                         m.d.sync += j.eq(j + 1)
             with m.State("KV_W"):
                 m.d.comb += [step_on.eq(1), step.eq(_S["KV"]), kv_route.eq(1), res_cols.eq(b)]
-                with m.If(kv_grp == 2 * G):     # Q̄ needs C0
+                with m.If(kv_grp == 4 * G):     # Q̄ needs C0
                     m.d.sync += aux.eq(AUX_C0)
                     m.next = "AUX_W"
             # -- per batch of b queries: Q̄ (shortcut), scores -> PAG, PAG, output ---------------------

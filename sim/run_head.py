@@ -245,8 +245,13 @@ def run_cta_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: i
         equal = all(cyc[k] == v for k, v in model.items())
         print(f"  golden cycle model (golden.cta_cycles from the blocks' latency constants): {model_total} cycles; "
               f"every step counter {'==' if equal else '!='} model")
+        bounds = model_cycles(shape, trace, bounds=True)
+        bound = sum(bounds.values())
+        print(f"  the array's own limit (input beats at one per cycle, value loads included, + documented fill; "
+              f"golden.cta_cycles.cta_step_bounds): {bound} cycles; total / limit {total / bound:.2f}x")
         figures.update({"cycles": cyc, "groups": groups, "total_cycles": total, "ideal_exact_cycles": ideal,
-                        "ratio_to_ideal": total / ideal, "model_cycles": model, "cycles_equal_model": equal})
+                        "ratio_to_ideal": total / ideal, "model_cycles": model, "cycles_equal_model": equal,
+                        "step_bounds": bounds, "ratio_to_bound": total / bound})
         if st.get("sim_seconds"):
             simulated = sum(cyc.values())
             figures["sim_cycles_per_s"] = simulated / st["sim_seconds"]

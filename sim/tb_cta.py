@@ -45,17 +45,18 @@ def make_trace(shape: CtaShape, head: HeadInputs, *, widths: Any = (1.5, 1.5, 0.
                            max_tokens=shape.n_max)
 
 
-def model_cycles(shape: CtaShape, trace: CTAFixedTrace) -> dict[str, int]:
+def model_cycles(shape: CtaShape, trace: CTAFixedTrace, *, bounds: bool = False) -> dict[str, int]:
     """Cycles per step of the run from :func:`golden.cta_cycles.cta_step_cycles` and the block's
-    latency constants (:meth:`hdl.cta.Cta.cycle_latencies`)."""
-    from golden.cta_cycles import cta_step_cycles
+    latency constants (:meth:`hdl.cta.Cta.cycle_latencies`); ``bounds``: the array's own limit per
+    step instead (:func:`golden.cta_cycles.cta_step_bounds`)."""
+    from golden.cta_cycles import cta_step_bounds, cta_step_cycles
     from hdl.cta import Cta
 
     comp = Cta(shape=shape)
     comp._MustUse__silence = True  # only its constants are read
-    return cta_step_cycles(m=trace.x_q.shape[0], n=trace.x_kv.shape[0], d_in=trace.x_q.shape[1], k0=trace.k0,
-                           k1=trace.k1, k2=trace.k2, cfg=shape.cfg, l=shape.l, d_h=shape.d_h,
-                           lat=comp.cycle_latencies())
+    model = cta_step_bounds if bounds else cta_step_cycles
+    return model(m=trace.x_q.shape[0], n=trace.x_kv.shape[0], d_in=trace.x_q.shape[1], k0=trace.k0, k1=trace.k1,
+                 k2=trace.k2, cfg=shape.cfg, l=shape.l, d_h=shape.d_h, lat=comp.cycle_latencies())
 
 
 def check_cycles(shape: CtaShape, trace: CTAFixedTrace, cycles: dict[str, int], host_stalls: bool) -> None:

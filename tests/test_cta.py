@@ -136,3 +136,16 @@ def test_bad_sizes_are_refused():
     assert st["size_error"] == 1 and rows == [] and st["busy"] == 0 and sum(st["cycles"].values()) == 0
     rows, st = run_cta(shape, trace, sizes={"n": 0})
     assert st["size_error"] == 1 and rows == []
+
+
+@pytest.mark.parametrize("m,n,d_in,d_h,seed", CASES, ids=[f"m{c[0]}-n{c[1]}-din{c[2]}-dh{c[3]}" for c in CASES])
+def test_cycle_model_respects_the_array_limit(m, n, d_in, d_h, seed):
+    """The cycle model (== the RTL counters, checked above) never beats the array's own limit."""
+    from sim.tb_cta import model_cycles
+
+    shape, trace = make_case(m=m, n=n, d_in=d_in, d_h=d_h, seed=seed)
+    model, bound = model_cycles(shape, trace), model_cycles(shape, trace, bounds=True)
+    assert set(model) == set(bound)
+    assert sum(model.values()) >= sum(bound.values())
+    for step in ("LSH1", "LSH0", "KV", "SCORE", "READ"):
+        assert model[step] >= bound[step], step
