@@ -301,9 +301,10 @@ def cta_fixed_trace(
     raw_lsh = [(cfg.dir_fmt.quantize(p.a), cfg.bias_fmt.quantize(p.b), int(cfg.inv_w_fmt.quantize(1.0 / p.w)))
                for p in (lsh0, lsh1, lsh2)]
 
-    def cim(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    def cim(codes: np.ndarray, level: int) -> tuple[np.ndarray, int]:
         idx, k, over = _cim.cluster_index(codes, max_clusters=cap, hash_width=cfg.hash_fmt.width)
         flag("cim_overflow", over)
+        flag(f"cim{level}_overflow", over)      # per LSH level (the accelerator stops at the first)
         return idx, k
 
     def cag(x: np.ndarray, idx: np.ndarray, k: int, res_c: np.ndarray | None = None) -> np.ndarray:
@@ -318,10 +319,10 @@ def cta_fixed_trace(
     # 1-2: LSH_1 (keys) then LSH_0 (queries), cluster indices, centroids
     h1, o = _sa.lsh_hash(x_kv, *raw_lsh[1], cfg)
     flag("hash_saturated", o)
-    ct1, k1 = cim(h1)
+    ct1, k1 = cim(h1, 1)
     h0, o = _sa.lsh_hash(x_q, *raw_lsh[0], cfg)
     flag("hash_saturated", o)
-    ct0, k0 = cim(h0)
+    ct0, k0 = cim(h0, 0)
     c1 = cag(x_kv, ct1, k1)
     c0 = cag(x_q, ct0, k0)
     # 3-4: residuals on the SA's left-edge subtractors, LSH_2, residual centroids
@@ -331,7 +332,7 @@ def cta_fixed_trace(
     flag("residual_saturated", o)
     h2, o = _sa.lsh_hash(residual, *raw_lsh[2], cfg)
     flag("hash_saturated", o)
-    ct2, k2 = cim(h2)
+    ct2, k2 = cim(h2, 2)
     ct2 = np.where(ok1, ct2, cap)          # a key without an LSH_1 cluster has no residual either
     c2 = cag(x_kv, ct2, k2, gathered)
     # 5: compressed linears, biases on the SA's bottom lanes (C^0 / C^1 rows; C^2 rows none)

@@ -618,8 +618,15 @@ class Cta(wiring.Component):
                 m.d.comb += [step_on.eq(1), step.eq(Mux(h == 1, _S["LSH1"], Mux(h == 0, _S["LSH0"], _S["LSH2"]))),
                              res_cols.eq(l)]
                 with m.If((ct_count == cnt) & cim.idle):
-                    with m.If(cim.overflow):
-                        m.d.sync += [self.capacity_error.eq(1)]
+                    with m.If(cim.overflow):   # the run stops; k of this level = its capacity
+                        m.d.sync += self.capacity_error.eq(1)
+                        with m.Switch(h):
+                            with m.Case(1):
+                                m.d.sync += k1.eq(cim.n_clusters)
+                            with m.Case(0):
+                                m.d.sync += k0.eq(cim.n_clusters)
+                            with m.Default():
+                                m.d.sync += k2.eq(cim.n_clusters)
                         m.next = "END"
                     with m.Else():
                         m.d.sync += [p.eq(0), pbase.eq(0), j.eq(0)]

@@ -71,9 +71,20 @@ def check_cycles(shape: CtaShape, trace: CTAFixedTrace, cycles: dict[str, int], 
 
 
 def expected_status(trace: CTAFixedTrace) -> dict[str, int]:
-    return {"k0": trace.k0, "k1": trace.k1, "k2": trace.k2,
+    """The status registers after the run. A cluster-capacity overflow stops the run after the first
+    LSH step (in order LSH1, LSH0, LSH2) that overflows: the k of the steps that ran are those of the
+    golden model (the overflowing one at its capacity), the others 0, and the array flags are not
+    compared (the later steps did not run)."""
+    want = {"k0": trace.k0, "k1": trace.k1, "k2": trace.k2,
             "sa_overflow": int(any(trace.flags[k] for k in SA_FLAGS)),
             "capacity_error": int(trace.flags["cim_overflow"])}
+    if want["capacity_error"]:
+        del want["sa_overflow"]
+        ran = ["k1", "k0", "k2"]
+        stop = next(level for level in (1, 0, 2) if trace.flags[f"cim{level}_overflow"])
+        for k in ran[ran.index(f"k{stop}") + 1:]:
+            want[k] = 0
+    return want
 
 
 try:
@@ -218,17 +229,31 @@ if cocotb is not None:
         rng = np.random.default_rng(seed & 0xFFFFFFFF)
         await tb.reset()
         d, n_max = shape.cfg.d, shape.n_max
-        cases = [(min(n_max, 6), min(n_max, 7), 2 * d + 1), (min(n_max, 7), min(n_max, 5), d),
-                 (min(n_max, 5), min(n_max, 8), 3 * d - 1)]
+        cases = [(min(n_max, 6), min(n_max, 7), 2 * d + 1, 3), (min(n_max, 7), min(n_max, 5), d, 3),
+                 (min(n_max, 5), min(n_max, 8), 3 * d - 1, 3)]
+        if n_max > 16:      # a long run: n = n_max, m != n, many clusters
+            cases.append((n_max - 3, n_max, 3 * d - 1, 9))
+        if shape.k_max and shape.k_max < n_max:
+            # more query clusters than k_max: refused after LSH0 (with C1 on the CAG beside it), then a
+            # normal head (nothing corrupted)
+            cases += [(n_max, min(n_max, 8), 2 * d + 1, -1), cases[0]]
         figures = []
-        for k, (m, n, d_in) in enumerate(cases):
+        for k, (m, n, d_in, clusters) in enumerate(cases):
             d_in = min(d_in, shape.cfg.d_in_max)
-            head = random_head(rng, m, n, d_in, shape.d_h, clusters=3)
-            trace = make_trace(shape, head, seed=seed + k)
+            for _attempt in range(20):     # (the overflow case: draw until the queries overflow in LSH0)
+                head = random_head(rng, m, n, d_in, shape.d_h, clusters=max(clusters, 1),
+                                   noise=0.1 if clusters > 0 else 3)
+                widths = (3.0, 1e3, 0.7) if clusters < 0 else (1.5, 1.5, 0.7)
+                trace = make_trace(shape, head, widths=widths, seed=seed + k)
+                if clusters > 0 or (trace.flags["cim_overflow"] and trace.k1 <= shape.k_max):
+                    break
+            else:
+                raise AssertionError("no head that overflows in LSH0 in 20 draws")
             await tb.load(load_beats(trace, shape))
             rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in))
             tb.check(trace, rows, status)
             figures.append({"m": m, "n": n, "d_in": d_in, "k": [trace.k0, trace.k1, trace.k2],
+                            "capacity_error": status["capacity_error"],
                             "cycles": status["cycles"]})
             if k == 0:   # a refused run: nothing runs, nothing is corrupted (the next head still passes)
                 rows, status = await tb.run(m, n, d_in, shape.d_h - 1 if shape.d_h > 1 else 2, 100)
