@@ -159,7 +159,11 @@ class Cta(wiring.Component):
             "kv": (2 * K, 2 * G * b * cfg.qkv_fmt.width), "obar": (-(-K // b), d * b * cfg.out_fmt.width),
             "psum (per PPE, x b)": (cfg.psum_depth, (cfg.acc_width + 1) * b),
         }
-        return {name: {"words": w, "word_bits": bits, "bits": w * bits} for name, (w, bits) in table.items()}
+        # read ports (a simple-dual-port block RAM has one: each further port is a copy): the array's
+        # generator, the CAG issuer, the PAG issuer (two keys per item)
+        ports = {"xq": 2, "xkv": 2, "c1": 2, "ct0": 2, "ct1": 4, "ct2": 3}
+        return {name: {"words": w, "word_bits": bits, "bits": w * bits, "read_ports": ports.get(name, 1)}
+                for name, (w, bits) in table.items()}
 
     def manifest_extra(self) -> dict:
         from golden.cta_host import TARGETS
@@ -274,7 +278,6 @@ class Cta(wiring.Component):
 
         # ---- read ports --------------------------------------------------------------------------------
         rx = {name: mems[name].read_port() for name in ("xq", "xkv", "w", "dir", "c0", "c1", "c2")}
-        rc1res = mems["c1"].read_port()
         rct = {name: mems[name].read_port() for name in ("ct0", "ct1")}
         rkv = mems["kv"].read_port()
         rob = mems["obar"].read_port()
@@ -314,11 +317,12 @@ class Cta(wiring.Component):
         g0_pass = Signal(range(P + 1))
         g1_ct = {name: Signal(ct_shape, name=f"g1_{name}") for name in ("ct0", "ct1")}
         m.d.sync += [g1_ct["ct0"].eq(rct["ct0"].data), g1_ct["ct1"].eq(rct["ct1"].data)]
-        for port in rx.values():
-            m.d.comb += port.addr.eq(g0.addr)
-        m.d.comb += [rkv.addr.eq(g0.addr),
-                     rc1res.addr.eq(rct["ct1"].data * P + g0_pass),
-                     rob.addr.eq(rct["ct0"].data >> lb)]
+        for name, port in rx.items():
+            if name != "c1":
+                m.d.comb += port.addr.eq(g0.addr)
+        # one C1 port: K̄V̄ reads C1 rows, LSH2 reads C1[CT1] for the residual (never in one beat)
+        m.d.comb += [rx["c1"].addr.eq(Mux(g0.residual, rct["ct1"].data * P + g0_pass, g0.addr)),
+                     rkv.addr.eq(g0.addr), rob.addr.eq(rct["ct0"].data >> lb)]
         fifo_level = Signal(range(4 * self.FIFO_DEPTH + 8))
         m.d.comb += fifo_level.eq(sa_fifo.level + o_fifo.level)
         space = Signal()
@@ -354,7 +358,7 @@ class Cta(wiring.Component):
                     m.d.comb += x.eq(0)
             x_lanes.append(x)
         no_c1 = g1_ct["ct1"] == K                                  # a key without an LSH_1 cluster: centroid 0
-        c_lanes = [Mux(g1.residual & ~no_c1, rc1res.data[e], 0) for e in range(d)]
+        c_lanes = [Mux(g1.residual & ~no_c1, rx["c1"].data[e], 0) for e in range(d)]
         beat = Signal(bl)
         m.d.comb += [beat.x[e].eq(x_lanes[e]) for e in range(d)]
         m.d.comb += [beat.c[e].eq(c_lanes[e]) for e in range(d)]
