@@ -28,8 +28,9 @@ needs C0), and the PAG step only
 the cycles the output phase waits for its AP. LSH steps end when the CIM has written the last
 cluster index (``res_latency`` + ``cim_latency`` after the last beat of the last pass, + 1), K̄V̄
 with its last result, the last batch's output phase with its last normalised row, the readout with
-the last row taken. The CIM's memory sweep (after reset, on epoch wrap) is not modelled (the
-``SWEEP`` counter). Latencies are passed in (``golden`` does not import ``hdl``):
+the last row taken. The CIM's memory sweeps on an epoch wrap (:func:`wrap_sweeps`) delay the LSH
+step's array issue and count as ``SWEEP``; the sweep after reset is not modelled. Latencies are
+passed in (``golden`` does not import ``hdl``):
 :meth:`hdl.cta.Cta.cycle_latencies`.
 """
 
@@ -60,11 +61,27 @@ class _Credit:
         self.accepted.append(accept)
 
 
+LSH_ORDER = ("LSH1", "LSH0", "LSH2")
+
+
+def wrap_sweeps(clears_before: int, lsh_steps: int, lat: Mapping[str, int]) -> dict[str, int]:
+    """The CIM sweeps a run's LSH steps start with when the CIM's epoch counter wraps: ``clears_before``
+    clears since reset (one per LSH step that ran), ``lsh_steps`` LSH steps in this run (3, or fewer
+    when a capacity overflow ends the run). ``lat``: ``cim_epochs`` (clears between two wraps: epoch
+    values 1 .. 2^epoch_bits - 1) and ``cim_sweep`` (cycles of a sweep). The sweep after reset is not
+    included: it ends before the first step issues, whatever its length."""
+    period = lat["cim_epochs"]
+    return {LSH_ORDER[s]: lat["cim_sweep"] for s in range(lsh_steps) if (clears_before + s + 1) % period == 0}
+
+
 def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg: SystolicConfig, l: int,  # noqa: E741
-                    d_h: int, lat: Mapping[str, int]) -> dict[str, int]:
+                    d_h: int, lat: Mapping[str, int], sweeps: Mapping[str, int] | None = None) -> dict[str, int]:
     """Cycles per step of one run (no stalls from the host on ``o``). ``lat``: ``issue_latency``,
     ``fifo_depth``, ``res_latency``, ``out_latency`` (last output-phase beat to its first row),
-    ``cim_latency``, ``cag_tail`` (last token to the last centroid, without k), ``pag_readout``."""
+    ``cim_latency``, ``cag_tail`` (last token to the last centroid, without k), ``pag_readout``.
+    ``sweeps``: the CIM sweep cycles an LSH step waits after its clear (:func:`wrap_sweeps`); they count
+    as ``SWEEP`` and delay the array, not the CAG beside it."""
+    sweeps = dict(sweeps or {})
     b, d = cfg.b, cfg.d
     passes = cfg.passes(d_in)
     kk = k1 + k2
@@ -106,15 +123,17 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
     def beats(count: int, op: str = "df1", **kw: Any) -> list[dict[str, Any]]:
         return [{"op": op, "first": i == 0, "last": i == count - 1, **kw} for i in range(count)]
 
-    def lsh(t: int, cnt: int, pass_ready: list[int] | None = None) -> tuple[int, int]:
-        """An LSH step from cycle t (2 cycles: clear, sweep check); the cycle it ends and the cycles it
-        waited for ``pass_ready`` (per pass, the first cycle its value loads may issue)."""
+    def lsh(t: int, cnt: int, name: str, pass_ready: list[int] | None = None) -> tuple[int, int]:
+        """An LSH step from cycle t (2 cycles: clear, sweep check, plus the step's sweep); the cycle it
+        ends and the cycles it waited (the sweep, and for ``pass_ready``: per pass, the first cycle its
+        value loads may issue)."""
         items, ready = [], []
         for p in range(passes):
             items += beats(l, op="load") + beats(cnt)
             ready += [pass_ready[p] if pass_ready else 0] + [0] * (l + cnt - 1)
-        _, acc, waited = run_array(items, t + 2, ready)
-        return acc[-1] + res + lat["cim_latency"] + 1, waited
+        sweep = sweeps.get(name, 0)
+        _, acc, waited = run_array(items, t + 2 + sweep, ready)
+        return acc[-1] + res + lat["cim_latency"] + 1, waited + sweep
 
     def cag_pass_done(start: int, cnt: int, k: int) -> list[int]:
         """A CAG run started at cycle ``start`` (it issues from start + 1): per pass, the first cycle
@@ -130,15 +149,15 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
 
     # -- compression: LSH1; LSH0 beside C1; LSH2 (pass p after C1's slice p) ----------------------------
     t = 0
-    end, _ = lsh(t, n)
-    cycles["LSH1"] = end - t + 1
+    end, swept = lsh(t, n, "LSH1")
+    cycles["LSH1"] = end - t + 1 - swept
     c1_slices = cag_pass_done(end, n, k1)
     t = end + 1
-    end, _ = lsh(t, m)
-    cycles["LSH0"] = end - t + 1
+    end, swept = lsh(t, m, "LSH0")
+    cycles["LSH0"] = end - t + 1 - swept
     t = end + 1
-    end, waited = lsh(t, n, c1_slices)      # pass p waits for C1's slice p
-    cycles["CAG1"] = waited
+    end, waited = lsh(t, n, "LSH2", c1_slices)      # pass p waits for C1's slice p
+    cycles["CAG1"] = waited - sweeps.get("LSH2", 0)
     cycles["LSH2"] = end - t + 1 - waited
     c2_ready = cag_done(end, n, k2)
     t = end + 1
@@ -207,6 +226,7 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
     end = last_rows + 1                    # OUT_W: the last row counted
     cycles["OUTPUT"] += end - t + 1
     cycles["READ"] = m + il
+    cycles["SWEEP"] = sum(sweeps.values())
     return cycles
 
 

@@ -122,6 +122,11 @@ class Cta(wiring.Component):
     def shape(self) -> CtaShape:
         return self._shape
 
+    def _cim(self) -> ClusterIndexModule:
+        sh = self._shape
+        return ClusterIndexModule(hash_len=sh.l, hash_width=sh.cfg.hash_fmt.width, max_tokens=sh.n_max,
+                                  max_clusters=sh.clusters, internal_skew=True)
+
     def cycle_latencies(self) -> dict[str, int]:
         """The latency constants :func:`golden.cta_cycles.cta_step_cycles` models the run with."""
         from golden.cag import default_recip_spec
@@ -136,7 +141,10 @@ class Cta(wiring.Component):
                                        recip_spec=default_recip_spec(sh.n_max))
         cag_block._MustUse__silence = True
         cag = cag_block.latency
-        return {"issue_latency": self.ISSUE_LATENCY, "fifo_depth": self.FIFO_DEPTH,
+        cim = self._cim()
+        cim._MustUse__silence = True
+        return {"cim_sweep": cim.sweep_cycles, "cim_epochs": (1 << cim.epoch_bits) - 1,
+                "issue_latency": self.ISSUE_LATENCY, "fifo_depth": self.FIFO_DEPTH,
                 "res_latency": sa.RES_LATENCY, "out_latency": sa.OUT_LATENCY, "cim_latency": 2 * sh.l + 1,
                 "cag_tail": cag["flush"] + cag["cavg"], "pag_readout": ProbabilityAggregation.READOUT_LATENCY}
 
@@ -204,8 +212,7 @@ class Cta(wiring.Component):
 
         # ---- blocks ------------------------------------------------------------------------------
         m.submodules.sa = sa = SystolicArray(cfg=cfg)
-        m.submodules.cim = cim = ClusterIndexModule(hash_len=l, hash_width=cfg.hash_fmt.width, max_tokens=N,
-                                                    max_clusters=K, internal_skew=True)
+        m.submodules.cim = cim = self._cim()
         m.submodules.cag = cag = CentroidAggregator(dim=d, max_clusters=K, max_tokens=N, token_fmt=cfg.token_fmt,
                                                     centroid_fmt=cfg.qkv_fmt, recip_spec=default_recip_spec(N))
         m.submodules.pag = pag = ProbabilityAggregation(b=b, k1_max=K, k2_max=K, n_max=N, cs_fmt=cfg.score_fmt,

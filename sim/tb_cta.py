@@ -45,29 +45,49 @@ def make_trace(shape: CtaShape, head: HeadInputs, *, widths: Any = (1.5, 1.5, 0.
                            max_tokens=shape.n_max)
 
 
-def model_cycles(shape: CtaShape, trace: CTAFixedTrace, *, bounds: bool = False) -> dict[str, int]:
-    """Cycles per step of the run from :func:`golden.cta_cycles.cta_step_cycles` and the block's
-    latency constants (:meth:`hdl.cta.Cta.cycle_latencies`); ``bounds``: the array's own limit per
-    step instead (:func:`golden.cta_cycles.cta_step_bounds`)."""
-    from golden.cta_cycles import cta_step_bounds, cta_step_cycles
+def _latencies(shape: CtaShape) -> dict[str, int]:
     from hdl.cta import Cta
 
     comp = Cta(shape=shape)
     comp._MustUse__silence = True  # only its constants are read
-    model = cta_step_bounds if bounds else cta_step_cycles
-    return model(m=trace.x_q.shape[0], n=trace.x_kv.shape[0], d_in=trace.x_q.shape[1], k0=trace.k0, k1=trace.k1,
-                 k2=trace.k2, cfg=shape.cfg, l=shape.l, d_h=shape.d_h, lat=comp.cycle_latencies())
+    return comp.cycle_latencies()
 
 
-def check_cycles(shape: CtaShape, trace: CTAFixedTrace, cycles: dict[str, int], host_stalls: bool) -> None:
-    """Every step counter == the golden cycle model (READ only without host stalls on ``o``; the
-    CIM's SWEEP is not modelled)."""
-    model = model_cycles(shape, trace)
+def lsh_steps_run(trace: CTAFixedTrace) -> int:
+    """How many LSH steps (CIM clears) a run does: a capacity overflow ends it after that step."""
+    for steps, level in enumerate((1, 0, 2), start=1):
+        if trace.flags.get(f"cim{level}_overflow"):
+            return steps
+    return 3
+
+
+def model_cycles(shape: CtaShape, trace: CTAFixedTrace, *, bounds: bool = False,
+                 clears_before: int = 0) -> dict[str, int]:
+    """Cycles per step of the run from :func:`golden.cta_cycles.cta_step_cycles` and the block's
+    latency constants (:meth:`hdl.cta.Cta.cycle_latencies`), with the CIM sweeps of the run's epoch
+    wraps after ``clears_before`` CIM clears since reset; ``bounds``: the array's own limit per step
+    instead (:func:`golden.cta_cycles.cta_step_bounds`)."""
+    from golden.cta_cycles import cta_step_bounds, cta_step_cycles, wrap_sweeps
+
+    lat = _latencies(shape)
+    sizes = dict(m=trace.x_q.shape[0], n=trace.x_kv.shape[0], d_in=trace.x_q.shape[1], k0=trace.k0, k1=trace.k1,
+                 k2=trace.k2, cfg=shape.cfg, l=shape.l, d_h=shape.d_h, lat=lat)
+    if bounds:
+        return cta_step_bounds(**sizes)
+    return cta_step_cycles(**sizes, sweeps=wrap_sweeps(clears_before, lsh_steps_run(trace), lat))
+
+
+def check_cycles(shape: CtaShape, trace: CTAFixedTrace, cycles: dict[str, int], host_stalls: bool,
+                 clears_before: int = 0) -> None:
+    """Every step counter == the golden cycle model (READ only without host stalls on ``o``; SWEEP
+    includes the CIM's sweep after reset in the first run after it, so is a lower bound there)."""
+    model = model_cycles(shape, trace, clears_before=clears_before)
     for step, want in model.items():
-        if step == "READ" and host_stalls:
-            assert cycles[step] >= want, f"READ {cycles[step]} cycles < model {want}"
+        if (step == "READ" and host_stalls) or (step == "SWEEP" and clears_before == 0):
+            assert cycles[step] >= want, f"{step} {cycles[step]} cycles < model {want}"
             continue
-        assert cycles[step] == want, f"step {step}: RTL {cycles[step]} cycles != golden cycle model {want}"
+        assert cycles[step] == want, (f"step {step}: RTL {cycles[step]} cycles != golden cycle model {want} "
+                                      f"(RTL {cycles}, model {model})")
 
 
 def expected_status(trace: CTAFixedTrace) -> dict[str, int]:
@@ -102,6 +122,7 @@ class CtaTB:
 
         self.dut, self.shape, self.stall = dut, shape, stall
         self.rng = rng or random.Random(1)
+        self.clears = 0     # CIM clears since reset (the cycle model places the epoch-wrap sweeps by it)
         comp = Cta(shape=shape)
         self.load_layout = comp.load.payload.shape()
         self.o_layout = comp.o.payload.shape()
@@ -111,6 +132,7 @@ class CtaTB:
         from sim.tbutil import start_clock_and_reset
 
         await start_clock_and_reset(self.dut, {"load__valid": 0, "o__ready": 0, "start": 0})
+        self.clears = 0
 
     async def load(self, beats: list[dict[str, Any]], deadline_per_beat: int = 50) -> None:
         dut = self.dut
@@ -183,10 +205,11 @@ class CtaTB:
         got = {k: status[k] for k in want}
         assert got == want, f"status {got} != golden {want}"
         assert status["size_error"] == 0 and status["protocol_error"] == 0 and status["busy"] == 0, status
+        clears_before, self.clears = self.clears, self.clears + lsh_steps_run(trace)
         if want["capacity_error"]:
             assert rows == [], "rows after a capacity error"
             return
-        check_cycles(self.shape, trace, status["cycles"], host_stalls=bool(self.stall))
+        check_cycles(self.shape, trace, status["cycles"], host_stalls=bool(self.stall), clears_before=clears_before)
         assert len(rows) == trace.out.shape[0], f"expected {trace.out.shape[0]} rows, got {len(rows)}"
         for i, row in enumerate(rows):
             assert row[:d_h] == trace.out[i].tolist(), f"row {i}: RTL {row[:d_h]} != golden {trace.out[i].tolist()}"
@@ -216,6 +239,10 @@ def _deadline(shape: CtaShape, m: int, n: int, d_in: int) -> int:
     return 4 * (passes * per_pass + attention + m) + 20 * (cfg.b + cfg.d + 50) + 4 * sweep
 
 
+#: directed cases of test_random_heads (the clusters entry): one cluster for everything, every token its own
+ONE_CLUSTER, OWN_CLUSTERS = 1001, 1002
+
+
 if cocotb is not None:
 
     @cocotb.test(timeout_time=50, timeout_unit="ms")
@@ -231,6 +258,8 @@ if cocotb is not None:
         d, n_max = shape.cfg.d, shape.n_max
         cases = [(min(n_max, 6), min(n_max, 7), 2 * d + 1, 3), (min(n_max, 7), min(n_max, 5), d, 3),
                  (min(n_max, 5), min(n_max, 8), 3 * d - 1, 3)]
+        # directed: one cluster for everything (wide buckets), every token its own cluster (narrow)
+        cases += [(5, 6, d + 1, ONE_CLUSTER), (min(n_max, 5), min(n_max, 6), d + 1, OWN_CLUSTERS)]
         if n_max > 16:      # a long run: n = n_max, m != n, many clusters
             cases.append((n_max - 3, n_max, 3 * d - 1, 9))
         if shape.k_max and shape.k_max < n_max:
@@ -240,19 +269,25 @@ if cocotb is not None:
         figures = []
         for k, (m, n, d_in, clusters) in enumerate(cases):
             d_in = min(d_in, shape.cfg.d_in_max)
-            for _attempt in range(20):     # (the overflow case: draw until the queries overflow in LSH0)
-                head = random_head(rng, m, n, d_in, shape.d_h, clusters=max(clusters, 1),
-                                   noise=0.1 if clusters > 0 else 3)
-                widths = (3.0, 1e3, 0.7) if clusters < 0 else (1.5, 1.5, 0.7)
+            for _attempt in range(20):     # (directed cases: draw until the wanted clustering)
+                centres = 1 if clusters == ONE_CLUSTER else max(clusters, 1)
+                head = random_head(rng, m, n, d_in, shape.d_h, clusters=centres, noise=0.1 if clusters > 0 else 3)
+                widths = {-1: (3.0, 1e3, 0.7), ONE_CLUSTER: (1e3, 1e3, 1e3),
+                          OWN_CLUSTERS: (0.3, 0.3, 0.3)}.get(clusters, (1.5, 1.5, 0.7))
                 trace = make_trace(shape, head, widths=widths, seed=seed + k)
-                if clusters > 0 or (trace.flags["cim_overflow"] and trace.k1 <= shape.k_max):
+                wanted = {-1: trace.flags["cim_overflow"] and trace.k1 <= shape.k_max,
+                          ONE_CLUSTER: (trace.k0, trace.k1, trace.k2) == (1, 1, 1),
+                          OWN_CLUSTERS: (trace.k0, trace.k1) == (m, n)}
+                if wanted.get(clusters, True):
                     break
             else:
-                raise AssertionError("no head that overflows in LSH0 in 20 draws")
+                raise AssertionError(f"case {k}: no head with the wanted clustering in 20 draws")
             await tb.load(load_beats(trace, shape))
             rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in))
+            cocotb.log.info(f"case {k}: m {m} n {n} d_in {d_in} k {[trace.k0, trace.k1, trace.k2]}")
             tb.check(trace, rows, status)
-            figures.append({"m": m, "n": n, "d_in": d_in, "k": [trace.k0, trace.k1, trace.k2],
+            # the figures are what the RTL reported (tb.check compared them with the golden model)
+            figures.append({"m": m, "n": n, "d_in": d_in, "k": [status["k0"], status["k1"], status["k2"]],
                             "capacity_error": status["capacity_error"],
                             "cycles": status["cycles"]})
             if k == 0:   # a refused run: nothing runs, nothing is corrupted (the next head still passes)
