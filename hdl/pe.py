@@ -1,8 +1,9 @@
 """Processing element of the CTA systolic array (DESIGN §4, seed 001 §IV-B(1), Fig. 8).
 
 One PE: a value register, a result register, port registers (left operand ``x``, bottom operand
-``y``, partial sum ``s``), one multiplier (inputs and output registered for timing:
-both map into the MULT18X18D) and one adder, plus one
+``y``, partial sum ``s``), one multiplier (inputs and output registered for timing;
+:mod:`hdl.primitives`: plain RTL by default, a MULT18X18D with its input and output registers
+when elaborated for ECP5, same latency) and one adder, plus one
 register of the separate result shift chain.
 
 Each beat carries an operation with its left operand (``op_in``: one-hot ``load``/``df1``/``df2``,
@@ -37,6 +38,7 @@ PE below must present ``s_in`` at c+3.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
@@ -45,6 +47,7 @@ from amaranth.lib.wiring import In, Out
 from golden.fixed import QFormat
 from golden.systolic import SystolicConfig
 
+from .primitives import RegisteredMultiplier, registered_multiply
 from .registry import BlockSpec, Param, ParamError
 
 __all__ = ["PE", "op_layout", "pe_logic", "PERegisters"]
@@ -66,7 +69,8 @@ class PE(wiring.Component):
     """A PE of column ``col`` of a ``cols``-wide array; see the module docstring."""
 
     PORT_LATENCY = 1
-    SUM_LATENCY = 4
+    #: port register, registered multiply (operand and product registers), adder register
+    SUM_LATENCY = PORT_LATENCY + RegisteredMultiplier.LATENCY + 1
 
     def __init__(self, *, x_width: int, y_width: int, acc_width: int, col: int = 0, cols: int = 1) -> None:
         self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
@@ -114,7 +118,7 @@ class PE(wiring.Component):
             m, x_in=self.x_in, op_in=self.op_in.as_value(), y_in=self.y_in, s_in=self.s_in, s_sat_in=self.s_sat_in,
             chain_in=self.chain_in, chain_sat_in=self.chain_sat_in, copy=self.copy, sc_hit=self.sc_hit,
             sc_value=self.sc_value, col=self._col, x_width=self._x_width,
-            y_width=self._y_width, acc_width=self._acc_width, cols=self._cols)
+            y_width=self._y_width, acc_width=self._acc_width, cols=self._cols, platform=platform)
         m.d.comb += [
             self.x_out.eq(regs.x_out), self.op_out.eq(regs.op_out), self.y_out.eq(regs.y_out),
             self.s_out.eq(regs.s_out), self.s_sat_out.eq(regs.s_sat_out), self.chain_out.eq(regs.chain_out),
@@ -142,18 +146,19 @@ class PERegisters:
 
 def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, s_sat_in: Value, chain_in: Value,
              chain_sat_in: Value, copy: Value, sc_hit: Value, sc_value: Value, col: int,
-             x_width: int, y_width: int, acc_width: int, cols: int, name: str = "") -> PERegisters:
+             x_width: int, y_width: int, acc_width: int, cols: int, name: str = "",
+             platform: Any = None) -> PERegisters:
     """Add one PE's logic to ``m`` (used by :class:`PE` and, flattened, by the systolic array: a
     flat netlist with few named signals keeps Verilator's ``--public-flat-rw`` build of the cocotb
-    flow small). Registers are packed (operand + operation, value + flag) so that a PE has 8."""
+    flow small). Registers are packed (operand + operation, value + flag) so that a PE has 8.
+    ``platform``: the platform ``elaborate`` received; selects the multiplier's implementation
+    (:func:`hdl.primitives.registered_multiply`: plain RTL for None, a MULT18X18D for ECP5)."""
     ob = op_layout(cols).size
     pw = x_width + y_width
     xo = Signal(x_width + ob, name=f"{name}xo")        # port register: left operand + operation
     yr = Signal(signed(y_width), name=f"{name}y")       # port register: bottom operand
     value = Signal(signed(x_width), name=f"{name}value")
     bw = max(x_width, y_width)
-    mi = Signal(x_width + bw + 3, name=f"{name}mul_in")  # multiplier operands + operation
-    pp = Signal(pw + 3, name=f"{name}prod")             # registered product + its operation (kind, first)
     s = Signal(acc_width + 1, name=f"{name}s")          # partial sum + saturation flag
     acc = Signal(acc_width + 1, name=f"{name}acc")      # result register + saturation flag
     chain = Signal(acc_width + 1, name=f"{name}chain")  # result shift chain + flag
@@ -172,14 +177,13 @@ def pe_logic(m: Module, *, x_in: Value, op_in: Value, y_in: Value, s_in: Value, 
 
     # Multiplier, inputs and output registered (with the operation they belong to): the operand
     # select (and the shortcut bypass) is decided a cycle before the register-to-register multiply.
+    # hdl.primitives: these two registers in plain RTL, or one MULT18X18D (input + output
+    # registers) when elaborated for ECP5; RegisteredMultiplier.LATENCY cycles either way.
     operand = Signal(signed(bw), name=f"{name}operand")
     m.d.comb += operand.eq(Mux(op_df2, yr, Mux(hit, sc_value, value)))
-    m.d.sync += mi.eq(Cat(x, operand, op_df1, op_df2, op_first))
-    mul_a, mul_b = mi[:x_width].as_signed(), mi[x_width:x_width + bw].as_signed()
-    m_df1, m_df2, m_first = mi[x_width + bw], mi[x_width + bw + 1], mi[x_width + bw + 2]
-    m.d.sync += pp.eq(Cat((mul_a * mul_b)[:pw], m_df1, m_df2, m_first))
-    prod = pp[:pw].as_signed()
-    df1, df2, p_first = pp[pw], pp[pw + 1], pp[pw + 2]
+    prod, p_op = registered_multiply(m, x, operand, platform=platform, width=pw, tag=Cat(op_df1, op_df2, op_first),
+                                     name=name)
+    df1, df2, p_first = p_op[0], p_op[1], p_op[2]
 
     # One adder, saturating: partial sum from below (DF1) or the result register (DF2). The sum of
     # an acc_width-bit and a narrower value has acc_width+1 bits: it overflowed iff its two top

@@ -289,7 +289,7 @@ class SystolicArray(wiring.Component):
                     chain_in=0 if below is None else below.chain_out,
                     chain_sat_in=0 if below is None else below.chain_sat_out,
                     copy=ppe.copy, sc_hit=ppe.sc_sel[j], sc_value=ppe.sc_value, col=i,
-                    x_width=xw, y_width=yw, acc_width=cfg.acc_width, cols=b, name=f"pe_{i}_{j}_")
+                    x_width=xw, y_width=yw, acc_width=cfg.acc_width, cols=b, name=f"pe_{i}_{j}_", platform=platform)
                 grid[i].append(regs)
                 below = regs
             m.d.comb += [

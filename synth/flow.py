@@ -9,14 +9,18 @@ Targets:
 
 - ``generic``: ``synth -flatten`` + ``stat``; no place and route.
 - ``ecp5``: ``synth_ecp5`` + ``nextpnr-ecp5`` on LFE5U-85F, CABGA381, speed grade 6,
-  ``--out-of-context`` (no IO buffers, so ports of any width fit).
+  ``--out-of-context`` (no IO buffers, so ports of any width fit). The Verilog is elaborated with
+  ``platform=hdl.primitives.ECP5_TARGET`` (a marker with ``family="ecp5"``), so platform-aware
+  primitives instantiate ECP5 hard blocks (``MULT18X18D`` with its registers); the other targets
+  synthesise the Verilog ``attn-rtl generate`` writes.
 - ``ice40``: ``synth_ice40 -dsp`` + ``nextpnr-ice40`` on iCE40 UP5K (SG48). nextpnr-ice40 has no
   out-of-context mode, so a block with more port bits than the package has pins is wrapped in
   :class:`synth.wrapper.SerialWrapper` (4 pins). Blocks larger than the device are reported as not
   fitting before place and route.
 
 Every target also records the number of multipliers (``$mul`` cells after ``proc; flatten; opt;
-wreduce; peepopt`` - i.e. before any multiplier is mapped to DSPs or gates) and memories.
+wreduce; peepopt`` - i.e. before any multiplier is mapped to DSPs or gates - plus the
+``MULT18X18D`` that platform-aware primitives instantiate directly) and memories.
 """
 
 from __future__ import annotations
@@ -31,19 +35,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hdl.export import generate, to_verilog
+from amaranth.back import verilog
+
+from hdl.export import generate
+from hdl.primitives import ECP5_TARGET
 from hdl.registry import get_block
 
 from .tools import ToolFailed, run_tool, tool_versions
 
 __all__ = ["TARGETS", "SynthError", "DoesNotFit", "SeedResult", "SynthResult", "synth_block",
            "summarise_critical_path", "parse_stat", "run_yosys", "rtl_name", "add_seed", "DEFAULT_BUILD_ROOT",
-           "TARGET_MHZ"]
+           "TARGET_MHZ", "TARGET_PLATFORMS"]
 
 TARGETS = ("generic", "ecp5", "ice40")
 DEFAULT_BUILD_ROOT = Path("build") / "synth"
 #: the project's timing goal on LFE5U-85F speed grade 6
 TARGET_MHZ = 150.0
+#: the ``platform`` each target's Verilog is elaborated with (hdl.primitives): the ECP5 marker
+#: selects MULT18X18D multipliers; generic and iCE40 get the vendor-neutral RTL (platform None),
+#: i.e. exactly the Verilog ``attn-rtl generate`` writes.
+TARGET_PLATFORMS = {"generic": None, "ecp5": ECP5_TARGET, "ice40": None}
 
 ECP5_DEVICE = {"device": "LFE5U-85F", "nextpnr": ["--85k", "--package", "CABGA381", "--speed", "6"],
                "capacity": {"lut4": 83640, "ff": 83640, "dsp": 156, "bram": 208}}
@@ -207,7 +218,10 @@ def _yosys_script(top: str, verilog: str, target: str, abc9: bool = True) -> str
         mapping = f"synth_ecp5 -top {top} -json {top}.netlist.json" + ("" if abc9 else " -noabc9")
     else:
         mapping = f"synth_ice40 -dsp -top {top} -json {top}.netlist.json"
+    # Hard blocks instantiated by hdl.primitives (MULT18X18D ...) are known to hierarchy -check.
+    cells = ["read_verilog -lib -specify +/ecp5/cells_bb.v"] if target == "ecp5" else []
     return "\n".join([
+        *cells,
         f"read_verilog -sv {verilog}",
         f"hierarchy -check -top {top}",
         "design -save original",
@@ -223,7 +237,9 @@ def _yosys_script(top: str, verilog: str, target: str, abc9: bool = True) -> str
 
 def _resources(target: str, coarse: dict[str, Any], mapped: dict[str, Any]) -> dict[str, int]:
     cells = mapped["cells"]
-    res: dict[str, int] = {"mul": coarse["cells"].get("$mul", 0), "memories": coarse["num_memories"],
+    # multipliers: word-level $mul cells plus hard multipliers instantiated by hdl.primitives
+    res: dict[str, int] = {"mul": coarse["cells"].get("$mul", 0) + coarse["cells"].get("MULT18X18D", 0),
+                           "memories": coarse["num_memories"],
                            "memory_bits": coarse["num_memory_bits"]}
     if target == "generic":
         res["cells"] = mapped["num_cells"]
@@ -316,6 +332,16 @@ def synth_block(block: str, overrides: Mapping[str, Any] | None = None, *, targe
 
     generate(block, params, out)
     top = block
+    platform = TARGET_PLATFORMS.get(target)
+    if platform is not None:
+        # Re-elaborate for the FPGA family: platform-aware primitives (hdl.primitives) use its hard
+        # blocks; the manifest written by generate() stays valid (same ports, same latencies).
+        component, _ = spec.elaborate(params)
+        try:
+            text = verilog.convert(component, name=block, platform=platform, emit_src=False)
+        except ValueError as exc:  # e.g. a multiplier operand wider than the DSP (hdl.primitives)
+            raise SynthError(f"{block} cannot be elaborated for {target}: {exc}") from exc
+        (out / f"{block}.v").write_text(text)
     if wrap is None:
         ports = json.loads((out / f"{block}.json").read_text())["ports"]
         wrap = target == "ice40" and sum(p["width"] for p in ports) > ICE40_DEVICE["max_port_bits"]
@@ -324,7 +350,8 @@ def synth_block(block: str, overrides: Mapping[str, Any] | None = None, *, targe
 
         component, _ = spec.elaborate(params)
         top = f"{block}_serial"
-        (out / f"{top}.v").write_text(to_verilog(SerialWrapper(component), top))
+        (out / f"{top}.v").write_text(verilog.convert(SerialWrapper(component), name=top, platform=platform,
+                                                      emit_src=False))
 
     say(f"[{block}/{target}] yosys ({out})")
     t0 = time.monotonic()

@@ -94,6 +94,29 @@ def test_ecp5_place_and_route_small_exp(tmp_path):
     assert all(src.startswith("exp_unit.v:") for src in path["sources"])
 
 
+def test_ecp5_pe_uses_registered_mult18x18d(tmp_path):
+    """hdl.primitives via the flow: for ECP5 the PE's multiply is one MULT18X18D with its input and
+    output registers (60 fewer fabric FFs than the generic RTL); other targets keep plain RTL."""
+    from pathlib import Path
+
+    from synth.flow import TARGET_PLATFORMS
+
+    assert TARGET_PLATFORMS["ecp5"].family == "ecp5" and TARGET_PLATFORMS["generic"] is None
+    res = synth_block("pe", target="ecp5", seeds=1, build_root=tmp_path)
+    verilog = (Path(res.build_dir) / "pe.v").read_text()
+    assert "MULT18X18D #(" in verilog and '.REG_OUTPUT_CLK("CLK0")' in verilog
+    assert '.REG_INPUTA_CLK("CLK0")' in verilog and '.REG_INPUTB_CLK("CLK0")' in verilog
+    assert res.resources["dsp"] == 1 and res.resources["mul"] == 1
+    assert res.fmax is not None and res.fmax["median"] > 0
+    generic = synth_block("pe", target="generic", build_root=tmp_path)
+    assert generic.resources["mul"] == 1
+    assert "MULT18X18D" not in (Path(generic.build_dir) / "pe.v").read_text()
+    # x_width 13 + y_width 17 operand bits and the 30-bit product live in the DSP, not in fabric FFs
+    assert res.resources["ff"] <= 232 - 60
+    with pytest.raises(SynthError, match="operand a is 20 bits.*at most 18"):
+        synth_block("pe", {"x_width": 20, "y_width": 6, "acc_width": 40}, target="ecp5", build_root=tmp_path)
+
+
 def test_summarise_critical_path_and_rtl_names():
     def seg(kind, delay, cell_from, cell_to, net=None):
         s = {"type": kind, "delay": delay, "from": {"cell": cell_from, "port": "Q"},

@@ -1,0 +1,221 @@
+"""hdl.primitives: the registered multiplier on every platform, the PE elaborated for ECP5, and the
+post-synthesis simulation of the PE's ECP5 netlist against the RTL and golden.fixed (issue 13)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import ClockDomain, Module, signed, unsigned
+
+from golden.fixed import QFormat, mac
+from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, OP_NOP
+from hdl.pe import PE
+from hdl.primitives import (
+    ECP5_TARGET,
+    REGISTERED_READ_NOTE,
+    FPGATarget,
+    RegisteredMultiplier,
+    is_ecp5,
+    platform_family,
+)
+from hdl.registry import get_block
+from tests.amaranth_helpers import run_sim
+
+
+def _products(dut: RegisteredMultiplier, pairs: list[tuple[int, int]]) -> list[int]:
+    seen = []
+
+    async def tb(ctx):
+        for k in range(len(pairs) + dut.LATENCY):
+            a, b = pairs[k] if k < len(pairs) else (0, 0)
+            ctx.set(dut.a, a)
+            ctx.set(dut.b, b)
+            seen.append(ctx.get(dut.p))
+            await ctx.tick()
+
+    run_sim(dut, tb)
+    return seen[dut.LATENCY:]
+
+
+@pytest.mark.parametrize("a_shape,b_shape,width", [
+    (signed(13), signed(17), None), (signed(5), signed(6), 8), (unsigned(7), signed(4), None),
+    (unsigned(6), unsigned(6), 12),
+])
+def test_registered_multiplier_generic_latency_and_values(a_shape, b_shape, width):
+    dut = RegisteredMultiplier(a_shape, b_shape, width=width)
+    w = width or a_shape.width + b_shape.width
+    rng = np.random.default_rng(1)
+
+    def draw(shape):
+        lo = -(1 << (shape.width - 1)) if shape.signed else 0
+        hi = (1 << (shape.width - 1)) if shape.signed else (1 << shape.width)
+        return [lo, hi - 1, *rng.integers(lo, hi, 20).tolist()]
+
+    pairs = list(zip(draw(a_shape), draw(b_shape)))
+    got = _products(dut, pairs)
+    want = []
+    for a, b in pairs:
+        v = (a * b) & ((1 << w) - 1)
+        if dut.p.shape().signed and v >> (w - 1):
+            v -= 1 << w
+        want.append(v)
+    assert got == want
+    assert RegisteredMultiplier.LATENCY == 2 == PE.SUM_LATENCY - PE.PORT_LATENCY - 1
+
+
+def test_platform_detection():
+    assert platform_family(None) is None and not is_ecp5(None)
+    assert is_ecp5(ECP5_TARGET) and is_ecp5(FPGATarget("ECP5"))
+    assert not is_ecp5(FPGATarget("ice40", "iCE40UP5K"))
+    # amaranth's own Lattice platform (the --board flow) is recognised by its family attribute
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    assert is_ecp5(ULX3S_85F_Platform())
+    assert "OUTREG" in REGISTERED_READ_NOTE
+
+
+def test_ecp5_instantiates_mult18x18d_with_registers():
+    dut = RegisteredMultiplier(signed(13), signed(17))
+    text = rtlil.convert(dut, platform=ECP5_TARGET)
+    assert "cell \\MULT18X18D" in text
+    for reg in ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"):
+        assert f'parameter \\{reg} "CLK0"' in text
+    assert 'parameter \\REG_PIPELINE_CLK "NONE"' in text
+    assert 'parameter \\RESETMODE "SYNC"' in text
+    generic = rtlil.convert(RegisteredMultiplier(signed(13), signed(17)))
+    assert "MULT18X18D" not in generic and "$mul" in generic
+
+
+def test_ecp5_reset_less_domain():
+    """A reset-less domain (the ULX3S board's sync) ties RST0 low instead of failing."""
+    m = Module()
+    m.domains.sync = ClockDomain(reset_less=True)
+    m.submodules.mul = RegisteredMultiplier(signed(8), signed(8))
+    text = rtlil.convert(m, platform=ECP5_TARGET, ports=[m.submodules.mul.a, m.submodules.mul.b,
+                                                         m.submodules.mul.p])
+    assert "MULT18X18D" in text and "connect \\RST0 1'0" in text
+
+
+def test_ecp5_refuses_wide_operands():
+    with pytest.raises(ValueError, match="operand a is 19 bits.*at most 18"):
+        rtlil.convert(RegisteredMultiplier(signed(19), signed(6)), platform=ECP5_TARGET)
+    with pytest.raises(ValueError, match="operand a is 20 bits"):
+        rtlil.convert(PE(x_width=20, y_width=6, acc_width=40), platform=ECP5_TARGET)
+    rtlil.convert(RegisteredMultiplier(signed(19), signed(6)))  # vendor-neutral RTL: any width
+    with pytest.raises(ValueError, match="width"):
+        RegisteredMultiplier(signed(4), signed(4), width=9)
+
+
+def test_pe_generic_verilog_independent_of_non_ecp5_platforms():
+    """The default elaboration is what the PE always was; a non-ECP5 marker changes nothing."""
+    a = verilog.convert(PE(x_width=13, y_width=17, acc_width=36, cols=8), name="pe", emit_src=False)
+    b = verilog.convert(PE(x_width=13, y_width=17, acc_width=36, cols=8), name="pe",
+                        platform=FPGATarget("ice40"), emit_src=False)
+    c = verilog.convert(PE(x_width=13, y_width=17, acc_width=36, cols=8), name="pe", platform=ECP5_TARGET,
+                        emit_src=False)
+    assert a == b and "MULT18X18D" not in a
+    assert "MULT18X18D" in c and " * " not in c
+
+
+# ---- post-synthesis simulation --------------------------------------------------------------------
+
+def _op(op: int, col: int, first: int, cols: int) -> int:
+    """op_in as an integer: load, df1, df2, first, one-hot col (hdl.pe.op_layout)."""
+    return (int(op == OP_LOAD) | int(op == OP_DF1) << 1 | int(op == OP_DF2) << 2 | first << 3
+            | (1 << col) << 4) & ((1 << (4 + cols)) - 1)
+
+
+def _stimulus(cfg: dict, rng: np.random.Generator):
+    """Cycles of PE inputs (col 0 of a cfg['b']-wide array) and the golden checks on them.
+
+    Returns (stimulus, checks); a check is (cycle, output, expected)."""
+    cols, xw, yw, aw = cfg["b"], cfg["x_width"], cfg["y_width"], cfg["acc_width"]
+    acc = QFormat(aw, 0)
+    xlo, xhi = -(1 << (xw - 1)), (1 << (xw - 1)) - 1
+    ylo, yhi = -(1 << (yw - 1)), (1 << (yw - 1)) - 1
+    amax = (1 << (aw - 1)) - 1
+    stim: list[dict] = []
+    checks: list[tuple[int, str, int]] = []
+
+    def cycle(**kw) -> int:
+        stim.append({"op_in": _op(OP_NOP, 0, 0, cols), **kw})
+        return len(stim) - 1
+
+    def s_at(c: int, s: int, s_sat: int = 0) -> None:
+        while len(stim) <= c:
+            cycle()
+        stim[c].update(s_in=s, s_sat_in=s_sat)
+
+    cycle(rst=1)
+    cycle(rst=1)
+    # DF1: a loaded value times a stream, plus partial sums from below (some close to saturation).
+    value = int(rng.integers(xlo, xhi + 1))
+    cycle(x_in=value, op_in=_op(OP_LOAD, 0, 0, cols))
+    xs = [xlo, xhi, *rng.integers(xlo, xhi + 1, 30).tolist()]
+    ss = [amax - 5, -amax + 5, *rng.integers(-(1 << (aw - 2)), 1 << (aw - 2), 30).tolist()]
+    sats = [0, 1, *rng.integers(0, 2, 30).tolist()]
+    starts = [cycle(x_in=x, op_in=_op(OP_DF1, 0, 0, cols)) for x in xs]
+    for c, s, sat in zip(starts, ss, sats):
+        s_at(c + PE.SUM_LATENCY - 1, s, sat)
+    want, over = mac(ss, xs, [value] * len(xs), acc)
+    for c, w, o, sat in zip(starts, want.tolist(), over.tolist(), sats):
+        checks += [(c + PE.SUM_LATENCY, "s_out", w), (c + PE.SUM_LATENCY, "s_sat_out", int(o) | sat)]
+    for _ in range(PE.SUM_LATENCY + 1):
+        cycle()
+    # DF2: accumulate y * x with 'first' restarts; extreme operands to reach saturation quickly.
+    for phase in range(3):
+        n = 24 if phase < 2 else (1 << (aw - 1)) // ((1 << (xw - 1)) * (1 << (yw - 1))) + 4  # enough to saturate
+        if phase == 2:
+            pairs = [(xlo, ylo)] * n
+        else:
+            pairs = list(zip(rng.integers(xlo, xhi + 1, n).tolist(), rng.integers(ylo, yhi + 1, n).tolist()))
+        total, sat = 0, 0
+        for k, (x, y) in enumerate(pairs):
+            c = cycle(x_in=x, y_in=y, op_in=_op(OP_DF2, 0, int(k == 0), cols))
+            a, o = mac([total], [x], [y], acc)
+            total, sat = int(a[0]), sat | int(o[0])
+            checks += [(c + PE.SUM_LATENCY, "acc", total), (c + PE.SUM_LATENCY, "acc_sat", sat)]
+    for _ in range(PE.SUM_LATENCY + 1):
+        cycle()
+    # Everything at random (RTL-vs-netlist only): loads to any column, shortcuts, copies, a reset.
+    for k in range(300):
+        op = int(rng.choice([OP_NOP, OP_LOAD, OP_DF1, OP_DF2]))
+        cycle(rst=int(k == 150), x_in=int(rng.integers(xlo, xhi + 1)), y_in=int(rng.integers(ylo, yhi + 1)),
+              op_in=_op(op, int(rng.integers(0, cols)), int(rng.integers(0, 2)), cols),
+              s_in=int(rng.integers(-amax - 1, amax + 1)), s_sat_in=int(rng.integers(0, 2)),
+              chain_in=int(rng.integers(-amax - 1, amax + 1)), chain_sat_in=int(rng.integers(0, 2)),
+              copy=int(rng.integers(0, 2)), sc_hit=int(rng.random() < 0.2), sc_value=int(rng.integers(xlo, xhi + 1)))
+    for _ in range(PE.SUM_LATENCY + 1):
+        cycle()
+    return stim, checks
+
+
+def test_pe_ecp5_netlist_matches_rtl_and_golden(tmp_path):
+    """Issue 13 item 2: synth_ecp5 netlist of pe (MULT18X18D with registers) + yosys' cell models on
+    Icarus, cycle by cycle equal to the RTL on every output, and the DF1/DF2 results equal to
+    golden.fixed.mac."""
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not installed")
+    from sim.tb_pe_netlist import run_pe_netlist
+
+    spec = get_block("pe")
+    params = spec.resolve(spec.fpga_params)
+    cfg = dict(params)
+    component, _ = spec.elaborate(params)
+    component._MustUse__silence = True  # only its widths are needed
+    cfg["x_width"], cfg["y_width"] = component.x_width, component.y_width
+    stim, checks = _stimulus(cfg, np.random.default_rng(13))
+    rtl, net = run_pe_netlist(stim, params, tmp_path)
+    netlist = (tmp_path / "netlist" / "pe_netlist.v").read_text()
+    assert "MULT18X18D" in netlist and "$mul" not in netlist
+    assert len(rtl) == len(net) == len(stim)
+    assert all(r is not None for r in rtl[2:]) and all(n is not None for n in net[2:])  # no X after reset
+    mismatches = [(c, r, n) for c, (r, n) in enumerate(zip(rtl, net)) if c >= 2 and r != n]
+    assert not mismatches, f"netlist differs from RTL first at cycle {mismatches[0][0]}: {mismatches[0][1:]}"
+    for c, name, want in checks:
+        assert net[c][name] == want, f"cycle {c}: {name} = {net[c][name]}, golden {want}"
+    assert any(name == "acc_sat" and want for _, name, want in checks)     # saturation reached
+    assert any(name == "s_sat_out" and want for _, name, want in checks)
