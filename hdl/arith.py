@@ -9,7 +9,7 @@ a ``valid`` bit travelling with the data, so they can sit inside a stream pipeli
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -18,7 +18,7 @@ from golden.lut import ExpSpec, RecipSpec
 
 from .fixed import saturate, shape_of
 
-__all__ = ["ExpUnit", "ReciprocalScaler"]
+__all__ = ["ExpUnit", "ReciprocalApply", "ReciprocalLookup", "ReciprocalScaler", "SharedReciprocalScaler"]
 
 
 def _signed_bits(lo: int, hi: int) -> int:
@@ -148,24 +148,225 @@ class ExpUnit(wiring.Component):
         return m
 
 
-class ReciprocalScaler(wiring.Component):
-    """``result = value / den`` per :meth:`golden.lut.RecipSpec.scale`; ``LATENCY`` cycles.
+def _recip_shift(spec: RecipSpec, vfmt: QFormat, ofmt: QFormat) -> tuple[int, int, int]:
+    """(offset, pre_left, shift bound) of the product's right shift: shift = offset + pos (negative
+    = left). As in ExpUnit, the product is pre-shifted left by ``pre_left`` so that one right shift
+    by t = shift + pre_left >= 0 covers both directions with the same rounding; t < bound."""
+    offset = spec.mant_bits - spec.den_fmt.frac + vfmt.frac - ofmt.frac
+    pre_left = max(-offset, 0)
+    return offset, pre_left, offset + spec.den_fmt.width + pre_left + 1
 
-    Stages (pipelined for 150 MHz on ECP5): (1) leading-one detect; (2) mantissa index and shift
-    amount; (3) reciprocal ROM read; (4) ROM output register; (5) partial products (one DSP
-    each, registered); (6) their sum; (7) variable shift; (8) rounding increment; (9) saturation.
+
+def _check_recip_args(owner: object, spec: object, **fmts: object) -> None:
+    if not isinstance(spec, RecipSpec):
+        owner._MustUse__used = True  # a rejected configuration is not an unused elaboratable
+        raise TypeError(f"spec must be a RecipSpec, not {spec!r}")
+    for name, fmt in fmts.items():
+        if not isinstance(fmt, QFormat):
+            owner._MustUse__used = True
+            raise TypeError(f"{name} must be a QFormat, not {fmt!r}")
+
+
+class ReciprocalLookup(wiring.Component):
+    """The denominator half of a division: the reciprocal mantissa of ``den`` (ROM) and the shift
+    that scales a product by it, for one (value, result) format pair; ``LATENCY`` cycles.
+
+    Stages: (1) leading-one detect; (2) mantissa index and shift amount; (3) reciprocal ROM read;
+    (4) ROM output register (block-RAM clock-to-out is most of a cycle on ECP5: nothing follows it).
+    One lookup can feed any number of :class:`ReciprocalApply` lanes that divide by the same ``den``.
     """
 
-    LATENCY = 9
+    LATENCY = 4
 
     def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
-        if not isinstance(spec, RecipSpec):
-            self._MustUse__used = True  # a rejected configuration is not an unused elaboratable
-            raise TypeError(f"spec must be a RecipSpec, not {spec!r}")
-        for name, fmt in (("value_fmt", value_fmt), ("out_fmt", out_fmt)):
-            if not isinstance(fmt, QFormat):
-                self._MustUse__used = True
-                raise TypeError(f"{name} must be a QFormat, not {fmt!r}")
+        _check_recip_args(self, spec, value_fmt=value_fmt, out_fmt=out_fmt)
+        self._spec, self._value_fmt, self._out_fmt = spec, value_fmt, out_fmt
+        super().__init__({
+            "den": In(shape_of(spec.den_fmt)),
+            "valid_in": In(1),
+            "en": In(1, init=1),
+            "recip": Out(unsigned(spec.mant_bits + 1)),
+            "shift": Out(range(_recip_shift(spec, value_fmt, out_fmt)[2])),
+            "zero": Out(1),
+            "valid_out": Out(1),
+        })
+
+    def elaborate(self, platform):
+        spec = self._spec
+        width, lut_bits = spec.den_fmt.width, spec.lut_bits
+        offset, pre_left, _ = _recip_shift(spec, self._value_fmt, self._out_fmt)
+        m = Module()
+        m.submodules.rom = rom = Memory(
+            shape=unsigned(spec.mant_bits + 1), depth=1 << lut_bits, init=[int(v) for v in spec.lut()]
+        )
+        rd = rom.read_port(domain="sync")
+        m.d.comb += rd.en.eq(self.en)
+
+        def stage(*pairs):
+            with m.If(self.en):
+                m.d.sync += [dst.eq(src) for dst, src in pairs]
+
+        # Stage 1: leading-one position of the denominator.
+        pos = Signal(range(width))
+        for bit in range(width):
+            with m.If(self.den[bit]):
+                m.d.comb += pos.eq(bit)
+        pos1, den1 = Signal.like(pos, name="pos1"), Signal.like(self.den, name="den1")
+        zero1, v1 = Signal(), Signal()
+        stage((pos1, pos), (den1, self.den), (zero1, self.den == 0), (v1, self.valid_in))
+
+        # Stage 2: normalise (the lut_bits below the leading one) and the shift amount.
+        aligned = Cat(Const(0, lut_bits), den1) << (width - 1 - pos1).as_unsigned()[: len(pos1)]
+        index2 = Signal(lut_bits)
+        t2, zero2, v2 = Signal.like(self.shift, name="t2"), Signal(), Signal()
+        stage((index2, aligned[width - 1: width - 1 + lut_bits]), (t2, pos1 + (offset + pre_left)),
+              (zero2, zero1), (v2, v1))
+
+        # Stage 3: ROM read; stage 4: its output registered.
+        m.d.comb += rd.addr.eq(index2)
+        t3, zero3, v3 = Signal.like(t2, name="t3"), Signal(), Signal()
+        stage((t3, t2), (zero3, zero2), (v3, v2))
+        stage((self.recip, rd.data), (self.shift, t3), (self.zero, zero3), (self.valid_out, v3))
+        return m
+
+
+class ReciprocalApply(wiring.Component):
+    """The value half of a division: ``result = value · recip >> shift``, rounded and saturated per
+    :meth:`golden.lut.RecipSpec.scale`, from a :class:`ReciprocalLookup`'s outputs (``value`` is the
+    numerator delayed by ``ReciprocalLookup.LATENCY``); ``LATENCY`` cycles.
+
+    Stages: (1) partial products (one DSP each, registered); (2) their sum; (3) variable shift;
+    (4) rounding increment; (5) saturation.
+    """
+
+    LATENCY = 5
+
+    def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
+        _check_recip_args(self, spec, value_fmt=value_fmt, out_fmt=out_fmt)
+        self._spec, self._value_fmt, self._out_fmt = spec, value_fmt, out_fmt
+        super().__init__({
+            "value": In(shape_of(value_fmt)),
+            "recip": In(unsigned(spec.mant_bits + 1)),
+            "shift": In(range(_recip_shift(spec, value_fmt, out_fmt)[2])),
+            "zero": In(1),
+            "valid_in": In(1),
+            "en": In(1, init=1),
+            "result": Out(shape_of(out_fmt)),
+            "overflow": Out(1),
+            "div_by_zero": Out(1),
+            "valid_out": Out(1),
+        })
+
+    def elaborate(self, platform):
+        spec, vfmt, ofmt = self._spec, self._value_fmt, self._out_fmt
+        _, pre_left, _ = _recip_shift(spec, vfmt, ofmt)
+        half_up = Rounding(ofmt.rounding) is Rounding.HALF_UP
+        m = Module()
+
+        def stage(*pairs):
+            with m.If(self.en):
+                m.d.sync += [dst.eq(src) for dst, src in pairs]
+
+        # Stage 1: partial products, each within one 18x18 DSP, registered; stage 2: their sum.
+        # (A 24x17 product spans two MULT18X18D plus a fabric adder: too long for one cycle.)
+        partials = []
+        for a_lo, a_piece in _dsp_pieces(self.value):
+            for b_lo, b_piece in _dsp_pieces(self.recip):
+                part = Signal(signed(len(a_piece) + len(b_piece) + 1), name=f"part_{a_lo}_{b_lo}")
+                stage((part, a_piece * b_piece))
+                partials.append((a_lo + b_lo, part))
+        t5, neg5, zero5, v5 = Signal.like(self.shift, name="t5"), Signal(), Signal(), Signal()
+        stage((t5, self.shift), (neg5, self.value < 0), (zero5, self.zero), (v5, self.valid_in))
+        prod = Signal(signed(vfmt.width + spec.mant_bits + 2))
+        t6, neg6, zero6, v6 = Signal.like(t5, name="t6"), Signal(), Signal(), Signal()
+        total = partials[0][1] << partials[0][0]
+        for shift_by, part in partials[1:]:
+            total = total + (part << shift_by)
+        stage((prod, total), (t6, t5), (neg6, neg5), (zero6, zero5), (v6, v5))
+
+        # Stage 3: the variable shift. Half-up keeps one extra bit q = floor(v / 2**(t-1)) so that
+        # stage 4 only adds 1 and drops it (t = 0: q = 2v, and the +1 is dropped again).
+        wide = prod << pre_left
+        shifted = (wide << 1) >> t6 if half_up else wide >> t6
+        q7 = Signal(signed(len(wide) + 1))
+        neg7, zero7, v7 = Signal(), Signal(), Signal()
+        stage((q7, shifted), (neg7, neg6), (zero7, zero6), (v7, v6))
+
+        # Stage 4: rounding increment; stage 5: saturation (bit tests on the registered sum).
+        rounded = Signal(signed(len(q7)))
+        neg8, zero8, v8 = Signal(), Signal(), Signal()
+        stage((rounded, (q7 + 1) >> 1 if half_up else q7), (neg8, neg7), (zero8, zero7), (v8, v7))
+        res, over = saturate(rounded, ofmt)
+        sat_value = Mux(neg8, Const(ofmt.min_int & ((1 << ofmt.width) - 1), unsigned(ofmt.width)),
+                        Const(ofmt.max_int, unsigned(ofmt.width)))
+        stage((self.result, Mux(zero8, sat_value, res)), (self.overflow, over | zero8),
+              (self.div_by_zero, zero8), (self.valid_out, v8))
+        return m
+
+
+class SharedReciprocalScaler(wiring.Component):
+    """``lanes`` divisions by one denominator: ``result[i] = value[i] / den`` per
+    :meth:`golden.lut.RecipSpec.scale`; one :class:`ReciprocalLookup` (ROM, leading-one detect)
+    shared by ``lanes`` :class:`ReciprocalApply` (multipliers); ``LATENCY`` cycles."""
+
+    LATENCY = ReciprocalLookup.LATENCY + ReciprocalApply.LATENCY
+
+    def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat, lanes: int) -> None:
+        _check_recip_args(self, spec, value_fmt=value_fmt, out_fmt=out_fmt)
+        if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
+            self._MustUse__used = True
+            raise ValueError(f"lanes must be an integer >= 1, not {lanes!r}")
+        self._spec, self._value_fmt, self._out_fmt, self._lanes = spec, value_fmt, out_fmt, lanes
+        super().__init__({
+            "value": In(data.ArrayLayout(shape_of(value_fmt), lanes)),
+            "den": In(shape_of(spec.den_fmt)),
+            "valid_in": In(1),
+            "en": In(1, init=1),
+            "result": Out(data.ArrayLayout(shape_of(out_fmt), lanes)),
+            "overflow": Out(lanes),
+            "div_by_zero": Out(1),
+            "valid_out": Out(1),
+        })
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def spec(self) -> RecipSpec:
+        return self._spec
+
+    def elaborate(self, platform):
+        m = Module()
+        fmts = dict(spec=self._spec, value_fmt=self._value_fmt, out_fmt=self._out_fmt)
+        m.submodules.lookup = lookup = ReciprocalLookup(**fmts)
+        m.d.comb += [lookup.den.eq(self.den), lookup.valid_in.eq(self.valid_in), lookup.en.eq(self.en)]
+        for i in range(self._lanes):
+            # the numerator waits in flip-flops while the lookup runs
+            delayed = self.value[i]
+            for s in range(ReciprocalLookup.LATENCY):
+                reg = Signal(shape_of(self._value_fmt), name=f"val{s + 1}_{i}")
+                with m.If(self.en):
+                    m.d.sync += reg.eq(delayed)
+                delayed = reg
+            m.submodules[f"apply{i}"] = apply = ReciprocalApply(**fmts)
+            m.d.comb += [apply.value.eq(delayed), apply.recip.eq(lookup.recip), apply.shift.eq(lookup.shift),
+                         apply.zero.eq(lookup.zero), apply.valid_in.eq(lookup.valid_out), apply.en.eq(self.en),
+                         self.result[i].eq(apply.result), self.overflow[i].eq(apply.overflow)]
+            if i == 0:
+                m.d.comb += [self.div_by_zero.eq(apply.div_by_zero), self.valid_out.eq(apply.valid_out)]
+        return m
+
+
+class ReciprocalScaler(wiring.Component):
+    """``result = value / den`` per :meth:`golden.lut.RecipSpec.scale`; ``LATENCY`` cycles: a
+    one-lane :class:`SharedReciprocalScaler` (a :class:`ReciprocalLookup`, then a
+    :class:`ReciprocalApply`), pipelined for 150 MHz on ECP5."""
+
+    LATENCY = SharedReciprocalScaler.LATENCY
+
+    def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
+        _check_recip_args(self, spec, value_fmt=value_fmt, out_fmt=out_fmt)
         self._spec = spec
         self._value_fmt = value_fmt
         self._out_fmt = out_fmt
@@ -193,91 +394,12 @@ class ReciprocalScaler(wiring.Component):
         return self._out_fmt
 
     def elaborate(self, platform):
-        spec, vfmt, ofmt = self._spec, self._value_fmt, self._out_fmt
-        width = spec.den_fmt.width
-        lut_bits = spec.lut_bits
         m = Module()
-        m.submodules.rom = rom = Memory(
-            shape=unsigned(spec.mant_bits + 1), depth=1 << lut_bits, init=[int(v) for v in spec.lut()]
-        )
-        rd = rom.read_port(domain="sync")
-        m.d.comb += rd.en.eq(self.en)
-
-        def stage(*pairs):
-            """Register (target, source) pairs when ``en``."""
-            with m.If(self.en):
-                m.d.sync += [dst.eq(src) for dst, src in pairs]
-
-        # Right shift of the product: shift = offset + pos (negative = left). As in ExpUnit, the
-        # product is pre-shifted left by ``pre_left`` so that one right shift by
-        # t = shift + pre_left >= 0 covers both directions with the same rounding.
-        offset = spec.mant_bits - spec.den_fmt.frac + vfmt.frac - ofmt.frac
-        pre_left = max(-offset, 0)
-
-        # Stage 1: leading-one position of the denominator.
-        pos = Signal(range(width))
-        for bit in range(width):
-            with m.If(self.den[bit]):
-                m.d.comb += pos.eq(bit)
-        pos1, den1, val1 = Signal.like(pos, name="pos1"), Signal.like(self.den, name="den1"), Signal(shape_of(vfmt))
-        zero1, v1 = Signal(), Signal()
-        stage((pos1, pos), (den1, self.den), (val1, self.value), (zero1, self.den == 0), (v1, self.valid_in))
-
-        # Stage 2: normalise (the lut_bits below the leading one) and the shift amount.
-        aligned = Cat(Const(0, lut_bits), den1) << (width - 1 - pos1).as_unsigned()[: len(pos1)]
-        index2 = Signal(lut_bits)
-        t2 = Signal(range(offset + width + pre_left + 1))
-        val2, zero2, v2 = Signal(shape_of(vfmt)), Signal(), Signal()
-        stage((index2, aligned[width - 1: width - 1 + lut_bits]), (t2, pos1 + (offset + pre_left)),
-              (val2, val1), (zero2, zero1), (v2, v1))
-
-        # Stage 3: reciprocal ROM read (BRAM); stage 4: its output registered (BRAM clock-to-out
-        # is most of a 150 MHz cycle on ECP5, so nothing else follows it).
-        m.d.comb += rd.addr.eq(index2)
-        t3, val3, zero3, v3 = Signal.like(t2, name="t3"), Signal(shape_of(vfmt)), Signal(), Signal()
-        stage((t3, t2), (val3, val2), (zero3, zero2), (v3, v2))
-        recip4 = Signal.like(rd.data)
-        t4, val4, zero4, v4 = Signal.like(t2, name="t4"), Signal(shape_of(vfmt)), Signal(), Signal()
-        stage((recip4, rd.data), (t4, t3), (val4, val3), (zero4, zero3), (v4, v3))
-
-        # Stage 5: partial products, each within one 18x18 DSP, registered; stage 6: their sum.
-        # (A 24x17 product spans two MULT18X18D plus a fabric adder: too long for one cycle.)
-        partials = []
-        for a_lo, a_piece in _dsp_pieces(val4):
-            for b_lo, b_piece in _dsp_pieces(recip4):
-                part = Signal(signed(len(a_piece) + len(b_piece) + 1), name=f"part_{a_lo}_{b_lo}")
-                stage((part, a_piece * b_piece))
-                partials.append((a_lo + b_lo, part))
-        t5, neg5, zero5, v5 = Signal.like(t2, name="t5"), Signal(), Signal(), Signal()
-        stage((t5, t4), (neg5, val4 < 0), (zero5, zero4), (v5, v4))
-        prod = Signal(signed(vfmt.width + spec.mant_bits + 2))
-        t6, neg6, zero6, v6 = Signal.like(t2, name="t6"), Signal(), Signal(), Signal()
-        total = partials[0][1] << partials[0][0]
-        for shift_by, part in partials[1:]:
-            total = total + (part << shift_by)
-        stage((prod, total), (t6, t5), (neg6, neg5), (zero6, zero5), (v6, v5))
-
-        # Stage 7: the variable shift. Half-up keeps one extra bit q = floor(v / 2**(t-1)) so that
-        # stage 8 only adds 1 and drops it (t = 0: q = 2v, and the +1 is dropped again).
-        wide = prod << pre_left
-        if Rounding(ofmt.rounding) is Rounding.HALF_UP:
-            shifted = (wide << 1) >> t6  # = floor(wide / 2**(t-1)), and 2 * wide for t = 0
-        else:
-            shifted = wide >> t6
-        q7 = Signal(signed(len(wide) + 1))
-        neg7, zero7, v7 = Signal(), Signal(), Signal()
-        stage((q7, shifted), (neg7, neg6), (zero7, zero6), (v7, v6))
-
-        # Stage 8: rounding increment; stage 9: saturation (bit tests on the registered sum).
-        rounded = Signal(signed(len(q7)))
-        neg8, zero8, v8 = Signal(), Signal(), Signal()
-        stage((rounded, (q7 + 1) >> 1 if Rounding(ofmt.rounding) is Rounding.HALF_UP else q7),
-              (neg8, neg7), (zero8, zero7), (v8, v7))
-        res, over = saturate(rounded, ofmt)
-        sat_value = Mux(neg8, Const(ofmt.min_int & ((1 << ofmt.width) - 1), unsigned(ofmt.width)),
-                        Const(ofmt.max_int, unsigned(ofmt.width)))
-        stage((self.result, Mux(zero8, sat_value, res)), (self.overflow, over | zero8),
-              (self.div_by_zero, zero8), (self.valid_out, v8))
+        m.submodules.unit = unit = SharedReciprocalScaler(spec=self._spec, value_fmt=self._value_fmt,
+                                                          out_fmt=self._out_fmt, lanes=1)
+        m.d.comb += [unit.value[0].eq(self.value), unit.den.eq(self.den), unit.valid_in.eq(self.valid_in),
+                     unit.en.eq(self.en), self.result.eq(unit.result[0]), self.overflow.eq(unit.overflow[0]),
+                     self.div_by_zero.eq(unit.div_by_zero), self.valid_out.eq(unit.valid_out)]
         return m
 
 

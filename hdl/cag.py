@@ -12,10 +12,11 @@ needs no memory clearing. With ``residual`` set on a beat the token accumulated 
 
 After the beat flagged ``last``, the run register is written back and CAVG reads the clusters
 0 .. k-1 (k = largest index seen + 1) one per cycle and multiplies each sum by the reciprocal
-of its count with ``d`` shared :class:`hdl.arith.ReciprocalScaler` units (LUT from
-``golden.lut``), rounding to the centroid format; output beats carry ``{index, count,
-centroid[d], last}``. Cycles per run: n (CACC) + 3 + k + ReciprocalScaler.LATENCY + 2 (a memory word
-always lands in flip-flops before any logic: CACC and CAVG each register it once).
+of its count (:class:`hdl.arith.SharedReciprocalScaler`: one reciprocal-LUT lookup of the count
+shared by ``d`` multipliers; LUT from ``golden.lut``), rounding to the centroid format; output
+beats carry ``{index, count, centroid[d], last}``. Cycles per run: n (CACC) + 3 + k +
+SharedReciprocalScaler.LATENCY + 2 (a memory word always lands in flip-flops before any logic:
+CACC and CAVG each register it once).
 
 Refused tokens (index >= max_clusters, e.g. the CIM "no cluster" sentinel, or beyond
 ``max_tokens`` in a run) are dropped and raise the sticky ``overflow`` flag; a saturated
@@ -27,7 +28,7 @@ accumulation.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -36,7 +37,7 @@ from golden.cag import CENTROID_FMT, TOKEN_FMT, accumulator_format, count_bits, 
 from golden.fixed import QFormat
 from golden.lut import RecipSpec
 
-from .arith import ReciprocalScaler
+from .arith import SharedReciprocalScaler
 from .fixed import round_shift_const, saturate, shape_of
 from .registry import BlockSpec, Param, ParamError
 
@@ -132,7 +133,7 @@ class CentroidAggregator(wiring.Component):
     def latency(self) -> dict:
         """CACC: a token is in the run register 3 cycles after its beat; CAVG: a centroid leaves
         ``cavg`` cycles after its read is issued."""
-        return {"cacc": 3, "cavg": ReciprocalScaler.LATENCY + 2, "flush": 3}
+        return {"cacc": 3, "cavg": SharedReciprocalScaler.LATENCY + 2, "flush": 3}
 
     def manifest_extra(self) -> dict:
         return {"recip_spec": self._spec.as_dict()}
@@ -259,7 +260,7 @@ class CentroidAggregator(wiring.Component):
         n_left = Signal(range(K + 1))
         k_last = Signal(range(K))
         v_rd = Signal()
-        lat = ReciprocalScaler.LATENCY
+        lat = SharedReciprocalScaler.LATENCY
         side_idx = [Signal(range(K), name=f"cavg_idx{s}") for s in range(lat + 1)]
         side_cnt = [Signal(cb, name=f"cavg_cnt{s}") for s in range(lat + 1)]
         # A cluster without tokens in this run holds a stale entry: read it as empty.
@@ -270,13 +271,10 @@ class CentroidAggregator(wiring.Component):
         rd_count = Signal(cb)
         m.d.comb += rd_count.eq(Mux(b_touched, b_data.count, 0))
         vfmt = QFormat(afmt.width, tfmt.frac)
-        scalers = []
-        for e in range(d):
-            sc = ReciprocalScaler(spec=self._spec, value_fmt=vfmt, out_fmt=cfmt)
-            m.submodules[f"recip{e}"] = sc
-            m.d.comb += [sc.value.eq(Mux(b_touched, b_data.sum[e], 0)), sc.den.eq(rd_count), sc.valid_in.eq(b_valid),
-                         sc.en.eq(avg_en)]
-            scalers.append(sc)
+        # one reciprocal of the count (ROM, leading-one detect) shared by the d lanes' multipliers
+        m.submodules.recip = recip = SharedReciprocalScaler(spec=self._spec, value_fmt=vfmt, out_fmt=cfmt, lanes=d)
+        m.d.comb += [recip.value[e].eq(Mux(b_touched, b_data.sum[e], 0)) for e in range(d)]
+        m.d.comb += [recip.den.eq(rd_count), recip.valid_in.eq(b_valid), recip.en.eq(avg_en)]
 
         with m.If(state == FLUSH):
             with m.If(r_valid):
@@ -301,15 +299,15 @@ class CentroidAggregator(wiring.Component):
         out = self.o.payload
         cnt_out = side_cnt[lat]
         m.d.comb += [
-            self.o.valid.eq(scalers[0].valid_out),
+            self.o.valid.eq(recip.valid_out),
             out.index.eq(side_idx[lat]),
             out.count.eq(cnt_out),
             out.last.eq(side_idx[lat] == k_last),
         ]
         for e in range(d):
-            m.d.comb += out.centroid[e].eq(Mux(cnt_out == 0, 0, scalers[e].result))
+            m.d.comb += out.centroid[e].eq(Mux(cnt_out == 0, 0, recip.result[e]))
         any_sat = Signal()
-        m.d.comb += any_sat.eq((cnt_out != 0) & Cat(*[sc.overflow for sc in scalers]).any())
+        m.d.comb += any_sat.eq((cnt_out != 0) & recip.overflow.any())
         with m.If(self.o.valid & self.o.ready & any_sat):
             m.d.sync += saturated.eq(1)
 

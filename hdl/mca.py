@@ -20,7 +20,7 @@ Protocol (every stream ``amaranth.lib.stream``), one head:
    ``K``-stage binary search of the CDF (``K = ceil(log2 d_in)``, 2 cycles per stage, one read
    port per stage, so a new sample enters every cycle), the sampled index reads ``X[j][s]`` and
    the row ``W[s]/p(s)``, ``d`` multipliers and accumulators sum ``X[j][s]·W[s]/p(s)``; then
-   ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` divide by ``r_j`` (``RecipSpec`` of
+   a ``lanes``-wide :class:`hdl.arith.SharedReciprocalScaler` divides by ``r_j`` (``RecipSpec`` of
    ``count_fmt``), b_V is added with saturation and the row ``H̃[j]`` goes to the back end.
 4. The back end (:class:`hdl.softmax_pv.SoftmaxPV`, probability mode, shared with E-ATT) takes the
    rows of A (read from the A buffer) and emits ``Y = A·H̃`` on ``o`` (``d/lanes`` beats of
@@ -45,7 +45,7 @@ from golden.fixed import QFormat
 from golden.mca import PRNG_WARMUP, MCAFormats
 from golden.softmax_pv import SoftmaxPVFormats
 
-from .arith import ReciprocalScaler
+from .arith import SharedReciprocalScaler
 from .fixed import saturate, shape_of
 from .softmax_pv import SoftmaxPV
 
@@ -169,7 +169,7 @@ class Mca(wiring.Component):
 
     @property
     def latency(self) -> dict[str, int]:
-        return {"r": self.R_LATENCY, "sample": self.sample_latency, "div": ReciprocalScaler.LATENCY,
+        return {"r": self.R_LATENCY, "sample": self.sample_latency, "div": SharedReciprocalScaler.LATENCY,
                 "pv": SoftmaxPV.PV_LATENCY, "cycles_per_sample": self.CYCLES_PER_SAMPLE}
 
     def manifest_extra(self) -> dict:
@@ -306,7 +306,9 @@ class Mca(wiring.Component):
         acc_fmt = self.acc_fmt
         overs_acc = []
         h_overs = []
-        units = []
+        # one reciprocal lookup of r_j shared by the lanes' multipliers
+        m.submodules.recip = unit = SharedReciprocalScaler(spec=f.recip(), value_fmt=acc_fmt, out_fmt=f.h_fmt, lanes=L)
+        m.d.comb += [unit.den.eq(r_cur), unit.valid_in.eq(dv_issue), unit.en.eq(~stall)]
         for lane in range(L):
             sel = acc[lane]
             for c in range(1, C):
@@ -315,17 +317,14 @@ class Mca(wiring.Component):
             value = Signal(shape_of(acc_fmt), name=f"div_value{lane}")
             m.d.comb += value.eq(val)
             overs_acc.append(ovf)
-            unit = ReciprocalScaler(spec=f.recip(), value_fmt=acc_fmt, out_fmt=f.h_fmt)
-            m.submodules[f"recip{lane}"] = unit
-            m.d.comb += [unit.value.eq(value), unit.den.eq(r_cur), unit.valid_in.eq(dv_issue), unit.en.eq(~stall)]
+            m.d.comb += unit.value[lane].eq(value)
             b_sel = bias[lane]
             for c in range(1, C):
                 b_sel = Mux(h_cnt == c, bias[c * L + lane], b_sel)
-            h, b_over = saturate(unit.result + b_sel, f.h_fmt)
+            h, b_over = saturate(unit.result[lane] + b_sel, f.h_fmt)
             m.d.comb += back.v.payload[lane].eq(h)
-            h_overs += [unit.overflow, b_over]
-            units.append(unit)
-        m.d.comb += back.v.valid.eq(units[0].valid_out)
+            h_overs += [unit.overflow[lane], b_over]
+        m.d.comb += back.v.valid.eq(unit.valid_out)
 
         # ---- A rows to the back end (read buffer, stalled by back.s.ready) ----------------------------
         s_stall = Signal()

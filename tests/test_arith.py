@@ -95,3 +95,27 @@ def test_bad_specs_rejected():
         RecipSpec(QFormat(10, 0, signed=False), lut_bits=0)
     with pytest.raises(TypeError, match="spec"):
         ExpUnit(spec=None)
+
+
+def test_shared_reciprocal_scaler_lanes_match_golden():
+    """Three lanes divided by one denominator (one lookup, three multipliers) == golden per lane."""
+    from hdl.arith import SharedReciprocalScaler
+
+    spec = RecipSpec(QFormat(14, 3, signed=False), lut_bits=5, mant_bits=12)
+    vfmt, ofmt = QFormat(16, 8), QFormat(12, 8)
+    rng = np.random.default_rng(3)
+    dens = np.concatenate([[0, 1, spec.den_fmt.max_int], rng.integers(0, spec.den_fmt.max_int + 1, 60)])
+    vals = rng.integers(vfmt.min_int, vfmt.max_int + 1, (len(dens), 3))
+    vals[1] = [vfmt.min_int, vfmt.max_int, 0]
+    dut = SharedReciprocalScaler(spec=spec, value_fmt=vfmt, out_fmt=ofmt, lanes=3)
+    assert SharedReciprocalScaler.LATENCY == ReciprocalScaler.LATENCY
+    got, first = _drive_pipeline(
+        dut, [{"value": [int(v) for v in row], "den": int(d)} for row, d in zip(vals, dens, strict=True)],
+        ["result", "overflow", "div_by_zero"], SharedReciprocalScaler.LATENCY, stall_every=5)
+    assert first == SharedReciprocalScaler.LATENCY
+    assert len(got) == len(dens)
+    for lane in range(3):
+        want, over, zero = spec.scale(vals[:, lane], vfmt.frac, dens, ofmt)
+        assert [g[0][lane] for g in got] == want.tolist(), f"lane {lane}"
+        assert [(g[1] >> lane) & 1 for g in got] == over.astype(int).tolist(), f"lane {lane} overflow"
+        assert [bool(g[2]) for g in got] == zero.tolist()
