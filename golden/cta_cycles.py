@@ -235,8 +235,9 @@ def cta_step_bounds(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
     """Per step, the cycles the array itself needs at one input beat per cycle, value loads included
     (the array's limits: l of b columns hash, d_h of d rows hold a query), plus the documented fill
     that no overlap can hide: an LSH step's clear (2 cycles) and its last hash through the array and
-    the CIM, K̄V̄'s last result, the array's hold after each Q̄ (:func:`golden.systolic.shortcut_gap`)
-    and the last output row. The CAG and PAG steps are 0 (they can run wholly beside the array);
+    the CIM, K̄V̄'s last result, the array's hold after the first Q̄ (:func:`golden.systolic.shortcut_gap`,
+    less what the issuer's FIFO credit hides; the later holds overlap the previous batch's output
+    phase) and the last output row. The CAG and PAG steps are 0 (they can run wholly beside the array);
     READ is the m rows. :func:`cta_step_cycles` against this sum is the sequencer's overhead."""
     b, d = cfg.b, cfg.d
     passes = cfg.passes(d_in)
@@ -245,12 +246,14 @@ def cta_step_bounds(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
     batches = -(-k0 // b)
     il, res = lat["issue_latency"], lat["res_latency"]
     lsh_fill = 2 + il + res + lat["cim_latency"] + 1
+    # the first scores wait for the hold after the first Q̄, less what the issuer's FIFO credit hides
+    hold = max(0, shortcut_gap(cfg, d_h) - (lat["fifo_depth"] - il)) if kk > lat["fifo_depth"] else 0
     return {
         "LSH1": passes * (l + n) + lsh_fill, "LSH0": passes * (l + m) + lsh_fill,
         "CAG1": 0, "LSH2": passes * (l + n) + lsh_fill, "CAG2": 0,
         "KV": 2 * groups * passes * (2 * b + kk) + il + res + 1, "CAG0": 0,
-        "Q": batches * passes * (b + d_h) + batches * shortcut_gap(cfg, d_h),
-        "SCORE": batches * kk, "PAG": 0,
+        "Q": batches * passes * (b + d_h),
+        "SCORE": batches * kk + hold, "PAG": 0,
         "OUTPUT": batches * kk + il + lat["out_latency"] + d,
         "READ": m + il,
     }

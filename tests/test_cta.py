@@ -148,5 +148,5 @@ def test_cycle_model_respects_the_array_limit(m, n, d_in, d_h, seed):
     assert set(model) - {"SWEEP"} == set(bound)      # (no wrap sweep in one run after reset)
     assert model["SWEEP"] == 0
     assert sum(model.values()) >= sum(bound.values())
-    for step in ("LSH1", "LSH0", "KV", "SCORE", "READ"):
+    for step in ("LSH1", "LSH0", "KV", "Q", "SCORE", "READ"):
         assert model[step] >= bound[step], step
