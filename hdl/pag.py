@@ -268,7 +268,10 @@ class ProbabilityAggregation(wiring.Component):
         m.submodules.cs1, m.submodules.cs2 = cs_mem
         m.submodules.ap1, m.submodules.ap2 = ap_mem
         cs_wr = [mem.write_port() for mem in cs_mem]
-        cs_rd = [[mem.read_port(domain="sync") for _ in range(2)] for mem in cs_mem]  # [region][lane a/b]
+        # [region][lane a/b]; transparent for the (registered) CS write: a ct beat right after the
+        # last CS beat reads the word that write lands
+        cs_rd = [[mem.read_port(domain="sync", transparent_for=(wr,)) for _ in range(2)]
+                 for mem, wr in zip(cs_mem, cs_wr, strict=True)]
         ap_wr = [[mem.write_port() for _ in range(2)] for mem in ap_mem]
         ap_rd = [[mem.read_port(domain="sync") for _ in range(2)] for mem in ap_mem]
 
@@ -347,10 +350,15 @@ class ProbabilityAggregation(wiring.Component):
         # first CS beat, still before the earliest ct beat (k1 + k2 >= 2 CS beats).
         m.d.sync += batch_start.eq(take_cs & ~load_in2 & (load_idx == 0))
 
-        # CS load: beat t goes to CS1[t] (t < k1) or CS2[t - k1].
+        # CS load: beat t goes to CS1[t] (t < k1) or CS2[t - k1]. The write is registered (timing: the
+        # LUT-RAM write enables fan out widely; they no longer hang off the phase FSM and cs.ready).
+        wr_en = Signal(2)
+        wr_addr = Signal.like(load_idx, name="cs_wr_addr")
+        wr_data = Signal(b * cs_w, name="cs_wr_data")
+        m.d.sync += [wr_en.eq(Cat(take_cs & ~load_in2, take_cs & load_in2)), wr_addr.eq(load_idx),
+                     wr_data.eq(self.cs.payload.as_value())]
         for region, port in enumerate(cs_wr):
-            m.d.comb += [port.addr.eq(load_idx), port.data.eq(self.cs.payload.as_value()),
-                         port.en.eq(take_cs & (load_in2 == region))]
+            m.d.comb += [port.addr.eq(wr_addr), port.data.eq(wr_data), port.en.eq(wr_en[region])]
 
         # ---- c0: accept a ct beat, read CS ------------------------------------------------
         payload = self.ct.payload
