@@ -202,6 +202,7 @@ class Latte(wiring.Component):
         return 6 + tree_stages(self.lanes * (3 if self.include_ll else 2))
 
     FLAG_LATENCY = 2
+    MAX_LATENCY = 1     # the row maximum of A_est: one register after the last estimate
 
     EXP_LATENCY = 1 + ScoreExp.LATENCY      # score list read, then the shared ScoreExp (8 + ExpUnit.LATENCY)
     PV_LATENCY = 3 + PVAccumulator.LATENCY  # list read, register, V read, register, then PVAccumulator
@@ -217,7 +218,7 @@ class Latte(wiring.Component):
         exp_end = back_idle_from = end = 0
         for kept in kept_rows:
             est_start = t + c
-            est_exit = max(est_start + n * c + self.est_latency, exp_end + 1)  # COMP waits for EXP
+            est_exit = max(est_start + n * c + self.est_latency + self.MAX_LATENCY, exp_end + 1)  # COMP waits for EXP
             comp_start = est_exit + 1 + n + self.FLAG_LATENCY + 1
             hand_start = comp_start + kept * c + self.comp_latency + 1
             hand = max(hand_start, back_idle_from)
@@ -275,6 +276,8 @@ class Latte(wiring.Component):
 
         # row-level registers
         emax = Signal(signed(f.est_width))              # running max of A_est
+        mx_v, mx_first = Signal(), Signal()             # a row's A_est on its way into emax
+        mx_est = Signal(signed(f.est_width))
         kept_cnt = Signal(range(n_max + 1))             # kept keys written to the score list
         smax = Signal(signed(f.score_width))            # running max of the kept scores
         den = Signal(shape_of(f.den_fmt))
@@ -397,7 +400,7 @@ class Latte(wiring.Component):
                         m.d.sync += e_c.eq(e_c + 1)
                     with m.If(e_last_issue):
                         m.d.sync += e_issue.eq(0)
-                with m.Elif(~_any(ev[1:]) & ~back_in_exp):
+                with m.Elif(~_any(ev[1:]) & ~mx_v & ~back_in_exp):
                     m.d.sync += [g_issue.eq(1), g_j.eq(0), g_base.eq(0), list_len.eq(0),
                                  f_theta.eq(emax - self.tau)]
                     m.next = "FLAG"
@@ -514,8 +517,11 @@ class Latte(wiring.Component):
             m.d.sync += e_acc.eq(e_new)
             with m.If(elastc[-1]):
                 m.d.comb += [est_w.en.eq(1), est_w.addr.eq(ej[-1]), est_w.data.eq(e_new)]
-                with m.If((ej[-1] == 0) | (e_new > emax)):
-                    m.d.sync += emax.eq(e_new)
+        # The row maximum one register later (timing: the accumulator add and the max compare in
+        # separate cycles; MAX_LATENCY).
+        m.d.sync += [mx_v.eq(ev[-1] & elastc[-1]), mx_first.eq(ej[-1] == 0), mx_est.eq(e_new)]
+        with m.If(mx_v & (mx_first | (mx_est > emax))):
+            m.d.sync += emax.eq(mx_est)
 
         # ---- FLAG datapath: registered A_est, threshold compare, append to the kept list ----------
         m.d.sync += g_est.eq(est_r.data)
