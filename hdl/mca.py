@@ -297,7 +297,7 @@ class Mca(wiring.Component):
         with m.If(clear_acc):
             m.d.sync += [a.eq(0) for a in acc]
         with m.Elif(prod_v):
-            m.d.sync += [a.eq(a + p) for a, p in zip(acc, prods)]
+            m.d.sync += [a.eq(a + p) for a, p in zip(acc, prods, strict=True)]
         pipe_busy = Cat(*valids, rd_v, reg_v, prod_v).any()
 
         # ---- division, bias, H̃ row to the back end ---------------------------------------------------

@@ -382,7 +382,8 @@ class ProbabilityAggregation(wiring.Component):
         def stage(name: str, xs, vs):
             xr = [Signal(addr_bits[i // 2], name=f"{name}_x{i}") for i in range(LANES)]
             vr = [Signal(name=f"{name}_v{i}") for i in range(2)]
-            m.d.sync += [a.eq(bv) for a, bv in zip(xr, xs)] + [a.eq(bv) for a, bv in zip(vr, vs)]
+            m.d.sync += ([a.eq(bv) for a, bv in zip(xr, xs, strict=True)]
+                         + [a.eq(bv) for a, bv in zip(vr, vs, strict=True)])
             return xr, vr
 
         x1s, v1s = stage("p1", x0, v0)
@@ -432,9 +433,12 @@ class ProbabilityAggregation(wiring.Component):
         lw = [Signal(name=f"w_act{i}") for i in range(LANES)]
         xw2 = [Signal(addr_bits[i // 2], name=f"w2_x{i}") for i in range(LANES)]
         lw2 = [Signal(name=f"w2_act{i}") for i in range(LANES)]
-        m.d.sync += ([a.eq(bv) for a, bv in zip(xa, xms)] + [a.eq(bv) for a, bv in zip(la, actm)]
-                     + [a.eq(bv) for a, bv in zip(xw, xa)] + [a.eq(bv) for a, bv in zip(lw, la)]
-                     + [a.eq(bv) for a, bv in zip(xw2, xw)] + [a.eq(bv) for a, bv in zip(lw2, lw)])
+        m.d.sync += ([a.eq(bv) for a, bv in zip(xa, xms, strict=True)]
+                     + [a.eq(bv) for a, bv in zip(la, actm, strict=True)]
+                     + [a.eq(bv) for a, bv in zip(xw, xa, strict=True)]
+                     + [a.eq(bv) for a, bv in zip(lw, la, strict=True)]
+                     + [a.eq(bv) for a, bv in zip(xw2, xw, strict=True)]
+                     + [a.eq(bv) for a, bv in zip(lw2, lw, strict=True)])
         # One-hot operand selects, decided at cM for the next cycle (registered, off the ACC
         # loop): the update now in ACC will be in W, the one now in W will be in W2; newest wins.
         forward_on = "forward" not in self._faults

@@ -33,7 +33,7 @@ def time_per_head(fn: Callable, heads: Sequence[HeadInputs], settings: Sequence[
     passes = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        for head, kw in zip(heads, settings):
+        for head, kw in zip(heads, settings, strict=True):
             fn(head, **kw)
         passes.append((time.perf_counter() - t0) / len(heads))
     return statistics.median(passes)

@@ -78,7 +78,7 @@ class Grid:
         names = list(self.axes)
         out = []
         for values in product(*(self.axes[n] for n in names)):
-            point = {**self.fixed, **dict(zip(names, values))}
+            point = {**self.fixed, **dict(zip(names, values, strict=True))}
             out.append(point)
         return out
 
@@ -259,7 +259,7 @@ def run_sweep(points: Sequence[Mapping[str, Any]], *, cache_dir: str | Path, sch
                 results[key] = json.loads(path.read_text())
             except json.JSONDecodeError:
                 path.unlink()  # a half-written file from an interrupted run
-    todo = [(k, p) for k, p in zip(keys, points) if k not in results]
+    todo = [(k, p) for k, p in zip(keys, points, strict=True) if k not in results]
     log(f"sweep: {len(points)} points, {len(points) - len(todo)} cached, {len(todo)} to run")
     if todo:
         cluster = None

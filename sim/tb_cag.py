@@ -8,6 +8,7 @@ benchmark test runs (``sim/bench_cim_cag.py``).
 
 from __future__ import annotations
 
+import json
 import os
 
 import cocotb
@@ -20,9 +21,13 @@ from golden.cag import aggregate
 from golden.cim import cluster_index
 from hdl.cag import CentroidAggregator
 from sim.runner import write_stats
-from sim.tbutil import block_component, read_unsigned, start_clock_and_reset, tb_rng
+from sim.tbutil import block_component, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
+# Timeouts: simulated times measured at max_tokens = 64, dim = 4 (tests/test_cocotb_cim_cag.py),
+# scaled by this run's capacity and dimension, or by the bench token count.
+_PARAMS = json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")
+_WORK = _PARAMS.get("max_tokens", 64) / 64 * max(1.0, _PARAMS.get("dim", 4) / 4)
 
 
 class CagTB:
@@ -123,7 +128,7 @@ class CagTB:
         return idx
 
 
-@cocotb.test(skip=BENCH_N is not None)
+@cocotb.test(skip=BENCH_N is not None, **timeout_us(4.1, _WORK))
 async def test_random_with_stalls(dut):
     tb = CagTB(dut, 1)
     await tb.reset()
@@ -145,7 +150,7 @@ async def test_random_with_stalls(dut):
     write_stats({"random_checked": checked + n})
 
 
-@cocotb.test(skip=BENCH_N is not None)
+@cocotb.test(skip=BENCH_N is not None, **timeout_us(6.0, _WORK))
 async def test_directed(dut):
     tb = CagTB(dut, 2)
     await tb.reset()
@@ -172,7 +177,7 @@ async def test_directed(dut):
         write_stats({name: res["n_clusters"]})
 
 
-@cocotb.test(skip=BENCH_N is None)
+@cocotb.test(skip=BENCH_N is None, **timeout_us(4.1, int(BENCH_N or 0) / 64 * _WORK))
 async def bench_throughput(dut):
     """No stalls: CACC cycles for n tokens, CAVG cycles for k centroids."""
     tb = CagTB(dut, 3)

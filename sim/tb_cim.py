@@ -8,6 +8,7 @@ test runs (``sim/bench_cim_cag.py``).
 
 from __future__ import annotations
 
+import json
 import os
 
 import cocotb
@@ -19,9 +20,13 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from golden.cim import cluster_index, skew_lanes
 from hdl.cim import ClusterIndexModule
 from sim.runner import write_stats
-from sim.tbutil import block_component, read_unsigned, start_clock_and_reset, tb_rng
+from sim.tbutil import block_component, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
+# Timeouts: simulated times measured at max_tokens = 64 (tests/test_cocotb_cim_cag.py), scaled by
+# this run's token capacity (the default-sized configurations are bigger) or bench token count.
+_CAPACITY = json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}").get("max_tokens", 64)
+_WORK = _CAPACITY / 64
 
 
 class CimTB:
@@ -108,7 +113,7 @@ class CimTB:
         return self.nprng.integers(lo, lo + values, size=(n, self.comp.hash_len))
 
 
-@cocotb.test(skip=BENCH_N is not None)
+@cocotb.test(skip=BENCH_N is not None, **timeout_us(8.1, _WORK))
 async def test_random_with_stalls(dut):
     tb = CimTB(dut, 1)
     await tb.reset()
@@ -122,7 +127,7 @@ async def test_random_with_stalls(dut):
     write_stats({"random_checked": checked})
 
 
-@cocotb.test(skip=BENCH_N is not None)
+@cocotb.test(skip=BENCH_N is not None, **timeout_us(11.6, _WORK))
 async def test_directed(dut):
     tb = CimTB(dut, 2)
     await tb.reset()
@@ -154,7 +159,7 @@ async def test_directed(dut):
     write_stats({"directed": stats})
 
 
-@cocotb.test(skip=BENCH_N is None)
+@cocotb.test(skip=BENCH_N is None, **timeout_us(8.1, int(BENCH_N or 0) / 64))
 async def bench_throughput(dut):
     """No stalls: cycles from the first beat to the last index, for n tokens."""
     tb = CimTB(dut, 3)

@@ -20,9 +20,15 @@ from golden.eatt import EattFormats, eatt_fixed_raw
 from golden.softmax_pv import encode_scale
 from hdl.eatt import eatt_formats
 from sim.runner import tb_params, write_stats
-from sim.tbutil import read_unsigned, start_clock_and_reset, tb_rng
+from sim.tbutil import bench_work, npz_work, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
 
 DEADLINE = 200_000  # cycles any single wait may take
+
+
+# Timeouts (simulated us) were measured on the configurations of tests/test_cocotb_eatt.py, the
+# largest having n_max * d_in * d / lanes = 1152; larger parameter sets scale the bound.
+_P = {"d_in": 16, "d": 8, "n_max": 8, "lanes": 2, **json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")}
+_WORK = _P["n_max"] * _P["d_in"] * _P["d"] / _P["lanes"] / 1152
 
 
 def pack(values, width: int) -> int:
@@ -160,7 +166,7 @@ def random_case(rng: np.random.Generator, f: EattFormats, m: int, n: int, tau: i
     return case
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(27.4, _WORK))
 async def random_heads(dut):
     """Random heads back to back (m != n included), random τ, random stalls on every stream."""
     tb = EattTB(dut, stall=0.3)
@@ -176,7 +182,7 @@ async def random_heads(dut):
     write_stats({"random_checked": checked})
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(20.4, _WORK))
 async def directed_corners(dut):
     tb = EattTB(dut, stall=0.15)
     await tb.start()
@@ -199,7 +205,8 @@ async def directed_corners(dut):
     write_stats({"directed": "ok"})
 
 
-@cocotb.test(skip=not os.environ.get("EATT_REAL_HEAD"))
+@cocotb.test(skip=not os.environ.get("EATT_REAL_HEAD"),
+             **timeout_us(56.9, npz_work("EATT_REAL_HEAD", 32, "xq", "xkv")))
 async def real_head(dut):
     """A real MiniLM head prepared by pytest (quantized tokens, weights, V, τ, scale registers)."""
     data = np.load(os.environ["EATT_REAL_HEAD"])
@@ -212,7 +219,8 @@ async def real_head(dut):
                  "real_selected": res["selected"]})
 
 
-@cocotb.test(skip=not os.environ.get("EATT_BENCH"))
+@cocotb.test(skip=not os.environ.get("EATT_BENCH"),
+             **timeout_us(56.9, bench_work(json.loads(os.environ.get("EATT_BENCH") or "[]"), 32)))
 async def bench_cycles(dut):
     """No stalls; cycles per head for each case of EATT_BENCH (JSON: [{n, m, seed} | {npz}])."""
     cases = json.loads(os.environ["EATT_BENCH"])

@@ -20,7 +20,12 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from golden.latte import encode_score_scale, latte_fixed_raw
 from hdl.latte import latte_formats, output_layout
 from sim.runner import tb_params, write_stats
-from sim.tbutil import read_unsigned, tb_rng
+from sim.tbutil import CycleDeadline, Scoreboard, bench_work, npz_work, read_unsigned, tb_rng, timeout_us
+
+# Timeouts (simulated us) were measured on the configurations of tests/test_cocotb_latte.py, the
+# largest having n_max**2 * d_h / lanes = 4096; larger parameter sets scale the bound.
+_P = {"n_max": 16, "d_h": 16, "lanes": 4, **json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")}
+_WORK = _P["n_max"] ** 2 * _P["d_h"] / _P["lanes"] / 4096
 
 
 def _pack(values, width: int) -> int:
@@ -71,32 +76,40 @@ class LatteTB:
     def _chunks(self, x: np.ndarray) -> list[int]:
         return [_pack(row[c:c + self.lanes], 8) for row in x for c in range(0, x.shape[1], self.lanes)]
 
-    async def _drive(self, name: str, words: list[int]) -> None:
+    def _budget(self, m: int, n: int) -> int:
+        """Cycle bound for any one wait of a head: ~10x the stall-free head (two passes of n keys
+        per query row plus the pipeline), so random stalls never reach it but a lost beat does."""
+        chunks = self.fmts.d_h // self.lanes
+        return 10 * (m + 1) * (2 * n * chunks + n + 64) + 1000
+
+    async def _drive(self, name: str, words: list[int], budget: int) -> None:
         valid = getattr(self.dut, f"{name}__valid")
         payload = getattr(self.dut, f"{name}__payload")
         ready = getattr(self.dut, f"{name}__ready")
-        for word in words:
+        for i, word in enumerate(words):
             while self.stall and self.rng.random() < self.stall:
                 valid.value = 0
                 await FallingEdge(self.dut.clk)
             valid.value = 1
             payload.value = word
+            deadline = CycleDeadline(budget, f"{name}.ready")
             while True:
                 await ReadOnly()  # ready depends on registers only: the value before the next edge
                 done = read_unsigned(ready)
                 await FallingEdge(self.dut.clk)
                 if done:
                     break
+                deadline.tick(f"beat {i + 1} of {len(words)}")
             valid.value = 0
 
-    async def _collect(self, rows: int) -> tuple[list[list[int]], list[int]]:
+    async def _collect(self, rows: int, budget: int) -> tuple[list[list[int]], list[int]]:
         dut = self.dut
-        out: list[list[int]] = []
+        board = Scoreboard("o rows", rows)
         kept: list[int] = []
         row: list[int] = []
-        limit = self.cycle + 200_000
-        while len(out) < rows:
-            assert self.cycle < limit, "timeout waiting for o"
+        deadline = CycleDeadline(budget, f"{rows} o rows")
+        while not board.complete:
+            deadline.tick(f"got {len(board.items)}")
             ready = 0 if (self.stall and self.rng.random() < self.stall) else 1
             dut.o__ready.value = ready
             await ReadOnly()  # valid/payload come from registers: stable until the next edge
@@ -105,15 +118,16 @@ class LatteTB:
                 word = read_unsigned(dut.o__payload)
                 row += [_unpack_signed(word, self.data_off + i * self.out_w, self.out_w) for i in range(self.lanes)]
                 if len(row) == self.fmts.d_h:
-                    out.append(row)
-                    kept.append((word >> self.kept_off) & ((1 << self.kept_w) - 1))
+                    board.add(row)
+                    kept.append((word >> self.kept_off) & ((1 << self.kept_w) - 1))  # the RTL's count
                     row = []
             await FallingEdge(dut.clk)
         dut.o__ready.value = 0
-        return out, kept
+        board.check_complete()
+        return board.items, kept
 
     async def run_head(self, q, k, v, tau: int, mant: int, shift: int) -> dict:
-        """Run one head; checks bit-exactness against the golden model; returns figures."""
+        """Run one head; checks bit-exactness against the golden model; returns figures read from the RTL."""
         dut = self.dut
         want = latte_fixed_raw(q, k, v, tau, mant, shift, self.fmts)
         dut.n_keys.value = k.shape[0]
@@ -123,29 +137,40 @@ class LatteTB:
         dut.scale_shift.value = shift
         await FallingEdge(dut.clk)
         start = self.cycle
-        cocotb.start_soon(self._drive("k", self._chunks(k)))
-        cocotb.start_soon(self._drive("v", self._chunks(v)))
-        cocotb.start_soon(self._drive("q", self._chunks(q)))
-        out, kept = await self._collect(q.shape[0])
+        budget = self._budget(q.shape[0], k.shape[0])
+        cocotb.start_soon(self._drive("k", self._chunks(k), budget))
+        cocotb.start_soon(self._drive("v", self._chunks(v), budget))
+        cocotb.start_soon(self._drive("q", self._chunks(q), budget))
+        out, kept = await self._collect(q.shape[0], budget)
         cycles = self.cycle - start
+        # every figure returned below is read from the RTL; the golden model is only compared with it
         assert kept == want.kept_count.tolist(), f"kept per row {kept} != golden {want.kept_count.tolist()}"
         assert np.array_equal(np.array(out), want.out), (
             f"output mismatch in {int(np.sum(np.array(out) != want.out))} elements")
         await ReadOnly()
-        assert read_unsigned(dut.kept_total) == int(want.kept_count.sum())
-        assert read_unsigned(dut.kept_count) == int(want.kept_count[-1])
-        assert read_unsigned(dut.overflow) == int(want.overflow.any())
+        kept_total = read_unsigned(dut.kept_total)
+        overflow = read_unsigned(dut.overflow)
+        assert kept_total == sum(kept) == int(want.kept_count.sum()), (
+            f"kept_total {kept_total}, per-row sum {sum(kept)}, golden {int(want.kept_count.sum())}")
+        assert read_unsigned(dut.kept_count) == kept[-1] == int(want.kept_count[-1])
+        assert overflow == int(want.overflow.any()), f"overflow {overflow} != golden {int(want.overflow.any())}"
         await FallingEdge(dut.clk)
         for _ in range(3):  # back to LOAD within two cycles of the last beat (DRAIN -> LOAD)
             await ReadOnly()
+            assert not read_unsigned(dut.o__valid), "o beat after the last expected row"
             if read_unsigned(dut.idle):
                 break
             await FallingEdge(dut.clk)
         assert read_unsigned(dut.idle) == 1, "block not idle after the head"
         await FallingEdge(dut.clk)
-        return {"cycles": cycles, "kept": int(want.kept_count.sum()), "n": k.shape[0], "m": q.shape[0],
-                "kept_rows": kept,
-                "overflow": bool(want.overflow.any())}
+        dut.o__ready.value = 1
+        for _ in range(self.fmts.d_h // self.lanes + 4):  # nothing may follow the last expected row
+            await ReadOnly()
+            assert not read_unsigned(dut.o__valid), f"o beat after the last expected row ({q.shape[0]} rows)"
+            await FallingEdge(dut.clk)
+        dut.o__ready.value = 0
+        return {"cycles": cycles, "kept": kept_total, "n": k.shape[0], "m": q.shape[0], "kept_rows": kept,
+                "overflow": bool(overflow)}
 
 
 def _scale(tb: LatteTB, spread: int = 128) -> tuple[int, int]:
@@ -154,7 +179,7 @@ def _scale(tb: LatteTB, spread: int = 128) -> tuple[int, int]:
     return encode_score_scale(4.0 / (spread * spread * np.sqrt(d_h)), tb.fmts)
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(56.5, _WORK))
 async def directed_corners(dut):
     tb = LatteTB(dut, stall=0.2)
     await tb.start()
@@ -194,7 +219,7 @@ async def directed_corners(dut):
     write_stats({"directed": "ok"})
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(60.4, _WORK))
 async def random_heads(dut):
     """Random heads back to back (m != n included), random τ, random stalls on every stream."""
     tb = LatteTB(dut, stall=0.3)
@@ -214,7 +239,8 @@ async def random_heads(dut):
     write_stats({"random_checked": checked})
 
 
-@cocotb.test(skip=not os.environ.get("LATTE_REAL_HEAD"))
+@cocotb.test(skip=not os.environ.get("LATTE_REAL_HEAD"),
+             **timeout_us(30.1, npz_work("LATTE_REAL_HEAD", 400, "q", "k")))
 async def real_head(dut):
     """A real MiniLM head prepared by pytest (quantized Q/K/V, calibrated τ, scale registers)."""
     data = np.load(os.environ["LATTE_REAL_HEAD"])
@@ -225,7 +251,8 @@ async def real_head(dut):
                  "real_kept_ratio": res["kept"] / (res["m"] * res["n"])})
 
 
-@cocotb.test(skip=not os.environ.get("LATTE_BENCH"))
+@cocotb.test(skip=not os.environ.get("LATTE_BENCH"),
+             **timeout_us(30.1, bench_work(json.loads(os.environ.get("LATTE_BENCH") or "[]"), 400)))
 async def bench_cycles(dut):
     """No stalls; cycles per head for each case of LATTE_BENCH (JSON: [{n, m, tau, seed}...] or npz)."""
     cases = json.loads(os.environ["LATTE_BENCH"])

@@ -20,9 +20,15 @@ from golden.mca import MCAFormats, SamplingTable, make_sampling_table, mca_encod
 from golden.reference import softmax
 from sim.runner import tb_params, write_stats
 from sim.tb_eatt import StreamTB, pack
-from sim.tbutil import read_unsigned
+from sim.tbutil import bench_work, npz_work, read_unsigned, timeout_us
 
 FMTS = MCAFormats()
+
+
+# Timeouts (simulated us) were measured on the configurations of tests/test_cocotb_mca.py, the
+# largest having (n_max * d_in + m_max * n_max) * d / lanes = 384; larger parameter sets scale the bound.
+_P = {"d_in": 16, "d": 4, "n_max": 8, "m_max": 8, "lanes": 2, **json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")}
+_WORK = (_P["n_max"] * _P["d_in"] + _P["m_max"] * _P["n_max"]) * _P["d"] / _P["lanes"] / 384
 
 
 class McaTB(StreamTB):
@@ -87,7 +93,7 @@ def random_case(rng: np.random.Generator, params: dict, m: int, n: int, zero_row
     return x_raw, a_raw, table, bias_raw
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(18.9, _WORK))
 async def random_heads(dut):
     """Random heads back to back, random seeds and α, random stalls on every stream."""
     tb = McaTB(dut, stall=0.3)
@@ -104,7 +110,7 @@ async def random_heads(dut):
     write_stats({"random_checked": checked})
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(18.2, _WORK))
 async def directed_cases(dut):
     tb = McaTB(dut, stall=0.15)
     await tb.start()
@@ -134,7 +140,8 @@ def _load_npz(path: str) -> tuple:
     return data["x"], data["a"], table, data["bias"], float(data["alpha"]), int(data["seed"])
 
 
-@cocotb.test(skip=not os.environ.get("MCA_REAL_HEAD"))
+@cocotb.test(skip=not os.environ.get("MCA_REAL_HEAD"),
+             **timeout_us(47.7, npz_work("MCA_REAL_HEAD", 32, "a", "x")))
 async def real_head(dut):
     """A real MiniLM head prepared by pytest (X^KV, A, W_V table, b_V, α, seed)."""
     tb = McaTB(dut, stall=0.1)
@@ -144,7 +151,8 @@ async def real_head(dut):
                  "real_m": res["m"], "real_r": res["r"]})
 
 
-@cocotb.test(skip=not os.environ.get("MCA_BENCH"))
+@cocotb.test(skip=not os.environ.get("MCA_BENCH"),
+             **timeout_us(47.7, bench_work(json.loads(os.environ.get("MCA_BENCH") or "[]"), 32)))
 async def bench_cycles(dut):
     """No stalls; cycles and Σ r_j per head for each case of MCA_BENCH."""
     cases = json.loads(os.environ["MCA_BENCH"])

@@ -7,7 +7,9 @@ unpacked with the component's own ``amaranth.lib.data`` layouts.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import cocotb
 import numpy as np
@@ -18,7 +20,12 @@ from hdl.pag import ProbabilityAggregation
 from hdl.registry import get_block
 from sim.bench_pag import BatchRun, PagBatch, directed_batches, golden_of, random_batch
 from sim.runner import tb_params, write_stats
-from sim.tbutil import read_unsigned, start_clock_and_reset, tb_rng
+from sim.tbutil import CycleDeadline, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
+
+# Timeouts (simulated us) were measured on tests/test_cocotb_pag.py's configurations (n_max <= 40,
+# k1_max + k2_max <= 12); larger ones (the default, `attn-rtl bench pag`) scale the bound.
+_P = {"k1_max": 64, "k2_max": 64, "n_max": 512, **json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")}
+_WORK = max(_P["n_max"] / 40, (_P["k1_max"] + _P["k2_max"]) / 12)
 
 
 def _component() -> ProbabilityAggregation:
@@ -36,6 +43,9 @@ class PagTB:
         self.ct_layout = data.Layout.cast(comp.ct.payload.shape())
         self.ap_layout = data.Layout.cast(comp.ap.payload.shape())
         self.cycle = 0
+        # one bound for every wait (a beat's handshake, a whole batch's read-out): a batch takes
+        # about k1+k2 cs beats + n/2 ct beats + READOUT_LATENCY + k1+k2 ap beats, stalls < 2x that
+        self.wait_cycles = 10 * (comp.k1_max + comp.k2_max + comp.n_max + comp.READOUT_LATENCY) + 100
 
     async def reset(self) -> None:
         idle = ("cs__valid", "ct__valid", "ap__ready", "k1", "k2", "n")
@@ -51,16 +61,20 @@ class PagTB:
         d = self.dut
         valid, ready, payload = (getattr(d, f"{name}__{s}") for s in ("valid", "ready", "payload"))
         for i, batch in enumerate(batches):
+            turn = CycleDeadline(self.wait_cycles, f"batch {i} to start before driving {name}")
             while (finished[0] < i) if is_cs else (started[0] <= i):
                 await FallingEdge(d.clk)
+                turn.tick()
             if is_cs:
                 d.k1.value, d.k2.value, d.n.value = batch.k1, batch.k2, batch.n
                 started[0] = i + 1
             beats = beats_of(batch)
             t = 0
             holding = False
+            deadline = CycleDeadline(self.wait_cycles, f"{name}.ready")
             while t < len(beats):
                 await FallingEdge(d.clk)
+                deadline.tick(f"batch {i}, beat {t + 1} of {len(beats)}")
                 if not holding and self.rng.random() >= self.p_in:
                     payload.value = beats[t]
                     holding = True
@@ -74,6 +88,7 @@ class PagTB:
                     log[i][f"last_{name}"] = cycle
                     t += 1
                     holding = False
+                    deadline = CycleDeadline(self.wait_cycles, f"{name}.ready")
             await FallingEdge(d.clk)
             valid.value = 0
 
@@ -96,8 +111,10 @@ class PagTB:
         d = self.dut
         for i in range(len(batches)):
             rows = []
+            deadline = CycleDeadline(self.wait_cycles, f"ap beats of batch {i} up to last")
             while True:
                 await FallingEdge(d.clk)
+                deadline.tick(f"got {len(rows)}")
                 take = self.rng.random() >= self.p_out
                 d.ap__ready.value = int(take)
                 await ReadOnly()
@@ -118,6 +135,12 @@ class PagTB:
                     break
             runs.append(BatchRun(np.array(rows, dtype=np.int64).T, *flags, cycles=log[i]))
             finished[0] = i + 1
+        # nothing may follow the last expected beat: keep ready high for a read-out's worth of cycles
+        for _ in range(2 * (self.comp.k1_max + self.comp.k2_max) + self.comp.READOUT_LATENCY):
+            await FallingEdge(d.clk)
+            d.ap__ready.value = 1
+            await ReadOnly()
+            assert not read_unsigned(d.ap__valid), f"ap beat after the last expected one ({len(batches)} batches)"
         await FallingEdge(d.clk)
         d.ap__ready.value = 0
 
@@ -131,9 +154,12 @@ class PagTB:
         return runs
 
     def check(self, batches: list[PagBatch], runs: list[BatchRun], names=None) -> None:
-        for k, (batch, run) in enumerate(zip(batches, runs)):
+        assert len(runs) == len(batches), f"expected {len(batches)} batches, got {len(runs)}"
+        for k, (batch, run) in enumerate(zip(batches, runs, strict=True)):
             name = names[k] if names else k
             want = golden_of(self.comp, batch)
+            assert run.ap.shape == want.ap.shape, (
+                f"batch {name}: expected {want.ap.shape[1]} ap beats, got {run.ap.shape[1] if run.ap.ndim == 2 else 0}")
             assert run.ap.tolist() == want.ap.tolist(), f"AP mismatch in batch {name}"
             for got, flag in ((run.add_overflow, want.flags.add), (run.exp_overflow, want.flags.exp),
                               (run.ap_overflow, want.flags.ap)):
@@ -141,7 +167,7 @@ class PagTB:
             assert run.index_error == 0, name
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(1.5, _WORK))
 async def test_random_batches_with_stalls(dut):
     comp = _component()
     tb = PagTB(dut, comp, p_in=0.3, p_out=0.3, salt=1)
@@ -156,7 +182,7 @@ async def test_random_batches_with_stalls(dut):
     write_stats({"random_batches": len(runs)})
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(3.8, _WORK))
 async def test_directed_batches_with_stalls(dut):
     comp = _component()
     tb = PagTB(dut, comp, p_in=0.3, p_out=0.3, salt=2)
@@ -168,7 +194,7 @@ async def test_directed_batches_with_stalls(dut):
                  "ap_saturation_exercised": bool(golden_of(comp, named["saturate"]).flags.ap.any())})
 
 
-@cocotb.test()
+@cocotb.test(**timeout_us(0.6, _WORK))
 async def test_throughput_no_stalls(dut):
     """n_max tokens: ceil(n/2) back-to-back ct beats; first AP beat READOUT_LATENCY after the last."""
     comp = _component()

@@ -12,6 +12,7 @@ bubble before a beat outside shortcut phases, in the corner test).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -148,7 +149,7 @@ def check_records(cfg: SystolicConfig, prog: Program, accepted: list[int], res: 
     assert len(res) == len(df1), f"{len(res)} DF1 results for {len(df1)} DF1 beats of last passes"
     n_out = sum(1 for p in prog.phases if p["kind"] == "output")
     assert len(out) == n_out * cfg.d, f"{len(out)} output rows for {n_out} output phases of d={cfg.d}"
-    res_at = dict(zip(df1, res))
+    res_at = dict(zip(df1, res, strict=True))
     out_iter = iter(out)
     figures = []
     for idx, ph in enumerate(prog.phases):
@@ -291,9 +292,28 @@ def _cfg_from_env() -> SystolicConfig:
     return config_from_params(tb_params())
 
 
-if cocotb is not None:
+def _timeouts() -> tuple[dict, dict, dict]:
+    """Timeouts of the three tests, from simulated times measured on tests/test_cocotb_systolic_array.py
+    (<= 7.9 us with SA_TOKENS <= 6, SA_KEYS <= 5, <= 3 passes; a 3392-beat head program: 34.8 us),
+    scaled by this run's tokens, keys, passes and program length."""
+    from sim.tbutil import env_int, timeout_us
 
-    @cocotb.test()
+    params = json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")
+    passes = -(-env_int("SA_DIN", 0) // params.get("d", 64))
+    work = max(1, env_int("SA_TOKENS", 6) / 6) * max(1, env_int("SA_KEYS", 5) / 5) * max(1, passes / 3)
+    beats = 3392
+    if os.environ.get("SA_HEAD_PROGRAM"):
+        import pickle
+
+        with open(os.environ["SA_HEAD_PROGRAM"], "rb") as fh:
+            beats = len(pickle.load(fh)[1].beats)
+    return timeout_us(4.8, work), timeout_us(7.9, work), timeout_us(34.8, beats / 3392)
+
+
+if cocotb is not None:
+    _PHASES_TIMEOUT, _CORNERS_TIMEOUT, _HEAD_TIMEOUT = _timeouts()
+
+    @cocotb.test(**_PHASES_TIMEOUT)
     async def test_phases_back_to_back(dut):
         """Random CTA program: every phase, value-register keep/reload, shortcut, output phases."""
         from sim.runner import write_stats
@@ -312,7 +332,7 @@ if cocotb is not None:
         figures.pop("accepted")
         write_stats({"checked_beats": len(prog.beats), **figures})
 
-    @cocotb.test()
+    @cocotb.test(**_CORNERS_TIMEOUT)
     async def test_corners_and_source_gaps(dut):
         """Saturation/corner program, then a random extreme program with random source bubbles."""
         from sim.runner import write_stats
@@ -334,7 +354,7 @@ if cocotb is not None:
         write_stats({"corner_beats": len(prog.beats) + len(prog2.beats), "corner_cycles": fig1["sim_cycles"]
                      + fig2["sim_cycles"]})
 
-    @cocotb.test(skip=not os.environ.get("SA_HEAD_PROGRAM"))
+    @cocotb.test(skip=not os.environ.get("SA_HEAD_PROGRAM"), **_HEAD_TIMEOUT)
     async def test_head_program(dut):
         """One CTA head's SA program (golden.cta_program, pickled by ``attn-rtl run`` into
         ``SA_HEAD_PROGRAM``): every result == golden at its exact cycle, accept cycles == the

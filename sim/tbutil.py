@@ -58,3 +58,76 @@ async def start_clock_and_reset(dut, idle: dict[str, int], cycles: int = 2) -> N
     for _ in range(cycles):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
+
+
+class Scoreboard:
+    """Counts the items of one output stream against the number expected.
+
+    Fails on an item arriving after the last expected one (as it arrives) and, in
+    :meth:`check_complete`, on "expected N, got M". Payload comparison stays with the caller
+    (bit-exact ``==`` against the golden model).
+    """
+
+    def __init__(self, name: str, expected: int) -> None:
+        self.name = name
+        self.expected = expected
+        self.items: list = []
+
+    def add(self, item: object) -> None:
+        assert len(self.items) < self.expected, (
+            f"{self.name}: item {len(self.items) + 1} arrived after the last expected one "
+            f"(expected {self.expected}): {item!r}")
+        self.items.append(item)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.items) >= self.expected
+
+    def check_complete(self) -> None:
+        assert len(self.items) == self.expected, f"{self.name}: expected {self.expected}, got {len(self.items)}"
+
+
+class CycleDeadline:
+    """A budget of clock cycles for one wait; :meth:`tick` fails naming what was awaited."""
+
+    def __init__(self, cycles: int, what: str) -> None:
+        self.cycles = cycles
+        self.what = what
+        self.spent = 0
+
+    def tick(self, progress: str = "") -> None:
+        self.spent += 1
+        assert self.spent <= self.cycles, (
+            f"timeout: waited {self.cycles} cycles for {self.what}" + (f" ({progress})" if progress else ""))
+
+
+def timeout_us(measured_us: float, work: float = 1.0, margin: float = 20.0, floor_us: float = 50.0) -> dict:
+    """``@cocotb.test`` keyword arguments bounding a test in simulated time.
+
+    ``measured_us``: the longest simulated time the test took over the configurations pytest runs;
+    ``work``: how much larger this run's workload is (env/parameter-driven tests), so the bound
+    scales with it instead of going flaky; ``margin`` keeps the bound far from a slow but correct run.
+    """
+    return {"timeout_time": round(max(floor_us, measured_us * max(1.0, work) * margin), 1), "timeout_unit": "us"}
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer knob from the environment (read at import, for :func:`timeout_us`)."""
+    return int(os.environ.get(name) or default)
+
+
+def bench_work(cases: list[dict], ref_mn: int) -> float:
+    """Workload of a JSON bench case list relative to one measured head of ``ref_mn`` query x key
+    pairs (npz cases, of unknown size until loaded, count as a 64 x 64 head)."""
+    return sum((c.get("m", c.get("n", 64)) * c.get("n", 64) if "npz" not in c else 64 * 64) / ref_mn for c in cases)
+
+
+def npz_work(env: str, ref_mn: int, q_key: str, k_key: str) -> float:
+    """Workload of the head in the .npz named by ``env`` relative to a measured head of ``ref_mn`` pairs."""
+    path = os.environ.get(env)
+    if not path:
+        return 1.0
+    import numpy as np
+
+    with np.load(path) as data:
+        return data[q_key].shape[0] * data[k_key].shape[0] / ref_mn

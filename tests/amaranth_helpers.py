@@ -2,45 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from amaranth.sim import Simulator
 
+# The longest caller today needs 841 cycles (tests/test_cim.py directed runs, measured 2026-12-03);
+# 20k leaves >20x margin yet turns a dropped output into a failure in seconds, not a hung CI job.
+DEFAULT_DEADLINE_CYCLES = 20_000
 
-def run_sim(dut: Any, *testbenches: Callable, vcd: str | None = None, deadline_cycles: int | None = None) -> None:
-    """Simulate ``dut`` with a 1 MHz sync clock and the given async testbenches."""
+
+class SimDeadlineError(AssertionError):
+    """The critical testbenches were still running after ``deadline_cycles`` sync clock cycles."""
+
+
+def run_sim(dut: Any, *testbenches: Callable, vcd: str | None = None,
+            deadline_cycles: int = DEFAULT_DEADLINE_CYCLES) -> int:
+    """Simulate ``dut`` with a 1 MHz sync clock and the given async testbenches.
+
+    Fails with :class:`SimDeadlineError` if the testbenches have not all returned within
+    ``deadline_cycles`` sync clock cycles; returns the number of cycles simulated.
+    """
+    if deadline_cycles < 1:
+        raise ValueError(f"deadline_cycles must be >= 1, got {deadline_cycles}")
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    cycles = [0]
+
+    async def watchdog(ctx: Any) -> None:
+        # background: it never keeps the simulation alive, it only ends a stuck one
+        while True:
+            await ctx.tick()
+            cycles[0] += 1
+            if cycles[0] >= deadline_cycles:
+                raise SimDeadlineError(
+                    f"simulation did not finish within deadline_cycles={deadline_cycles} sync cycles "
+                    "(a testbench is still waiting: dropped output or stalled stream?)")
+
     for tb in testbenches:
         sim.add_testbench(tb)
+    sim.add_testbench(watchdog, background=True)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()
     else:
         sim.run()
+    return cycles[0]
 
 
-async def stream_put(ctx: Any, stream: Any, payload: Any) -> None:
-    """Offer one payload on a stream.Interface and wait for the transfer (valid held until ready)."""
-    ctx.set(stream.valid, 1)
-    ctx.set(stream.payload, payload)
-    await ctx.tick().until(stream.ready)
-    ctx.set(stream.valid, 0)
+async def wait_until(ctx: Any, signal: Any, deadline_cycles: int, what: str) -> int:
+    """Tick until ``signal`` is 1 after an edge; fail naming ``what`` after ``deadline_cycles`` edges.
 
-
-async def stream_get(ctx: Any, stream: Any) -> Any:
-    """Accept one payload from a stream.Interface (ready held until valid)."""
-    ctx.set(stream.ready, 1)
-    payload, = await ctx.tick().sample(stream.payload).until(stream.valid)
-    ctx.set(stream.ready, 0)
-    return payload
-
-
-def pause_pattern(seed: int, probability: float) -> Iterable[bool]:
-    """Endless reproducible pattern of 'stall this cycle' decisions for random backpressure."""
-    import random
-
-    rng = random.Random(seed)
-    while True:
-        yield rng.random() < probability
+    Returns the number of edges waited (>= 1), like ``await ctx.tick().until(signal)`` but bounded.
+    """
+    for waited in range(1, deadline_cycles + 1):
+        # sampled at the edge, as ``tick().until()`` does: 1 here means the transfer happened
+        *_, value = await ctx.tick().sample(signal)
+        if value:
+            return waited
+    raise SimDeadlineError(f"waited {deadline_cycles} cycles for {what}")

@@ -1,25 +1,37 @@
 """Amaranth-simulator tests of the shared exp and reciprocal units against golden.lut."""
 
+import gc
+
 import numpy as np
 import pytest
 
 from golden.fixed import QFormat, Rounding
 from golden.lut import ExpSpec, RecipSpec
 from hdl.arith import ExpUnit, ReciprocalScaler
-from tests.amaranth_helpers import run_sim
+from sim.tbutil import CycleDeadline, Scoreboard
+from tests.amaranth_helpers import SimDeadlineError, run_sim
 
 
-def _drive_pipeline(dut, inputs: list[dict], outputs: list[str], latency: int, stall_every: int = 0):
+def _drive_pipeline(dut, inputs: list[dict], outputs: list[str], latency: int, stall_every: int = 0,
+                    expect: int | None = None):
     """Feed one input per cycle (optionally dropping en every few cycles); collect outputs when
-    valid_out; also check the first output appears exactly ``latency`` enabled cycles later."""
-    got = []
+    valid_out; also check the first output appears exactly ``latency`` enabled cycles later.
+
+    Expects ``expect`` outputs (default: one per input) within a cycle deadline, then watches
+    ``latency + 4`` more enabled cycles so that an extra output fails too."""
+    board = Scoreboard("valid_out", len(inputs) if expect is None else expect)
     first_valid_cycle = []
+    # one result per input after `latency` enabled cycles; stalls at most double the cycle count
+    deadline = CycleDeadline(4 * (len(inputs) + latency) + 16, f"{board.expected} valid_out results")
+
+    def sample(ctx):
+        return tuple(ctx.get(getattr(dut, o)) for o in outputs)
 
     async def tb(ctx):
         cycle = 0
         enabled_cycles = 0
         pending = list(inputs)
-        while len(got) < len(inputs):
+        while not board.complete:
             stall = stall_every and cycle % stall_every == stall_every - 1
             ctx.set(dut.en, 0 if stall else 1)
             if pending and not stall:
@@ -29,16 +41,24 @@ def _drive_pipeline(dut, inputs: list[dict], outputs: list[str], latency: int, s
             elif not stall:
                 ctx.set(dut.valid_in, 0)
             await ctx.tick()
+            deadline.tick(f"got {len(board.items)}")
             cycle += 1
             if not stall:
                 enabled_cycles += 1
             if ctx.get(dut.valid_out) and not stall:
                 if not first_valid_cycle:
                     first_valid_cycle.append(enabled_cycles)
-                got.append(tuple(ctx.get(getattr(dut, o)) for o in outputs))
+                board.add(sample(ctx))
+        ctx.set(dut.en, 1)
+        ctx.set(dut.valid_in, 0)
+        for _ in range(latency + 4):  # nothing may follow the last expected result
+            await ctx.tick()
+            if ctx.get(dut.valid_out):
+                board.add(sample(ctx))
 
     run_sim(dut, tb)
-    return got, first_valid_cycle[0]
+    board.check_complete()
+    return board.items, first_valid_cycle[0]
 
 
 @pytest.mark.parametrize("stall_every", [0, 3])
@@ -69,7 +89,7 @@ def test_reciprocal_scaler_matches_golden(rounding):
                            rng.integers(vfmt.min_int, vfmt.max_int + 1, 100)])
     dut = ReciprocalScaler(spec=spec, value_fmt=vfmt, out_fmt=ofmt)
     got, first = _drive_pipeline(
-        dut, [{"value": int(v), "den": int(d)} for v, d in zip(vals, dens)],
+        dut, [{"value": int(v), "den": int(d)} for v, d in zip(vals, dens, strict=True)],
         ["result", "overflow", "div_by_zero"], ReciprocalScaler.LATENCY, stall_every=4)
     want, over, zero = spec.scale(vals, vfmt.frac, dens, ofmt)
     assert first == ReciprocalScaler.LATENCY
@@ -119,3 +139,35 @@ def test_shared_reciprocal_scaler_lanes_match_golden():
         assert [g[0][lane] for g in got] == want.tolist(), f"lane {lane}"
         assert [(g[1] >> lane) & 1 for g in got] == over.astype(int).tolist(), f"lane {lane} overflow"
         assert [bool(g[2]) for g in got] == zero.tolist()
+
+
+def _exp_inputs(n: int) -> tuple[ExpSpec, list[dict]]:
+    spec = ExpSpec(QFormat(12, 6), QFormat(16, 12, signed=False), lut_bits=6, lut_frac=14)
+    return spec, [{"x": x} for x in range(n)]
+
+
+def test_missing_output_fails_within_the_deadline():
+    """A checker expecting one result more than the DUT produces fails with a timeout, not a hang."""
+    spec, inputs = _exp_inputs(10)
+    with pytest.raises(AssertionError, match=r"timeout: waited \d+ cycles for 11 valid_out results \(got 10\)"):
+        _drive_pipeline(ExpUnit(spec=spec), inputs, ["y"], ExpUnit.LATENCY, expect=len(inputs) + 1)
+
+
+def test_extra_output_fails_as_it_arrives():
+    spec, inputs = _exp_inputs(10)
+    with pytest.raises(AssertionError, match="item 10 arrived after the last expected one"):
+        _drive_pipeline(ExpUnit(spec=spec), inputs, ["y"], ExpUnit.LATENCY, expect=len(inputs) - 1)
+
+
+# the abandoned testbench coroutine complains when garbage-collected; the failure itself is the point
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_run_sim_deadline_ends_a_stuck_testbench():
+    spec, _ = _exp_inputs(0)
+    dut = ExpUnit(spec=spec)
+
+    async def tb(ctx):
+        await ctx.tick().until(dut.valid_out)  # valid_in never set: would wait forever
+
+    with pytest.raises(SimDeadlineError, match="deadline_cycles=50"):
+        run_sim(dut, tb, deadline_cycles=50)
+    gc.collect()  # collect the abandoned coroutine here, under this test's filter

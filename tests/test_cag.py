@@ -74,7 +74,7 @@ def drive_cag(dut: CentroidAggregator, runs: list[dict], *, p_in: float = 0.0, p
 
 def check_runs(dut: CentroidAggregator, runs: list[dict], **kw) -> list[dict]:
     got = drive_cag(dut, runs, **kw)
-    for run, res in zip(runs, got):
+    for run, res in zip(runs, got, strict=True):
         want = aggregate(run["x"], run["indices"], max_clusters=dut.max_clusters, max_tokens=dut.max_tokens,
                          recip_spec=dut.recip_spec, residual_centroids=run.get("centroids"))
         k = want.n_clusters

@@ -69,7 +69,7 @@ def drive_cim(dut: ClusterIndexModule, runs: list[np.ndarray], *, p_in: float = 
 
 def check_runs(dut: ClusterIndexModule, runs: list[np.ndarray], **kw) -> list[dict]:
     got = drive_cim(dut, runs, **kw)
-    for codes, res in zip(runs, got):
+    for codes, res in zip(runs, got, strict=True):
         want, k, over = cluster_index(codes, max_clusters=dut.max_clusters, hash_width=dut.hash_width,
                                       nodes_per_layer=dut.nodes_per_layer, max_tokens=dut.max_tokens)
         assert res["indices"] == want.tolist()

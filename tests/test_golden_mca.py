@@ -47,7 +47,7 @@ def test_xorshift32_reference_values():
         assert value == x
     # the vectorised (many-seed) path gives the same streams
     many = xorshift32_draws(np.array([2463534242, 7, 0xFFFFFFFF]), 40)
-    for row, seed in zip(many, (2463534242, 7, 0xFFFFFFFF)):
+    for row, seed in zip(many, (2463534242, 7, 0xFFFFFFFF), strict=True):
         assert np.array_equal(row, xorshift32_draws(seed, 40))
     assert np.all((many >= 1) & (many <= 0xFFFFFFFF))
 
@@ -82,7 +82,7 @@ def test_inverse_cdf_draws():
     r = np.array([300, 1, 700])
     idx = draw_indices(table, r, 12345)
     states = xorshift32_draws(12345, PRNG_WARMUP + 1001)[PRNG_WARMUP:]
-    for state, s in zip(states, idx):
+    for state, s in zip(states, idx, strict=True):
         u = state >> 22                          # top 10 bits
         first = next(k for k in range(16) if u < table.cdf[k])
         assert s == first

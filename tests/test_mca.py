@@ -171,7 +171,7 @@ def test_heads_bit_exact(m, n, d_in, d, lanes, stall):
     case2 = {**make_case(rng, m, n, d_in, d), "table": case["table"], "seed": 12345}
     dut = dut_for(case, lanes=lanes)
     res = run_mca(dut, [case, case2], stall=stall, seed=n)
-    for r, c in zip(res, (case, case2)):
+    for r, c in zip(res, (case, case2), strict=True):
         check(r, golden(c))
 
 
@@ -188,7 +188,7 @@ def test_directed_r_extremes_zero_row_and_seeds():
     dut = dut_for(base)
     res = run_mca(dut, cases, stall=0.1, seed=4)
     wants = [golden(c) for c in cases]
-    for r, w in zip(res, wants):
+    for r, w in zip(res, wants, strict=True):
         check(r, w)
     assert np.all(wants[0].r == 1) and np.all(wants[1].r == 10)
     for w in wants:
@@ -209,7 +209,7 @@ def test_one_sample_per_cycle():
     r_full = {**base, "a_raw": np.full((2, 3), FMTS.a_fmt.max_int), "alpha": 1.0}
     # (the simulation's first head is measured from time 0, one cycle shorter: compare heads 2, 3)
     res = run_mca(dut_for(base), [r_one, r_one, r_full])
-    for r, c in zip(res, (r_one, r_one, r_full)):
+    for r, c in zip(res, (r_one, r_one, r_full), strict=True):
         check(r, golden(c))
     assert res[1]["samples"] == 3 and res[2]["samples"] == 3 * 12
     assert res[2]["cycles"] - res[1]["cycles"] == 3 * (12 - 1) * Mca.CYCLES_PER_SAMPLE
@@ -235,7 +235,7 @@ def test_unbiased_over_seeds_on_rtl_outputs():
     dut = dut_for(base, lanes=2)
     res = run_mca(dut, cases)
     wants = [golden(c) for c in cases[:5]]
-    for r, w in zip(res[:5], wants):
+    for r, w in zip(res[:5], wants, strict=True):
         check(r, w)
     x = FMTS.token_fmt.to_float(base["x_raw"])
     w_true = base["w"]

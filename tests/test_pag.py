@@ -31,7 +31,7 @@ def make_dut(faults=frozenset(), **over) -> ProbabilityAggregation:
 
 
 def check_runs(dut, batches, runs):
-    for name, batch, run in zip([getattr(b, "name", i) for i, b in enumerate(batches)], batches, runs):
+    for name, batch, run in zip([getattr(b, "name", i) for i, b in enumerate(batches)], batches, runs, strict=True):
         want = golden_of(dut, batch)
         assert run.ap.shape == want.ap.shape, name
         assert run.ap.tolist() == want.ap.tolist(), f"AP mismatch in batch {name}"

@@ -59,7 +59,8 @@ def test_df1_multiply_add_and_latency():
     value = -7
     xs = rng.integers(XMIN, XMAX + 1, 12)
     ss = rng.integers(-300, 300, 12)
-    beats = [{"op": OP_LOAD, "col": 0, "x": value}] + [{"op": OP_DF1, "x": int(x), "s": int(s)} for x, s in zip(xs, ss)]
+    beats = [{"op": OP_LOAD, "col": 0, "x": value}] + [{"op": OP_DF1, "x": int(x), "s": int(s)}
+                                                       for x, s in zip(xs, ss, strict=True)]
     seen = _run(beats, len(beats) + 4)
     want, over = mac(ss, xs, np.full(12, value), ACC)
     got = [seen[k + PE.SUM_LATENCY]["s_out"] for k in range(1, len(beats))]
@@ -103,7 +104,8 @@ def test_df2_accumulate_first_clears_and_saturates():
     xs = rng.integers(XMIN, XMAX + 1, 6)
     ys = rng.integers(0, YMAX + 1, 6)
     extreme = [(XMIN, YMIN)] * 6  # most negative operands: positive products, saturate high
-    beats = [{"op": OP_DF2, "x": int(x), "y": int(y), "first": int(k == 0)} for k, (x, y) in enumerate(zip(xs, ys))]
+    beats = [{"op": OP_DF2, "x": int(x), "y": int(y), "first": int(k == 0)}
+             for k, (x, y) in enumerate(zip(xs, ys, strict=True))]
     beats += [{"op": OP_DF2, "x": x, "y": y, "first": int(k == 0)} for k, (x, y) in enumerate(extreme)]
     seen = _run(beats, len(beats) + 4)
     acc, sat = 0, False

@@ -54,7 +54,7 @@ def test_registered_multiplier_generic_latency_and_values(a_shape, b_shape, widt
         hi = (1 << (shape.width - 1)) if shape.signed else (1 << shape.width)
         return [lo, hi - 1, *rng.integers(lo, hi, 20).tolist()]
 
-    pairs = list(zip(draw(a_shape), draw(b_shape)))
+    pairs = list(zip(draw(a_shape), draw(b_shape), strict=True))
     got = _products(dut, pairs)
     want = []
     for a, b in pairs:
@@ -158,10 +158,10 @@ def _stimulus(cfg: dict, rng: np.random.Generator):
     ss = [amax - 5, -amax + 5, *rng.integers(-(1 << (aw - 2)), 1 << (aw - 2), 30).tolist()]
     sats = [0, 1, *rng.integers(0, 2, 30).tolist()]
     starts = [cycle(x_in=x, op_in=_op(OP_DF1, 0, 0, cols)) for x in xs]
-    for c, s, sat in zip(starts, ss, sats):
+    for c, s, sat in zip(starts, ss, sats, strict=True):
         s_at(c + PE.SUM_LATENCY - 1, s, sat)
     want, over = mac(ss, xs, [value] * len(xs), acc)
-    for c, w, o, sat in zip(starts, want.tolist(), over.tolist(), sats):
+    for c, w, o, sat in zip(starts, want.tolist(), over.tolist(), sats, strict=True):
         checks += [(c + PE.SUM_LATENCY, "s_out", w), (c + PE.SUM_LATENCY, "s_sat_out", int(o) | sat)]
     for _ in range(PE.SUM_LATENCY + 1):
         cycle()
@@ -171,7 +171,8 @@ def _stimulus(cfg: dict, rng: np.random.Generator):
         if phase == 2:
             pairs = [(xlo, ylo)] * n
         else:
-            pairs = list(zip(rng.integers(xlo, xhi + 1, n).tolist(), rng.integers(ylo, yhi + 1, n).tolist()))
+            pairs = list(zip(rng.integers(xlo, xhi + 1, n).tolist(), rng.integers(ylo, yhi + 1, n).tolist(),
+                             strict=True))
         total, sat = 0, 0
         for k, (x, y) in enumerate(pairs):
             c = cycle(x_in=x, y_in=y, op_in=_op(OP_DF2, 0, int(k == 0), cols))
@@ -213,7 +214,7 @@ def test_pe_ecp5_netlist_matches_rtl_and_golden(tmp_path):
     assert "MULT18X18D" in netlist and "$mul" not in netlist
     assert len(rtl) == len(net) == len(stim)
     assert all(r is not None for r in rtl[2:]) and all(n is not None for n in net[2:])  # no X after reset
-    mismatches = [(c, r, n) for c, (r, n) in enumerate(zip(rtl, net)) if c >= 2 and r != n]
+    mismatches = [(c, r, n) for c, (r, n) in enumerate(zip(rtl, net, strict=True)) if c >= 2 and r != n]
     assert not mismatches, f"netlist differs from RTL first at cycle {mismatches[0][0]}: {mismatches[0][1:]}"
     for c, name, want in checks:
         assert net[c][name] == want, f"cycle {c}: {name} = {net[c][name]}, golden {want}"

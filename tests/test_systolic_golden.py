@@ -185,7 +185,7 @@ def test_array_random_program_back_to_back(cfg):
     figures = check_records(cfg, prog, accepted, res, out)
     assert timing_matches_model(cfg, prog, accepted)
     model = expected_phase_cycles(prog, cfg, ReciprocalScaler.LATENCY)
-    for got, want in zip(figures["phases"], model):
+    for got, want in zip(figures["phases"], model, strict=True):
         assert (got["issue_cycles"], got["bubbles_before"]) == (want["issue"], want["bubbles_before"])
         assert got["cycles"] == want["done"] - want["start"] + 1
     assert all(f["bubbles_before"] in (None, 0, SHORTCUT_GAP, SHORTCUT_GAP + 1) for f in figures["phases"])
