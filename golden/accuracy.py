@@ -14,6 +14,21 @@ For each method and setting (the default plus a sweep of its accuracy/work knob)
 * end to end: the method replaces the attention in every layer and head of the encoder, and the
   cosine similarity of each sentence embedding with the exact model's is reported.
 
+Issue 14 additions:
+
+* seed-averaged points: methods with random parameters (``MethodSpec.seeded``: CTA's LSH) run every
+  setting with ``AccuracyConfig.seeds`` (>= 5 LSH seeds by default); the table, JSON and plots show
+  the mean and the spread (min-max over seeds, ``seeds.spread`` in the JSON);
+* calibrated CTA: ``AccuracyConfig.cta_params`` (a file of :mod:`golden.cta_params`, written by
+  ``attn-rtl calibrate cta``) adds a "calibrated" CTA row with per-(layer, head) widths;
+* a downstream metric on the evaluation texts (:func:`golden.corpus.evaluation_texts`, or the
+  user's texts): Spearman correlation of the pairwise sentence-embedding similarities (approximate
+  model vs exact) and top-1 nearest-neighbour agreement, for every method and setting
+  (``retrieval`` in the JSON).
+
+The float CTA of the report is :func:`golden.calibrate.cta_fast`, the same algorithm as
+:func:`golden.cta.cta_float` computed from Q, K, V (equal to 1e-9, checked by the tests).
+
 Methods whose module is missing are reported as not available. Per-head thresholds (LATTE) are
 calibrated on held-out texts (:data:`golden.corpus.CALIBRATION`) for real data and on separate
 random heads for random data, never on the evaluation inputs.
@@ -37,6 +52,8 @@ import numpy as np
 from .reference import HeadInputs, MethodResult, cosine_similarity, exact_head, quantized_head, relative_error
 
 __all__ = [
+    "retrieval_metrics",
+    "spearman",
     "Setting",
     "MethodSpec",
     "AccuracyConfig",
@@ -79,6 +96,10 @@ class MethodSpec:
     work_text: Callable[[Mapping[str, float]], str] = lambda work: ""
     calibrate: Callable[[Sequence[HeadInputs], Mapping[str, Any]], dict[str, Any]] | None = None
     cost: float = 1.0  # relative run time per head, to start the slow tasks first
+    #: run every setting once per seed of AccuracyConfig.seeds (settings get ``seed=s``); mean + spread
+    seeded: bool = False
+    #: per_head(settings, layer, head) -> keyword settings of one head (layer/head None: random heads)
+    per_head: Callable[[Mapping[str, Any], int | None, int | None], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +120,11 @@ class AccuracyConfig:
     end_to_end: bool = True
     jobs: int = 1  # worker processes (built-in methods only; custom specs always run in-process)
     progress: bool = True
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # seeds of the seeded methods (CTA's LSH)
+    cta_params: str | None = None  # per-head CTA parameter file (golden.cta_params) -> "calibrated" row
+    retrieval: bool = True  # Spearman of pairwise similarities and top-1 NN agreement (end_to_end only)
+    fixed: bool = True  # run the bit-exact models at the default settings
+    full: bool = False  # default texts: the whole evaluation split (34 texts) instead of golden.corpus.CORPUS
 
     @classmethod
     def quick_config(cls, **changes: Any) -> AccuracyConfig:
@@ -125,6 +151,31 @@ def _latte_calibrate(heads: Sequence[HeadInputs], settings: Mapping[str, Any]) -
     return {**rest, "tau": float(calibrate_tau(list(heads), float(settings["prune_ratio"])))}
 
 
+def _cta_per_head(settings: Mapping[str, Any], layer: int | None, head: int | None) -> dict[str, Any]:
+    """CTA settings of one head: a "params" file gives per-(layer, head) widths (random heads: the
+    per-level median of the file)."""
+    rest = {k: v for k, v in settings.items() if k != "params"}
+    if settings.get("params") is None:
+        return rest
+    p = _load_cta_params(str(settings["params"]))
+    if layer is None or head is None:
+        widths = tuple(float(w) for w in np.median(p.widths.reshape(-1, 3), axis=0))
+    else:
+        widths = p.widths_for(layer, head)
+    return {**rest, "l": p.l, "widths": widths}
+
+
+_PARAMS_CACHE: dict[str, Any] = {}
+
+
+def _load_cta_params(path: str) -> Any:
+    from .cta_params import load
+
+    if path not in _PARAMS_CACHE:
+        _PARAMS_CACHE[path] = load(path)
+    return _PARAMS_CACHE[path]
+
+
 def _ratio(work: Mapping[str, float], num: str, den: str) -> float:
     """Σ num / Σ den over the heads (``work`` holds means over the same heads, so the ratio of the
     means is the ratio of the totals): long texts weigh by their work, not by their head count."""
@@ -135,6 +186,13 @@ def _ratio(work: Mapping[str, float], num: str, den: str) -> float:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+def _cta_load() -> tuple[Method, Method | None]:
+    from .calibrate import cta_fast
+    from .cta import cta_fixed
+
+    return cta_fast, cta_fixed
 
 
 def builtin_methods(quick: bool = False) -> list[MethodSpec]:
@@ -151,7 +209,7 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
         ),
         MethodSpec(
             name="CTA", description="LSH token compression, residual clustering (float; fixed when available)",
-            load=_attrs("golden.cta", "cta_float", "cta_fixed"),
+            load=_cta_load,
             default=Setting("w=24", {"widths": 24.0}),
             sweep=tuple(Setting(f"w={w}", {"widths": float(w)}) for w in cta_w),
             sweep_label="bucket width w (all three hashes)", work_axis="RA (attention work kept, all heads)",
@@ -159,7 +217,7 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
             work_text=lambda w: (f"k0/k1/k2={w.get('k0', 0):.0f}/{w.get('k1', 0):.0f}/{w.get('k2', 0):.0f} "
                                  f"RL={_ratio(w, 'linear_macs', 'linear_macs_exact'):.2f} "
                                  f"RA={_ratio(w, 'attention_ops', 'attention_ops_exact'):.2f}"),
-            cost=1.5,
+            cost=1.5, seeded=True, per_head=_cta_per_head,
         ),
         MethodSpec(
             name="LATTE", description="8-bit Q/K/V, MS4B estimate, per-head threshold calibrated for a pruning ratio",
@@ -223,11 +281,14 @@ def _random_head(rng: np.random.Generator, n: int, d_in: int, d_h: int) -> HeadI
 
 
 def _prepare(cfg: AccuracyConfig) -> _Data:
-    from .corpus import CALIBRATION, corpus
+    from .corpus import CALIBRATION, corpus, evaluation_texts
     from .minilm import N_HEADS, N_LAYERS, MiniLM
 
     model = MiniLM.load()
-    texts = cfg.texts if cfg.texts is not None else corpus(cfg.quick)
+    if cfg.texts is not None:
+        texts = cfg.texts
+    else:  # all three are evaluation texts (never seen by any calibration)
+        texts = evaluation_texts(True) if cfg.quick else (evaluation_texts() if cfg.full else corpus())
     layers = cfg.layers if cfg.layers is not None else tuple(range(N_LAYERS))
     calib = cfg.calibration_texts if cfg.calibration_texts is not None else CALIBRATION
     real = []
@@ -286,6 +347,8 @@ class _Settings:
         self._random: dict[str, Any] | None = None
 
     def real(self, layer: int, head: int) -> dict[str, Any]:
+        if self._spec.per_head is not None:
+            return self._spec.per_head(self._setting.settings, layer, head)
         if self._spec.calibrate is None:
             return dict(self._setting.settings)
         key = (layer, head)
@@ -294,6 +357,8 @@ class _Settings:
         return self._real[key]
 
     def random(self) -> dict[str, Any]:
+        if self._spec.per_head is not None:
+            return self._spec.per_head(self._setting.settings, None, None)
         if self._spec.calibrate is None:
             return dict(self._setting.settings)
         if self._random is None:
@@ -356,9 +421,9 @@ def _eval_embedding(fn: Method, settings: _Settings, data: _Data) -> dict[str, A
         emb = data.model.embed(list(data.texts), head_fn=fn, settings_for=settings.real)
     except NotImplementedError as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
-    cos = [float(np.dot(a, b)) for a, b in zip(emb, data.exact_embeddings)]
+    cos = [float(np.dot(a, b)) for a, b in zip(emb, data.exact_embeddings, strict=True)]
     return {"cosine_mean": float(np.mean(cos)), "cosine_min": float(np.min(cos)), "per_text": cos,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "embeddings": np.asarray(emb)}
 
 
 @dataclass(frozen=True)
@@ -368,6 +433,7 @@ class _Task:
     kind: str  # "real", "random", "embed_float", "embed_fixed"
     with_fixed: bool
     weight: float  # rough cost, for ordering
+    seed: int | None = None  # seeded methods: the seed (also in setting.settings["seed"])
 
 
 _STATE: dict[str, Any] = {}
@@ -404,6 +470,98 @@ def _probe(spec: MethodSpec) -> tuple[tuple[Method, Method | None] | None, str |
     return (fn, fixed), None, note
 
 
+def _settings_of(spec: MethodSpec, cfg: AccuracyConfig) -> list[Setting]:
+    out = [spec.default] + ([s for s in spec.sweep if s != spec.default] if cfg.sweep else [])
+    if spec.name == "CTA" and cfg.cta_params is not None:
+        out.append(Setting("calibrated", {"params": str(cfg.cta_params)}))
+    return out
+
+
+def _seed_variants(spec: MethodSpec, s: Setting, cfg: AccuracyConfig) -> list[tuple[int | None, Setting]]:
+    if not spec.seeded:
+        return [(None, s)]
+    return [(seed, Setting(s.label, {**s.settings, "seed": int(seed)})) for seed in cfg.seeds]
+
+
+_SPREAD_KEYS = ("rel_error_mean", "rel_error_max", "cosine_mean", "work_fraction")
+
+
+def _combine(parts: Sequence[dict[str, Any]], spec: MethodSpec) -> dict[str, Any]:
+    """Per-seed head summaries -> mean over seeds (work re-derived) + ``seeds.spread`` [min, max]."""
+    if len(parts) == 1:
+        return parts[0]
+    out = dict(parts[0])  # fixed-point entries: first seed only
+    for k in ("rel_error_mean", "rel_error_median", "rel_error_max", "cosine_mean", "cosine_min", "seconds"):
+        out[k] = float(np.mean([p[k] for p in parts]))
+    out["work"] = _mean_work([p["work"] for p in parts])
+    out["work_fraction"] = float(np.mean([p["work_fraction"] for p in parts]))
+    out["work_text"] = spec.work_text(out["work"])
+    if "rel_error_per_layer" in parts[0]:
+        out["rel_error_per_layer"] = {k: float(np.mean([p["rel_error_per_layer"][k] for p in parts]))
+                                      for k in parts[0]["rel_error_per_layer"]}
+    out["seeds"] = {"n": len(parts), "spread": {k: [float(min(p[k] for p in parts)), float(max(p[k] for p in parts))]
+                                                 for k in _SPREAD_KEYS}}
+    return out
+
+
+def _combine_embedding(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    if len(parts) == 1 or any("error" in p for p in parts):
+        return parts[0]
+    cos = [p["cosine_mean"] for p in parts]
+    out: dict[str, Any] = {"cosine_mean": float(np.mean(cos)), "cosine_min": float(min(p["cosine_min"] for p in parts)),
+                           "cosine_mean_spread": [float(min(cos)), float(max(cos))],
+                           "per_text": np.mean([p["per_text"] for p in parts], axis=0).tolist(),
+                           "seconds": float(np.sum([p["seconds"] for p in parts]))}
+    if all("retrieval" in p for p in parts):
+        ret: dict[str, Any] = {"texts": parts[0]["retrieval"]["texts"]}
+        for k in ("spearman", "top1_agreement"):
+            vals = [p["retrieval"][k] for p in parts]
+            ret[k] = float(np.mean(vals))
+            ret[f"{k}_spread"] = [float(min(vals)), float(max(vals))]
+        out["retrieval"] = ret
+    return out
+
+
+def _rankdata(a: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties get their average rank (as scipy.stats.rankdata)."""
+    a = np.asarray(a)
+    sorter = np.argsort(a, kind="mergesort")
+    inv = np.empty(sorter.size, dtype=np.intp)
+    inv[sorter] = np.arange(sorter.size)
+    srt = a[sorter]
+    obs = np.r_[True, srt[1:] != srt[:-1]]
+    dense = obs.cumsum()[inv]
+    count = np.r_[np.nonzero(obs)[0], a.size]
+    return 0.5 * (count[dense] + count[dense - 1] + 1)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two equal-length vectors (nan when either is constant)."""
+    ra, rb = _rankdata(np.ravel(a)), _rankdata(np.ravel(b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    return float(ra @ rb) / den if den > 0 else math.nan
+
+
+def retrieval_metrics(approx: np.ndarray, exact: np.ndarray) -> dict[str, Any]:
+    """Spearman of the pairwise cosines (upper triangle) and top-1 nearest-neighbour agreement."""
+    approx, exact = np.asarray(approx, dtype=np.float64), np.asarray(exact, dtype=np.float64)
+    n = exact.shape[0]
+    if n < 3:
+        return {"texts": n, "spearman": math.nan, "top1_agreement": math.nan}
+
+    def sims(e: np.ndarray) -> np.ndarray:
+        e = e / np.linalg.norm(e, axis=1, keepdims=True)
+        return e @ e.T
+
+    sa, se = sims(approx), sims(exact)
+    iu = np.triu_indices(n, 1)
+    np.fill_diagonal(sa, -np.inf)
+    np.fill_diagonal(se, -np.inf)
+    top1 = float(np.mean(np.argmax(sa, axis=1) == np.argmax(se, axis=1)))
+    return {"texts": n, "spearman": spearman(sa[iu], se[iu]), "top1_agreement": top1}
+
+
 def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodSpec] | None = None) -> dict[str, Any]:
     """Run the report; returns the JSON-ready dict (see :func:`write_report`)."""
     t_start = time.perf_counter()
@@ -431,40 +589,52 @@ def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodS
         methods_out.append(entry)
         if fns is None:
             continue
-        has_fixed = fns[1] is not None
+        has_fixed = fns[1] is not None and cfg.fixed
         entry["has_fixed"] = has_fixed
-        settings = [spec.default] + ([s for s in spec.sweep if s != spec.default] if cfg.sweep else [])
-        for s in settings:
+        if spec.seeded:
+            entry["seeds"] = list(cfg.seeds)
+        for s in _settings_of(spec, cfg):
             is_default = s == spec.default
-            both = is_default and has_fixed
-            tasks.append(_Task(i, s, "real", both, spec.cost * (2.0 if both else 1.0)))
-            tasks.append(_Task(i, s, "random", both, 0.1 * spec.cost))
-            if cfg.end_to_end:
-                tasks.append(_Task(i, s, "embed_float", False, 1.2 * spec.cost))
-                if both:
-                    tasks.append(_Task(i, s, "embed_fixed", False, 1.2 * spec.cost))
+            for k, (seed, sv) in enumerate(_seed_variants(spec, s, cfg)):
+                both = is_default and has_fixed and k == 0   # the fixed model: first seed only
+                tasks.append(_Task(i, sv, "real", both, spec.cost * (2.0 if both else 1.0), seed))
+                tasks.append(_Task(i, sv, "random", both, 0.1 * spec.cost, seed))
+                if cfg.end_to_end:
+                    tasks.append(_Task(i, sv, "embed_float", False, 1.2 * spec.cost, seed))
+                    if both:
+                        tasks.append(_Task(i, sv, "embed_fixed", False, 1.2 * spec.cost, seed))
     _STATE.update(specs=specs, data=data, loaded=loaded)
-    results: dict[tuple[int, str], dict[str, Any]] = {}
+    results: dict[tuple[int, str, int | None], dict[str, Any]] = {}
     order = sorted(tasks, key=lambda t: -t.weight)
     with _progress(cfg, len(order)) as bar:
         jobs = cfg.jobs if builtin else 1
         for task, res in _map(order, jobs, cfg, [s.name for s in specs]):
-            results.setdefault((task.method, task.setting.label), {})[task.kind] = res
+            results.setdefault((task.method, task.setting.label, task.seed), {})[task.kind] = res
             bar.update(1)
     for i, spec in enumerate(specs):
         entry = methods_out[i]
         if not entry["available"]:
             continue
         rows = []
-        settings = [spec.default] + ([s for s in spec.sweep if s != spec.default] if cfg.sweep else [])
-        for s in settings:
-            r = results[(i, s.label)]
+        for s in _settings_of(spec, cfg):
+            parts = [results[(i, s.label, seed)] for seed, _ in _seed_variants(spec, s, cfg)]
+            for part in parts:
+                if "embed_float" in part and cfg.retrieval and "embeddings" in part["embed_float"]:
+                    part["embed_float"]["retrieval"] = retrieval_metrics(part["embed_float"]["embeddings"],
+                                                                         data.exact_embeddings)
+                for kind in ("embed_float", "embed_fixed"):
+                    if kind in part:
+                        part[kind].pop("embeddings", None)
             row = {"label": s.label, "settings": dict(s.settings), "default": s == spec.default,
-                   "in_sweep": s in spec.sweep, "real": r["real"], "random": r["random"]}
-            if "embed_float" in r:
-                row["embedding"] = {"float": r["embed_float"]}
-                if "embed_fixed" in r:
-                    row["embedding"]["fixed"] = r["embed_fixed"]
+                   "in_sweep": s in spec.sweep, "calibrated": s.label == "calibrated",
+                   "real": _combine([p["real"] for p in parts], spec),
+                   "random": _combine([p["random"] for p in parts], spec)}
+            if "embed_float" in parts[0]:
+                row["embedding"] = {"float": _combine_embedding([p["embed_float"] for p in parts])}
+                if "embed_fixed" in parts[0]:
+                    row["embedding"]["fixed"] = parts[0]["embed_fixed"]
+                if "retrieval" in row["embedding"]["float"]:
+                    row["retrieval"] = row["embedding"]["float"].pop("retrieval")
             rows.append(row)
         entry["results"] = rows
     from .corpus import CALIBRATION
@@ -474,11 +644,15 @@ def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodS
         "tool": "attn-rtl accuracy",
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": {"quick": cfg.quick, "layers": list(data.layers), "heads_per_layer": 12,
+                   "seeds": list(cfg.seeds), "cta_params": cfg.cta_params,
                    "random_heads": cfg.random_heads,
                    "random_n": cfg.random_n, "random_d_in": cfg.random_d_in, "random_d_h": cfg.random_d_h,
                    "seed": cfg.seed, "sweep": cfg.sweep, "end_to_end": cfg.end_to_end, "jobs": cfg.jobs},
         "model": "sentence-transformers/all-MiniLM-L6-v2 (NumPy, golden.minilm)",
         "corpus": {"texts": len(data.texts), "tokens": [len(data.model.tokenize(t)) for t in data.texts],
+                   "source": ("user texts" if cfg.texts is not None else
+                              "golden.corpus.evaluation_texts" + (" (quick)" if cfg.quick else "" if cfg.full
+                                                                   else ": CORPUS part (--full: all)")),
                    "real_heads": len(data.real),
                    "calibration_texts": len(cfg.calibration_texts if cfg.calibration_texts is not None
                                             else CALIBRATION)},
@@ -488,6 +662,13 @@ def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodS
             "work_fraction": "fraction of the exact work still done (method-specific, see work_axis)",
             "fixed_vs_float": "||O_fixed - O_float||_F / ||O_float||_F (bit-exact model vs float algorithm)",
             "embedding": "cosine of the sentence embedding with the method in every layer/head vs exact model",
+            "retrieval": "on the evaluated texts: Spearman correlation of the pairwise embedding cosines "
+                         "(approximate vs exact model) and the fraction of texts whose nearest neighbour "
+                         "(top-1, by cosine) is the exact model's",
+            "seeds": "seeded methods (CTA): every figure is the mean over the LSH seeds; seeds.spread / "
+                     "*_spread give [min, max] over the seeds",
+            "RA_RL": "CTA work as golden.cta.cta_work: RA = attention operations / exact, RL = linear MACs / "
+                     "exact, ratios of totals over all heads and texts",
         },
         "reference_formats": DEFAULT_QUANT.as_dict(),
         "methods": methods_out,
@@ -521,8 +702,12 @@ def _init_worker(cfg: AccuracyConfig, names: Sequence[str]) -> None:
 
 def _map(tasks: Sequence[_Task], jobs: int, cfg: AccuracyConfig, names: Sequence[str]) -> Any:
     if jobs <= 1 or len(tasks) <= 1:
+        from .calibrate import single_thread_blas
+
         for t in tasks:
-            yield _run_task(t)
+            with single_thread_blas():
+                res = _run_task(t)
+            yield res
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -572,7 +757,7 @@ def format_table(report: Mapping[str, Any]) -> str:
             lines.append(f"{m['name']:<10} {m.get('reason', 'not available')}")
             continue
         for row in m["results"]:
-            if not row["default"]:
+            if not (row["default"] or row.get("calibrated")):
                 continue
             real, rnd = row["real"], row["random"]
             emb = row.get("embedding", {})
@@ -583,7 +768,7 @@ def format_table(report: Mapping[str, Any]) -> str:
                 f"{_fmt(rnd['rel_error_mean']):>8} {_fmt(fixed.get('rel_error_mean')):>9} "
                 f"{_fmt(real.get('fixed_vs_float', {}).get('rel_error_mean')):>8} "
                 f"{_fmt(emb.get('float', {}).get('cosine_mean'), '.4f'):>8} "
-                f"{_fmt(emb.get('fixed', {}).get('cosine_mean'), '.4f'):>8}  {real['work_text']}")
+                f"{_fmt(emb.get('fixed', {}).get('cosine_mean'), '.4f'):>8}  {real['work_text']}{_spread_text(row)}")
         if m.get("fixed_note"):
             lines.append(f"{'':<10} ({m['fixed_note']})")
         default = next(r for r in m["results"] if r["default"])
@@ -596,16 +781,48 @@ def format_table(report: Mapping[str, Any]) -> str:
     sweeps = [m for m in report["methods"] if m["available"] and any(r["in_sweep"] for r in m["results"])]
     for m in sweeps:
         lines.append("")
-        lines.append(f"{m['name']} sweep ({m['sweep_label']}; x = {m['work_axis']}):")
+        seeds = f"; mean over {len(m['seeds'])} seeds, min-max in brackets" if m.get("seeds") else ""
+        lines.append(f"{m['name']} sweep ({m['sweep_label']}; x = {m['work_axis']}{seeds}):")
         lines.append(f"  {'setting':<14} {'work':>6} {'err real':>8} {'err rand':>8} {'emb cos':>8}  work")
-        rows = sorted((r for r in m["results"] if r["in_sweep"]), key=lambda r: r["real"]["work_fraction"])
+        rows = sorted((r for r in m["results"] if r["in_sweep"] or r.get("calibrated")),
+                      key=lambda r: r["real"]["work_fraction"])
         for r in rows:
             lines.append(f"  {r['label']:<14} {_fmt(r['real']['work_fraction']):>6} "
                          f"{_fmt(r['real']['rel_error_mean']):>8} "
                          f"{_fmt(r['random']['rel_error_mean']):>8} "
                          f"{_fmt(r.get('embedding', {}).get('float', {}).get('cosine_mean'), '.4f'):>8}  "
-                         f"{r['real']['work_text']}")
+                         f"{r['real']['work_text']}{_spread_text(r)}")
+    ret_rows = [(m, r) for m in report["methods"] if m["available"]
+                for r in sorted(m["results"], key=lambda r: -r["real"]["work_fraction"]) if "retrieval" in r]
+    if ret_rows:
+        n = ret_rows[0][1]["retrieval"].get("texts", "?")
+        lines.append("")
+        lines.append(f"Retrieval on the {n} evaluated texts (approximate vs exact model; seeded: mean [min-max]):")
+        lines.append(f"  {'method':<10} {'setting':<12} {'work':>6} {'emb cos':>8}  {'Spearman sim':<22} "
+                     "top-1 NN agree")
+        for m, r in ret_rows:
+            ret = r["retrieval"]
+            lines.append(f"  {m['name']:<10} {r['label']:<12} {_fmt(r['real']['work_fraction']):>6} "
+                         f"{_fmt(r['embedding']['float'].get('cosine_mean'), '.4f'):>8}  "
+                         f"{_with_spread(ret, 'spearman', '.4f'):<22} {_with_spread(ret, 'top1_agreement', '.2f')}")
     return "\n".join(lines)
+
+
+def _with_spread(d: Mapping[str, Any], key: str, spec: str) -> str:
+    sp = d.get(f"{key}_spread")
+    text = _fmt(d.get(key), spec)
+    return f"{text} [{_fmt(sp[0], spec)}-{_fmt(sp[1], spec)}]" if sp else text
+
+
+def _spread_text(row: Mapping[str, Any]) -> str:
+    seeds = row["real"].get("seeds")
+    if not seeds:
+        return ""
+    sp = seeds["spread"]
+    emb = row.get("embedding", {}).get("float", {}).get("cosine_mean_spread")
+    emb_text = f" emb {_fmt(emb[0], '.4f')}-{_fmt(emb[1], '.4f')}" if emb else ""
+    return (f"  [{seeds['n']} seeds: err {_fmt(sp['rel_error_mean'][0])}-{_fmt(sp['rel_error_mean'][1])}"
+            f" work {_fmt(sp['work_fraction'][0])}-{_fmt(sp['work_fraction'][1])}{emb_text}]")
 
 
 def _jsonable(x: Any) -> Any:
@@ -653,12 +870,20 @@ def plot_tradeoffs(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]
         x = [r["real"]["work_fraction"] for r in rows]
         ax = axes[0][col]
         ax.plot(x, [r["real"]["rel_error_mean"] for r in rows], "o-", label="MiniLM activations")
+        spread = [r["real"].get("seeds", {}).get("spread", {}).get("rel_error_mean") for r in rows]
+        if all(spread):
+            ax.fill_between(x, [sp[0] for sp in spread], [sp[1] for sp in spread], color="C0", alpha=0.2,
+                            label=f"min-max over {rows[0]['real']['seeds']['n']} seeds")
+        calib = [r for r in m["results"] if r.get("calibrated")]
+        for r in calib:
+            ax.plot(r["real"]["work_fraction"], r["real"]["rel_error_mean"], "D", color="C3", ms=8,
+                    label="calibrated per head")
         ax.plot([r["random"]["work_fraction"] for r in rows], [r["random"]["rel_error_mean"] for r in rows],
                 "s--", alpha=0.7, label="random data")
-        for k, (r, xi) in enumerate(zip(rows, x)):
+        for k, (r, xi) in enumerate(zip(rows, x, strict=True)):
             ax.annotate(r["label"].split("=")[-1], (xi, r["real"]["rel_error_mean"]), textcoords="offset points",
                         xytext=(4, 4 if k % 2 else -10), fontsize=7)
-        dflt = [(xi, r["real"]["rel_error_mean"]) for r, xi in zip(rows, x) if r["default"]]
+        dflt = [(xi, r["real"]["rel_error_mean"]) for r, xi in zip(rows, x, strict=True) if r["default"]]
         if dflt:
             ax.plot(*dflt[0], "*", ms=13, mfc="none", mec="k", label="default setting")
         if ref_err is not None:
@@ -673,6 +898,15 @@ def plot_tradeoffs(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]
         if all(e for e in emb):
             ax2.plot(x, [e["cosine_mean"] for e in emb], "o-", color="C2", label="mean over texts")
             ax2.plot(x, [e["cosine_min"] for e in emb], "v:", color="C3", label="worst text")
+            if all("cosine_mean_spread" in e for e in emb):
+                ax2.fill_between(x, [e["cosine_mean_spread"][0] for e in emb],
+                                 [e["cosine_mean_spread"][1] for e in emb], color="C2", alpha=0.2,
+                                 label="mean: min-max over seeds")
+            for r in calib:
+                e = r.get("embedding", {}).get("float", {})
+                if "cosine_mean" in e:
+                    ax2.plot(r["real"]["work_fraction"], e["cosine_mean"], "D", color="C3", ms=8,
+                             label="calibrated per head (mean)")
             ax2.legend(fontsize=7)
         ax2.set_xlabel(m["work_axis"])
         ax2.set_ylabel("sentence-embedding cosine vs exact")

@@ -185,3 +185,44 @@ def test_cli_writes_table_json_and_plot(tmp_path, capsys):
     data = json.loads((out / "accuracy.json").read_text())
     assert data["config"]["quick"] and [m["name"] for m in data["methods"]] == ["Reference"]
     assert main(["accuracy", "--methods", "nope", "--no-progress"]) == 2
+
+
+# -- issue 14: seed-averaged points, retrieval metric ------------------------------------------------
+def _seeded(head, *, seed, **_):
+    """Exact attention times (1 + 0.01 * seed): error exactly 0.01 * seed; work 1 - 0.1 * seed."""
+    return MethodResult(exact_head(head).out * (1.0 + 0.01 * seed), {"work": 1.0 - 0.1 * seed})
+
+
+def test_seeded_method_mean_spread_and_retrieval():
+    from dataclasses import replace
+
+    spec = MethodSpec("seeded", "scaled by the seed", load=lambda: (_seeded, None), default=Setting("d"),
+                      seeded=True, work_fraction=lambda w: w["work"])
+    texts = (FOX, "Rain is expected in the north tomorrow.", "The recipe needs two eggs and some flour.")
+    rep = run_accuracy(replace(TINY, texts=texts, layers=(0,), seeds=(0, 2, 4)), [spec])
+    row = rep["methods"][0]["results"][0]
+    assert rep["methods"][0]["seeds"] == [0, 2, 4] and row["real"]["seeds"]["n"] == 3
+    assert row["real"]["rel_error_mean"] == pytest.approx(0.02, abs=1e-12)
+    assert row["real"]["seeds"]["spread"]["rel_error_mean"] == pytest.approx([0.0, 0.04], abs=1e-12)
+    assert row["real"]["work_fraction"] == pytest.approx(0.8)
+    assert row["real"]["seeds"]["spread"]["work_fraction"] == pytest.approx([0.6, 1.0])
+    lo, hi = row["embedding"]["float"]["cosine_mean_spread"]
+    assert hi == pytest.approx(1.0, abs=1e-12) and lo < 1 - 1e-9      # seed 0 is exact
+    ret = row["retrieval"]
+    assert ret["texts"] == 3 and ret["spearman_spread"][1] == pytest.approx(1.0) and ret["top1_agreement"] <= 1
+    table = format_table(rep)
+    assert "3 seeds" in table and "Retrieval on the 3 evaluated texts" in table
+
+
+def test_retrieval_metrics_and_spearman():
+    from golden.accuracy import retrieval_metrics, spearman
+
+    assert spearman(np.array([1.0, 2, 3, 4]), np.array([1.0, 3, 2, 4])) == pytest.approx(0.8)
+    assert spearman(np.array([1.0, 2, 2, 3]), np.array([1.0, 2, 2, 3])) == pytest.approx(1.0)   # ties
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(6, 8))
+    same = retrieval_metrics(e, e)
+    assert same["spearman"] == pytest.approx(1.0) and same["top1_agreement"] == 1.0 and same["texts"] == 6
+    other = retrieval_metrics(rng.normal(size=(6, 8)), e)
+    assert other["spearman"] < 0.9 and other["top1_agreement"] < 1.0
+    assert math.isnan(retrieval_metrics(e[:2], e[:2])["spearman"])

@@ -16,10 +16,25 @@ def _accuracy(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         raise UserError(f"--jobs must be >= 1, not {jobs}")
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, not {args.seeds}")
+    texts = None
+    try:
+        if args.params is not None:
+            from golden.cta_params import load
+
+            load(args.params)  # fail early, with the loader's message
+        if args.text_file is not None:
+            from golden.corpus import read_text_file
+
+            texts = read_text_file(args.text_file)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     base = AccuracyConfig.quick_config() if args.quick else AccuracyConfig()
     cfg = AccuracyConfig(**{**base.__dict__, "methods": methods, "jobs": jobs, "sweep": not args.no_sweep,
                             "end_to_end": not args.no_end_to_end, "progress": not args.no_progress,
-                            "seed": args.seed})
+                            "seed": args.seed, "seeds": tuple(range(args.seeds)), "cta_params": args.params,
+                            "texts": texts, "fixed": not args.no_fixed, "full": args.full})
     t0 = time.perf_counter()
     try:
         report = run_accuracy(cfg)
@@ -40,12 +55,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("accuracy", help="accuracy of CTA/LATTE/E-ATT/MCA vs exact attention (table, JSON, plots)")
     add_out_option(p, "reports/accuracy")
     add_json_option(p)
-    p.add_argument("--quick", action="store_true", help="reduced run: 3 short texts, short sweeps, few random heads")
+    p.add_argument("--quick", action="store_true", help="reduced run: 6 short texts, short sweeps, few random heads")
+    p.add_argument("--full", action="store_true",
+                   help="all 34 evaluation texts (default: the 13-text CORPUS part of the evaluation split)")
     p.add_argument("--methods", help="comma-separated subset, e.g. CTA,LATTE (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, CPUs))")
     p.add_argument("--seed", type=int, default=2024, help="seed of the random-data heads")
+    p.add_argument("--seeds", type=int, default=5, help="LSH seeds 0..N-1 averaged for every CTA point (default: 5)")
+    p.add_argument("--params", metavar="FILE",
+                   help="per-head CTA parameter file from 'attn-rtl calibrate cta': adds a 'calibrated' CTA row")
+    p.add_argument("--text-file", metavar="FILE",
+                   help="evaluate on these texts, one per line (default: the built-in evaluation split)")
     p.add_argument("--no-sweep", action="store_true", help="only the default setting of each method")
     p.add_argument("--no-end-to-end", action="store_true", help="skip the sentence-embedding runs")
     p.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    p.add_argument("--no-fixed", action="store_true", help="skip the bit-exact (fixed-point) models")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_accuracy)

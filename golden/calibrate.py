@@ -1,0 +1,440 @@
+"""Per-head calibration of CTA bucket widths (issue 14): ``attn-rtl calibrate cta``.
+
+Fits, for every layer and head of all-MiniLM-L6-v2, the bucket widths (w0, w1, w2) of the three
+LSH levels on the *calibration* texts (:func:`golden.corpus.calibration_texts`; never the
+evaluation texts) for a budget the user names, with the least attention work:
+
+* ``error`` budget E: per head, the mean relative error ‖O − O_exact‖_F / ‖O_exact‖_F against exact
+  float attention (over calibration texts and LSH seeds) must be ≤ E; among the grid points that
+  meet it, the head takes the one with the fewest attention operations (``attention_ops`` of
+  :func:`golden.cta.cta_work`, summed over the texts, averaged over the seeds). A head that cannot
+  meet E on the grid takes its most accurate point (reported in ``unmet_heads``).
+* ``cosine`` budget C: the end-to-end sentence-embedding cosine against the exact model (CTA in
+  every layer and head, mean over the calibration texts and seeds) must be ≥ C. Each head takes
+  the grid point minimising ``work_h / work_exact_h + λ · error_h`` (one multiplier λ for all heads,
+  i.e. points on the lower convex hull of each head's error-work curve), and λ is found by
+  bisection (log scale) as the smallest one whose calibration cosine meets C.
+
+The search is a full grid over (w0, w1, w2) (:data:`GRID`, :data:`QUICK_GRID`), cheap because all
+12 heads of a layer share the same layer input, hence the same LSH clusterings for a given width
+and seed: one clustering per (text, layer, seed, level, width) serves every head and every grid
+point, and each grid point is evaluated for the 12 heads at once (:func:`cta_core`, batched).
+:func:`cta_fast` is the same algorithm as :func:`golden.cta.cta_float` on one head, computed from Q,
+K, V by linearity (Q̄ = mean of the Q rows of a cluster, etc.); the tests check that both agree
+to 1e-9. Reported work (as the project defines it, :func:`golden.cta.cta_work`): RA = attention
+operations / exact, RL = linear MACs / exact, both ratios of totals over all heads and texts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .cta import cta_work
+from .cta_params import CTAParams
+from .lsh import LSHParams, centroids, cluster_indices, lsh_hash, make_lsh_params, widths_triple
+from .reference import HeadInputs, MethodResult
+
+__all__ = ["single_thread_blas", "GRID", "QUICK_GRID", "CALIB_SEEDS", "CalibConfig", "cta_core", "cta_fast",
+           "embed_cta", "HeadTable", "build_table", "select_error", "select_lagrange", "calibrate_cta", "table_point"]
+
+#: default width grid per level (w0 queries, w1 keys/values, w2 residuals)
+GRID: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] = (
+    (4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0), (6.0, 8.0, 12.0, 16.0, 24.0, 32.0), (4.0, 8.0, 32.0, 64.0))
+QUICK_GRID: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] = (
+    (8.0, 16.0, 32.0), (12.0, 32.0), (8.0, 32.0))
+#: LSH seeds averaged while fitting (the accuracy report evaluates on other seeds)
+CALIB_SEEDS: tuple[int, ...] = (100, 101, 102)
+
+
+# -- BLAS threads ----------------------------------------------------------------------------------
+class single_thread_blas:
+    """Context manager: NumPy's OpenBLAS limited to one thread (best effort; no-op when the library
+    or its symbols are not found). The many small products of the calibration run 10-30x slower
+    when OpenBLAS threads spin against each other on a shared 2-core machine."""
+
+    _lib: Any = None
+    _names: tuple[str, str] | None = None
+
+    @classmethod
+    def _find(cls) -> None:
+        if cls._names is not None:
+            return
+        import ctypes
+        import glob
+        import os
+
+        cls._names = ("", "")
+        root = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+        for path in glob.glob(os.path.join(root, "*openblas*")):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for get, put in (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                             ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+                             ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+                             ("openblas_get_num_threads", "openblas_set_num_threads")):
+                if hasattr(lib, get) and hasattr(lib, put):
+                    cls._lib, cls._names = lib, (get, put)
+                    return
+
+    def __enter__(self) -> single_thread_blas:
+        self._find()
+        self._saved = None
+        if self._lib is not None and self._names:
+            self._saved = int(getattr(self._lib, self._names[0])())
+            getattr(self._lib, self._names[1])(1)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._saved is not None and self._names:
+            getattr(self._lib, self._names[1])(self._saved)
+
+
+# -- fast float CTA --------------------------------------------------------------------------------
+def _mean_matrix(ct: np.ndarray, k: int) -> np.ndarray:
+    """(k × n) matrix whose product with a (n × d) matrix gives the k cluster means."""
+    mat = np.zeros((k, ct.size))
+    mat[ct, np.arange(ct.size)] = 1.0
+    return mat / mat.sum(axis=1, keepdims=True)
+
+
+def _apply(mat: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``mat @ x`` for x (n × d) or heads-batched x (H × n × d), as one 2-D BLAS product."""
+    if x.ndim == 2:
+        return mat @ x
+    h, n, d = x.shape
+    return (mat @ x.transpose(1, 0, 2).reshape(n, h * d)).reshape(mat.shape[0], h, d).transpose(1, 0, 2)
+
+
+def cta_core(q: np.ndarray, k: np.ndarray, v: np.ndarray, ct0: np.ndarray, k0: int, ct1: np.ndarray, k1: int,
+             ct2: np.ndarray, k2: int) -> np.ndarray:
+    """CTA output from exact Q (.., m, d), K, V (.., n, d) and the three clusterings (a leading axis
+    batches heads). Same algorithm as :func:`golden.cta.cta_float` (see the module doc)."""
+    qb = _apply(_mean_matrix(ct0, k0), q)
+    m1, m2 = _mean_matrix(ct1, k1), _mean_matrix(ct2, k2)
+    kt1, vt1 = _apply(m1, k)[..., ct1, :], _apply(m1, v)[..., ct1, :]
+    kt = kt1 + _apply(m2, k - kt1)[..., ct2, :]      # K̄1[CT1 j] + K̄2[CT2 j]: the key rebuilt by eq. (4)
+    vt = vt1 + _apply(m2, v - vt1)[..., ct2, :]
+    s = qb @ np.swapaxes(kt, -1, -2) / math.sqrt(q.shape[-1])
+    s -= s.max(axis=-1, keepdims=True)
+    e = np.exp(s)
+    ob = (e @ vt) / e.sum(axis=-1, keepdims=True)
+    return ob[..., ct0, :]
+
+
+def _clusters(x_q: np.ndarray, x_kv: np.ndarray, lsh: Sequence[LSHParams]) -> tuple[Any, ...]:
+    ct0, k0 = cluster_indices(lsh_hash(x_q, lsh[0]))
+    ct1, k1 = cluster_indices(lsh_hash(x_kv, lsh[1]))
+    c1, _ = centroids(x_kv, ct1, k1)
+    ct2, k2 = cluster_indices(lsh_hash(x_kv - c1[ct1], lsh[2]))
+    return ct0, k0, ct1, k1, ct2, k2
+
+
+def cta_fast(head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 4.0, seed: int = 0,
+             lsh: Sequence[LSHParams] | None = None, **settings: Any) -> MethodResult:
+    """:func:`golden.cta.cta_float` (same settings, same output to ~1e-12, same ``work``), fast."""
+    if settings:
+        raise TypeError(f"cta_fast got unknown settings: {sorted(settings)}")
+    params = _lsh_params(head.d_in, l, widths_triple(widths), seed) if lsh is None else tuple(lsh)
+    ct0, k0, ct1, k1, ct2, k2 = _clusters(head.x_q, head.x_kv, params)
+    q, k, v = head.qkv()
+    out = cta_core(q, k, v, ct0, k0, ct1, k1, ct2, k2)
+    work = cta_work(head.m, head.n, head.d_in, head.d_h, head.wv.shape[1], k0, k1, k2, params[0].length)
+    return MethodResult(out, work)
+
+
+@lru_cache(maxsize=4096)
+def _lsh_params(d_in: int, l: int, widths: tuple[float, float, float], seed: int) -> tuple[LSHParams, ...]:
+    return make_lsh_params(d_in, l=l, widths=widths, seed=seed)
+
+
+class _LSHCache:
+    """LSH_h with width w for a seed: the directions do not depend on the widths (golden.lsh draws
+    A_0, b_0, A_1, ... in a fixed order and b_h = w_h · U(0, 1)), so LSH_h(w) is taken from
+    make_lsh_params(widths=(w, w, w)) and is exactly the one any width triple with w_h = w gives."""
+
+    def __init__(self, d_in: int, l: int) -> None:
+        self.d_in, self.l = d_in, l
+        self._c: dict[tuple[int, int, float], LSHParams] = {}
+
+    def get(self, seed: int, level: int, w: float) -> LSHParams:
+        key = (seed, level, float(w))
+        if key not in self._c:
+            self._c[key] = make_lsh_params(self.d_in, l=self.l, widths=float(w), seed=seed)[level]
+        return self._c[key]
+
+
+class _LayerClusters:
+    """Clusterings of one layer input for one seed, cached per level width (shared by all heads)."""
+
+    def __init__(self, x: np.ndarray, seed: int, cache: _LSHCache) -> None:
+        self.x, self.seed, self.cache = x, seed, cache
+        self._ct: dict[tuple[Any, ...], tuple[np.ndarray, int]] = {}
+        self._res: dict[float, np.ndarray] = {}
+
+    def level(self, level: int, w: float, w1: float | None = None) -> tuple[np.ndarray, int]:
+        key = (level, float(w), w1)
+        if key not in self._ct:
+            if level == 2:
+                assert w1 is not None
+                if w1 not in self._res:
+                    ct1, k1 = self.level(1, w1)
+                    c1, _ = centroids(self.x, ct1, k1)
+                    self._res[w1] = self.x - c1[ct1]
+                src = self._res[w1]
+            else:
+                src = self.x
+            self._ct[key] = cluster_indices(lsh_hash(src, self.cache.get(self.seed, level, w)))
+        return self._ct[key]
+
+    def triple(self, widths: Sequence[float]) -> tuple[Any, ...]:
+        w0, w1, w2 = (float(w) for w in widths)
+        return (*self.level(0, w0), *self.level(1, w1), *self.level(2, w2, w1))
+
+
+def embed_cta(model: Any, texts: Sequence[str], widths_for: Callable[[int, int], Sequence[float]], *,
+              seed: int = 0, l: int = 6) -> np.ndarray:
+    """Sentence embeddings with float CTA in every layer and head, ``widths_for(layer, head)`` ->
+    (w0, w1, w2); equal to ``model.embed(texts, head_fn=golden.cta.cta_float, settings_for=...)``
+    (to ~1e-12) but several times faster (one clustering per layer and width, heads batched)."""
+    from .minilm import D_HEAD, N_HEADS
+
+    cache = _LSHCache(model.layers[0].wq.shape[0], l)
+    rows = []
+    for text in texts:
+        x = model._embed_tokens(model.tokenize(text))
+        n = x.shape[0]
+        for li, lw in enumerate(model.layers):
+            q = (x @ lw.wq + lw.bq).reshape(n, N_HEADS, D_HEAD).transpose(1, 0, 2)
+            k = (x @ lw.wk + lw.bk).reshape(n, N_HEADS, D_HEAD).transpose(1, 0, 2)
+            v = (x @ lw.wv + lw.bv).reshape(n, N_HEADS, D_HEAD).transpose(1, 0, 2)
+            lc = _LayerClusters(x, seed, cache)
+            groups: dict[tuple[float, ...], list[int]] = {}
+            for h in range(N_HEADS):
+                groups.setdefault(tuple(float(w) for w in widths_for(li, h)), []).append(h)
+            ctx = np.empty((N_HEADS, n, D_HEAD))
+            for widths, heads in groups.items():
+                ctx[heads] = cta_core(q[heads], k[heads], v[heads], *lc.triple(widths))
+            x = model._finish_layer(lw, x, ctx)
+        rows.append(model._pool(x))
+    return np.stack(rows) if rows else np.zeros((0, model.layers[0].wq.shape[0]))
+
+
+# -- table -----------------------------------------------------------------------------------------
+@dataclass
+class HeadTable:
+    """Per (layer, head, grid point): mean relative error and summed work over the calibration set."""
+
+    combos: list[tuple[float, float, float]]
+    err: np.ndarray       # (L, H, C) mean over texts and seeds
+    err_max: np.ndarray   # (L, H, C) worst text (mean over seeds)
+    att: np.ndarray       # (L, H, C) attention ops summed over texts, mean over seeds
+    lin: np.ndarray       # (L, H, C) linear MACs likewise
+    att_exact: np.ndarray  # (L, H)
+    lin_exact: np.ndarray  # (L, H)
+    texts: int
+    seeds: tuple[int, ...]
+    seconds: float = 0.0
+    err_texts: np.ndarray | None = None  # (T, L, H, C) per text (mean over seeds)
+    tokens: tuple[int, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CalibConfig:
+    texts: tuple[str, ...] | None = None   # default: golden.corpus.calibration_texts(quick)
+    grid: tuple[tuple[float, ...], ...] | None = None
+    seeds: tuple[int, ...] = CALIB_SEEDS
+    l: int = 6
+    quick: bool = False
+    progress: bool = True
+
+    def resolved_texts(self) -> tuple[str, ...]:
+        from .corpus import calibration_texts
+
+        return self.texts if self.texts is not None else calibration_texts(self.quick)
+
+    def resolved_grid(self) -> tuple[tuple[float, ...], ...]:
+        return self.grid if self.grid is not None else (QUICK_GRID if self.quick else GRID)
+
+
+def _bar(enabled: bool, total: int, desc: str) -> Any:
+    if not enabled:
+        class _No:
+            def update(self, n: int = 1) -> None:
+                return None
+
+            def close(self) -> None:
+                return None
+        return _No()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
+
+
+def build_table(model: Any, cfg: CalibConfig) -> HeadTable:
+    """Evaluate every grid point on every calibration text, layer, head and seed (see module doc)."""
+    from .minilm import N_HEADS, N_LAYERS
+
+    t0 = time.perf_counter()
+    texts, grid = cfg.resolved_texts(), cfg.resolved_grid()
+    if len(cfg.seeds) < 1 or not texts:
+        raise ValueError("calibration needs at least one text and one seed")
+    combos = [(float(a), float(b), float(c)) for a in grid[0] for b in grid[1] for c in grid[2]]
+    shape = (N_LAYERS, N_HEADS, len(combos))
+    err_t = np.zeros((len(texts),) + shape)
+    att, lin = np.zeros(shape), np.zeros(shape)
+    att_ex, lin_ex = np.zeros((N_LAYERS, N_HEADS)), np.zeros((N_LAYERS, N_HEADS))
+    cache = _LSHCache(model.layers[0].wq.shape[0], cfg.l)
+    bar = _bar(cfg.progress, len(texts) * N_LAYERS, "calibrate")
+    ns = len(cfg.seeds)
+    for ti, text in enumerate(texts):
+        tr = model.trace(text)
+        for li in range(N_LAYERS):
+            lt = tr.layers[li]
+            n = lt.x.shape[0]
+            d = lt.q.shape[-1]
+            norm = np.linalg.norm(lt.ctx, axis=(1, 2))
+            for s in cfg.seeds:
+                lc = _LayerClusters(lt.x, s, cache)
+                for ci, widths in enumerate(combos):
+                    ct0, k0, ct1, k1, ct2, k2 = lc.triple(widths)
+                    out = cta_core(lt.q, lt.k, lt.v, ct0, k0, ct1, k1, ct2, k2)
+                    err_t[ti, li, :, ci] += np.linalg.norm(out - lt.ctx, axis=(1, 2)) / norm / ns
+                    w = cta_work(n, n, lt.x.shape[1], d, d, k0, k1, k2, cfg.l)
+                    att[li, :, ci] += w["attention_ops"] / ns
+                    lin[li, :, ci] += w["linear_macs"] / ns
+            w = cta_work(n, n, lt.x.shape[1], d, d, 1, 1, 1, cfg.l)
+            att_ex[li] += w["attention_ops_exact"]
+            lin_ex[li] += w["linear_macs_exact"]
+            bar.update(1)
+    bar.close()
+    return HeadTable(combos, err_t.mean(axis=0), err_t.max(axis=0), att, lin, att_ex, lin_ex, len(texts),
+                     tuple(cfg.seeds), time.perf_counter() - t0, err_t,
+                     tuple(len(model.tokenize(t)) for t in texts))
+
+
+def select_error(table: HeadTable, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per head: the least-work grid point with mean error ≤ budget, else the most accurate one.
+    Returns (choice index (L, H), met (L, H) bool)."""
+    ok = table.err <= budget
+    cost = np.where(ok, table.att + 1e-9 * table.lin, np.inf)
+    choice = np.where(ok.any(axis=-1), np.argmin(cost, axis=-1), np.argmin(table.err, axis=-1))
+    return choice, ok.any(axis=-1)
+
+
+def select_lagrange(table: HeadTable, lam: float) -> np.ndarray:
+    """Per head: argmin over the grid of attention work / exact + λ · mean error."""
+    obj = table.att / table.att_exact[..., None] + lam * table.err
+    return np.argmin(obj, axis=-1)
+
+
+def table_point(table: HeadTable, choice: np.ndarray) -> dict[str, float]:
+    """Calibration-set figures of a per-head choice: RA, RL (ratios of totals), mean/max error."""
+    pick = choice[..., None]
+    att = np.take_along_axis(table.att, pick, -1)[..., 0]
+    lin = np.take_along_axis(table.lin, pick, -1)[..., 0]
+    err = np.take_along_axis(table.err, pick, -1)[..., 0]
+    return {"RA": float(att.sum() / table.att_exact.sum()), "RL": float(lin.sum() / table.lin_exact.sum()),
+            "head_error_mean": float(err.mean()), "head_error_max": float(err.max())}
+
+
+def _widths(table: HeadTable, choice: np.ndarray) -> np.ndarray:
+    return np.asarray(table.combos)[choice]
+
+
+def _cosine(model: Any, texts: Sequence[str], widths: np.ndarray, seeds: Sequence[int], l: int) -> dict[str, float]:
+    exact = model.embed(list(texts))
+    per_seed = []
+    for s in seeds:
+        emb = embed_cta(model, texts, lambda li, h: widths[li, h], seed=s, l=l)
+        per_seed.append(np.sum(emb * exact, axis=1))
+    cos = np.asarray(per_seed)  # (seeds, texts)
+    return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+            "cosine_seed_min": float(cos.mean(axis=1).min()), "cosine_seed_max": float(cos.mean(axis=1).max())}
+
+
+def calibrate_cta(cfg: CalibConfig, *, budget_error: float | None = None, budget_cosine: float | None = None,
+                  model: Any = None) -> tuple[CTAParams, dict[str, Any]]:
+    """Fit per-head widths for one budget; returns the parameters and a summary (also stored in
+    ``params.calibration``)."""
+    from .minilm import MiniLM
+
+    if (budget_error is None) == (budget_cosine is None):
+        raise ValueError("give exactly one budget: an error budget or a cosine budget")
+    if budget_error is not None and not (math.isfinite(budget_error) and budget_error > 0):
+        raise ValueError(f"the error budget must be a number > 0, not {budget_error}")
+    if budget_cosine is not None and not (math.isfinite(budget_cosine) and 0 < budget_cosine < 1):
+        raise ValueError(f"the cosine budget must be in (0, 1), not {budget_cosine}")
+    t0 = time.perf_counter()
+    model = MiniLM.load() if model is None else model
+    with single_thread_blas():
+        return _calibrate(model, cfg, budget_error, budget_cosine, t0)
+
+
+def _calibrate(model: Any, cfg: CalibConfig, budget_error: float | None, budget_cosine: float | None,
+               t0: float) -> tuple[CTAParams, dict[str, Any]]:
+    texts = cfg.resolved_texts()
+    table = build_table(model, cfg)
+    summary: dict[str, Any] = {"texts": len(texts), "tokens": [len(model.tokenize(t)) for t in texts],
+                               "grid": {"w0": list(cfg.resolved_grid()[0]), "w1": list(cfg.resolved_grid()[1]),
+                                        "w2": list(cfg.resolved_grid()[2])},
+                               "table_seconds": table.seconds}
+    if budget_error is not None:
+        choice, met = select_error(table, budget_error)
+        widths = _widths(table, choice)
+        budget = {"kind": "error", "value": float(budget_error)}
+        summary["unmet_heads"] = [[int(a), int(b)] for a, b in np.argwhere(~met)]
+        summary["search"] = "per head: least attention work with mean relative error <= budget"
+    else:
+        assert budget_cosine is not None
+        budget = {"kind": "cosine", "value": float(budget_cosine)}
+        cache: dict[float, tuple[np.ndarray, dict[str, float]]] = {}
+
+        def at(lam: float) -> tuple[np.ndarray, dict[str, float]]:
+            if lam not in cache:
+                w = _widths(table, select_lagrange(table, lam))
+                cache[lam] = (w, _cosine(model, texts, w, cfg.seeds, cfg.l))
+            return cache[lam]
+
+        steps = 5 if cfg.quick else 6
+        lo, hi = math.log(0.3), math.log(30.0)   # λ range: error counts little .. error dominates
+        bar = _bar(cfg.progress, steps + 1, "cosine search")
+        best = None
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            if at(math.exp(mid))[1]["cosine_mean"] >= budget_cosine:
+                hi, best = mid, math.exp(mid)
+            else:
+                lo = mid
+            bar.update(1)
+        if best is None:      # nothing met so far: the most accurate end of the range
+            best = math.exp(hi)
+            at(best)
+        bar.update(1)
+        bar.close()
+        widths, cos = at(best)
+        summary["lambda"] = best
+        summary["budget_met_on_calibration"] = cos["cosine_mean"] >= budget_cosine
+        summary["search"] = ("per head: argmin work/exact + lambda * error on the grid; lambda bisected "
+                             "(log scale) for the calibration cosine")
+        summary["lambda_tried"] = {f"{k:.4g}": v[1] for k, v in sorted(cache.items())}
+        choice = np.asarray([[table.combos.index(tuple(float(x) for x in widths[li, h]))
+                              for h in range(widths.shape[1])] for li in range(widths.shape[0])])
+    summary["calibration_point"] = table_point(table, choice)
+    if budget_cosine is None:
+        summary["calibration_point"].update(_cosine(model, texts, widths, cfg.seeds, cfg.l))
+    else:
+        summary["calibration_point"].update(cos)
+    summary["seconds"] = time.perf_counter() - t0
+    params = CTAParams(widths=np.asarray(widths, dtype=np.float64), l=cfg.l, budget=budget,
+                       seeds=tuple(cfg.seeds), calibration=summary)
+    return params, summary
