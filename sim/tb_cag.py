@@ -21,7 +21,7 @@ from golden.cag import aggregate
 from golden.cim import cluster_index
 from hdl.cag import CentroidAggregator
 from sim.runner import write_stats
-from sim.tbutil import block_component, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
+from sim.tbutil import CycleDeadline, block_component, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
 # Timeouts: simulated times measured at max_tokens = 64, dim = 4 (tests/test_cocotb_cim_cag.py),
@@ -52,8 +52,9 @@ class CagTB:
                   p_out: float) -> dict:
         d, c = self.dut, self.comp
         await FallingEdge(d.clk)
+        deadline = CycleDeadline(2 * c.max_clusters + 100, "CAG idle")   # the previous run's CAVG drain
         while not await self._idle():
-            pass
+            deadline.tick()
         d.clear.value = 1
         await FallingEdge(d.clk)
         d.clear.value = 0

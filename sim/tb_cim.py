@@ -20,7 +20,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from golden.cim import cluster_index, skew_lanes
 from hdl.cim import ClusterIndexModule
 from sim.runner import write_stats
-from sim.tbutil import block_component, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
+from sim.tbutil import CycleDeadline, block_component, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
 # Timeouts: simulated times measured at max_tokens = 64 (tests/test_cocotb_cim_cag.py), scaled by
@@ -50,11 +50,14 @@ class CimTB:
             for t in range(len(hashes))]
 
     async def wait_idle(self) -> None:
+        # the longest wait is a memory sweep (after reset, or an epoch wrap), plus a run's drain
+        deadline = CycleDeadline(2 * self.comp.sweep_cycles + 100, "CIM idle")
         await FallingEdge(self.dut.clk)
         while True:
             await ReadOnly()
             if read_unsigned(self.dut.idle):
                 break
+            deadline.tick()
             await FallingEdge(self.dut.clk)
         await FallingEdge(self.dut.clk)
 
