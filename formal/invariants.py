@@ -8,16 +8,24 @@ before the first beat of the next run is accepted). Back-to-back tokens of one c
 through the run register, the patterns a, b, a through the write-back forwarding, so both
 paths are in the property. ``max_tokens`` must exceed the depth, so that no token is refused
 for the token budget. With ``_forward=False`` or ``_run_register=False`` (the ablations of
-``hdl.cag``) the property fails."""
+``hdl.cag``) the property fails.
+
+``pag_updates`` — the PAG merge and write-back forwarding never lose (or double) an update: with
+every CS score assumed 0 (so each token's ``e = exp(0 + 0)`` is exactly 1.0 and ``AP`` counts
+tokens), for a watched CT1 cluster ``watch`` (a free constant) the ``ap[0]`` of the output beat of
+column ``watch`` equals 1.0 times the tokens of the batch with ``ct1 == watch`` (both slots of a
+beat, the second only while the batch has tokens left). Pairs x1 == x3 in one beat go through the
+merge unit, the same cluster on consecutive beats through the forwarding, so both are in the
+property; ``_faults={"merge"}`` / ``{"forward"}`` (the ablations of ``hdl.pag``) fail it."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cover, Module, Signal, unsigned
+from amaranth.hdl import Assert, Assume, Cover, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 
 from .harness import HarnessEnv
 
-__all__ = ["cag_counts", "cag_counts_free"]
+__all__ = ["cag_counts", "cag_counts_free", "pag_updates", "pag_updates_free"]
 
 
 def cag_counts_free(dut: wiring.Component) -> dict[str, object]:
@@ -43,3 +51,40 @@ def cag_counts(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
         m.d.comb += Assert(o.payload.count == run_count, "cag: count of the watched cluster is its tokens in the run")
     # reachability: an output with a count built by the run register and/or the forwarding
     m.d.comb += Cover(watched_out & (o.payload.count >= 3), "cover o: count >= 3")
+
+
+def pag_updates_free(dut: wiring.Component) -> dict[str, object]:
+    """The free constant of :func:`pag_updates`: one CT1 cluster index."""
+    return {"watch": unsigned(dut.ct1_bits)}
+
+
+def pag_updates(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
+    watch = env.free["watch"]
+    cs, ct, ap = dut.cs, dut.ct, dut.ap
+    m.d.comb += [Assume(watch < dut.k1, "watch is a CT1 cluster of the batch"),
+                 Assume(~dut.config_error, "a valid configuration")]
+    with m.If(cs.valid):
+        m.d.comb += Assume(cs.payload.as_value() == 0, "every CS score is 0: each token adds exp(0) = 1.0")
+    one = 1 << dut.exp_spec.out_fmt.frac
+    width = len(dut.n) + 1
+    tokens = Signal(width)     # tokens accepted in the current batch
+    seen = Signal(width)       # of them with ct1 == watch
+    batch_count = Signal(width)  # the same for the last complete batch (its AP beats follow it)
+    beat = Signal(len(dut.k1) + len(dut.k2) + 1)  # AP beat (column) of the readout
+    with m.If(ct.valid & ct.ready):
+        two = tokens + 1 < dut.n
+        m.d.comb += [Assume((ct.payload.ct1[0] < dut.k1) & (ct.payload.ct2[0] < dut.k2), "CT indices in range"),
+                     Assume(~two | ((ct.payload.ct1[1] < dut.k1) & (ct.payload.ct2[1] < dut.k2)), "CT indices ok")]
+        hits = (ct.payload.ct1[0] == watch) + (two & (ct.payload.ct1[1] == watch))
+        taken = tokens + 1 + two
+        with m.If(taken >= dut.n):
+            m.d.sync += [batch_count.eq(seen + hits), seen.eq(0), tokens.eq(0)]
+        with m.Else():
+            m.d.sync += [seen.eq(seen + hits), tokens.eq(taken)]
+    with m.If(ap.valid & ap.ready):
+        m.d.sync += beat.eq(Mux(ap.payload.last, 0, beat + 1))
+    watched_out = env.running & ap.valid & (beat == watch)
+    with m.If(watched_out):
+        m.d.comb += Assert(ap.payload.ap[0] == batch_count * one,
+                           "pag: AP of the watched cluster is 1.0 per token of the batch")
+    m.d.comb += Cover(watched_out & (batch_count >= 2), "cover ap: watched AP of 2 or more tokens")

@@ -15,7 +15,7 @@ from typing import Any
 from amaranth.lib import wiring
 
 from .harness import FormalResult, check
-from .invariants import cag_counts, cag_counts_free
+from .invariants import cag_counts, cag_counts_free, pag_updates, pag_updates_free
 
 __all__ = ["Job", "JOBS", "MUTANTS", "SKIPPED", "run_job", "select"]
 
@@ -59,6 +59,19 @@ def _cag(**kwargs: Any) -> Callable[[], wiring.Component]:
     return build
 
 
+def _pag(faults: frozenset[str] = frozenset(), **params: Any) -> Callable[[], wiring.Component]:
+    def build() -> wiring.Component:
+        from hdl.pag import ProbabilityAggregation, pag_formats_from_params
+        from hdl.registry import get_block
+
+        p = get_block("pag").resolve(params)
+        cs_fmt, exp_spec, ap_fmt = pag_formats_from_params(**p)
+        return ProbabilityAggregation(b=p["b"], k1_max=p["k1_max"], k2_max=p["k2_max"], n_max=p["n_max"],
+                                      cs_fmt=cs_fmt, exp_spec=exp_spec, ap_fmt=ap_fmt, _faults=faults)
+
+    return build
+
+
 def _softmax_pv(softmax: bool) -> Callable[[], wiring.Component]:
     def build() -> wiring.Component:
         from golden.softmax_pv import SoftmaxPVFormats
@@ -78,6 +91,8 @@ LATTE_SMALL = {"n_max": 2, "d_h": 2, "lanes": 2}
 MCA_SMALL = {"d_in": 4, "d": 2, "n_max": 4, "m_max": 4, "lanes": 1}
 EATT_SMALL = {"d_in": 4, "d": 2, "n_max": 4}
 CAG_COUNTS = {"dim": 1, "max_clusters": 4, "max_tokens": 32}
+PAG_UPDATES_DEPTH = 18  # the ablations fail at steps 14 and 15
+PAG_UPDATES = {"b": 1, "k1_max": 2, "k2_max": 2, "n_max": 4, "ap_width": 20}
 SA_SMALL = {"b": 2, "d": 4, "acc_width": 30, "score_width": 10, "score_frac": 4, "hash_width": 4, "den_width": 18}
 
 JOBS: list[Job] = [
@@ -99,14 +114,24 @@ JOBS: list[Job] = [
     # the CAG run register never double-counts or loses a token (max_tokens > depth)
     Job("cag_counts", "cag", mode="bmc", depth=24, build=_cag(**CAG_COUNTS), properties=cag_counts,
         free=cag_counts_free, what="stream rules + per-cluster count", cover_depth=24),
+    # the PAG merge / forwarding never loses an update (AP counts tokens when every score is 0)
+    Job("pag_updates", "pag", mode="bmc", depth=PAG_UPDATES_DEPTH, build=_pag(**PAG_UPDATES), static=("k1", "k2", "n"),
+        properties=pag_updates, free=pag_updates_free, what="stream rules + no lost AP update",
+        cover_depth=PAG_UPDATES_DEPTH),
 ]
 
-#: the same invariant on the hdl.cag ablations: each must FAIL (the property can see the bugs)
+#: the invariants on the hdl.cag and hdl.pag ablations: each must FAIL (the properties can see the bugs)
 MUTANTS: list[Job] = [
     Job("cag_counts_no_forward", "cag", mode="bmc", depth=20, build=_cag(**CAG_COUNTS, _forward=False),
         properties=cag_counts, free=cag_counts_free, what="must FAIL: no write-back forwarding"),
     Job("cag_counts_no_run_register", "cag", mode="bmc", depth=20, build=_cag(**CAG_COUNTS, _run_register=False),
         properties=cag_counts, free=cag_counts_free, what="must FAIL: no run register"),
+    Job("pag_updates_no_merge", "pag", mode="bmc", depth=PAG_UPDATES_DEPTH,
+        build=_pag(frozenset({"merge"}), **PAG_UPDATES), static=("k1", "k2", "n"), properties=pag_updates,
+        free=pag_updates_free, what="must FAIL: no merge of equal clusters"),
+    Job("pag_updates_no_forward", "pag", mode="bmc", depth=PAG_UPDATES_DEPTH,
+        build=_pag(frozenset({"forward"}), **PAG_UPDATES), static=("k1", "k2", "n"), properties=pag_updates,
+        free=pag_updates_free, what="must FAIL: no write-back forwarding"),
 ]
 
 #: blocks with stream ports left out, and why

@@ -26,8 +26,16 @@ Issue 14 additions:
   model vs exact) and top-1 nearest-neighbour agreement, for every method and setting
   (``retrieval`` in the JSON).
 
+* per-head files of any method (``AccuracyConfig.params``: CTA widths, LATTE τ, MCA α of
+  ``attn-rtl calibrate cta|latte|mca``, :func:`golden.cta_params.load_params`) add one calibrated row
+  each; MCA is seeded too (PRNG seeds = report seeds + 1); E-ATT's τ is swept;
+* operating points at fixed fidelity (:func:`operating_points`, ``operating_points`` in the JSON):
+  per method and embedding-cosine budget, the least-work global setting meeting it next to the
+  calibrated file fitted for that budget, with the work left (``MethodSpec.work_figures``).
+
 The float CTA of the report is :func:`golden.calibrate.cta_fast`, the same algorithm as
-:func:`golden.cta.cta_float` computed from Q, K, V (equal to 1e-9, checked by the tests).
+:func:`golden.cta.cta_float` computed from Q, K, V (equal to 1e-9, checked by the tests); the float
+MCA is :func:`golden.calibrate.mca_fast` (equal to :func:`golden.mca.mca_float` to 1e-12).
 
 Methods whose module is missing are reported as not available. Per-head thresholds (LATTE) are
 calibrated on held-out texts (:data:`golden.corpus.CALIBRATION`) for real data and on separate
@@ -60,6 +68,8 @@ __all__ = [
     "builtin_methods",
     "run_accuracy",
     "format_table",
+    "format_operating_points",
+    "operating_points",
     "write_report",
     "plot_tradeoffs",
 ]
@@ -100,6 +110,10 @@ class MethodSpec:
     seeded: bool = False
     #: per_head(settings, layer, head) -> keyword settings of one head (layer/head None: random heads)
     per_head: Callable[[Mapping[str, Any], int | None, int | None], dict[str, Any]] | None = None
+    #: added to the report's seeds (MCA's PRNG seed must be >= 1)
+    seed_offset: int = 0
+    #: named work figures of the operating-point table (fractions of the exact work)
+    work_figures: Callable[[Mapping[str, float]], dict[str, float]] = lambda work: {}
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,11 @@ class AccuracyConfig:
     progress: bool = True
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)  # seeds of the seeded methods (CTA's LSH)
     cta_params: str | None = None  # per-head CTA parameter file (golden.cta_params) -> "calibrated" row
+    #: per-head parameter files of any method (CTA widths, LATTE τ, MCA α; golden.cta_params.load_params):
+    #: each adds a calibrated row to its method
+    params: tuple[str, ...] = ()
+    #: sentence-embedding cosine budgets of the operating-point table
+    budgets: tuple[float, ...] = (0.999, 0.995, 0.99)
     retrieval: bool = True  # Spearman of pairwise similarities and top-1 NN agreement (end_to_end only)
     fixed: bool = True  # run the bit-exact models at the default settings
     full: bool = False  # default texts: the whole evaluation split (34 texts) instead of golden.corpus.CORPUS
@@ -154,26 +173,53 @@ def _latte_calibrate(heads: Sequence[HeadInputs], settings: Mapping[str, Any]) -
 def _cta_per_head(settings: Mapping[str, Any], layer: int | None, head: int | None) -> dict[str, Any]:
     """CTA settings of one head: a "params" file gives per-(layer, head) widths (random heads: the
     per-level median of the file)."""
+    return _file_settings(settings, layer, head)
+
+
+def _file_settings(settings: Mapping[str, Any], layer: int | None, head: int | None) -> dict[str, Any]:
+    """Settings of one head from a "params" file (any method; random heads: the file's median)."""
     rest = {k: v for k, v in settings.items() if k != "params"}
     if settings.get("params") is None:
         return rest
-    p = _load_cta_params(str(settings["params"]))
+    p = _load_params(str(settings["params"]))
     if layer is None or head is None:
-        widths = tuple(float(w) for w in np.median(p.widths.reshape(-1, 3), axis=0))
-    else:
-        widths = p.widths_for(layer, head)
-    return {**rest, "l": p.l, "widths": widths}
+        return {**rest, **p.median_settings()}
+    return {**rest, **p.settings_for(layer, head)}
 
 
 _PARAMS_CACHE: dict[str, Any] = {}
 
 
-def _load_cta_params(path: str) -> Any:
-    from .cta_params import load
+def _load_params(path: str) -> Any:
+    from .cta_params import load_params
 
     if path not in _PARAMS_CACHE:
-        _PARAMS_CACHE[path] = load(path)
+        _PARAMS_CACHE[path] = load_params(path)
     return _PARAMS_CACHE[path]
+
+
+def _load_cta_params(path: str) -> Any:
+    return _load_params(path)
+
+
+def _mca_with_macs(fn: Method) -> Method:
+    """MCA model whose ``work`` also holds the encoding MACs (Σ r_j · d_v) and the exact ones
+    (n · d_in · d_v), so that the report's FLOPs fraction is a ratio of totals like CTA's and LATTE's."""
+    def run(head: HeadInputs, **settings: Any) -> MethodResult:
+        res = fn(head, **settings)
+        d_v = head.wv.shape[1]
+        work = dict(res.work)
+        work["encoding_macs"] = float(work["mean_r"]) * head.n * d_v
+        work["encoding_macs_exact"] = float(head.n * head.d_in * d_v)
+        return MethodResult(res.out, work)
+    return run
+
+
+def _mca_load() -> tuple[Method, Method | None]:
+    from .calibrate import mca_fast
+    from .mca import mca_fixed
+
+    return _mca_with_macs(mca_fast), _mca_with_macs(mca_fixed)
 
 
 def _ratio(work: Mapping[str, float], num: str, den: str) -> float:
@@ -199,7 +245,8 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
     """The reference (fixed-point exact attention), CTA, LATTE, E-ATT and MCA."""
     cta_w = (8, 16, 32, 64) if quick else (8, 12, 16, 24, 32, 48, 64)
     latte_p = (0.5, 0.8, 0.95) if quick else (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
-    mca_a = (0.1, 0.4, 1.0) if quick else (0.1, 0.2, 0.4, 0.7, 1.0)
+    mca_a = (0.1, 0.4, 1.0) if quick else (0.02, 0.1, 0.2, 0.4, 0.7, 1.0)
+    eatt_t = (0.5, 1.0, 2.0) if quick else (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
     return [
         MethodSpec(
             name="Reference", description="exact softmax attention in the default fixed-point formats",
@@ -218,6 +265,8 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
                                  f"RL={_ratio(w, 'linear_macs', 'linear_macs_exact'):.2f} "
                                  f"RA={_ratio(w, 'attention_ops', 'attention_ops_exact'):.2f}"),
             cost=1.5, seeded=True, per_head=_cta_per_head,
+            work_figures=lambda w: {"RA": _ratio(w, "attention_ops", "attention_ops_exact"),
+                                    "RL": _ratio(w, "linear_macs", "linear_macs_exact")},
         ),
         MethodSpec(
             name="LATTE", description="8-bit Q/K/V, MS4B estimate, per-head threshold calibrated for a pruning ratio",
@@ -229,24 +278,33 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
             work_text=lambda w: (f"kept {_pct(w.get('kept_ratio', math.nan))}, bit ops "
                                  f"-{_pct(1 - _ratio(w, 'bit_ops', 'bit_ops_full'))}"),
             calibrate=_latte_calibrate,
+            work_figures=lambda w: {"kept keys": float(w.get("kept_ratio", math.nan)),
+                                    "bit ops": _ratio(w, "bit_ops", "bit_ops_full")},
         ),
         MethodSpec(
             name="E-ATT", description="binarized selection-sum Q/K, L1 scores (multiplier-free alignment)",
             load=_attrs("golden.eatt", "eatt", "eatt", {"fixed": False}, {"fixed": True}),
             default=Setting("tau=1.0", {"tau": 1.0}),
-            work_axis="multiplications left",
-            work_fraction=lambda w: 1.0 - float(w.get("mul_fraction_removed", math.nan)),
-            work_text=lambda w: f"muls -{_pct(w.get('mul_fraction_removed', math.nan))}",
+            sweep=tuple(Setting(f"tau={t}", {"tau": t}) for t in eatt_t),
+            sweep_label="binarization threshold tau",
+            work_axis="features selected (selection-sum adds / dense)",
+            work_fraction=lambda w: float(w.get("selected_fraction", math.nan)),
+            work_text=lambda w: (f"muls -{_pct(w.get('mul_fraction_removed', math.nan))}, features selected "
+                                 f"{_pct(w.get('selected_fraction', math.nan))}"),
+            work_figures=lambda w: {"muls left": 1.0 - float(w.get("mul_fraction_removed", math.nan)),
+                                    "features selected": float(w.get("selected_fraction", math.nan))},
         ),
         MethodSpec(
             name="MCA", description="Monte-Carlo sampled value encoding, sample counts from attention and alpha",
-            load=_attrs("golden.mca", "mca_float", "mca_fixed"),
+            load=_mca_load,
             default=Setting("alpha=0.4", {"alpha": 0.4}),
             sweep=tuple(Setting(f"alpha={a}", {"alpha": a}) for a in mca_a),
-            sweep_label="alpha", work_axis="mean r / d (encoding FLOPs kept)",
-            work_fraction=lambda w: 1.0 / float(w.get("flops_reduction", math.nan)),
-            work_text=lambda w: f"FLOPs /{w.get('flops_reduction', math.nan):.2f} (mean r {w.get('mean_r', 0):.0f})",
-            cost=3.0,
+            sweep_label="alpha", work_axis="encoding FLOPs kept (sum of r_j / (n d_in), all heads)",
+            work_fraction=lambda w: _ratio(w, "encoding_macs", "encoding_macs_exact"),
+            work_text=lambda w: (f"FLOPs x{_ratio(w, 'encoding_macs', 'encoding_macs_exact'):.2f} "
+                                 f"(mean r {w.get('mean_r', 0):.0f})"),
+            cost=1.0, seeded=True, seed_offset=1,
+            work_figures=lambda w: {"FLOPs": _ratio(w, "encoding_macs", "encoding_macs_exact")},
         ),
     ]
 
@@ -347,6 +405,8 @@ class _Settings:
         self._random: dict[str, Any] | None = None
 
     def real(self, layer: int, head: int) -> dict[str, Any]:
+        if "params" in self._setting.settings:
+            return _file_settings(self._setting.settings, layer, head)
         if self._spec.per_head is not None:
             return self._spec.per_head(self._setting.settings, layer, head)
         if self._spec.calibrate is None:
@@ -357,6 +417,8 @@ class _Settings:
         return self._real[key]
 
     def random(self) -> dict[str, Any]:
+        if "params" in self._setting.settings:
+            return _file_settings(self._setting.settings, None, None)
         if self._spec.per_head is not None:
             return self._spec.per_head(self._setting.settings, None, None)
         if self._spec.calibrate is None:
@@ -470,17 +532,30 @@ def _probe(spec: MethodSpec) -> tuple[tuple[Method, Method | None] | None, str |
     return (fn, fixed), None, note
 
 
+def _param_files(cfg: AccuracyConfig) -> list[str]:
+    files = ([str(cfg.cta_params)] if cfg.cta_params is not None else []) + [str(p) for p in cfg.params]
+    return list(dict.fromkeys(files))
+
+
 def _settings_of(spec: MethodSpec, cfg: AccuracyConfig) -> list[Setting]:
     out = [spec.default] + ([s for s in spec.sweep if s != spec.default] if cfg.sweep else [])
-    if spec.name == "CTA" and cfg.cta_params is not None:
-        out.append(Setting("calibrated", {"params": str(cfg.cta_params)}))
+    mine = [f for f in _param_files(cfg) if _load_params(f).method == spec.name]
+    for f in mine:
+        if len(mine) == 1:
+            label = "calibrated"
+        else:
+            b = _load_params(f).budget
+            label = f"cal {'cos' if b.get('kind') == 'cosine' else 'err'}={b.get('value')}"
+            if any(s.label == label for s in out):
+                label = f"{label} ({Path(f).stem})"
+        out.append(Setting(label, {"params": f}))
     return out
 
 
 def _seed_variants(spec: MethodSpec, s: Setting, cfg: AccuracyConfig) -> list[tuple[int | None, Setting]]:
     if not spec.seeded:
         return [(None, s)]
-    return [(seed, Setting(s.label, {**s.settings, "seed": int(seed)})) for seed in cfg.seeds]
+    return [(seed, Setting(s.label, {**s.settings, "seed": int(seed) + spec.seed_offset})) for seed in cfg.seeds]
 
 
 _SPREAD_KEYS = ("rel_error_mean", "rel_error_max", "cosine_mean", "work_fraction")
@@ -626,7 +701,7 @@ def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodS
                     if kind in part:
                         part[kind].pop("embeddings", None)
             row = {"label": s.label, "settings": dict(s.settings), "default": s == spec.default,
-                   "in_sweep": s in spec.sweep, "calibrated": s.label == "calibrated",
+                   "in_sweep": s in spec.sweep, "calibrated": "params" in s.settings,
                    "real": _combine([p["real"] for p in parts], spec),
                    "random": _combine([p["random"] for p in parts], spec)}
             if "embed_float" in parts[0]:
@@ -635,6 +710,10 @@ def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodS
                     row["embedding"]["fixed"] = parts[0]["embed_fixed"]
                 if "retrieval" in row["embedding"]["float"]:
                     row["retrieval"] = row["embedding"]["float"].pop("retrieval")
+            row["work_figures"] = spec.work_figures(row["real"]["work"])
+            if "params" in s.settings:
+                row["budget"] = dict(_load_params(str(s.settings["params"])).budget)
+                row["params_file"] = str(s.settings["params"])
             rows.append(row)
         entry["results"] = rows
     from .corpus import CALIBRATION
@@ -672,6 +751,7 @@ def run_accuracy(cfg: AccuracyConfig = AccuracyConfig(), specs: Sequence[MethodS
         },
         "reference_formats": DEFAULT_QUANT.as_dict(),
         "methods": methods_out,
+        "operating_points": operating_points(methods_out, cfg.budgets) if cfg.end_to_end else [],
         "seconds": time.perf_counter() - t_start,
     }
 
@@ -805,6 +885,88 @@ def format_table(report: Mapping[str, Any]) -> str:
             lines.append(f"  {m['name']:<10} {r['label']:<12} {_fmt(r['real']['work_fraction']):>6} "
                          f"{_fmt(r['embedding']['float'].get('cosine_mean'), '.4f'):>8}  "
                          f"{_with_spread(ret, 'spearman', '.4f'):<22} {_with_spread(ret, 'top1_agreement', '.2f')}")
+    ops = format_operating_points(report)
+    if ops:
+        lines += ["", ops]
+    return "\n".join(lines)
+
+
+def operating_points(methods: Sequence[Mapping[str, Any]], budgets: Sequence[float]) -> list[dict[str, Any]]:
+    """The work left at fixed fidelity: for each method and sentence-embedding cosine budget C (mean
+    over the evaluated texts, and over the seeds for seeded methods), the *global* setting = the
+    least-work point of the default and the sweep whose cosine is >= C (chosen on the evaluated
+    texts themselves, so an optimistic oracle), and every *calibrated* per-head row whose file was
+    fitted for the cosine budget C on the calibration texts (its held-out cosine may miss C)."""
+    out = []
+    for m in methods:
+        if not m.get("available") or m["name"] == "Reference":
+            continue
+        rows = [r for r in m["results"] if "cosine_mean" in r.get("embedding", {}).get("float", {})]
+        for c in budgets:
+            point: dict[str, Any] = {"method": m["name"], "budget_cosine": float(c)}
+            glob = [r for r in rows if not r.get("calibrated") and r["embedding"]["float"]["cosine_mean"] >= c]
+            if glob:
+                best = min(glob, key=lambda r: r["real"]["work_fraction"])
+                point["global"] = _op_entry(best)
+            else:
+                closest = max((r for r in rows if not r.get("calibrated")),
+                              key=lambda r: r["embedding"]["float"]["cosine_mean"], default=None)
+                point["global"] = {"met": False, "best": _op_entry(closest) if closest else None}
+            cal = [r for r in rows if r.get("calibrated") and r.get("budget", {}).get("kind") == "cosine"
+                   and abs(float(r["budget"]["value"]) - c) < 1e-9]
+            if cal:
+                point["calibrated"] = _op_entry(cal[0])
+            out.append(point)
+    return out
+
+
+def _op_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    emb = row["embedding"]["float"]
+    out = {"label": row["label"], "met": True, "cosine_mean": emb["cosine_mean"], "cosine_min": emb["cosine_min"],
+           "work_fraction": row["real"]["work_fraction"], "work": dict(row.get("work_figures", {})),
+           "rel_error_mean": row["real"]["rel_error_mean"]}
+    if "cosine_mean_spread" in emb:
+        out["cosine_mean_spread"] = list(emb["cosine_mean_spread"])
+    return out
+
+
+def _op_work_text(e: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {_fmt(v)}" for k, v in e.get("work", {}).items()) or _fmt(e.get("work_fraction"))
+
+
+def _op_cos_text(e: Mapping[str, Any]) -> str:
+    sp = e.get("cosine_mean_spread")
+    text = _fmt(e.get("cosine_mean"), ".4f")
+    return f"{text} [{_fmt(sp[0], '.4f')}-{_fmt(sp[1], '.4f')}]" if sp else text
+
+
+def format_operating_points(report: Mapping[str, Any]) -> str:
+    """Markdown table of :func:`operating_points` (global vs calibrated per head, side by side)."""
+    pts = report.get("operating_points") or []
+    if not pts:
+        return ""
+    n = report.get("corpus", {}).get("texts", "?")
+    lines = [f"Operating points at fixed fidelity (sentence-embedding cosine vs the exact model, mean over the {n} "
+             "evaluated texts; seeded methods: mean [min-max] over seeds). Global: least-work default/sweep "
+             "setting meeting the budget on these texts (oracle choice); calibrated: per-head file fitted for "
+             "the budget on the calibration texts only.", "",
+             "| method | budget | global setting | cosine | work left | calibrated per head | cosine | work left |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in pts:
+        g = p["global"]
+        if g.get("met", True) and "label" in g:
+            gtxt = f"{g['label']} | {_op_cos_text(g)} | {_op_work_text(g)}"
+        else:
+            b = g.get("best")
+            gtxt = (f"not reached (best {b['label']}) | {_op_cos_text(b)} | {_op_work_text(b)}" if b
+                    else "not reached | - | -")
+        c = p.get("calibrated")
+        if c:
+            met = "" if c["cosine_mean"] >= p["budget_cosine"] else " (missed)"
+            ctxt = f"{c['label']}{met} | {_op_cos_text(c)} | {_op_work_text(c)}"
+        else:
+            ctxt = "no file given | - | -"
+        lines.append(f"| {p['method']} | {p['budget_cosine']:g} | {gtxt} | {ctxt} |")
     return "\n".join(lines)
 
 
@@ -847,6 +1009,10 @@ def write_report(report: Mapping[str, Any], out_dir: str | Path, plots: bool = T
     paths = [out / "accuracy.json", out / "accuracy.txt"]
     paths[0].write_text(json.dumps(_jsonable(report), indent=1) + "\n")
     paths[1].write_text(format_table(report) + "\n")
+    ops = format_operating_points(report)
+    if ops:
+        paths.append(out / "operating_points.md")
+        paths[-1].write_text(ops + "\n")
     if plots:
         paths += plot_tradeoffs(report, out)
     return paths

@@ -266,6 +266,29 @@ class CalibConfig:
         return self.grid if self.grid is not None else (QUICK_GRID if self.quick else GRID)
 
 
+def _bisect_lambda(at: Any, budget_cosine: float, lam_lo: float, lam_hi: float, steps: int,
+                   progress: bool) -> float:
+    """The smallest Lagrange multiplier λ in [lam_lo, lam_hi] (bisected on a log scale, ``steps``
+    times) whose selection ``at(λ)`` meets the calibration cosine budget; ``lam_hi`` (the most
+    accurate end) when none of the tried values does."""
+    lo, hi = math.log(lam_lo), math.log(lam_hi)
+    bar = _bar(progress, steps + 1, "cosine search")
+    best = None
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if at(math.exp(mid))[1]["cosine_mean"] >= budget_cosine:
+            hi, best = mid, math.exp(mid)
+        else:
+            lo = mid
+        bar.update(1)
+    if best is None:      # nothing met so far: the most accurate end of the range
+        best = math.exp(hi)
+        at(best)
+    bar.update(1)
+    bar.close()
+    return best
+
+
 def _bar(enabled: bool, total: int, desc: str) -> Any:
     if not enabled:
         class _No:
@@ -363,9 +386,9 @@ def _cosine(model: Any, texts: Sequence[str], widths: np.ndarray, seeds: Sequenc
 
 
 def calibrate_cta(cfg: CalibConfig, *, budget_error: float | None = None, budget_cosine: float | None = None,
-                  model: Any = None) -> tuple[CTAParams, dict[str, Any]]:
+                  model: Any = None, table: HeadTable | None = None) -> tuple[CTAParams, dict[str, Any]]:
     """Fit per-head widths for one budget; returns the parameters and a summary (also stored in
-    ``params.calibration``)."""
+    ``params.calibration``). ``table``: a :func:`build_table` of ``cfg`` (several budgets, one table)."""
     from .minilm import MiniLM
 
     if (budget_error is None) == (budget_cosine is None):
@@ -377,13 +400,13 @@ def calibrate_cta(cfg: CalibConfig, *, budget_error: float | None = None, budget
     t0 = time.perf_counter()
     model = MiniLM.load() if model is None else model
     with single_thread_blas():
-        return _calibrate(model, cfg, budget_error, budget_cosine, t0)
+        return _calibrate(model, cfg, budget_error, budget_cosine, t0, table)
 
 
 def _calibrate(model: Any, cfg: CalibConfig, budget_error: float | None, budget_cosine: float | None,
-               t0: float) -> tuple[CTAParams, dict[str, Any]]:
+               t0: float, table: HeadTable | None = None) -> tuple[CTAParams, dict[str, Any]]:
     texts = cfg.resolved_texts()
-    table = build_table(model, cfg)
+    table = build_table(model, cfg) if table is None else table
     summary: dict[str, Any] = {"texts": len(texts), "tokens": [len(model.tokenize(t)) for t in texts],
                                "grid": {"w0": list(cfg.resolved_grid()[0]), "w1": list(cfg.resolved_grid()[1]),
                                         "w2": list(cfg.resolved_grid()[2])},
@@ -405,22 +428,8 @@ def _calibrate(model: Any, cfg: CalibConfig, budget_error: float | None, budget_
                 cache[lam] = (w, _cosine(model, texts, w, cfg.seeds, cfg.l))
             return cache[lam]
 
-        steps = 5 if cfg.quick else 6
-        lo, hi = math.log(0.3), math.log(30.0)   # λ range: error counts little .. error dominates
-        bar = _bar(cfg.progress, steps + 1, "cosine search")
-        best = None
-        for _ in range(steps):
-            mid = 0.5 * (lo + hi)
-            if at(math.exp(mid))[1]["cosine_mean"] >= budget_cosine:
-                hi, best = mid, math.exp(mid)
-            else:
-                lo = mid
-            bar.update(1)
-        if best is None:      # nothing met so far: the most accurate end of the range
-            best = math.exp(hi)
-            at(best)
-        bar.update(1)
-        bar.close()
+        # λ range: error counts little .. error dominates
+        best = _bisect_lambda(at, budget_cosine, 0.3, 30.0, 5 if cfg.quick else 6, cfg.progress)
         widths, cos = at(best)
         summary["lambda"] = best
         summary["budget_met_on_calibration"] = cos["cosine_mean"] >= budget_cosine
@@ -437,4 +446,306 @@ def _calibrate(model: Any, cfg: CalibConfig, budget_error: float | None, budget_
     summary["seconds"] = time.perf_counter() - t0
     params = CTAParams(widths=np.asarray(widths, dtype=np.float64), l=cfg.l, budget=budget,
                        seeds=tuple(cfg.seeds), calibration=summary)
+    return params, summary
+
+
+# -- per-head LATTE τ and MCA α (issue 14) ----------------------------------------------------------
+#: LATTE candidates per head: the τ reaching these pruning ratios on the head's calibration inputs
+LATTE_PRUNE_GRID: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98)
+QUICK_LATTE_PRUNE_GRID: tuple[float, ...] = (0.0, 0.5, 0.8, 0.95)
+#: MCA α candidates (all heads)
+MCA_ALPHA_GRID: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.6, 1.0)
+QUICK_MCA_ALPHA_GRID: tuple[float, ...] = (0.1, 0.4, 1.0)
+#: MCA PRNG seeds averaged while fitting (the accuracy report uses 1..5)
+MCA_CALIB_SEEDS: tuple[int, ...] = (101, 102, 103)
+
+_STREAMS: dict[int, np.ndarray] = {}
+_TABLES: dict[tuple[Any, ...], Any] = {}
+
+
+def _prng_stream(seed: int, count: int) -> np.ndarray:
+    """The first ``count`` xorshift32 states after ``seed`` (cached; a stream does not depend on r)."""
+    from .mca import xorshift32_draws
+
+    s = _STREAMS.get(seed)
+    if s is None or s.size < count:
+        s = xorshift32_draws(seed, max(count, 1 << 17))
+        _STREAMS[seed] = s
+    return s[:count]
+
+
+def _sampling_table(w: np.ndarray, cdf_bits: int) -> Any:
+    from .mca import make_sampling_table
+
+    key = (w.shape, cdf_bits, hash(np.ascontiguousarray(w).tobytes()))
+    if key not in _TABLES:
+        if len(_TABLES) > 4096:
+            _TABLES.clear()
+        _TABLES[key] = make_sampling_table(w, cdf_bits=cdf_bits)
+    return _TABLES[key]
+
+
+def mca_fast(head: HeadInputs, *, alpha: float = 0.4, seed: int = 1, cdf_bits: int = 16,
+             **settings: Any) -> MethodResult:
+    """:func:`golden.mca.mca_float` (same settings and ``work``, same output to ~1e-12) with the PRNG
+    stream and the sampling table cached and the sampled sums as one product with the per-token draw
+    counts (the report runs every MCA point with several seeds)."""
+    from .mca import PRNG_WARMUP, _attention, _check_alpha, _check_seed, _work, sample_counts_float
+
+    if settings:
+        raise TypeError(f"mca_fast got unknown settings: {sorted(settings)}")
+    alpha, seed = _check_alpha(alpha), _check_seed(seed)
+    table = _sampling_table(head.wv, cdf_bits)
+    a = _attention(head)
+    r = sample_counts_float(a, alpha, head.d_in)
+    states = _prng_stream(seed, PRNG_WARMUP + int(r.sum()))[PRNG_WARMUP:]
+    idx = np.searchsorted(table.cdf, np.right_shift(states, 32 - table.cdf_bits), side="right")
+    # Σ_k X[j, s_k]·Ws[s_k] = Σ_s count_j(s)·X[j, s]·Ws[s]: one product with the draw counts per token
+    token = np.repeat(np.arange(head.n), r)
+    counts = np.bincount(token * head.d_in + idx, minlength=head.n * head.d_in).reshape(head.n, head.d_in)
+    h = ((counts * head.x_kv) @ table.ws_float) / r[:, None] + head.bv
+    return MethodResult(a @ h, _work(r, head.d_in, alpha))
+
+
+@dataclass
+class KnobTable:
+    """Per (layer, head, candidate) of a scalar knob: mean relative error and summed work over the
+    calibration texts (and seeds)."""
+
+    method: str               # "LATTE" or "MCA"
+    key: str                  # "tau" or "alpha"
+    values: np.ndarray        # (L, H, C) candidate values per head
+    err: np.ndarray           # (L, H, C) mean over texts and seeds
+    err_max: np.ndarray       # (L, H, C) worst text
+    work: np.ndarray          # (L, H, C) LATTE bit operations / MCA encoding MACs, summed over texts
+    work_exact: np.ndarray    # (L, H) full 8-bit bit operations / exact encoding MACs n·d_in·d
+    kept: np.ndarray          # (L, H, C) LATTE kept (query, key) pairs summed over texts (MCA: Σ r)
+    pairs: np.ndarray         # (L, H) LATTE: all (query, key) pairs; MCA: n·d_in summed over texts
+    texts: int
+    seeds: tuple[int, ...]
+    seconds: float = 0.0
+    labels: tuple[str, ...] = ()   # what the candidates are (LATTE: target pruning ratios)
+
+
+@dataclass(frozen=True)
+class KnobConfig:
+    method: str                                   # "latte" or "mca"
+    texts: tuple[str, ...] | None = None          # default: golden.corpus.calibration_texts(quick)
+    grid: tuple[float, ...] | None = None         # LATTE: pruning ratios; MCA: α values
+    seeds: tuple[int, ...] = MCA_CALIB_SEEDS      # MCA only
+    quick: bool = False
+    progress: bool = True
+
+    def resolved_texts(self) -> tuple[str, ...]:
+        from .corpus import calibration_texts
+
+        return self.texts if self.texts is not None else calibration_texts(self.quick)
+
+    def resolved_grid(self) -> tuple[float, ...]:
+        if self.grid is not None:
+            return tuple(self.grid)
+        if self.method == "latte":
+            return QUICK_LATTE_PRUNE_GRID if self.quick else LATTE_PRUNE_GRID
+        return QUICK_MCA_ALPHA_GRID if self.quick else MCA_ALPHA_GRID
+
+
+def _masked_softmax_out(score: np.ndarray, mask: np.ndarray, v: np.ndarray) -> np.ndarray:
+    s = np.where(mask, score, -np.inf)
+    s = s - s.max(axis=-1, keepdims=True)
+    e = np.exp(s)
+    return (e / e.sum(axis=-1, keepdims=True)) @ v
+
+
+def _latte_table(model: Any, cfg: KnobConfig, texts: Sequence[str]) -> KnobTable:
+    from .latte import bit_operations, calibrate_tau, compensated_scores, estimate_scores, quantize_head
+    from .minilm import N_HEADS, N_LAYERS
+
+    t0 = time.perf_counter()
+    grid = cfg.resolved_grid()
+    for p in grid:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"LATTE pruning ratios must be in [0, 1], not {p}")
+    quant = {(ti, li, h): quantize_head(hin) for ti, text in enumerate(texts) for li in range(N_LAYERS)
+             for h, hin in enumerate(model.head_inputs(text, li))}
+    c = len(grid)
+    values = np.zeros((N_LAYERS, N_HEADS, c))
+    for li in range(N_LAYERS):
+        for h in range(N_HEADS):
+            heads = [quant[(ti, li, h)] for ti in range(len(texts))]
+            values[li, h] = [calibrate_tau(heads, p) for p in grid]
+    shape = (N_LAYERS, N_HEADS, c)
+    err_t = np.zeros((len(texts),) + shape)
+    work, kept = np.zeros(shape), np.zeros(shape)
+    work_ex, pairs = np.zeros((N_LAYERS, N_HEADS)), np.zeros((N_LAYERS, N_HEADS))
+    bar = _bar(cfg.progress, len(texts) * N_LAYERS, "calibrate latte")
+    for ti, text in enumerate(texts):
+        tr = model.trace(text)
+        for li in range(N_LAYERS):
+            exact = tr.layers[li].ctx
+            for h in range(N_HEADS):
+                qh = quant[(ti, li, h)]
+                a_est = estimate_scores(qh.q, qh.k)
+                gap = a_est.max(axis=1, keepdims=True) - a_est
+                score = compensated_scores(qh.q, qh.k) * qh.score_scale
+                v = qh.v * qh.s_v
+                norm = np.linalg.norm(exact[h])
+                m, n = gap.shape
+                for ci in range(c):
+                    mask = gap <= values[li, h, ci]
+                    out = _masked_softmax_out(score, mask, v)
+                    err_t[ti, li, h, ci] = np.linalg.norm(out - exact[h]) / norm
+                    k = int(mask.sum())
+                    kept[li, h, ci] += k
+                    work[li, h, ci] += bit_operations(m, n, qh.d_h, k)["bit_ops"]
+                work_ex[li, h] += bit_operations(m, n, qh.d_h, m * n)["bit_ops_full"]
+                pairs[li, h] += m * n
+            bar.update(1)
+    bar.close()
+    return KnobTable("LATTE", "tau", values, err_t.mean(axis=0), err_t.max(axis=0), work, work_ex, kept, pairs,
+                     len(texts), (), time.perf_counter() - t0, tuple(f"prune={p:g}" for p in grid))
+
+
+def _mca_table(model: Any, cfg: KnobConfig, texts: Sequence[str]) -> KnobTable:
+    from .mca import _check_alpha
+    from .minilm import N_HEADS, N_LAYERS
+
+    t0 = time.perf_counter()
+    grid = tuple(_check_alpha(a) for a in cfg.resolved_grid())
+    if not cfg.seeds:
+        raise ValueError("MCA calibration needs at least one PRNG seed")
+    c, ns = len(grid), len(cfg.seeds)
+    shape = (N_LAYERS, N_HEADS, c)
+    err_t = np.zeros((len(texts),) + shape)
+    work, kept = np.zeros(shape), np.zeros(shape)
+    work_ex, pairs = np.zeros((N_LAYERS, N_HEADS)), np.zeros((N_LAYERS, N_HEADS))
+    bar = _bar(cfg.progress, len(texts) * N_LAYERS, "calibrate mca")
+    for ti, text in enumerate(texts):
+        tr = model.trace(text)
+        for li in range(N_LAYERS):
+            exact = tr.layers[li].ctx
+            for h, hin in enumerate(model.head_inputs(text, li)):
+                norm = np.linalg.norm(exact[h])
+                d = hin.wv.shape[1]
+                for ci, a in enumerate(grid):
+                    for s in cfg.seeds:
+                        res = mca_fast(hin, alpha=a, seed=s)
+                        err_t[ti, li, h, ci] += np.linalg.norm(res.out - exact[h]) / norm / ns
+                        r_sum = res.work["mean_r"] * hin.n
+                        kept[li, h, ci] += r_sum / ns
+                        work[li, h, ci] += r_sum * d / ns
+                work_ex[li, h] += hin.n * hin.d_in * d
+                pairs[li, h] += hin.n * hin.d_in
+            bar.update(1)
+    bar.close()
+    return KnobTable("MCA", "alpha", np.broadcast_to(np.asarray(grid), shape).copy(), err_t.mean(axis=0),
+                     err_t.max(axis=0), work, work_ex, kept, pairs, len(texts), tuple(cfg.seeds),
+                     time.perf_counter() - t0, tuple(f"alpha={a:g}" for a in grid))
+
+
+def build_knob_table(model: Any, cfg: KnobConfig) -> KnobTable:
+    """Evaluate every candidate of every head on the calibration texts (float models)."""
+    texts = cfg.resolved_texts()
+    if not texts:
+        raise ValueError("calibration needs at least one text")
+    with single_thread_blas():
+        if cfg.method == "latte":
+            return _latte_table(model, cfg, texts)
+        if cfg.method == "mca":
+            return _mca_table(model, cfg, texts)
+    raise ValueError(f"unknown method {cfg.method!r}: calibrate latte or mca (cta: calibrate_cta)")
+
+
+def _knob_point(table: KnobTable, choice: np.ndarray) -> dict[str, float]:
+    pick = choice[..., None]
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(a, pick, -1)[..., 0]
+
+    err = take(table.err)
+    out = {"work_fraction": float(take(table.work).sum() / table.work_exact.sum()),
+           "head_error_mean": float(err.mean()), "head_error_max": float(err.max())}
+    if table.method == "LATTE":
+        out["kept_ratio"] = float(take(table.kept).sum() / table.pairs.sum())
+        out["bit_ops_fraction"] = out["work_fraction"]
+    else:
+        out["flops_fraction"] = out["work_fraction"]     # encoding MACs kept: Σ r / (n · d_in)
+    return out
+
+
+def _knob_embed(model: Any, texts: Sequence[str], table: KnobTable, values: np.ndarray,
+                seeds: Sequence[int]) -> dict[str, float]:
+    from .latte import latte_float
+
+    exact = model.embed(list(texts))
+    per_seed = []
+    for s in (seeds if table.method == "MCA" else (None,)):
+        if table.method == "MCA":
+            emb = model.embed(list(texts), head_fn=mca_fast,
+                              settings_for=lambda li, h, s=s: {"alpha": float(values[li, h]), "seed": s})
+        else:
+            emb = model.embed(list(texts), head_fn=latte_float,
+                              settings_for=lambda li, h: {"tau": float(values[li, h])})
+        per_seed.append(np.sum(emb * exact, axis=1))
+    cos = np.asarray(per_seed)
+    return {"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+            "cosine_seed_min": float(cos.mean(axis=1).min()), "cosine_seed_max": float(cos.mean(axis=1).max())}
+
+
+def calibrate_knob(cfg: KnobConfig, *, budget_error: float | None = None, budget_cosine: float | None = None,
+                   model: Any = None, table: KnobTable | None = None) -> tuple[Any, dict[str, Any]]:
+    """Per-head LATTE τ or MCA α for a budget, as :func:`calibrate_cta` (same two budgets, same
+    selection: least work under a per-head error budget, or one Lagrange multiplier bisected for
+    the end-to-end calibration cosine). Returns (:class:`golden.cta_params.HeadParams`, summary)."""
+    from .cta_params import HeadParams
+    from .minilm import MiniLM
+
+    if (budget_error is None) == (budget_cosine is None):
+        raise ValueError("give exactly one budget: an error budget or a cosine budget")
+    if budget_error is not None and not (math.isfinite(budget_error) and budget_error > 0):
+        raise ValueError(f"the error budget must be a number > 0, not {budget_error}")
+    if budget_cosine is not None and not (math.isfinite(budget_cosine) and 0 < budget_cosine < 1):
+        raise ValueError(f"the cosine budget must be in (0, 1), not {budget_cosine}")
+    if cfg.method not in ("latte", "mca"):
+        raise ValueError(f"unknown method {cfg.method!r}: calibrate latte or mca")
+    t0 = time.perf_counter()
+    model = MiniLM.load() if model is None else model
+    texts = cfg.resolved_texts()
+    table = build_knob_table(model, cfg) if table is None else table
+    seeds = table.seeds
+    summary: dict[str, Any] = {"texts": len(texts), "tokens": [len(model.tokenize(t)) for t in texts],
+                               "grid": list(table.labels), "table_seconds": table.seconds}
+    # cost of a candidate: its work; ties (LATTE: equal τ) resolved towards the first (least work)
+    tbl = HeadTable([], table.err, table.err_max, table.work, table.kept, table.work_exact, table.pairs,
+                    table.texts, seeds)
+    with single_thread_blas():
+        if budget_error is not None:
+            choice, met = select_error(tbl, budget_error)
+            budget = {"kind": "error", "value": float(budget_error)}
+            summary["unmet_heads"] = [[int(a), int(b)] for a, b in np.argwhere(~met)]
+            summary["search"] = "per head: least work with mean relative error <= budget"
+            cos = _knob_embed(model, texts, table, np.take_along_axis(table.values, choice[..., None], -1)[..., 0],
+                              seeds)
+        else:
+            budget = {"kind": "cosine", "value": float(budget_cosine)}
+            cache: dict[float, tuple[np.ndarray, dict[str, float]]] = {}
+
+            def at(lam: float) -> tuple[np.ndarray, dict[str, float]]:
+                if lam not in cache:
+                    ch = select_lagrange(tbl, lam)
+                    vals = np.take_along_axis(table.values, ch[..., None], -1)[..., 0]
+                    cache[lam] = (ch, _knob_embed(model, texts, table, vals, seeds))
+                return cache[lam]
+
+            best = _bisect_lambda(at, budget_cosine, 0.01, 1000.0, 5 if cfg.quick else 7, cfg.progress)
+            choice, cos = at(best)
+            summary["lambda"] = best
+            summary["budget_met_on_calibration"] = cos["cosine_mean"] >= budget_cosine
+            summary["search"] = ("per head: argmin work/exact + lambda * error over the candidates; lambda "
+                                 "bisected (log scale) for the calibration cosine")
+            summary["lambda_tried"] = {f"{k:.4g}": v[1] for k, v in sorted(cache.items())}
+    values = np.take_along_axis(table.values, choice[..., None], -1)[..., 0]
+    summary["calibration_point"] = {**_knob_point(table, choice), **cos}
+    summary["seconds"] = time.perf_counter() - t0
+    params = HeadParams(method=table.method, key=table.key, values=np.asarray(values, dtype=np.float64),
+                        budget=budget, seeds=tuple(seeds), calibration=summary)
     return params, summary

@@ -78,7 +78,8 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
                     d_h: int, lat: Mapping[str, int], sweeps: Mapping[str, int] | None = None) -> dict[str, int]:
     """Cycles per step of one run (no stalls from the host on ``o``). ``lat``: ``issue_latency``,
     ``fifo_depth``, ``res_latency``, ``out_latency`` (last output-phase beat to its first row),
-    ``cim_latency``, ``cag_tail`` (last token to the last centroid, without k), ``pag_readout``.
+    ``cim_latency``, ``cag_tail`` (last token to the last centroid, without k), ``pag_readout``,
+    ``shortcut_gap`` (the array's hand-over after a Q̄ phase of d beats).
     ``sweeps``: the CIM sweep cycles an LSH step waits after its clear (:func:`wrap_sweeps`); they count
     as ``SWEEP`` and delay the array, not the CAG beside it."""
     sweeps = dict(sweeps or {})
@@ -111,7 +112,7 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
                 main.add(cyc, acc)
                 sa["last_accept"] = acc
                 if it.get("shortcut") and it["last"]:
-                    sa["hold_until"] = acc + 1 + shortcut_gap(cfg, it["d_out"])
+                    sa["hold_until"] = acc + 1 + shortcut_gap(cfg, it["d_out"], lat["shortcut_gap"])
                 if it["op"] == "df2" and it["last"]:
                     sa["last_df2"] = acc
                 if not_before is not None and k + 1 < len(items):   # (the PAG offers the next column)
@@ -247,7 +248,9 @@ def cta_step_bounds(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
     il, res = lat["issue_latency"], lat["res_latency"]
     lsh_fill = 2 + il + res + lat["cim_latency"] + 1
     # the first scores wait for the hold after the first Q̄, less what the issuer's FIFO credit hides
-    hold = max(0, shortcut_gap(cfg, d_h) - (lat["fifo_depth"] - il)) if kk > lat["fifo_depth"] else 0
+    hold = 0
+    if kk > lat["fifo_depth"]:
+        hold = max(0, shortcut_gap(cfg, d_h, lat["shortcut_gap"]) - (lat["fifo_depth"] - il))
     return {
         "LSH1": passes * (l + n) + lsh_fill, "LSH0": passes * (l + m) + lsh_fill,
         "CAG1": 0, "LSH2": passes * (l + n) + lsh_fill, "CAG2": 0,

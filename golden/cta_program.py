@@ -103,12 +103,12 @@ def head_program(trace: CTAFixedTrace) -> HeadProgram:
     return HeadProgram(trace, cfg, phases, steps, cols, program)
 
 
-def step_cycles(hp: HeadProgram, recip_latency: int) -> dict[str, Any]:
+def step_cycles(hp: HeadProgram, recip_latency: int, *, gap: int) -> dict[str, Any]:
     """The golden cycle model of ``hp`` (source never pausing): per Table I step and per Fig. 12
     group the cycles the step holds the array input (value loads included), its ideal MACs/(b·d),
     and the total from the first beat to the last result. ``recip_latency``:
-    ``hdl.arith.ReciprocalScaler.LATENCY``."""
-    model = expected_phase_cycles(hp.program, hp.cfg, recip_latency)
+    ``hdl.arith.ReciprocalScaler.LATENCY``; ``gap``: ``hdl.systolic_array.SHORTCUT_GAP``."""
+    model = expected_phase_cycles(hp.program, hp.cfg, recip_latency, gap=gap)
     steps: dict[str, dict[str, float]] = {}
     for step, ph in zip(hp.steps, model, strict=True):
         entry = steps.setdefault(step, {"issue": 0, "ideal": 0.0, "phases": 0, "bubbles": 0})

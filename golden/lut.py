@@ -33,6 +33,24 @@ __all__ = ["exp_lut", "recip_lut", "ExpSpec", "RecipSpec", "LOG2E"]
 LOG2E = 1.0 / math.log(2.0)
 
 
+def _exact_scale(value: np.ndarray, recip: np.ndarray, shift: np.ndarray, rounding: Rounding,
+                 out_fmt: QFormat) -> np.ndarray:
+    """``shift_round(value * recip, shift)`` in exact integers, clamped to one step beyond
+    ``out_fmt`` (so the caller's saturation still flags it) and returned as int64."""
+    value, recip = np.broadcast_arrays(value, recip)
+    shift = np.broadcast_to(shift, value.shape)
+    out = np.empty(value.shape, dtype=np.int64)
+    for i, (v, r, s) in enumerate(zip(value.ravel().tolist(), recip.ravel().tolist(), shift.ravel().tolist(),
+                                      strict=True)):
+        x = v * r
+        if s > 0:
+            x = (x + (1 << (s - 1)) if rounding is Rounding.HALF_UP else x) >> s
+        else:
+            x <<= -s
+        out.flat[i] = min(max(x, out_fmt.min_int - 1), out_fmt.max_int + 1)
+    return out
+
+
 def _round_half_up(x: float) -> int:
     return math.floor(x + 0.5)
 
@@ -167,7 +185,11 @@ class RecipSpec:
         pos, idx = self.normalise(den)
         recip = self.lut()[idx]
         shift = self.mant_bits + pos - self.den_fmt.frac + value_frac - out_fmt.frac
-        res = shift_round(value * recip, shift, rounding or out_fmt.rounding)
+        rounding = Rounding(rounding or out_fmt.rounding)
+        if int(np.abs(value).max(initial=0)) < 1 << (62 - self.mant_bits - 1):
+            res = shift_round(value * recip, shift, rounding)
+        else:   # a wide numerator (MCA: 48 bits): the product would wrap in int64, so Python ints
+            res = _exact_scale(value, recip, shift, rounding, out_fmt)
         res, over = out_fmt.fit(res)
         zero = den == 0
         res = np.where(zero, np.where(value < 0, out_fmt.min_int, out_fmt.max_int), res)

@@ -71,7 +71,6 @@ __all__ = [
     "Program",
     "build_program",
     "issue_cycles",
-    "SHORTCUT_GAP",
     "shortcut_gap",
     "res_latency",
     "out_latency",
@@ -84,10 +83,6 @@ OP_NOP, OP_LOAD, OP_DF1, OP_DF2 = 0, 1, 2, 3
 PH_LSH, PH_LINEAR, PH_SCORE, PH_OUTPUT = 0, 1, 2, 3
 PHASE_NAMES = {PH_LSH: "lsh", PH_LINEAR: "linear", PH_SCORE: "score", PH_OUTPUT: "output"}
 
-#: idle cycles after the last beat of a shortcut (Q̄) linear phase: row f latches Q̄[i][f] from the
-#: column's shortcut bus 3 cycles after it would start the next phase (registered multiplier inputs
-#: and output, registered rounding/broadcast; the paper's unregistered PE needs 1).
-SHORTCUT_GAP = 3
 
 
 def _round_half_up(x: float) -> int:
@@ -575,9 +570,11 @@ def build_program(phases: list[Any], cfg: SystolicConfig) -> Program:
     return prog
 
 
-def issue_cycles(beats: list[dict], cfg: SystolicConfig) -> list[int]:
+def issue_cycles(beats: list[dict], cfg: SystolicConfig, *, gap: int) -> list[int]:
     """Cycle at which each beat is accepted when the source offers one beat every cycle.
 
+    ``gap``: the array's hand-over gap after a shortcut phase of d beats
+    (``hdl.systolic_array.SHORTCUT_GAP``, passed in: golden does not import hdl).
     The array holds ``ready`` low for :func:`shortcut_gap` cycles after the last beat of a shortcut
     phase, and accepts the first beat of an output phase no earlier than ``d`` cycles after the
     last beat of the previous output phase (its result registers must first be copied to the
@@ -595,18 +592,19 @@ def issue_cycles(beats: list[dict], cfg: SystolicConfig) -> list[int]:
         if bt["op"] == OP_DF1 and bt["shortcut"]:
             sc_beats = 1 if bt["first"] else sc_beats + 1
             if bt["last"]:
-                hold_until = cycle + 1 + shortcut_gap(cfg, sc_beats)
+                hold_until = cycle + 1 + shortcut_gap(cfg, sc_beats, gap)
         if bt["op"] == OP_DF2 and bt["last"]:
             last_df2 = cycle
         cycle += 1
     return cycles
 
 
-def shortcut_gap(cfg: SystolicConfig, d_out: int) -> int:
+def shortcut_gap(cfg: SystolicConfig, d_out: int, gap: int) -> int:
     """Idle input cycles after the last beat of a shortcut phase of ``d_out`` beats: the next phase
-    may reach row f only after Q̄ column f was latched there, d + SHORTCUT_GAP cycles after the
-    phase's first beat, whatever d_out is."""
-    return SHORTCUT_GAP + cfg.d - d_out
+    may reach row f only after Q̄ column f was latched there, d + ``gap`` cycles after the phase's
+    first beat, whatever d_out is. ``gap``: ``hdl.systolic_array.SHORTCUT_GAP`` (the hand-over
+    after a full phase of d beats; golden does not import hdl)."""
+    return gap + cfg.d - d_out
 
 
 def res_latency(cfg: SystolicConfig) -> int:
@@ -628,14 +626,15 @@ def ideal_cycles(macs: int, cfg: SystolicConfig) -> float:
     return macs / (cfg.b * cfg.d)
 
 
-def expected_phase_cycles(prog: Program, cfg: SystolicConfig, recip_latency: int) -> list[dict]:
+def expected_phase_cycles(prog: Program, cfg: SystolicConfig, recip_latency: int, *, gap: int) -> list[dict]:
     """Per phase of ``prog`` (source never pausing): ``ideal`` (MACs/(b·d)), ``issue`` (cycles the
     phase occupies the array input, value loads included), ``bubbles_before`` (idle input cycles
     after the previous phase), ``start`` (accept cycle of its first beat) and ``done`` (cycle of its
     last result: DF1 phases ``res_latency`` after their last beat; output phases the last row,
     row 0, ``out_latency + d - 1`` after theirs) and ``passes`` (of tiled phases).
-    ``recip_latency``: ``hdl.arith.ReciprocalScaler.LATENCY``."""
-    cyc = issue_cycles(prog.beats, cfg)
+    ``recip_latency``: ``hdl.arith.ReciprocalScaler.LATENCY``; ``gap``:
+    ``hdl.systolic_array.SHORTCUT_GAP``."""
+    cyc = issue_cycles(prog.beats, cfg, gap=gap)
     out = []
     for n, ph in enumerate(prog.phases):
         start, last = cyc[ph["load_beat"]], cyc[ph["last_beat"]]

@@ -17,6 +17,7 @@ from golden.fixed import QFormat, Rounding
 from golden.lut import ExpSpec, RecipSpec
 
 from .fixed import saturate, shape_of
+from .primitives import registered_multiply
 
 __all__ = ["ExpUnit", "ReciprocalApply", "ReciprocalLookup", "ReciprocalScaler", "SharedReciprocalScaler"]
 
@@ -122,9 +123,12 @@ class ExpUnit(wiring.Component):
         index2 = Signal(spec.lut_bits, name="index2")
         t2 = Signal(range(r_hi + pre_left + 1))
         sure2, v2 = Signal(), Signal()
+        # The clamp's comparisons are made on ``integer`` against constants (shift = base - integer),
+        # in parallel with the subtraction, rather than on its result: one carry chain per cycle.
         stage((index2, prod[spec.product_frac - spec.lut_bits: spec.product_frac]),
-              (t2, Mux(shift < r_lo, r_lo + pre_left, Mux(shift > r_hi, r_hi + pre_left, shift + pre_left))),
-              (sure2, shift <= sure_limit), (v2, v1))
+              (t2, Mux(integer > base - r_lo, r_lo + pre_left,
+                       Mux(integer < base - r_hi, r_hi + pre_left, shift + pre_left))),
+              (sure2, integer >= base - sure_limit), (v2, v1))
 
         # Stage 3: ROM read, registered.
         m.d.comb += rd.addr.eq(index2)
@@ -171,9 +175,13 @@ class ReciprocalLookup(wiring.Component):
     """The denominator half of a division: the reciprocal mantissa of ``den`` (ROM) and the shift
     that scales a product by it, for one (value, result) format pair; ``LATENCY`` cycles.
 
-    Stages: (1) leading-one detect; (2) mantissa index and shift amount; (3) reciprocal ROM read;
-    (4) ROM output register (block-RAM clock-to-out is most of a cycle on ECP5: nothing follows it).
-    One lookup can feed any number of :class:`ReciprocalApply` lanes that divide by the same ``den``.
+    Stages: (1) leading-one detect; (2) mantissa index and shift amount, the index going straight
+    to the reciprocal ROM's address (the block RAM's own address register is the stage register);
+    (3) the ROM word into a fabric register, ``recip_early`` (block-RAM clock-to-out is most of a
+    cycle on ECP5: nothing follows it); (4) ``recip``, ``shift``, ``zero``, ``valid_out``.
+    One lookup can feed any number of :class:`ReciprocalApply` lanes that divide by the same
+    ``den``: they take ``recip_early`` into their own operand registers (the DSP input registers on
+    ECP5), one per lane, rather than one ``recip`` register driving every lane's multipliers.
     """
 
     LATENCY = 4
@@ -186,6 +194,8 @@ class ReciprocalLookup(wiring.Component):
             "valid_in": In(1),
             "en": In(1, init=1),
             "recip": Out(unsigned(spec.mant_bits + 1)),
+            #: ``recip`` one cycle earlier (for the lanes' operand registers)
+            "recip_early": Out(unsigned(spec.mant_bits + 1)),
             "shift": Out(range(_recip_shift(spec, value_fmt, out_fmt)[2])),
             "zero": Out(1),
             "valid_out": Out(1),
@@ -215,28 +225,33 @@ class ReciprocalLookup(wiring.Component):
         zero1, v1 = Signal(), Signal()
         stage((pos1, pos), (den1, self.den), (zero1, self.den == 0), (v1, self.valid_in))
 
-        # Stage 2: normalise (the lut_bits below the leading one) and the shift amount.
+        # Stage 2: normalise (the lut_bits below the leading one) and the shift amount; the index
+        # is registered by the ROM's address register (same edge, same enable as the others).
         aligned = Cat(Const(0, lut_bits), den1) << (width - 1 - pos1).as_unsigned()[: len(pos1)]
-        index2 = Signal(lut_bits)
+        m.d.comb += rd.addr.eq(aligned[width - 1: width - 1 + lut_bits])
         t2, zero2, v2 = Signal.like(self.shift, name="t2"), Signal(), Signal()
-        stage((index2, aligned[width - 1: width - 1 + lut_bits]), (t2, pos1 + (offset + pre_left)),
-              (zero2, zero1), (v2, v1))
+        stage((t2, pos1 + (offset + pre_left)), (zero2, zero1), (v2, v1))
 
-        # Stage 3: ROM read; stage 4: its output registered.
-        m.d.comb += rd.addr.eq(index2)
+        # Stage 3: the ROM word into flip-flops; stage 4: the outputs.
         t3, zero3, v3 = Signal.like(t2, name="t3"), Signal(), Signal()
-        stage((t3, t2), (zero3, zero2), (v3, v2))
-        stage((self.recip, rd.data), (self.shift, t3), (self.zero, zero3), (self.valid_out, v3))
+        stage((self.recip_early, rd.data), (t3, t2), (zero3, zero2), (v3, v2))
+        stage((self.recip, self.recip_early), (self.shift, t3), (self.zero, zero3), (self.valid_out, v3))
         return m
 
 
 class ReciprocalApply(wiring.Component):
     """The value half of a division: ``result = value · recip >> shift``, rounded and saturated per
-    :meth:`golden.lut.RecipSpec.scale`, from a :class:`ReciprocalLookup`'s outputs (``value`` is the
-    numerator delayed by ``ReciprocalLookup.LATENCY``); ``LATENCY`` cycles.
+    :meth:`golden.lut.RecipSpec.scale`, from a :class:`ReciprocalLookup`'s outputs; ``LATENCY``
+    cycles from ``shift``/``zero``/``valid_in``.
 
-    Stages: (1) partial products (one DSP each, registered); (2) their sum; (3) variable shift;
-    (4) rounding increment; (5) saturation.
+    The multiplier operands ``value`` and ``recip`` come **one cycle earlier** than ``shift``,
+    ``zero`` and ``valid_in`` (``value``: the numerator delayed by ``ReciprocalLookup.LATENCY - 1``,
+    ``recip``: the lookup's ``recip_early``): they are registered here, in each lane's own operand
+    registers (:func:`hdl.primitives.registered_multiply`: the MULT18X18D input registers on ECP5),
+    so no shared register drives every lane's multipliers.
+
+    Stages: (0) operand registers; (1) partial products (one DSP each, output register); (2) their
+    sum; (3) variable shift; (4) rounding increment; (5) saturation.
     """
 
     LATENCY = 5
@@ -267,16 +282,21 @@ class ReciprocalApply(wiring.Component):
             with m.If(self.en):
                 m.d.sync += [dst.eq(src) for dst, src in pairs]
 
-        # Stage 1: partial products, each within one 18x18 DSP, registered; stage 2: their sum.
-        # (A 24x17 product spans two MULT18X18D plus a fabric adder: too long for one cycle.)
+        # Stages 0-1: partial products, each within one 18x18 DSP, operands and product registered
+        # (held with en); stage 2: their sum. (A 24x17 product spans two MULT18X18D plus a fabric
+        # adder: too long for one cycle.)
         partials = []
         for a_lo, a_piece in _dsp_pieces(self.value):
             for b_lo, b_piece in _dsp_pieces(self.recip):
+                product, _ = registered_multiply(m, a_piece, b_piece, platform=platform, en=self.en,
+                                                 name=f"part_{a_lo}_{b_lo}_")
                 part = Signal(signed(len(a_piece) + len(b_piece) + 1), name=f"part_{a_lo}_{b_lo}")
-                stage((part, a_piece * b_piece))
+                m.d.comb += part.eq(product)
                 partials.append((a_lo + b_lo, part))
+        neg4 = Signal()
+        stage((neg4, self.value < 0))
         t5, neg5, zero5, v5 = Signal.like(self.shift, name="t5"), Signal(), Signal(), Signal()
-        stage((t5, self.shift), (neg5, self.value < 0), (zero5, self.zero), (v5, self.valid_in))
+        stage((t5, self.shift), (neg5, neg4), (zero5, self.zero), (v5, self.valid_in))
         prod = Signal(signed(vfmt.width + spec.mant_bits + 2))
         t6, neg6, zero6, v6 = Signal.like(t5, name="t6"), Signal(), Signal(), Signal()
         total = partials[0][1] << partials[0][0]
@@ -342,15 +362,16 @@ class SharedReciprocalScaler(wiring.Component):
         m.submodules.lookup = lookup = ReciprocalLookup(**fmts)
         m.d.comb += [lookup.den.eq(self.den), lookup.valid_in.eq(self.valid_in), lookup.en.eq(self.en)]
         for i in range(self._lanes):
-            # the numerator waits in flip-flops while the lookup runs
+            # the numerator waits in flip-flops while the lookup runs (its last register is the
+            # lane's operand register inside ReciprocalApply)
             delayed = self.value[i]
-            for s in range(ReciprocalLookup.LATENCY):
+            for s in range(ReciprocalLookup.LATENCY - 1):
                 reg = Signal(shape_of(self._value_fmt), name=f"val{s + 1}_{i}")
                 with m.If(self.en):
                     m.d.sync += reg.eq(delayed)
                 delayed = reg
             m.submodules[f"apply{i}"] = apply = ReciprocalApply(**fmts)
-            m.d.comb += [apply.value.eq(delayed), apply.recip.eq(lookup.recip), apply.shift.eq(lookup.shift),
+            m.d.comb += [apply.value.eq(delayed), apply.recip.eq(lookup.recip_early), apply.shift.eq(lookup.shift),
                          apply.zero.eq(lookup.zero), apply.valid_in.eq(lookup.valid_out), apply.en.eq(self.en),
                          self.result[i].eq(apply.result), self.overflow[i].eq(apply.overflow)]
             if i == 0:

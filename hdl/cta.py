@@ -70,7 +70,7 @@ from .cag import CentroidAggregator
 from .cim import ClusterIndexModule
 from .fixed import shape_of
 from .pag import ProbabilityAggregation
-from .systolic_array import SystolicArray, beat_layout
+from .systolic_array import SHORTCUT_GAP, SystolicArray, beat_layout
 
 __all__ = ["Cta", "STEPS"]
 
@@ -146,6 +146,7 @@ class Cta(wiring.Component):
         return {"cim_sweep": cim.sweep_cycles, "cim_epochs": (1 << cim.epoch_bits) - 1,
                 "issue_latency": self.ISSUE_LATENCY, "fifo_depth": self.FIFO_DEPTH,
                 "res_latency": sa.RES_LATENCY, "out_latency": sa.OUT_LATENCY, "cim_latency": 2 * sh.l + 1,
+                "shortcut_gap": SHORTCUT_GAP,
                 "cag_tail": cag["flush"] + cag["cavg"], "pag_readout": ProbabilityAggregation.READOUT_LATENCY}
 
     @property

@@ -135,6 +135,7 @@ class EattAlign(wiring.Component):
         wq_cnt = Signal(range(d_in + 2))
         wk_cnt = Signal(range(d_in + 2))
         i_cnt = Signal(range(d_in))        # feature index within a token
+        i_next = Signal(range(d_in))       # i_cnt after this clock edge (the W read address)
         j_cnt = Signal(range(n_max + 1))   # key token index
         row_cnt = Signal(16)
         acc = Signal(arow)                 # selection-sum row (K row or the Q row)
@@ -158,6 +159,11 @@ class EattAlign(wiring.Component):
         j1 = Signal(range(n_max + 1))
         sel_done = Signal()   # the last token's row was written this cycle
 
+        # i_cnt only moves through i_next (assigned in the FSM below), so the W memories can be
+        # read at i_next: their outputs then always hold row i_cnt and land in fabric registers on
+        # the cycle a value is taken (see the select-accumulate below).
+        m.d.comb += i_next.eq(i_cnt)
+        m.d.sync += i_cnt.eq(i_next)
         with m.FSM(name="align") as fsm:
             with m.State("LOAD_W"):
                 m.d.sync += self.config_error.eq(~keys_ok)
@@ -170,12 +176,13 @@ class EattAlign(wiring.Component):
                     with m.If(wk_cnt == d_in):
                         m.d.sync += bk.eq(self.wk.payload)
                 with m.If(keys_ok & (wq_cnt == d_in + 1) & (wk_cnt == d_in + 1)):
-                    m.d.sync += [wq_cnt.eq(0), wk_cnt.eq(0), i_cnt.eq(0), j_cnt.eq(0), row_cnt.eq(0)]
+                    m.d.sync += [wq_cnt.eq(0), wk_cnt.eq(0), j_cnt.eq(0), row_cnt.eq(0)]
+                    m.d.comb += i_next.eq(0)
                     m.next = "LOAD_K"
 
             with m.State("LOAD_K"):
                 with m.If(take):
-                    m.d.sync += i_cnt.eq(Mux(last_feat, 0, i_cnt + 1))
+                    m.d.comb += i_next.eq(Mux(last_feat, 0, i_cnt + 1))
                     with m.If(last_feat):
                         m.d.sync += j_cnt.eq(j_cnt + 1)
                 with m.If(sel_done & (j1 == n_keys - 1)):
@@ -186,7 +193,7 @@ class EattAlign(wiring.Component):
 
             with m.State("ROW_Q"):
                 with m.If(take):
-                    m.d.sync += i_cnt.eq(Mux(last_feat, 0, i_cnt + 1))
+                    m.d.comb += i_next.eq(Mux(last_feat, 0, i_cnt + 1))
                     with m.If(last_feat):
                         m.next = "WAIT_Q"
 
@@ -225,12 +232,18 @@ class EattAlign(wiring.Component):
             self.idle.eq(in_w & (wq_cnt == 0) & (wk_cnt == 0)),
         ]
 
-        # ---- select-accumulate: stage 0 accept + W read, stage 1 add ----------------------------
+        # ---- select-accumulate: stage 0 accept + W row registered, stage 1 add --------------------
+        # The W memories are read one cycle ahead (address i_next), so in stage 0 their outputs
+        # already hold row i_cnt: a block-RAM read has most of an ECP5 cycle as clock-to-out
+        # (~5.8 ns, no DP16KD output register through yosys), so it goes straight into fabric
+        # registers (both rows: a W_Q/W_K multiplexer before them would sit on that path) and the
+        # adders of stage 1 start from flip-flops. Same cycle as the synchronous read at i_cnt.
         x_in = Mux(in_q, self.xq.payload, self.xkv.payload)
-        m.d.comb += [wq_r.addr.eq(i_cnt), wk_r.addr.eq(i_cnt)]
+        m.d.comb += [wq_r.addr.eq(i_next), wk_r.addr.eq(i_next)]
+        wq1, wk1 = Signal(wrow, name="wq1"), Signal(wrow, name="wk1")
         m.d.sync += [sel1.eq(x_in > self.tau), first1.eq(first_feat), last1.eq(last_feat), q1.eq(is_q),
-                     v1.eq(take), j1.eq(j_cnt)]
-        w_row = Mux(q1, wq_r.data.as_value(), wk_r.data.as_value())  # raw bits of the selected W row
+                     v1.eq(take), j1.eq(j_cnt), wq1.eq(wq_r.data), wk1.eq(wk_r.data)]
+        w_row = Mux(q1, wq1.as_value(), wk1.as_value())  # raw bits of the selected W row
         new_acc = Signal(arow)
         for c in range(d):
             w_c = w_row[c * f.weight_width:(c + 1) * f.weight_width].as_signed()

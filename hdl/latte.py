@@ -18,7 +18,8 @@ per head: cleared when the head's first query row is accepted. ``config_error`` 
 block waits in LOAD) while ``n_keys`` is 0 or above ``n_max``.
 
 Passes per query row (``C = d_h/lanes`` chunks; each pass is a fixed pipeline fed one item per
-cycle, so the cycle count depends only on n and the kept counts, see :meth:`Latte.cycles_per_head`).
+cycle, so the cycle count depends only on n and the kept counts, see
+:func:`golden.latte_cycles.latte_cycles_per_head` with :meth:`Latte.cycle_latencies`).
 Passes 1-2 (the *front*, with the Q row load) of row i+1 run while passes 3-5 (the *back*) finish
 row i:
 
@@ -207,26 +208,13 @@ class Latte(wiring.Component):
     EXP_LATENCY = 1 + ScoreExp.LATENCY      # score list read, then the shared ScoreExp (8 + ExpUnit.LATENCY)
     PV_LATENCY = 3 + PVAccumulator.LATENCY  # list read, register, V read, register, then PVAccumulator
 
-    def cycles_per_head(self, n: int, kept_rows: list[int]) -> int:
-        """Cycles from the first K/V beat to the last output beat of a head without stalls (K and
-        V offered together, every Q row available when the block asks for it).
-
-        Walks the two engines' phases: the front (Q row, EST, FLAG, COMP, hand-over) of row i+1
-        overlaps the back (EXP, PV, NORM) of row i. Exact (the tests compare it with ``==``)."""
-        c = self.chunks
-        t = n * c + 1                       # K/V load, then the state change: first cycle of ROW_Q
-        exp_end = back_idle_from = end = 0
-        for kept in kept_rows:
-            est_start = t + c
-            est_exit = max(est_start + n * c + self.est_latency + self.MAX_LATENCY, exp_end + 1)  # COMP waits for EXP
-            comp_start = est_exit + 1 + n + self.FLAG_LATENCY + 1
-            hand_start = comp_start + kept * c + self.comp_latency + 1
-            hand = max(hand_start, back_idle_from)
-            exp_end = hand + kept + self.EXP_LATENCY + 1
-            end = exp_end + kept * c + self.PV_LATENCY + 1 + c + ReciprocalScaler.LATENCY
-            back_idle_from = end + 1
-            t = hand + 1
-        return end + 1  # cycles counted from 1
+    def cycle_latencies(self) -> dict[str, int]:
+        """The pipeline latencies of :func:`golden.latte_cycles.latte_cycles_per_head` (the head's
+        cycle model without stalls): ``latte_cycles_per_head(n, kept_rows, chunks=self.chunks,
+        latencies=self.cycle_latencies())``."""
+        return {"est": self.est_latency, "max": self.MAX_LATENCY, "flag": self.FLAG_LATENCY,
+                "comp": self.comp_latency, "exp": self.EXP_LATENCY, "pv": self.PV_LATENCY,
+                "norm": ReciprocalScaler.LATENCY}
 
     def manifest_extra(self) -> dict:
         return {

@@ -10,7 +10,7 @@ chain (``chain``), and the beat's ``tag`` aligned with ``y_top`` (the PPE delays
   hash format (overflow flagged).
 * Linear: round half up / saturate to the Q̄K̄V̄ format. With ``tag.shortcut`` the rounded value is
   also broadcast on the column's shortcut bus (``sc_valid``/``sc_row``/``sc_value``, and ``sc_sel``,
-  the row one-hot, for the PEs) one cycle after ``psum``, row = index of the beat in the phase.
+  the row one-hot, for the PEs) ``SHORTCUT_LATENCY`` = 2 cycles after ``psum``, row = index of the beat in the phase.
 * Score: multiply by 1/√d (constant, ``score_scale_frac`` fractional bits), round/saturate to the
   score format; the max ``m`` of the beats without ``tag.sub`` (the first k1) is tracked and
   ``sat(s - m)`` is output for beats with ``tag.sub`` (the following k2); ``m = 0`` if no max beat.
@@ -44,6 +44,7 @@ from .arith import ReciprocalScaler, _dsp_pieces
 from .fixed import round_shift_const, saturate, shape_of
 from .pe import PE as _PE
 from .pe import _bits
+from .primitives import registered_multiply
 from .registry import BlockSpec, Param, ParamError
 
 __all__ = ["PPE", "tag_layout"]
@@ -72,7 +73,7 @@ class PPE(wiring.Component):
     """The PPE of column ``col``; see the module docstring."""
 
     LATENCY = 6          # psum -> res
-    SHORTCUT_LATENCY = 1  # psum -> sc_value
+    SHORTCUT_LATENCY = 2  # psum -> sc_value (from the registered biased sum)
     TAG_DELAY = _PE.SUM_LATENCY - _PE.PORT_LATENCY  # y_top -> psum of the same beat
     COPY_DELAY = TAG_DELAY  # tag (aligned with y_top) of the last DF2 beat -> copy (after its acc write)
     OUT_LATENCY = 1 + ReciprocalScaler.LATENCY  # copy -> first out row
@@ -128,63 +129,109 @@ class PPE(wiring.Component):
             m.d.sync += [tags[k].eq(tags[k - 1]), ys[k].eq(ys[k - 1])]
         tag2, y2 = tags[self.TAG_DELAY], ys[self.TAG_DELAY]  # lined up with psum
 
+        # ---- d_in tiling: partial-sum buffer (one word per beat of a pass) --------------------------
+        # A beat with ``accumulate`` adds the previous passes' total read from the buffer; one with
+        # ``partial`` writes the new total back and produces no result. The read is issued three
+        # cycles ahead of psum (from the PPE's input tag) and its word lands in flip-flops with no
+        # logic (block-RAM clock-to-out is ~5.7 ns on ECP5), then is selected into ``earlier``.
+        # Pass p+1 reaches beat s at least N + loads >= 2 cycles after pass p did, so the write of
+        # that word may fall in the read's cycle or the next one: those two writes are forwarded.
+        depth = cfg.psum_depth
+        word = unsigned(cfg.acc_width + 1)
+        m.submodules.psum_buf = buf = Memory(shape=word, depth=depth, init=[])
+        wr, rd = buf.write_port(), buf.read_port(domain="sync")
+        tag_rd = tags[self.TAG_DELAY - 3]   # three cycles before psum (the input tag)
+        beat_count = Signal(range(depth + 1))
+        beat_index = Mux(tag_rd.first, 0, beat_count)
+        index = [beat_index] + [Signal(range(depth + 1), name=f"index{k}") for k in range(1, 4)]
+        errors = [Signal(name=f"psum_error{k}") for k in range(1, 3)]
+        with m.If(tag_rd.op == OP_DF1):
+            m.d.sync += beat_count.eq(Mux(beat_index == depth, depth, beat_index + 1))
+            m.d.sync += errors[0].eq((tag_rd.accumulate | tag_rd.partial) & (beat_index == depth))
+        with m.Else():
+            m.d.sync += errors[0].eq(0)
+        m.d.sync += [errors[1].eq(errors[0]), self.psum_error.eq(errors[1])]
+        m.d.sync += [index[k].eq(index[k - 1]) for k in range(1, 4)]
+        m.d.comb += [rd.addr.eq(beat_index), rd.en.eq(1)]
+        # c (read issued): a write to the same word now is not seen by the read -> remember it.
+        # c+1: the word in flip-flops; a write to it now is remembered as the newer one.
+        # c+2: earlier = newest of (forwarded write, word), masked by accumulate.
+        hit_now, data_now = Signal(), Signal(word)
+        m.d.sync += [hit_now.eq(wr.en & (wr.addr == rd.addr)), data_now.eq(wr.data)]
+        read_word, fwd_hit, fwd_word = Signal(word), Signal(), Signal(word)
+        hit_next = wr.en & (wr.addr == index[1])
+        m.d.sync += [read_word.eq(rd.data), fwd_hit.eq(hit_now | hit_next),
+                     fwd_word.eq(Mux(hit_next, wr.data, data_now))]
+        tag1, y1 = tags[self.TAG_DELAY - 1], ys[self.TAG_DELAY - 1]   # one cycle before psum
+        newest = Mux(fwd_hit, fwd_word, read_word)
+        earlier, earlier_sat = Signal(signed(cfg.acc_width)), Signal()
+        m.d.sync += [earlier.eq(Mux(tag1.accumulate, newest[:cfg.acc_width].as_signed(), 0)),
+                     earlier_sat.eq(tag1.accumulate & newest[cfg.acc_width])]
+
+        # The bias of the beat (LSH: latched per column, bypassed when the load beat is the one
+        # just before; linear: the beat's y lane), selected a cycle ahead and registered beside
+        # ``earlier``.
+        acc_fmt = cfg.acc_fmt(0)
+        acc_max, acc_min = (1 << (cfg.acc_width - 1)) - 1, -(1 << (cfg.acc_width - 1))
         # LSH bias: latched when this column's LSH value-load beat lines up with psum (so a bias
         # change never overtakes the previous phase's last beats).
         bias = Signal(shape_of(cfg.bias_fmt))
-        with m.If((tag2.op == OP_LOAD) & (tag2.col == self._col) & (tag2.phase == PH_LSH)):
+        bias_load = Signal()   # tag2 is this column's LSH value load (decided a cycle ahead)
+        m.d.sync += bias_load.eq((tag1.op == OP_LOAD) & (tag1.col == self._col) & (tag1.phase == PH_LSH))
+        with m.If(bias_load):
             m.d.sync += bias.eq(y2)
+        bias_now = Mux(bias_load, y2, bias)
+        bias_sel_comb = Signal(signed(cfg.acc_width + 1), name="bias_sel_comb")
+        m.d.comb += bias_sel_comb.eq(Mux(tag1.phase == PH_LSH, bias_now << (cfg.lsh_frac - cfg.bias_fmt.frac),
+                                         Mux(tag1.phase == PH_LINEAR, y1 << (cfg.linear_frac - cfg.lin_bias_fmt.frac),
+                                             0)))
+        bias_sel = Signal(signed(cfg.acc_width + 1))
+        m.d.sync += bias_sel.eq(bias_sel_comb)
 
-        # ---- d_in tiling: partial-sum buffer (one word per beat of a pass) --------------------------
-        # A beat with ``accumulate`` adds the previous passes' total read from the buffer (read one
-        # stage ahead, so it lines up with psum); one with ``partial`` writes the new total back and
-        # produces no result. Pass p+1 reaches beat s at least N + loads >= 2 cycles after pass p
-        # did, so the read always sees the write (no forwarding needed).
-        depth = cfg.psum_depth
-        m.submodules.psum_buf = buf = Memory(shape=unsigned(cfg.acc_width + 1), depth=depth, init=[])
-        rd, wr = buf.read_port(domain="sync"), buf.write_port()
-        tag1 = tags[self.TAG_DELAY - 1]   # one cycle before psum
-        beat_count = Signal(range(depth + 1))
-        beat_index = Mux(tag1.first, 0, beat_count)
-        wr_index = Signal(range(depth + 1))
-        with m.If(tag1.op == OP_DF1):
-            m.d.sync += beat_count.eq(Mux(beat_index == depth, depth, beat_index + 1))
-            m.d.sync += self.psum_error.eq((tag1.accumulate | tag1.partial) & (beat_index == depth))
-        with m.Else():
-            m.d.sync += self.psum_error.eq(0)
-        m.d.comb += [rd.addr.eq(beat_index), rd.en.eq(1)]
-        m.d.sync += wr_index.eq(beat_index)
-        earlier = Mux(tag2.accumulate, rd.data[:cfg.acc_width].as_signed(), 0)
-        total, o_total = _saturated(m, self.psum + earlier, cfg.acc_fmt(0), "pass_total")
+        # Pass total sat(psum + earlier) (written back, and its overflow) beside the biased sum
+        # psum + earlier + bias in one carry chain (a carry-save layer first); the saturated case
+        # takes limit + bias (adders beside them): a = sat(psum + earlier) + bias, exact.
+        pass_sum = Signal(signed(cfg.acc_width + 1))
+        m.d.comb += pass_sum.eq(self.psum + earlier)
+        total, o_total = _saturated(m, pass_sum, acc_fmt, "pass_total")
         total_sat = Signal()
-        m.d.comb += total_sat.eq(self.psum_sat | (tag2.accumulate & rd.data[cfg.acc_width]) | o_total)
-        m.d.comb += [wr.addr.eq(wr_index), wr.data.eq(Cat(total, total_sat)),
-                     wr.en.eq((tag2.op == OP_DF1) & tag2.partial & (wr_index != depth))]
+        m.d.comb += total_sat.eq(self.psum_sat | earlier_sat | o_total)
+        m.d.comb += [wr.addr.eq(index[3]), wr.data.eq(Cat(total, total_sat)),
+                     wr.en.eq((tag2.op == OP_DF1) & tag2.partial & (index[3] != depth))]
+        wide = signed(cfg.acc_width + 3)
+        csa_x, csa_c = Signal(wide), Signal(wide)
+        ops = [Signal(wide, name=f"csa_in{k}") for k in range(3)]
+        m.d.comb += [ops[0].eq(self.psum), ops[1].eq(earlier), ops[2].eq(bias_sel)]
+        m.d.comb += [csa_x.eq(ops[0] ^ ops[1] ^ ops[2]),
+                     csa_c.eq(((ops[0] & ops[1]) | (ops[0] & ops[2]) | (ops[1] & ops[2])) << 1)]
+        biased = Signal(wide)
+        m.d.comb += biased.eq(csa_x + csa_c)
 
         # ---- DF1 pipeline: A add bias, P partial products, B sum, R round, C saturate, D score max -
-        # LSH bias (latched per column) or linear bias (the beat's y lane), exact.
         df1 = tag2.op == OP_DF1
         a_comb = Signal(signed(cfg.acc_width + 1))
         a = Signal(signed(cfg.acc_width + 1))
         tag_a, sat_a, val_a = Signal(tl), Signal(), Signal()
-        bias_aligned = bias << (cfg.lsh_frac - cfg.bias_fmt.frac)
-        lin_bias = y2 << (cfg.linear_frac - cfg.lin_bias_fmt.frac)
-        m.d.comb += a_comb.eq(total + Mux(tag2.phase == PH_LSH, bias_aligned,
-                                          Mux(tag2.phase == PH_LINEAR, lin_bias, 0)))
+        pass_hi = pass_sum > acc_max
+        pass_lo = pass_sum < acc_min
+        max_plus_bias, min_plus_bias = Signal(signed(cfg.acc_width + 2)), Signal(signed(cfg.acc_width + 2))
+        m.d.comb += [max_plus_bias.eq(acc_max + bias_sel), min_plus_bias.eq(acc_min + bias_sel)]
+        m.d.comb += a_comb.eq(Mux(pass_hi, max_plus_bias, Mux(pass_lo, min_plus_bias, biased)))
         m.d.sync += [
             a.eq(a_comb), tag_a.eq(tag2), sat_a.eq(total_sat), val_a.eq(df1 & ~tag2.partial),
         ]
 
-        # The multiplier operand is registered beside ``a`` (so both DSP inputs come from
-        # registers); the wide product is split into DSP-sized partial products, registered,
-        # and summed in the next stage (one fabric adder per cycle).
+        # The multiplier operands (``a`` and the phase's scale) are registered inside the
+        # multiplier (a DSP's input registers on ECP5); the wide product is split into DSP-sized
+        # partial products with registered outputs, summed in the next stage.
         mult_width = max(cfg.inv_w_fmt.width, cfg.score_scale_frac + 1)
-        mult = Signal(unsigned(mult_width))
-        m.d.sync += mult.eq(Mux(tag2.phase == PH_LSH, tag2.scale, Mux(tag2.phase == PH_SCORE, cfg.inv_sqrt_d, 1)))
+        mult_comb = Signal(unsigned(mult_width))
+        m.d.comb += mult_comb.eq(Mux(tag2.phase == PH_LSH, tag2.scale,
+                                     Mux(tag2.phase == PH_SCORE, cfg.inv_sqrt_d, 1)))
         partials = []
-        for a_lo, a_piece in _dsp_pieces(a):
-            for m_lo, m_piece in _dsp_pieces(mult):
-                part = Signal(signed(len(a_piece) + len(m_piece) + 1), name=f"part_{a_lo}_{m_lo}")
-                m.d.sync += part.eq(a_piece * m_piece)
+        for a_lo, a_piece in _dsp_pieces(a_comb):
+            for m_lo, m_piece in _dsp_pieces(mult_comb):
+                part, _ = registered_multiply(m, a_piece, m_piece, platform=platform, name=f"part_{a_lo}_{m_lo}_")
                 partials.append((a_lo + m_lo, part))
         tag_p, sat_p, val_p = Signal(tl), Signal(), Signal()
         m.d.sync += [tag_p.eq(tag_a), sat_p.eq(sat_a), val_p.eq(val_a)]
@@ -243,17 +290,16 @@ class PPE(wiring.Component):
             self.res_tag.eq(tag_c),
         ]
 
-        # ---- query shortcut bus (linear phase with shortcut) ------------------------------------
+        # ---- query shortcut bus (linear phase with shortcut), from the registered ``a`` ----------
         sc_value, _ = _saturated(
-            m, round_shift_const(a_comb, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding),
-            cfg.qkv_fmt, "sc")
+            m, round_shift_const(a, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding), cfg.qkv_fmt, "sc")
         sc_count = Signal(unsigned(_bits(cfg.d) + 1))
-        sc_beat = df1 & (tag2.phase == PH_LINEAR) & tag2.shortcut & ~tag2.partial
+        sc_beat = (tag_a.op == OP_DF1) & (tag_a.phase == PH_LINEAR) & tag_a.shortcut & ~tag_a.partial
         m.d.sync += [self.sc_valid.eq(sc_beat), self.sc_value.eq(sc_value)]
-        sc_row = Mux(tag2.first, 0, sc_count)
+        sc_row = Mux(tag_a.first, 0, sc_count)
         m.d.sync += self.sc_sel.eq(Mux(sc_beat, Const(1, cfg.d) << sc_row, 0))  # one-hot row select for the PEs
         with m.If(sc_beat):
-            m.d.sync += [self.sc_row.eq(sc_row), sc_count.eq(Mux(tag2.first, 1, sc_count + 1))]
+            m.d.sync += [self.sc_row.eq(sc_row), sc_count.eq(Mux(tag_a.first, 1, sc_count + 1))]
 
         # ---- output phase: Σ AP, copy, chain through the reciprocal scaler ----------------------
         ap_sum = Signal(unsigned(cfg.den_width))

@@ -82,18 +82,22 @@ def _operand(value: Value, what: str) -> Value:
 
 
 def registered_multiply(m: Module, a: Value, b: Value, *, platform: Any = None, width: int | None = None,
-                        tag: Value | None = None, name: str = "", domain: str = "sync") -> tuple[Value, Value]:
+                        tag: Value | None = None, name: str = "", domain: str = "sync",
+                        en: Value | None = None) -> tuple[Value, Value]:
     """Add a registered multiplier ``(a * b)[:width]`` to ``m``; returns ``(product, tag_out)``.
 
     Latency :attr:`RegisteredMultiplier.LATENCY` (2): operands sampled at clock edge k give the
     product after edge k+2. ``tag`` (optional) is carried along with the operands and comes out with
     the product (e.g. the operation a product belongs to). ``product`` is signed iff ``a`` or ``b``
     is; ``width`` defaults to ``len(a) + len(b)`` (a narrower width truncates, as ``[:width]``).
+    ``en`` (optional, 1 bit): clock enable of both stages (operands, product and tag hold while it
+    is low), so the multiplier can sit inside a stalled pipeline; on ECP5 it drives CE0, so the
+    DSP's own registers hold and no fabric register is needed around them.
 
     Generic RTL (``platform`` not ECP5): register ``{name}mul_in`` = (a, b, tag), then register
     ``{name}prod`` = (product, tag); the same two registers the PE always had. ECP5: one
     ``MULT18X18D`` with its A/B input registers and its output register clocked by ``domain``
-    (CLK0, CE0 = 1, RST0 = the domain's synchronous reset or 0 for a reset-less domain, RESETMODE
+    (CLK0, CE0 = ``en`` or 1, RST0 = the domain's synchronous reset or 0 for a reset-less domain, RESETMODE
     SYNC), pipeline register bypassed, signedness on the SIGNEDA/SIGNEDB pins; only ``tag`` uses
     fabric registers. Operands wider than 18 bits are refused (ValueError at elaboration).
 
@@ -111,13 +115,22 @@ def registered_multiply(m: Module, a: Value, b: Value, *, platform: Any = None, 
     tw = len(tag)
     pshape = signed(width) if (a_signed or b_signed) else unsigned(width)
 
+    ce = Const(1, 1) if en is None else Value.cast(en)
+    if len(ce) != 1:
+        raise ValueError(f"registered multiply: en must be 1 bit, not {len(ce)}")
+
     if not is_ecp5(platform):
         mi = Signal(aw + bw + tw, name=f"{name}mul_in")
-        m.d[domain] += mi.eq(Cat(a, b, *(tag[k] for k in range(tw))))
+        pp = Signal(width + tw, name=f"{name}prod")
         mul_a = mi[:aw].as_signed() if a_signed else mi[:aw]
         mul_b = mi[aw:aw + bw].as_signed() if b_signed else mi[aw:aw + bw]
-        pp = Signal(width + tw, name=f"{name}prod")
-        m.d[domain] += pp.eq(Cat((mul_a * mul_b)[:width], *(mi[aw + bw + k] for k in range(tw))))
+        stages = [mi.eq(Cat(a, b, *(tag[k] for k in range(tw)))),
+                  pp.eq(Cat((mul_a * mul_b)[:width], *(mi[aw + bw + k] for k in range(tw))))]
+        if en is None:  # the Verilog the PE always had
+            m.d[domain] += stages
+        else:
+            with m.If(ce):
+                m.d[domain] += stages
         product = pp[:width].as_signed() if pshape.signed else pp[:width]
         return product, pp[width:]
 
@@ -159,14 +172,18 @@ def registered_multiply(m: Module, a: Value, b: Value, *, platform: Any = None, 
         i_SOURCEA=Const(0, 1),
         i_SOURCEB=Const(0, 1),
         i_CLK0=ClockSignal(domain),
-        i_CE0=Const(1, 1),
+        i_CE0=ce,
         i_RST0=ResetSignal(domain, allow_reset_less=True),  # 0 for a reset-less domain (as its FFs)
         **ports,
     )
     if tw:
         t1 = Signal(tw, name=f"{name}mul_in")
         t2 = Signal(tw, name=f"{name}prod")
-        m.d[domain] += [t1.eq(tag), t2.eq(t1)]
+        if en is None:
+            m.d[domain] += [t1.eq(tag), t2.eq(t1)]
+        else:
+            with m.If(ce):
+                m.d[domain] += [t1.eq(tag), t2.eq(t1)]
         tag_out: Value = t2
     else:
         tag_out = Const(0, 0)

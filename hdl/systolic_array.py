@@ -23,9 +23,12 @@ Interface (``amaranth.lib.stream``):
 Timing: a beat transferred in cycle t sits in the input register (residual subtractors) at t+1,
 reaches PE (i, j) at t+2+i+j (row skew j at the left edge, column skew i at the bottom), its partial
 sum leaves the top of column i at t+i+d+4, and the PPE result is deskewed to line up the b columns.
+The row/column skew, the tag line and the deskew are fixed delay lines (:mod:`hdl.delay_line`: LUT RAM
+with one shared write pointer, registers for delays <= 2; ``skew="memory"``, the default) or the
+register triangles (``skew="registers"``); same cycles and results.
 Consecutive phases are issued back to back (Fig. 10): keeping value registers (a) costs nothing,
 reloading them (b) costs one LOAD beat per column, the query shortcut (c) holds ``ready`` low for
-``SHORTCUT_GAP`` = 3 cycles after the last Q̄ beat, and an output phase (d) shifts its results up
+``SHORTCUT_GAP`` = 4 cycles after the last Q̄ beat, and an output phase (d) shifts its results up
 the separate result chain while the next phases run; only a second output phase must start at
 least d cycles after the previous output phase's last beat (``ready`` is held low until then).
 
@@ -36,24 +39,32 @@ phase's stream beats with that slice; beats carry ``accumulate`` (not the first 
 words, see :mod:`hdl.ppe`); only the last pass produces results. A pass costs its beats plus one
 LOAD beat per loaded column. Score dot products stay at most d long (the queries sit in the value
 registers). A shortcut (Q̄) phase may have d_out < d beats; the input is then held
-``SHORTCUT_GAP + d - d_out`` cycles (:func:`golden.systolic.shortcut_gap`). ``protocol_error`` also
-reports a tiled pass longer than ``psum_depth`` beats.
+``SHORTCUT_GAP + d - d_out`` cycles (:func:`golden.systolic.shortcut_gap` with ``gap=SHORTCUT_GAP``).
+``protocol_error`` also reports a tiled pass longer than ``psum_depth`` beats.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, SHORTCUT_GAP, SystolicConfig
+from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, SystolicConfig
 
+from .delay_line import DelayLine, DelayTimebase
 from .fixed import shape_of
 from .pe import PE, _bits, op_layout, pe_logic
 from .ppe import ARRAY_PARAMS, PPE, config_from_params, tag_layout, validate_params
 from .registry import BlockSpec
 
-__all__ = ["SystolicArray", "beat_layout", "res_layout", "out_layout", "pack", "unpack"]
+__all__ = ["SystolicArray", "SHORTCUT_GAP", "beat_layout", "res_layout", "out_layout", "pack", "unpack"]
+
+#: idle input cycles after the last beat of a shortcut (Q̄) phase of d beats: row f must latch
+#: Q̄[i][f] from its column's shortcut bus (``PPE.SHORTCUT_LATENCY`` after the partial sum) before
+#: the next phase's first beat selects that row's operand (the PE's bypass takes it in the cycle it
+#: arrives). One cycle less lets a score beat multiply a stale query (tests/test_systolic_golden.py
+#: fails); the paper's unregistered PE needs 1. Golden cycle models take it as ``gap``.
+SHORTCUT_GAP = PPE.SHORTCUT_LATENCY + 2
 
 
 def beat_layout(cfg: SystolicConfig) -> data.StructLayout:
@@ -125,11 +136,18 @@ def _valid_only(layout: data.Layout) -> wiring.Signature:
 class SystolicArray(wiring.Component):
     """See the module docstring."""
 
-    def __init__(self, *, cfg: SystolicConfig) -> None:
+    #: implementations of the input skew / output deskew (``skew=``): delay lines in memory, or the
+    #: register triangles (the previous implementation; same cycles and results)
+    SKEWS = ("memory", "registers")
+
+    def __init__(self, *, cfg: SystolicConfig, skew: str = "memory") -> None:
         self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
         if not isinstance(cfg, SystolicConfig):
             raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
+        if skew not in self.SKEWS:
+            raise ValueError(f"skew={skew!r}: expected one of {', '.join(self.SKEWS)}")
         self._cfg = cfg
+        self._skew = skew
         super().__init__({
             "i": In(stream.Signature(beat_layout(cfg))),
             "res": Out(_valid_only(res_layout(cfg))),
@@ -249,30 +267,50 @@ class SystolicArray(wiring.Component):
         ]
 
         # ---- row skew (left edge) and column skew (bottom edge) ---------------------------------
+        # skew="memory": fixed delay lines (hdl.delay_line) in LUT RAM sharing one write pointer;
+        # those that are 2 cycles or less stay registers. The operations (one register chain)
+        # and the tags (their line's output forced to 0 until written since reset) reset as the
+        # triangles did; x, y and the deskewed results are not reset: they are only used with
+        # the operation, tag or valid travelling with them. skew="registers": the triangles.
+        def delayed(value: Value, delay: int, ungated: int, name: str) -> Value:
+            if self._skew == "registers":
+                for k in range(delay):
+                    nxt = Signal(len(value), name=f"{name}_{k}")
+                    m.d.sync += nxt.eq(value)
+                    value = nxt
+                return value
+            line = DelayLine(width=len(value), delay=delay, ungated=ungated, ptr_width=timebase.ptr_width)
+            m.submodules[name] = line
+            m.d.comb += [line.i.eq(value), line.ptr.eq(timebase.ptr), line.primed.eq(timebase.primed[delay])]
+            return line.o
+
+        if self._skew == "memory":
+            m.submodules.skew_timebase = timebase = DelayTimebase(max_delay=max(d, b - 1, 1))
         row_xo = []
-        for j in range(d):
-            xo = Cat(in_x[j * xw:(j + 1) * xw], in_op)
-            for k in range(j):
-                nxt = Signal(xw + ob, name=f"skew_row{j}_{k}")
-                m.d.sync += nxt.eq(xo)
-                xo = nxt
-            row_xo.append(xo)
+        if self._skew == "registers":
+            for j in range(d):
+                row_xo.append(delayed(Cat(in_x[j * xw:(j + 1) * xw], in_op), j, xw, f"skew_row{j}"))
+        else:
+            # the operation is the same in every row: one register chain tapped per row (what
+            # yosys merges the triangle's operation bits into) beside each row's x delay line
+            op_line = [in_op]
+            for k in range(1, d):
+                nxt = Signal(ob, name=f"skew_op{k}")
+                m.d.sync += nxt.eq(op_line[-1])
+                op_line.append(nxt)
+            for j in range(d):
+                row_xo.append(Cat(delayed(in_x[j * xw:(j + 1) * xw], j, xw, f"skew_row{j}"), op_line[j]))
         col_y = []
         for i in range(b):
-            y = in_y[i * yw:(i + 1) * yw]
-            for k in range(i):
-                nxt = Signal(yw, name=f"skew_col{i}_{k}")
-                m.d.sync += nxt.eq(y)
-                y = nxt
-            col_y.append(y.as_signed())
+            col_y.append(delayed(in_y[i * yw:(i + 1) * yw], i, yw, f"skew_col{i}").as_signed())
 
-        # Tag line: tags[k] holds a beat's tag k+1 cycles after its transfer; PPE i takes tags[i+d]
-        # (aligned with the bottom operand leaving the top PE of column i).
-        tags = [in_tag]
-        for k in range(1, b + d):
-            t = Signal(tb, name=f"tag{k}")
-            m.d.sync += t.eq(tags[-1])
-            tags.append(t)
+        # Tag line: PPE i takes the beat's tag i + d cycles after the input register (aligned with the
+        # bottom operand leaving the top PE of column i): a d-cycle line, then a register per column.
+        ppe_tags = [delayed(in_tag, d, 0, "tag_line")]
+        for i in range(1, b):
+            t = Signal(tb, name=f"tag{i + d}")
+            m.d.sync += t.eq(ppe_tags[-1])
+            ppe_tags.append(t)
 
         # ---- PEs (flat) and PPEs -----------------------------------------------------------------
         ppe_res, ppe_out, psum_errors = [], [], []
@@ -294,19 +332,18 @@ class SystolicArray(wiring.Component):
                 below = regs
             m.d.comb += [
                 ppe.psum.eq(below.s_out), ppe.psum_sat.eq(below.s_sat_out), ppe.y_top.eq(below.y_out),
-                ppe.tag.as_value().eq(tags[i + d]), ppe.chain.eq(below.chain_out),
+                ppe.tag.as_value().eq(ppe_tags[i]), ppe.chain.eq(below.chain_out),
                 ppe.chain_sat.eq(below.chain_sat_out),
             ]
 
             # Column deskew: delay column i by b-1-i so the b results of a beat line up (valid, tags
             # and row index are taken from column b-1, which needs no delay).
+            # (one delay line for both words; their bits are only read with column b-1's valid)
             res_word = Cat(ppe.res, ppe.res_over)
             out_word = Cat(ppe.out, ppe.out_over, ppe.out_dbz)
-            for k in range(b - 1 - i):
-                nres, nout = Signal(len(res_word), name=f"deskew_res{i}_{k}"), Signal(len(out_word),
-                                                                                     name=f"deskew_out{i}_{k}")
-                m.d.sync += [nres.eq(res_word), nout.eq(out_word)]
-                res_word, out_word = nres, nout
+            both = Cat(res_word, out_word)
+            both = delayed(both, b - 1 - i, len(both), f"deskew{i}")
+            res_word, out_word = both[:len(res_word)], both[len(res_word):]
             rw, ow = cfg.res_width, cfg.out_fmt.width
             ppe_res.append([ppe.res_valid, res_word[:rw], res_word[rw], ppe.res_tag])
             psum_errors.append(ppe.psum_error)

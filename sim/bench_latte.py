@@ -5,8 +5,8 @@ Ideal cycles per head with ``lanes`` multipliers per pass: the estimate needs n�
 (4-bit MACs), the compensation and P·V kept·d_h/lanes each (kept summed over the rows). The
 measured figure adds the filter scan of pruned keys (one cycle each), the exp pass (one cycle per
 kept key), the Q load and output beats, and the pipeline fill of every pass
-(``Latte.cycles_per_head``). The back end (exp, P·V, normalisation) of one row overlaps the
-estimate of the next.
+(``golden.latte_cycles.latte_cycles_per_head``). The back end (exp, P·V, normalisation) of one
+row overlaps the estimate of the next.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def _real_head_case(params: dict, tmp: Path, layer: int, head_idx: int, prune: f
 
 def main(argv: list[str] | None = None) -> int:
     from golden.latte import bit_operations
+    from golden.latte_cycles import latte_cycles_per_head
     from hdl.latte import build_latte
     from hdl.registry import get_block
     from sim.runner import run_cocotb
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(f"latte {params} on {args.sim}: cycles per head (m = n query rows), no stalls")
     print("ideal: n²·d_h/lanes (4-bit estimate) + 2·kept·d_h/lanes (compensation, P·V) in series; "
-          "ideal∥: P·V overlapped (n²·d_h + kept·d_h)/lanes; model: Latte.cycles_per_head")
+          "ideal∥: P·V overlapped (n²·d_h + kept·d_h)/lanes; model: golden.latte_cycles")
     print(f"{'case':>6} {'n':>4} {'tau':>6} {'kept':>6} {'cycles':>8} {'ideal':>8} {'meas/ideal':>10} "
           f"{'ideal∥':>8} {'meas/ideal∥':>11} {'model':>8} {'bitops saved':>12}")
     for r in res.stats["bench"]:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         ideal_overlap = (m * n * d_h + kept * d_h) / lanes
         bops = bit_operations(m, n, d_h, kept)
         # timing model (exact)
-        model = dut.cycles_per_head(n, r["kept_rows"])
+        model = latte_cycles_per_head(n, r["kept_rows"], chunks=dut.chunks, latencies=dut.cycle_latencies())
         row = {"case": r.get("label", "random"), "n": n, "m": m, "tau": r.get("tau", None), "kept": kept,
                "kept_ratio": kept / (m * n), "cycles": r["cycles"], "ideal": ideal, "ratio": r["cycles"] / ideal,
                "ideal_overlap": ideal_overlap, "ratio_overlap": r["cycles"] / ideal_overlap,

@@ -20,7 +20,7 @@ from amaranth.sim import Simulator
 from golden.pag import probability_aggregation
 from hdl.pag import ProbabilityAggregation, pag_formats_from_params
 
-__all__ = ["PagBatch", "BatchRun", "simulate_pag", "random_batch", "main"]
+__all__ = ["PagBatch", "BatchRun", "default_wait_cycles", "simulate_pag", "random_batch", "main"]
 
 
 @dataclass
@@ -90,10 +90,33 @@ def directed_batches(dut: ProbabilityAggregation, rng: np.random.Generator) -> d
     return out
 
 
+def default_wait_cycles(dut: ProbabilityAggregation, batches: list[PagBatch], p_in: float, p_out: float) -> int:
+    """The longest any stream wait of :func:`simulate_pag` may take: one whole batch (its CS load,
+    ceil(n/2) CT beats, the update pipeline and the AP readout, each beat slowed by the stall
+    probabilities) with a margin of 8 and 64 cycles of slack. A correct PAG needs at most one batch
+    time for any single wait (the longest: a producer waiting for the previous batch's readout)."""
+    if not batches:
+        return 64
+    worst = max(2 * (b.cs.shape[1]) + -(-b.n // 2) for b in batches) + dut.READOUT_LATENCY
+    slow = 1.0 / max(1e-3, 1.0 - max(p_in, p_out))
+    return int(8 * worst * slow) + 64
+
+
 def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: float = 0.0, p_out: float = 0.0,
-                 seed: int = 1, max_cycles: int = 200_000) -> list[BatchRun]:
+                 seed: int = 1, max_cycles: int = 200_000, wait_cycles: int | None = None) -> list[BatchRun]:
     """Run ``batches`` back to back; ``p_in``: probability a producer withholds valid in a cycle,
-    ``p_out``: probability the AP consumer withholds ready. Returns one :class:`BatchRun` each."""
+    ``p_out``: probability the AP consumer withholds ready. Returns one :class:`BatchRun` each.
+
+    Every wait is bounded: a producer waiting for the previous batch's readout or for ``ready`` on
+    one beat, and the consumer waiting for one AP beat, fail (``AssertionError`` from
+    :class:`sim.tbutil.CycleDeadline`, naming the stream, batch and beat awaited) after
+    ``wait_cycles`` cycles (default :func:`default_wait_cycles`); the whole run after ``max_cycles``."""
+    from sim.tbutil import CycleDeadline
+
+    if wait_cycles is None:
+        wait_cycles = default_wait_cycles(dut, batches, p_in, p_out)
+    if wait_cycles < 1:
+        raise ValueError(f"wait_cycles must be >= 1, not {wait_cycles}")
     rng = random.Random(seed)
     started = [0]  # batches whose CS load the producer has begun
     finished = [0]  # batches fully read out
@@ -107,14 +130,17 @@ def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: 
     async def cs_producer(ctx):
         cycle = 0
         for i, batch in enumerate(batches):
+            wait = CycleDeadline(wait_cycles, f"batch {i - 1}'s AP readout before batch {i}'s CS load")
             while finished[0] < i:  # the previous batch must be read out before the config changes
                 await ctx.tick()
                 cycle += 1
+                wait.tick(f"{finished[0]} batches read out")
             ctx.set(dut.k1, batch.k1)
             ctx.set(dut.k2, batch.k2)
             ctx.set(dut.n, batch.n)
             started[0] = i + 1
             t = 0
+            wait = CycleDeadline(wait_cycles, f"cs.ready for batch {i}'s CS beat 0 of {batch.cs.shape[1]}")
             while t < batch.cs.shape[1]:
                 offer = ctx.get(dut.cs.valid) or rng.random() >= p_in
                 ctx.set(dut.cs.valid, offer)
@@ -126,16 +152,23 @@ def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: 
                     note(i, "cs", cycle)
                     t += 1
                     ctx.set(dut.cs.valid, 0)
+                    wait = CycleDeadline(wait_cycles, f"cs.ready for batch {i}'s CS beat {t} of {batch.cs.shape[1]}")
+                else:
+                    wait.tick()
                 cycle += 1
             ctx.set(dut.cs.valid, 0)
 
     async def ct_producer(ctx):
         cycle = 0
         for i, batch in enumerate(batches):
+            wait = CycleDeadline(wait_cycles, f"the start of batch {i}'s CS load before its CT beats")
             while started[0] <= i:
                 await ctx.tick()
                 cycle += 1
+                wait.tick()
             j = 0
+            beats = -(-batch.n // 2)
+            wait = CycleDeadline(wait_cycles, f"ct.ready for batch {i}'s CT beat 0 of {beats}")
             while j < batch.n:
                 offer = ctx.get(dut.ct.valid) or rng.random() >= p_in
                 ctx.set(dut.ct.valid, offer)
@@ -152,13 +185,18 @@ def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: 
                     note(i, "ct", cycle)
                     j += 2
                     ctx.set(dut.ct.valid, 0)
+                    wait = CycleDeadline(wait_cycles, f"ct.ready for batch {i}'s CT beat {j // 2} of {beats}")
+                else:
+                    wait.tick()
                 cycle += 1
             ctx.set(dut.ct.valid, 0)
 
     async def ap_consumer(ctx):
         cycle = 0
-        for i in range(len(batches)):
+        for i, batch in enumerate(batches):
             rows = []
+            k = batch.cs.shape[1]
+            wait = CycleDeadline(wait_cycles, f"ap.valid for batch {i}'s AP beat 0 of {k}")
             while True:
                 take = rng.random() >= p_out
                 ctx.set(dut.ap.ready, take)
@@ -176,6 +214,9 @@ def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: 
                     rows.append([int(v) for v in payload.ap])
                     if payload.last:
                         break
+                    wait = CycleDeadline(wait_cycles, f"ap.valid for batch {i}'s AP beat {len(rows)} of {k}")
+                elif not valid:  # cycles the consumer itself withholds ready are not the PAG's
+                    wait.tick()
             ctx.set(dut.ap.ready, 0)
             runs.append(BatchRun(np.array(rows, dtype=np.int64).T, *flags, cycles=log[i]))
             finished[0] = i + 1

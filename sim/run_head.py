@@ -15,20 +15,60 @@ import json
 import pickle
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_LAYER", "DEFAULT_HEAD", "DEFAULT_WIDTHS", "run_head"]
+__all__ = ["DEFAULT_LAYER", "DEFAULT_HEAD", "DEFAULT_WIDTHS", "HeadSettings", "resolve_head_settings", "run_head"]
 
 DEFAULT_LAYER = 2
 DEFAULT_HEAD = 5
 DEFAULT_WIDTHS = (24.0, 24.0, 24.0)
 
 
+@dataclass(frozen=True)
+class HeadSettings:
+    """LSH settings of the head run: widths (w0, w1, w2), hash length (None: the block's) and where
+    they come from (``"default"``, ``"--widths"`` or the parameter file)."""
+
+    widths: tuple[float, float, float]
+    l: int | None
+    source: str
+
+
+def resolve_head_settings(*, layer: int, head: int, widths: Sequence[float] | None = None,
+                          params: str | Path | None = None) -> HeadSettings:
+    """The widths of ``attn-rtl run``: ``--params FILE`` (a :mod:`golden.cta_params` file from
+    ``attn-rtl calibrate cta``) gives the calibrated widths and hash length of (layer, head);
+    ``--widths`` explicit ones; neither :data:`DEFAULT_WIDTHS`. Both at once is an error."""
+    if not 0 <= layer < 6:
+        raise ValueError(f"--layer {layer} out of range [0, 5]")
+    if not 0 <= head < 12:
+        raise ValueError(f"--head {head} out of range [0, 11]")
+    if params is not None:
+        from golden.cta_params import load
+
+        if widths is not None:
+            raise ValueError("give --widths or --params, not both")
+        p = load(params)
+        if not (layer < p.n_layers and head < p.n_heads):
+            raise ValueError(f"{params}: (layer {layer}, head {head}) outside its {p.n_layers} x {p.n_heads} widths")
+        s = p.settings_for(layer, head)
+        return HeadSettings(tuple(float(w) for w in s["widths"]), int(s["l"]), str(params))  # type: ignore[arg-type]
+    if widths is None:
+        return HeadSettings(DEFAULT_WIDTHS, None, "default")
+    w = tuple(float(x) for x in widths)
+    if len(w) != 3 or not all(x > 0 and x < float("inf") for x in w):
+        raise ValueError(f"--widths must be three finite numbers > 0, not {list(widths)}")
+    return HeadSettings(w, None, "--widths")  # type: ignore[arg-type]
+
+
 def run_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int = DEFAULT_HEAD,
              widths: Sequence[float] = DEFAULT_WIDTHS, lsh_seed: int = 0, overrides: dict[str, Any] | None = None,
-             sim: str = "verilator", out_dir: str | Path = "build", json_path: str | Path | None = None) -> int:
-    """Run the head and print the figures; returns 0 when every result was bit-exact."""
+             sim: str = "verilator", out_dir: str | Path = "build", json_path: str | Path | None = None,
+             l: int | None = None) -> int:
+    """Run the head and print the figures; returns 0 when every result was bit-exact (``l``: hash
+    length, default min(6, b))."""
 
     from golden.corpus import LONG_TEXT
     from golden.cta import cta_fixed_config, cta_fixed_trace
@@ -38,6 +78,7 @@ def run_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int =
     from hdl.arith import ReciprocalScaler
     from hdl.ppe import params_from_config
     from hdl.registry import get_block
+    from hdl.systolic_array import SHORTCUT_GAP
     from sim.runner import run_cocotb
 
     t0 = time.monotonic()
@@ -50,7 +91,9 @@ def run_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int =
         raise ValueError(f"--head {head} out of range [0, 11]")
     hin = model.head_inputs(text, layer)[head]
     base = get_block("systolic_array").resolve(dict(overrides or {}))
-    params = make_lsh_params(hin.d_in, l=min(6, base["b"]), widths=tuple(widths), seed=lsh_seed)
+    if l is not None and not 1 <= l <= base["b"]:
+        raise ValueError(f"hash length l={l} out of range [1, b={base['b']}]")
+    params = make_lsh_params(hin.d_in, l=min(6, base["b"]) if l is None else l, widths=tuple(widths), seed=lsh_seed)
     cfg = cta_fixed_config(hin, params, d=base["d"], b=base["b"])
     trace = cta_fixed_trace(hin, lsh=params, cfg=cfg)
     hp = head_program(trace)
@@ -73,7 +116,7 @@ def run_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int =
     bit_exact = bool(res.ok and st.get("phases"))
     print(f"  {sim}: build {res.build_seconds:.0f} s; {'PASS' if bit_exact else 'FAIL'}: every SA result == "
           f"golden (hashes, K̄V̄, Q̄, CS, Ō) at the cycle of the golden model ({res.build_dir}/test.log)")
-    model_cyc = step_cycles(hp, ReciprocalScaler.LATENCY)
+    model_cyc = step_cycles(hp, ReciprocalScaler.LATENCY, gap=SHORTCUT_GAP)
     figures: dict[str, Any] = {
         "text_tokens": n_tokens, "layer": layer, "head": head, "m": hin.m, "n": hin.n, "d_in": hin.d_in,
         "d_h": hin.d_h, "widths": list(widths), "lsh_seed": lsh_seed, "b": hp.cfg.b, "d": hp.cfg.d,

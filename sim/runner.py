@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,8 +121,13 @@ def run_cocotb(
     extra_env: Mapping[str, str] | None = None,
     seed: int | None = None,
     waves: bool = False,
+    netlist: Callable[[Path, Mapping[str, Any]], list[Path]] | None = None,
 ) -> CocotbResult:
-    """Generate ``block`` with ``overrides``, build it for ``sim`` and run its cocotb tests."""
+    """Generate ``block`` with ``overrides``, build it for ``sim`` and run its cocotb tests.
+
+    ``netlist(build_dir, params)`` (post-synthesis simulation, :mod:`sim.netlist_sim`) returns the
+    Verilog sources that replace the generated RTL (a netlist and its cell models); the testbench,
+    its parameters and its manifest stay those of the RTL."""
     from cocotb_tools.runner import get_results, get_runner
 
     from hdl.export import generate
@@ -134,9 +139,13 @@ def run_cocotb(
     module = test_module or spec.cocotb_module
     if module is None:
         raise ValueError(f"block {block} has no cocotb testbench")
-    build_dir = _config_dir(block, sim, params)
+    # a waves build (traced Verilator model, Icarus dump module) never shares a directory with a plain one
+    build_dir = _config_dir(block, f"{sim}_waves" if waves else sim, params)
+    if netlist is not None:
+        build_dir = build_dir.parent / f"{build_dir.name}_{getattr(netlist, 'tag', 'netlist')}"
     build_dir.mkdir(parents=True, exist_ok=True)
     v_path, j_path = generate(block, params, build_dir)
+    sources = netlist(build_dir, params) if netlist is not None else [v_path]
 
     runner = get_runner(sim)
     build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style"] if sim == "verilator" else []
@@ -144,7 +153,7 @@ def run_cocotb(
     flags = verilator_make_flags() if sim == "verilator" else contextlib.nullcontext()
     with flags:
         runner.build(
-            sources=[v_path],
+            sources=sources,
             hdl_toplevel=block,
             build_dir=build_dir,
             build_args=build_args,

@@ -180,6 +180,7 @@ def evaluate_point(point: Mapping[str, Any], synth: str | None = None,
     from golden.lsh import make_lsh_params
     from golden.reference import exact_head, relative_error
     from hdl.arith import ReciprocalScaler
+    from hdl.systolic_array import SHORTCUT_GAP
 
     t0 = time.perf_counter()
     p = dict(point)
@@ -188,7 +189,7 @@ def evaluate_point(point: Mapping[str, Any], synth: str | None = None,
     cfg = cta_fixed_config(hin, lsh, d=p["d"], b=p["b"], ap_width=p["ap_width"])
     trace = cta_fixed_trace(hin, lsh=lsh, cfg=cfg)
     hp = head_program(trace)
-    model = step_cycles(hp, ReciprocalScaler.LATENCY)
+    model = step_cycles(hp, ReciprocalScaler.LATENCY, gap=SHORTCUT_GAP)
     phases = model["phases"]
     # per query batch: the q and score phases (SA time that can hide the previous batch's PAG)
     batches: list[dict[str, int]] = []

@@ -34,6 +34,7 @@ from golden.systolic import (
     res_latency,
 )
 from hdl.arith import ReciprocalScaler  # noqa: E402
+from hdl.systolic_array import SHORTCUT_GAP  # noqa: E402
 
 RECIP_LATENCY = ReciprocalScaler.LATENCY
 
@@ -201,7 +202,7 @@ def check_records(cfg: SystolicConfig, prog: Program, accepted: list[int], res: 
 
 def timing_matches_model(cfg: SystolicConfig, prog: Program, accepted: list[int]) -> bool:
     """With a source that never pauses, the accept cycles are exactly those of the golden model."""
-    model = issue_cycles(prog.beats, cfg)
+    model = issue_cycles(prog.beats, cfg, gap=SHORTCUT_GAP)
     return [a - accepted[0] for a in accepted] == model
 
 

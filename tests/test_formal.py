@@ -116,3 +116,12 @@ def test_cag_count_invariant_sees_a_missing_forward():
     res = run_job(job, timeout=120)
     assert res.status == "FAIL", (res.status, res.detail)
     assert "count of the watched cluster" in res.detail
+
+
+def test_pag_update_invariant_sees_a_missing_merge():
+    """The PAG no-lost-update invariant (``make formal``: bounded to depth 24 on the real PAG) fails
+    on the ablation without the merge of equal clusters (first failure at step 14)."""
+    job = next(j for j in MUTANTS if j.name == "pag_updates_no_merge")
+    res = run_job(job, timeout=240, depth=15)
+    assert res.status == "FAIL", (res.status, res.detail)
+    assert "AP of the watched cluster" in res.detail

@@ -22,6 +22,7 @@ from golden.latte import (
     split_ms4b,
     tau_for_prune_ratio,
 )
+from golden.latte_cycles import LATENCY_KEYS, latte_cycles_per_head
 from golden.reference import HeadInputs, exact_head, softmax
 
 
@@ -152,3 +153,49 @@ def test_validation_errors():
         LatteFormats(d_h=0, n_max=4)
     with pytest.raises(ValueError, match="out_fmt"):
         LatteFormats(d_h=4, n_max=4, out_fmt=QFormat(8, 0, signed=False))
+
+
+# ---- cycle model (golden.latte_cycles) --------------------------------------------------------------
+_ZERO_LAT = dict.fromkeys(LATENCY_KEYS, 0)
+
+
+def test_cycle_model_by_hand_with_zero_latencies():
+    # n = 1 key, C = 1 chunk, one row keeping its key, every pipeline latency 0:
+    # load 1 beat (t = 2), Q row (3), EST 1 beat (exit 4), FLAG 1 + 1 + 1 (COMP from 7), COMP 1 + 1
+    # (hand-over 9), EXP 1 + 1 (ends 11), P·V 1 + 1, NORM 1: last beat in cycle 14, counted from 1.
+    assert latte_cycles_per_head(1, [1], chunks=1, latencies=_ZERO_LAT) == 15
+    # no kept key: the row still runs FLAG and NORM (one output beat)
+    assert latte_cycles_per_head(1, [0], chunks=1, latencies=_ZERO_LAT) == 12
+
+
+@pytest.mark.parametrize("key", LATENCY_KEYS)
+def test_cycle_model_each_latency_counts_once_per_single_row(key):
+    base = latte_cycles_per_head(3, [2], chunks=2, latencies=_ZERO_LAT)
+    assert latte_cycles_per_head(3, [2], chunks=2, latencies={**_ZERO_LAT, key: 5}) == base + 5
+
+
+# Pinned from the model as it was inside hdl.latte.Latte (before it moved to golden): the latencies of
+# Latte(n_max=8, d_h=8, lanes=4), (16, 16, 4, include_ll) and the FPGA configuration (128, 64, 8).
+_PINNED = [
+    (2, {"est": 4, "max": 1, "flag": 2, "comp": 8, "exp": 13, "pv": 5, "norm": 9},
+     {(8, (8, 8, 8)): 255, (8, (3, 0, 5)): 214, (1, (1,)): 63, (5, (2, 5, 1, 0)): 211}),
+    (4, {"est": 4, "max": 1, "flag": 2, "comp": 8, "exp": 13, "pv": 5, "norm": 9},
+     {(8, (8, 8, 8)): 391, (8, (3, 0, 5)): 312, (1, (1,)): 75, (5, (2, 5, 1, 0)): 285}),
+    (8, {"est": 5, "max": 1, "flag": 2, "comp": 8, "exp": 13, "pv": 5, "norm": 9},
+     {(8, (8, 8, 8)): 666, (8, (3, 0, 5)): 511, (1, (1,)): 100, (5, (2, 5, 1, 0)): 436}),
+]
+
+
+@pytest.mark.parametrize("chunks,latencies,cases", _PINNED)
+def test_cycle_model_numbers_unchanged(chunks, latencies, cases):
+    for (n, kept), cycles in cases.items():
+        assert latte_cycles_per_head(n, list(kept), chunks=chunks, latencies=latencies) == cycles, (n, kept)
+
+
+def test_cycle_model_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="missing norm"):
+        latte_cycles_per_head(2, [1], chunks=1, latencies={k: 0 for k in LATENCY_KEYS if k != "norm"})
+    with pytest.raises(ValueError, match="keeps 3 keys"):
+        latte_cycles_per_head(2, [3], chunks=1, latencies=_ZERO_LAT)
+    with pytest.raises(ValueError, match="chunks"):
+        latte_cycles_per_head(2, [1], chunks=0, latencies=_ZERO_LAT)

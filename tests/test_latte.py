@@ -10,6 +10,7 @@ from amaranth.hdl import Fragment
 
 from golden.fixed import QFormat
 from golden.latte import LatteFormats, encode_score_scale, estimate_scores, latte_fixed_raw
+from golden.latte_cycles import latte_cycles_per_head
 from hdl.latte import Latte, tree_stages
 from hdl.registry import ParamError, get_block
 from sim.tbutil import CycleDeadline, Scoreboard
@@ -138,18 +139,37 @@ def test_cycles_match_the_timing_model_without_stalls():
     q, k, v = _case(rng, 3, n, d_h)
     fmts = dut.fmts
     mant, shift = encode_score_scale(0.001, fmts)
+
+    def model(n: int, kept_rows: list[int]) -> int:
+        return latte_cycles_per_head(n, kept_rows, chunks=dut.chunks, latencies=dut.cycle_latencies())
+
     # all keys kept: the model is exact
     _, kept, cycles, _ = run_head(dut, q, k, v, fmts.tau_max, mant, shift)
     assert kept.tolist() == [n] * 3
-    assert cycles == dut.cycles_per_head(n, [n] * 3), cycles
+    assert cycles == model(n, [n] * 3), cycles
     # pruned keys
     want = latte_fixed_raw(q, k, v, 20, mant, shift, fmts)
     _, kept, cycles, _ = run_head(dut, q, k, v, 20, mant, shift)
     assert kept.tolist() == want.kept_count.tolist() and max(kept) < n
-    assert cycles == dut.cycles_per_head(n, want.kept_count.tolist()), cycles
+    assert cycles == model(n, want.kept_count.tolist()), cycles
     # the back end of one row overlaps the estimate of the next
-    serial = sum(dut.cycles_per_head(n, [int(c)]) for c in want.kept_count) - 2 * (n * dut.chunks + 1)
+    serial = sum(model(n, [int(c)]) for c in want.kept_count) - 2 * (n * dut.chunks + 1)
     assert cycles < serial
+
+
+def test_cycle_latencies_passed_to_the_golden_model():
+    # the constants the RTL hands to golden.latte_cycles (pinned: test_golden_latte pins the model's
+    # numbers for these latencies; the Amaranth head tests compare the model with the RTL's cycles)
+    def latencies(**kwargs) -> dict[str, int]:
+        dut = Latte(**kwargs)
+        dut._MustUse__silence = True  # inspected, never elaborated
+        return dut.cycle_latencies()
+
+    common = {"max": 1, "flag": 2, "exp": 13, "pv": 5, "norm": 9}
+    assert latencies(n_max=8, d_h=8, lanes=4) == {**common, "est": 4, "comp": 8}
+    assert latencies(n_max=16, d_h=16, lanes=4, include_ll=True) == {**common, "est": 4, "comp": 8}
+    assert latencies(n_max=128, d_h=64, lanes=8) == {**common, "est": 5, "comp": 8}
+    assert latencies(n_max=2, d_h=2, lanes=2) == {**common, "est": 4, "comp": 7}
 
 
 def test_tree_stages():

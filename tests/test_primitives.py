@@ -220,3 +220,37 @@ def test_pe_ecp5_netlist_matches_rtl_and_golden(tmp_path):
         assert net[c][name] == want, f"cycle {c}: {name} = {net[c][name]}, golden {want}"
     assert any(name == "acc_sat" and want for _, name, want in checks)     # saturation reached
     assert any(name == "s_sat_out" and want for _, name, want in checks)
+
+
+def test_registered_multiply_clock_enable_holds_both_stages():
+    """``en`` low holds operands and product (generic RTL); on ECP5 it drives the DSP's CE0."""
+    from amaranth.hdl import Signal
+
+    from hdl.primitives import registered_multiply
+
+    m = Module()
+    a, b, en = Signal(signed(8)), Signal(unsigned(6)), Signal(init=1)
+    p = Signal(signed(14))
+    prod, _ = registered_multiply(m, a, b, en=en)
+    m.d.comb += p.eq(prod)
+    seen = []
+
+    async def tb(ctx):
+        # cycle: (a, b, en); the product of the operands sampled with en=1 appears two enabled edges later
+        for av, bv, ev in [(3, 5, 1), (-7, 9, 1), (100, 63, 0), (2, 2, 0), (-128, 63, 1), (0, 0, 1), (0, 0, 1)]:
+            ctx.set(a, av)
+            ctx.set(b, bv)
+            ctx.set(en, ev)
+            await ctx.tick()
+            seen.append(ctx.get(p))
+
+    run_sim(m, tb)
+    # after edge 2: 15; held over the two disabled edges; then -63, then -128*63
+    assert seen[1:] == [15, 15, 15, -63, -128 * 63, 0]
+    m2 = Module()
+    a2, b2, ce = Signal(signed(8)), Signal(signed(8)), Signal(name="ce")
+    p2, _ = registered_multiply(m2, a2, b2, platform=ECP5_TARGET, en=ce)
+    p2_out = Signal(signed(16))
+    m2.d.comb += p2_out.eq(p2)
+    text = rtlil.convert(m2, platform=ECP5_TARGET, ports=[a2, b2, ce, p2_out])
+    assert "cell \\MULT18X18D" in text and "connect \\CE0 \\ce" in text

@@ -10,7 +10,6 @@ from amaranth.sim import Simulator
 from golden.fixed import QFormat
 from golden.systolic import (
     OP_DF1,
-    SHORTCUT_GAP,
     LinearPhase,
     LshPhase,
     OutputPhase,
@@ -26,7 +25,7 @@ from golden.systolic import (
     scores,
 )
 from hdl.arith import ReciprocalScaler
-from hdl.systolic_array import SystolicArray, beat_layout, out_layout, pack, res_layout, unpack
+from hdl.systolic_array import SHORTCUT_GAP, SystolicArray, beat_layout, out_layout, pack, res_layout, unpack
 from sim.tb_systolic_array import check_records, corner_program, random_program, timing_matches_model
 
 CFG = SystolicConfig(b=4, d=8)
@@ -125,7 +124,7 @@ def test_schedule_gaps():
         OutputPhase(ap=rng.integers(0, 9, (2, 3)), v=rng.integers(-9, 9, (3, 4))),
     ]
     prog = build_program(phases, cfg)
-    cyc = issue_cycles(prog.beats, cfg)
+    cyc = issue_cycles(prog.beats, cfg, gap=SHORTCUT_GAP)
     p = prog.phases
     assert cyc[p[0]["last_beat"]] == 2 + 3                       # 2 loads + 4 weight columns
     assert cyc[p[1]["first_beat"]] == cyc[p[0]["last_beat"]] + 1 + SHORTCUT_GAP
@@ -184,7 +183,7 @@ def test_array_random_program_back_to_back(cfg):
     accepted, res, out, flags = run_array(cfg, prog)
     figures = check_records(cfg, prog, accepted, res, out)
     assert timing_matches_model(cfg, prog, accepted)
-    model = expected_phase_cycles(prog, cfg, ReciprocalScaler.LATENCY)
+    model = expected_phase_cycles(prog, cfg, ReciprocalScaler.LATENCY, gap=SHORTCUT_GAP)
     for got, want in zip(figures["phases"], model, strict=True):
         assert (got["issue_cycles"], got["bubbles_before"]) == (want["issue"], want["bubbles_before"])
         assert got["cycles"] == want["done"] - want["start"] + 1
@@ -266,13 +265,32 @@ def test_array_tiled_program(cfg, d_in):
     accepted, res, out, flags = run_array(cfg, prog)
     figures = check_records(cfg, prog, accepted, res, out)
     assert timing_matches_model(cfg, prog, accepted)
-    model = expected_phase_cycles(prog, cfg, ReciprocalScaler.LATENCY)
+    model = expected_phase_cycles(prog, cfg, ReciprocalScaler.LATENCY, gap=SHORTCUT_GAP)
     for got, want in zip(figures["phases"], model, strict=True):
         assert got["cycles"] == want["done"] - want["start"] + 1
     assert flags["protocol_error"] == 0
     _, prog = random_program(cfg, np.random.default_rng(d_in + 1), n_tokens=3, n_keys=3, d_in=d_in, extremes=True)
     accepted, res, out, flags = run_array(cfg, prog, gap_probability=0.3, seed=d_in)
     check_records(cfg, prog, accepted, res, out)
+    assert flags["protocol_error"] == 0
+
+
+@pytest.mark.parametrize("n,l", [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)],
+                         ids=["spacing2", "spacing3-loads", "spacing3-beats", "spacing4", "spacing4-beats"])
+def test_tiled_short_passes_read_their_own_last_write(n, l):
+    """Passes of n beats after l value loads: pass p+1 reaches beat s only n + l cycles after pass p
+    wrote its total, so the PPE's partial-sum read (issued three cycles ahead) must forward the
+    writes of its own cycle and the next one. Large values so a lost pass shows in the hash."""
+    cfg = SystolicConfig(b=2, d=4)
+    rng = np.random.default_rng(100 + 10 * n + l)
+    d_in = 16   # four passes
+    phases = [LshPhase(tokens=rng.integers(-4096, 4096, (n, d_in)), directions=rng.integers(-2048, 2048, (l, d_in)),
+                       bias=rng.integers(-2048, 2048, l), inv_width=40) for _ in range(2)]
+    prog = build_program(phases, cfg)
+    assert prog.phases[0]["passes"] == 4
+    accepted, res, out, flags = run_array(cfg, prog)
+    check_records(cfg, prog, accepted, res, out)
+    assert timing_matches_model(cfg, prog, accepted)
     assert flags["protocol_error"] == 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from attn_rtl.cli import add_json_option, add_out_option
 
@@ -19,21 +20,33 @@ def _accuracy(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, not {args.seeds}")
     texts = None
+    files: list[str] = []
     try:
-        if args.params is not None:
-            from golden.cta_params import load
+        from golden.cta_params import load_params
 
-            load(args.params)  # fail early, with the loader's message
+        for item in args.params or []:
+            for part in (x.strip() for x in item.split(",") if x.strip()):
+                path = Path(part)
+                found = sorted(str(f) for f in path.glob("*.json")) if path.is_dir() else [part]
+                if path.is_dir() and not found:
+                    raise ValueError(f"--params {part}: no *.json parameter files in the directory")
+                files += found
+        for f in files:
+            load_params(f)  # fail early, with the loader's message
+        budgets = tuple(float(b) for b in args.budgets.split(",") if b.strip())
+        if not budgets or not all(0 < b < 1 for b in budgets):
+            raise ValueError(f"--budgets must be cosines in (0, 1), not {args.budgets!r}")
         if args.text_file is not None:
             from golden.corpus import read_text_file
 
             texts = read_text_file(args.text_file)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     base = AccuracyConfig.quick_config() if args.quick else AccuracyConfig()
     cfg = AccuracyConfig(**{**base.__dict__, "methods": methods, "jobs": jobs, "sweep": not args.no_sweep,
                             "end_to_end": not args.no_end_to_end, "progress": not args.no_progress,
-                            "seed": args.seed, "seeds": tuple(range(args.seeds)), "cta_params": args.params,
+                            "seed": args.seed, "seeds": tuple(range(args.seeds)), "params": tuple(files),
+                            "budgets": budgets,
                             "texts": texts, "fixed": not args.no_fixed, "full": args.full})
     t0 = time.perf_counter()
     try:
@@ -61,9 +74,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", help="comma-separated subset, e.g. CTA,LATTE (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(2, CPUs))")
     p.add_argument("--seed", type=int, default=2024, help="seed of the random-data heads")
-    p.add_argument("--seeds", type=int, default=5, help="LSH seeds 0..N-1 averaged for every CTA point (default: 5)")
-    p.add_argument("--params", metavar="FILE",
-                   help="per-head CTA parameter file from 'attn-rtl calibrate cta': adds a 'calibrated' CTA row")
+    p.add_argument("--seeds", type=int, default=5,
+                   help="seeds averaged for every CTA point (LSH 0..N-1) and MCA point (PRNG 1..N) (default: 5)")
+    p.add_argument("--params", metavar="FILE", action="append",
+                   help="per-head parameter file from 'attn-rtl calibrate cta|latte|mca' (or a directory of them; "
+                   "repeatable, comma-separated): each adds a calibrated row to its method")
+    p.add_argument("--budgets", default="0.999,0.995,0.99", metavar="C,C,...",
+                   help="sentence-embedding cosine budgets of the operating-point table (default 0.999,0.995,0.99)")
     p.add_argument("--text-file", metavar="FILE",
                    help="evaluate on these texts, one per line (default: the built-in evaluation split)")
     p.add_argument("--no-sweep", action="store_true", help="only the default setting of each method")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 from attn_rtl.cli import add_json_option, add_out_option, emit_json
 
@@ -52,19 +54,25 @@ def _sim(args: argparse.Namespace) -> int:
     for name in names:
         for sim in args.sim:
             try:
-                res = run_cocotb(name, overrides if args.blocks else {}, sim=sim, seed=args.seed)
+                started = time.time()
+                res = run_cocotb(name, overrides if args.blocks else {}, sim=sim, seed=args.seed,
+                                 waves=args.waves)
             except SimulatorMissing as exc:
                 raise UserError(str(exc)) from None
             status = "PASS" if res.ok else "FAIL"
             print(f"{status} {name} [{sim}] {res.tests - res.failed}/{res.tests} tests, "
                   f"build {res.build_seconds:.1f}s, run {res.run_seconds:.1f}s  ({res.build_dir})",
                   file=sys.stderr if args.json == "-" else sys.stdout)
+            waves = _wave_files(res.build_dir, started) if args.waves else []
             if args.json != "-":
                 for key, value in res.stats.items():
                     print(f"    {key}: {value}")
+                for path in waves:
+                    print(f"    waves: {path}")
             results.append({"block": name, "sim": sim, "ok": res.ok, "tests": res.tests, "failed": res.failed,
                             "build_seconds": res.build_seconds, "run_seconds": res.run_seconds,
-                            "build_dir": str(res.build_dir), "stats": res.stats})
+                            "build_dir": str(res.build_dir), "stats": res.stats,
+                            **({"waves": [str(w) for w in waves]} if args.waves else {})})
             failed += not res.ok
     emit_json(args.json, results)
     return 1 if failed else 0
@@ -94,8 +102,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simulator (repeatable; default: icarus and verilator)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--waves", action="store_true",
+                   help="dump waveforms (FST on Icarus, VCD/FST on Verilator) and print their paths")
     add_json_option(p)
     p.set_defaults(func=lambda a: _sim_default(a))
+
+
+def _wave_files(build_dir: Path, since: float) -> list[Path]:
+    """The waveform files a run wrote (cocotb names them per simulator: ``*.fst`` / ``*.vcd``)."""
+    found = [p for ext in ("fst", "vcd") for p in build_dir.rglob(f"*.{ext}") if p.stat().st_mtime >= since - 1]
+    return sorted(found)
 
 
 def _sim_default(args: argparse.Namespace) -> int:

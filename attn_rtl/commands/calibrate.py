@@ -1,4 +1,5 @@
-"""``calibrate``: fit per-layer/head CTA bucket widths for an accuracy budget (JSON parameter file)."""
+"""``calibrate``: fit per-layer/head CTA bucket widths, LATTE thresholds τ or MCA α for an accuracy
+budget (JSON parameter file, :mod:`golden.cta_params`)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,34 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise UserError("give exactly one of --budget-error E or --budget-cosine C")
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, not {args.seeds}")
-    texts = read_text_file(args.text_file) if args.text_file else None
+    try:
+        texts = read_text_file(args.text_file) if args.text_file else None
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    if args.method != "cta":
+        return _calibrate_knob(args, texts)
     cfg = CalibConfig(texts=texts, quick=args.quick, progress=not args.no_progress,
                       seeds=tuple(range(100, 100 + args.seeds)), grid=QUICK_GRID if args.quick else None)
     t0 = time.perf_counter()
-    try:
-        params, summary = calibrate_cta(cfg, budget_error=args.budget_error, budget_cosine=args.budget_cosine)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    path = cta_params.save(params, args.out)
-    emit_json(args.json, cta_params.to_dict(params))
-    if args.json != "-":
+    table = None
+    for budget_error, budget_cosine, out in _jobs(args):
+        try:
+            if table is None:
+                from golden.calibrate import build_table, single_thread_blas
+                from golden.minilm import MiniLM
+
+                _check(budget_error, budget_cosine)
+                model = MiniLM.load()
+                with single_thread_blas():
+                    table = build_table(model, cfg)
+            params, summary = calibrate_cta(cfg, budget_error=budget_error, budget_cosine=budget_cosine,
+                                            model=model, table=table)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        path = cta_params.save(params, out)
+        emit_json(args.json, cta_params.to_dict(params))
+        if args.json == "-":
+            continue
         pt = summary["calibration_point"]
         b = params.budget
         print(f"CTA calibrated for a {b['kind']} budget of {b['value']} on {summary['texts']} calibration texts, "
@@ -45,19 +63,100 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(budget_error: float | None, budget_cosine: float | None) -> None:
+    """The budget checks of golden.calibrate, before the (long) table is built."""
+    import math
+
+    if budget_error is not None and not (math.isfinite(budget_error) and budget_error > 0):
+        raise ValueError(f"the error budget must be a number > 0, not {budget_error}")
+    if budget_cosine is not None and not (math.isfinite(budget_cosine) and 0 < budget_cosine < 1):
+        raise ValueError(f"the cosine budget must be in (0, 1), not {budget_cosine}")
+
+
+def _calibrate_knob(args: argparse.Namespace, texts: tuple[str, ...] | None) -> int:
+    from attn_rtl.cli import UserError, emit_json
+    from golden import cta_params
+    from golden.calibrate import MCA_CALIB_SEEDS, KnobConfig, calibrate_knob
+
+    seeds = tuple(MCA_CALIB_SEEDS[0] + i for i in range(args.seeds))
+    cfg = KnobConfig(method=args.method, texts=texts, quick=args.quick, progress=not args.no_progress, seeds=seeds)
+    t0 = time.perf_counter()
+    table = None
+    for budget_error, budget_cosine, out in _jobs(args):
+        try:
+            if table is None:
+                from golden.calibrate import build_knob_table
+                from golden.minilm import MiniLM
+
+                _check(budget_error, budget_cosine)
+                model = MiniLM.load()
+                table = build_knob_table(model, cfg)
+            params, summary = calibrate_knob(cfg, budget_error=budget_error, budget_cosine=budget_cosine,
+                                             model=model, table=table)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        path = cta_params.save(params, out)
+        emit_json(args.json, cta_params.to_dict(params))
+        if args.json == "-":
+            continue
+        pt, b = summary["calibration_point"], params.budget
+        seeds_text = f", PRNG seeds {list(params.seeds)}" if params.seeds else ""
+        work = (f"kept keys {pt['kept_ratio']:.3f}  bit ops {pt['bit_ops_fraction']:.3f}" if params.method == "LATTE"
+                else f"encoding FLOPs {pt['flops_fraction']:.3f}")
+        print(f"{params.method} {params.key} calibrated for a {b['kind']} budget of {b['value']} on "
+              f"{summary['texts']} calibration texts{seeds_text}:")
+        print(f"  {work}  head error mean {pt['head_error_mean']:.3f} max {pt['head_error_max']:.3f}  embedding "
+              f"cosine mean {pt['cosine_mean']:.4f} (worst text {pt['cosine_min']:.4f}); {params.key} per head "
+              f"{float(params.values.min()):g}..{float(params.values.max()):g}")
+        if summary.get("unmet_heads"):
+            print(f"  {len(summary['unmet_heads'])} head(s) cannot meet the budget: they take their most accurate "
+                  "candidate")
+        if summary.get("budget_met_on_calibration") is False:
+            print("  the cosine budget is not met even with the most accurate candidates")
+        print(f"wrote {path}  ({time.perf_counter() - t0:.1f} s); use it with: attn-rtl accuracy --params {path}")
+    return 0
+
+
+def _budgets(text: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, not {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one budget")
+    return vals
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[float | None, float | None, str]]:
+    """(budget_error, budget_cosine, output path) per budget given."""
+    default = f"reports/{args.method}_params.json"
+    out = args.out or default
+    kind, vals = ("err", args.budget_error) if args.budget_error is not None else ("cos", args.budget_cosine)
+    jobs = []
+    for v in vals:
+        path = out if len(vals) == 1 else (out[:-5] if out.endswith(".json") else out) + f"_{kind}{v:g}.json"
+        jobs.append((v, None, path) if kind == "err" else (None, v, path))
+    return jobs
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("calibrate", help="fit per-head CTA bucket widths for an error or cosine budget (JSON)")
-    p.add_argument("method", choices=["cta"], help="method to calibrate (cta)")
+    p = sub.add_parser("calibrate", help="fit per-head CTA widths / LATTE tau / MCA alpha for an error or cosine "
+                       "budget (JSON)")
+    p.add_argument("method", choices=["cta", "latte", "mca"],
+                   help="cta: bucket widths per LSH level; latte: threshold tau; mca: alpha (per layer and head)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--budget-error", type=float, metavar="E",
-                   help="per-head mean relative error of the head output vs exact float attention (e.g. 0.1)")
-    g.add_argument("--budget-cosine", type=float, metavar="C",
-                   help="end-to-end sentence-embedding cosine vs the exact model (e.g. 0.99)")
-    p.add_argument("--out", "-o", "--output", dest="out", default="reports/cta_params.json", metavar="FILE",
-                   help="parameter file to write (default: reports/cta_params.json)")
+    g.add_argument("--budget-error", type=_budgets, metavar="E[,E...]",
+                   help="per-head mean relative error of the head output vs exact float attention (e.g. 0.1); "
+                   "several: one file each (OUT with _errE before .json), one shared table")
+    g.add_argument("--budget-cosine", type=_budgets, metavar="C[,C...]",
+                   help="end-to-end sentence-embedding cosine vs the exact model (e.g. 0.99 or 0.999,0.995,0.99; "
+                   "several: one file each, OUT with _cosC before .json)")
+    p.add_argument("--out", "-o", "--output", dest="out", default=None, metavar="FILE",
+                   help="parameter file to write (default: reports/METHOD_params.json)")
     add_json_option(p)
-    p.add_argument("--quick", action="store_true", help="4 short calibration texts, a 3x2x2 width grid (seconds)")
-    p.add_argument("--seeds", type=int, default=3, help="LSH seeds averaged while fitting (default: 3)")
+    p.add_argument("--quick", action="store_true", help="4 short calibration texts, a small grid (seconds)")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="LSH (cta) or PRNG (mca) seeds averaged while fitting (default: 3)")
     p.add_argument("--text-file", metavar="FILE", help="calibration texts, one per line (default: built-in split)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_calibrate)

@@ -6,6 +6,9 @@ d_in = 384 in six passes) on Verilator, every output row ``==`` golden.cta.cta_f
 the cycles per Table I step and Fig. 12 group, the ratio to the ideal exact-attention accelerator
 and the head's error; ``--json`` writes the figures with ``"bit_exact"``.
 
+``--params FILE`` (a per-head file of ``attn-rtl calibrate cta``, :mod:`golden.cta_params`) runs the
+head with its calibrated widths and hash length instead of ``--widths``.
+
 ``attn-rtl run sa-head``: the same head's systolic-array program alone (:mod:`sim.run_head`), every
 SA result at the exact cycle of the golden cycle model.
 
@@ -21,6 +24,7 @@ import argparse
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -38,23 +42,44 @@ def _run(args: argparse.Namespace) -> int:
                 raise UserError(f"--text-file: {exc}") from None
         if text is not None and not text.strip():
             raise UserError("--text: empty text")
-        runner = run_cta_head if args.target == "cta" else run_head
         try:
-            return runner(text=text, layer=args.layer, head=args.head, widths=args.widths, lsh_seed=args.lsh_seed,
-                          overrides=parse_sets(args.set), sim=args.sim, out_dir=args.output, json_path=args.json)
+            hs = _head_settings(args)
+            overrides = parse_sets(args.set)
+            if args.target == "cta":
+                if hs.l is not None:   # the parameter file's hash length is the block's l
+                    if overrides.get("l", hs.l) != hs.l:
+                        raise ValueError(f"--set l={overrides['l']} differs from l={hs.l} of {hs.source}")
+                    overrides["l"] = hs.l
+                return run_cta_head(text=text, layer=args.layer, head=args.head, widths=hs.widths,
+                                    lsh_seed=args.lsh_seed, overrides=overrides, sim=args.sim, out_dir=args.output,
+                                    json_path=args.json)
+            return run_head(text=text, layer=args.layer, head=args.head, widths=hs.widths, lsh_seed=args.lsh_seed,
+                            overrides=overrides, sim=args.sim, out_dir=args.output, json_path=args.json, l=hs.l)
         except SimulatorMissing as exc:
             raise UserError(str(exc)) from None
-        except ValueError as exc:
+        except (ValueError, FileNotFoundError) as exc:
             raise UserError(str(exc)) from None
     return _run_array(args)
 
 
+def _head_settings(args: argparse.Namespace) -> Any:
+    """``--params FILE`` / ``--widths`` -> :class:`sim.run_head.HeadSettings` of (--layer, --head)."""
+    from sim.run_head import resolve_head_settings
+
+    hs = resolve_head_settings(layer=args.layer, head=args.head, widths=args.widths, params=args.params)
+    if hs.source not in ("default", "--widths"):
+        print(f"attn-rtl run: widths of layer {args.layer} head {args.head} from {hs.source}: {hs.widths}, "
+              f"l = {hs.l}", flush=True)
+    return hs
+
+
 def _run_array(args: argparse.Namespace) -> int:
     from attn_rtl.cli import UserError, parse_sets
-    from golden.systolic import SHORTCUT_GAP, out_latency, res_latency
+    from golden.systolic import out_latency, res_latency
     from hdl.arith import ReciprocalScaler
     from hdl.ppe import config_from_params
     from hdl.registry import get_block
+    from hdl.systolic_array import SHORTCUT_GAP
     from sim.runner import SimulatorMissing, run_cocotb
 
     t0 = time.monotonic()
@@ -113,8 +138,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text-file", default=None, help="read the text from a file")
     p.add_argument("--layer", type=int, default=DEFAULT_LAYER, help=f"MiniLM layer 0-5 (default {DEFAULT_LAYER})")
     p.add_argument("--head", type=int, default=DEFAULT_HEAD, help=f"head 0-11 (default {DEFAULT_HEAD})")
-    p.add_argument("--widths", type=float, nargs=3, default=DEFAULT_WIDTHS, metavar=("W0", "W1", "W2"),
-                   help="LSH bucket widths of LSH_0, LSH_1, LSH_2 (default 24 24 24)")
+    p.add_argument("--widths", type=float, nargs=3, default=None, metavar=("W0", "W1", "W2"),
+                   help="LSH bucket widths of LSH_0, LSH_1, LSH_2 (default "
+                   f"{' '.join(f'{w:g}' for w in DEFAULT_WIDTHS)})")
+    p.add_argument("--params", default=None, metavar="FILE",
+                   help="per-head CTA parameter file (attn-rtl calibrate cta): the widths and hash length of "
+                   "--layer/--head (not with --widths)")
     p.add_argument("--lsh-seed", type=int, default=0, help="seed of the LSH parameters")
     p.add_argument("--json", default=None, metavar="FILE", help="write the printed figures (and bit_exact) as JSON")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter")
