@@ -212,11 +212,10 @@ class PPE(wiring.Component):
         a_comb = Signal(signed(cfg.acc_width + 1))
         a = Signal(signed(cfg.acc_width + 1))
         tag_a, sat_a, val_a = Signal(tl), Signal(), Signal()
-        pass_hi = pass_sum > acc_max
-        pass_lo = pass_sum < acc_min
         max_plus_bias, min_plus_bias = Signal(signed(cfg.acc_width + 2)), Signal(signed(cfg.acc_width + 2))
         m.d.comb += [max_plus_bias.eq(acc_max + bias_sel), min_plus_bias.eq(acc_min + bias_sel)]
-        m.d.comb += a_comb.eq(Mux(pass_hi, max_plus_bias, Mux(pass_lo, min_plus_bias, biased)))
+        # (the pass total's own overflow flag; the wide sum's sign says which limit)
+        m.d.comb += a_comb.eq(Mux(o_total, Mux(pass_sum[-1], min_plus_bias, max_plus_bias), biased))
         m.d.sync += [
             a.eq(a_comb), tag_a.eq(tag2), sat_a.eq(total_sat), val_a.eq(df1 & ~tag2.partial),
         ]
