@@ -20,7 +20,8 @@ def _row(cells: list[str], widths: list[int]) -> str:
 def _cover(job: Job, depth: int, timeout: float):
     dut = job.component()
     return check(dut, job.name, mode="cover", depth=depth, static=job.static, timeout=timeout,
-                 properties=job.properties, free=job.free(dut) if job.free else None)
+                 properties=job.properties, free=job.free(dut) if job.free else None,
+                 memory_map=job.memory_map)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, ShapeLike, Signal, Value
+from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Fragment, Module, ResetSignal, ShapeLike, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In
 
-__all__ = ["SOLVER", "HarnessEnv", "StreamHarness", "FormalResult", "check", "stream_ports", "tool_env"]
+__all__ = ["SOLVER", "HarnessEnv", "StreamHarness", "FormalResult", "check", "find_signal", "stream_ports",
+           "tool_env"]
 
 #: the SMT solver of the smtbmc engine (PyPI ``z3-solver`` installs the ``z3`` binary in the venv)
 SOLVER = "z3"
@@ -60,14 +61,46 @@ def stream_ports(component: wiring.Component) -> list[tuple[str, str]]:
     return found
 
 
+def find_signal(fragment: Fragment, name: str) -> Signal:
+    """The one signal called ``name`` that the statements of ``fragment`` (not its subfragments)
+    read or drive: how an invariant reaches a block's internal state without a debug port."""
+    found: dict[int, Signal] = {}
+    for stmts in fragment.statements.values():
+        for stmt in stmts:
+            for sig in (*stmt._lhs_signals(), *stmt._rhs_signals()):
+                if sig.name == name:
+                    found[id(sig)] = sig
+    if len(found) != 1:
+        raise LookupError(f"{len(found)} signals named {name!r} in the fragment (expected exactly one)")
+    return next(iter(found.values()))
+
+
+class _Prebuilt(Elaboratable):
+    """An already elaborated fragment as a submodule (the harness elaborates the dut itself so
+    that invariants can reach its internal signals)."""
+
+    def __init__(self, fragment: Fragment) -> None:
+        self._fragment = fragment
+
+    def elaborate(self, platform):
+        return self._fragment
+
+
 @dataclass
 class HarnessEnv:
     """What a block-specific property function receives: ``running`` (neither this nor the
-    previous cycle is a reset cycle), the reset, and the harness's free constants by name."""
+    previous cycle is a reset cycle), the reset, the harness's free constants by name and the
+    dut's elaborated fragment (:meth:`signal` finds an internal signal by name)."""
 
     running: Value
     reset: Value
     free: dict[str, Value]
+    fragment: Fragment | None = None
+
+    def signal(self, name: str) -> Signal:
+        if self.fragment is None:
+            raise LookupError("no dut fragment in this harness")
+        return find_signal(self.fragment, name)
 
 
 class StreamHarness(wiring.Component):
@@ -98,7 +131,8 @@ class StreamHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         dut = self._dut
-        m.submodules.dut = dut
+        fragment = Fragment.get(dut, platform)
+        m.submodules.dut = _Prebuilt(fragment)
         for name in self._dut_members:
             member = dut.signature.members[name]
             ours, theirs = getattr(self, name), getattr(dut, name)
@@ -162,7 +196,7 @@ class StreamHarness(wiring.Component):
                 with m.If(prev_rst):
                     m.d.comb += Assert(~valid, f"{name}: valid after reset")
         if self._properties is not None:
-            self._properties(m, dut, HarnessEnv(running=running, reset=rst, free=free))
+            self._properties(m, dut, HarnessEnv(running=running, reset=rst, free=free, fragment=fragment))
         return m
 
 
@@ -235,11 +269,14 @@ def _tool_args() -> list[str]:
     return args
 
 
-def sby_text(top: str, mode: str, depth: int, *, solver: str = SOLVER) -> str:
+def sby_text(top: str, mode: str, depth: int, *, solver: str = SOLVER, memory_map: bool = False) -> str:
+    """The ``.sby`` file; ``memory_map`` turns the memories into flip-flops (for memories of a few
+    words z3 is several times faster on bit vectors than on the SMT array theory)."""
     return "\n".join([
         "[options]", f"mode {mode}", f"depth {depth}", "multiclock off", "",
         "[engines]", f"smtbmc {solver}", "",
-        "[script]", f"read_rtlil {top}.il", f"prep -top {top}", "",
+        "[script]", f"read_rtlil {top}.il", f"prep -top {top}", *(["memory_map", "opt -fast"] if memory_map else []),
+        "",
         "[files]", f"{top}.il", "",
     ])
 
@@ -296,7 +333,8 @@ def _detail(log: str, status: str, messages: dict[str, str]) -> str:
 def check(dut: wiring.Component, name: str, *, mode: str = "prove", depth: int = 20,
           static: Iterable[str] = (), timeout: float = 600.0, keep_dir: str | Path | None = None,
           solver: str = SOLVER, free: Mapping[str, ShapeLike] | None = None,
-          properties: Callable[[Module, wiring.Component, HarnessEnv], None] | None = None) -> FormalResult:
+          properties: Callable[[Module, wiring.Component, HarnessEnv], None] | None = None,
+          memory_map: bool = False) -> FormalResult:
     """Prove (``mode="prove"``, k-induction of ``depth``) or check up to ``depth`` cycles
     (``mode="bmc"``) the stream contracts of ``dut``; ``mode="cover"`` finds, within ``depth``
     cycles, the first step where each stream transfers a beat and where an output beat waits
@@ -312,7 +350,7 @@ def check(dut: wiring.Component, name: str, *, mode: str = "prove", depth: int =
     try:
         work.mkdir(parents=True, exist_ok=True)
         (work / f"{top}.il").write_text(il)
-        (work / f"{top}.sby").write_text(sby_text(top, mode, depth, solver=solver))
+        (work / f"{top}.sby").write_text(sby_text(top, mode, depth, solver=solver, memory_map=memory_map))
         # own process group: on a timeout, the solver processes under sby are stopped too
         proc = subprocess.Popen([_sby_exe(), *_tool_args(), "-f", f"{top}.sby"], cwd=work, env=tool_env(),
                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

@@ -16,7 +16,19 @@ tokens), for a watched CT1 cluster ``watch`` (a free constant) the ``ap[0]`` of 
 column ``watch`` equals 1.0 times the tokens of the batch with ``ct1 == watch`` (both slots of a
 beat, the second only while the batch has tokens left). Pairs x1 == x3 in one beat go through the
 merge unit, the same cluster on consecutive beats through the forwarding, so both are in the
-property; ``_faults={"merge"}`` / ``{"forward"}`` (the ablations of ``hdl.pag``) fail it."""
+property; ``_faults={"merge"}`` / ``{"forward"}`` (the ablations of ``hdl.pag``) fail it.
+
+``cim_bypass`` — a CIM token never reads a stale node: in every layer ``j``, for a watched
+address ``watch<j>`` of memory ``j`` (free constants, so every address is covered), a shadow
+register follows the memory's write port (sweep and allocations; reset does not clear a memory,
+so neither is the shadow, and both start at zero) and, whenever a live token (``q<j>_valid`` and
+not dead) is resolved at that address, the node it uses (``q<j>_hit``, ``q<j>_ptr``: the
+registered memory word or one of the two bypassed allocations) equals the shadow: the entry is
+valid exactly when the shadow's epoch is the current run's, and then its child pointer is the
+shadow's (the source keeps the CIM protocol: ``protocol_error`` stays low). These are internal
+signals of ``hdl.cim`` (found by name in the elaborated fragment).
+``_bypass=False`` (the ablation: the word read before an earlier token's write landed) fails it:
+two tokens in a row with the same hash value at layer 0 already see it."""
 
 from __future__ import annotations
 
@@ -25,7 +37,7 @@ from amaranth.lib import wiring
 
 from .harness import HarnessEnv
 
-__all__ = ["cag_counts", "cag_counts_free", "pag_updates", "pag_updates_free"]
+__all__ = ["cag_counts", "cag_counts_free", "cim_bypass", "cim_bypass_free", "pag_updates", "pag_updates_free"]
 
 
 def cag_counts_free(dut: wiring.Component) -> dict[str, object]:
@@ -88,3 +100,47 @@ def pag_updates(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
         m.d.comb += Assert(ap.payload.ap[0] == batch_count * one,
                            "pag: AP of the watched cluster is 1.0 per token of the batch")
     m.d.comb += Cover(watched_out & (batch_count >= 2), "cover ap: watched AP of 2 or more tokens")
+
+
+def cim_bypass_free(dut: wiring.Component) -> dict[str, object]:
+    """The free constants of :func:`cim_bypass`: one address per layer memory."""
+    return {f"watch{j}": unsigned(max(1, (depth - 1).bit_length())) for j, depth in enumerate(dut.layer_depths)}
+
+
+def _memory_write_port(env: HarnessEnv, name: str):
+    """The (only) write port of the dut's memory submodule ``name`` (its ``MemoryInstance`` may sit
+    one level down, under ``lib.memory.Memory``'s own fragment)."""
+    assert env.fragment is not None
+    todo = [sub for sub, sub_name, _ in env.fragment.subfragments if sub_name == name]
+    while todo:
+        frag = todo.pop()
+        if hasattr(frag, "_write_ports"):
+            (port,) = frag._write_ports  # one write port per layer memory (hdl.cim)
+            return port
+        todo += [sub for sub, _, _ in frag.subfragments]
+    raise LookupError(f"no memory {name!r} in the dut")
+
+
+def cim_bypass(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
+    epoch = env.signal("epoch")
+    # the documented contract: clear only while idle, each lane continues its token (a violation
+    # raises the sticky protocol_error; clear while busy also drops the bypass registers)
+    m.d.comb += Assume(~dut.protocol_error, "cim: the source keeps the protocol")
+    for j, depth in enumerate(dut.layer_depths):
+        watch = env.free[f"watch{j}"]
+        m.d.comb += Assume(watch < depth, f"watch{j} is an address of memory {j}")
+        port = _memory_write_port(env, f"layer{j}")
+        shadow = Signal(len(port._data), name=f"shadow{j}", reset_less=True)  # memory init: zeros
+        with m.If(port._en.any() & (port._addr == watch)):
+            m.d.sync += shadow.eq(port._data)
+        ptr = env.signal(f"q{j}_ptr")
+        sh_ptr, sh_epoch = shadow[:len(ptr)], shadow[len(ptr):]  # entry layout {ptr, epoch}
+        hit = env.signal(f"q{j}_hit")
+        live = (env.running & env.signal(f"q{j}_valid") & ~env.signal(f"q{j}_dead")
+                & (env.signal(f"q{j}_addr") == watch))
+        with m.If(live):
+            m.d.comb += [Assert(hit == (sh_epoch == epoch), f"cim layer {j}: node valid flag is stale"),
+                         Assert(~hit | (ptr == sh_ptr), f"cim layer {j}: child pointer is stale")]
+        if j == 0:
+            # reachability: a token resolved at an address written in this run (the bypass cases)
+            m.d.comb += Cover(live & hit, "cover q0: token uses a node of this run")

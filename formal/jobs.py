@@ -15,7 +15,8 @@ from typing import Any
 from amaranth.lib import wiring
 
 from .harness import FormalResult, check
-from .invariants import cag_counts, cag_counts_free, pag_updates, pag_updates_free
+from .invariants import cag_counts, cag_counts_free, cim_bypass, cim_bypass_free, pag_updates, pag_updates_free
+from .ready import READY_FANIN, ReadyWaitsForValid, check_ready
 
 __all__ = ["Job", "JOBS", "MUTANTS", "SKIPPED", "run_job", "select"]
 
@@ -40,6 +41,11 @@ class Job:
     what: str = "stream rules"
     #: depth of the reachability run of ``--cover`` (0: none; a k-induction proof needs none)
     cover_depth: int = 0
+    #: memories as flip-flops in the solver model (small memories: much faster, see formal.harness)
+    memory_map: bool = False
+    #: "sby" (SymbiYosys on the harness) or "ready" (the structural ready fan-in check of
+    #: formal.ready; ``build`` gives the components and their documented fan-in)
+    kind: str = "sby"
 
     def component(self) -> wiring.Component:
         if self.build is not None:
@@ -55,6 +61,15 @@ def _cag(**kwargs: Any) -> Callable[[], wiring.Component]:
         from hdl.cag import CentroidAggregator
 
         return CentroidAggregator(**kwargs)
+
+    return build
+
+
+def _cim(**kwargs: Any) -> Callable[[], wiring.Component]:
+    def build() -> wiring.Component:
+        from hdl.cim import ClusterIndexModule
+
+        return ClusterIndexModule(**kwargs)
 
     return build
 
@@ -82,6 +97,24 @@ def _softmax_pv(softmax: bool) -> Callable[[], wiring.Component]:
     return build
 
 
+def _ready_all() -> list[tuple[str, wiring.Component, dict]]:
+    """Every job's block with a documented ready promise (formal.ready.READY_FANIN)."""
+    return [(j.name, j.component(), READY_FANIN[j.name]) for j in JOBS if j.name in READY_FANIN]
+
+
+def _ready_mutant() -> list[tuple[str, wiring.Component, dict]]:
+    return [("cag", ReadyWaitsForValid(_cag(**CAG_SMALL)(), "i"), READY_FANIN["cag"])]
+
+
+def _run_ready(job: Job) -> FormalResult:
+    assert job.build is not None
+    results = [check_ready(component, name, fanin) for name, component, fanin in job.build()]
+    failed = [f"{r.name}: {r.detail}" for r in results if r.status != "PASS"]
+    ports = [(f"{r.name}.{p}", k) for r in results for p, k in r.ports]
+    return FormalResult(job.name, ports if len(results) == 1 else [(f"{len(ports)} sinks", "in")], "struct", 0,
+                        "FAIL" if failed else "PASS", sum(r.seconds for r in results), "; ".join(failed))
+
+
 #: small configurations (those of tests/test_cocotb_*.py or smaller)
 # (CIM: few nodes, so that its memory sweep after reset ends within the cover depth)
 CIM_SMALL = {"hash_len": 3, "hash_width": 2, "max_tokens": 8, "max_clusters": 4, "epoch_bits": 1}
@@ -91,6 +124,11 @@ LATTE_SMALL = {"n_max": 2, "d_h": 2, "lanes": 2}
 MCA_SMALL = {"d_in": 4, "d": 2, "n_max": 4, "m_max": 4, "lanes": 1}
 EATT_SMALL = {"d_in": 4, "d": 2, "n_max": 4}
 CAG_COUNTS = {"dim": 1, "max_clusters": 4, "max_tokens": 32}
+# 1-bit hashes: every token shares nodes, so reads of in-flight allocations are common; a 4-entry
+# sweep after reset; 2 epoch bits, so a second run sees the first run's entries as stale
+CIM_BYPASS = {"hash_len": 3, "hash_width": 1, "max_tokens": 8, "max_clusters": 4, "nodes_per_layer": 2,
+              "epoch_bits": 2}
+CIM_BYPASS_DEPTH = 16  # steps 0-15 in ~2 min; each further step about doubles the time
 PAG_UPDATES_DEPTH = 18  # the ablations fail at steps 14 and 15
 PAG_UPDATES = {"b": 1, "k1_max": 2, "k2_max": 2, "n_max": 4, "ap_width": 20}
 SA_SMALL = {"b": 2, "d": 4, "acc_width": 30, "score_width": 10, "score_frac": 4, "hash_width": 4, "den_width": 18}
@@ -118,6 +156,13 @@ JOBS: list[Job] = [
     Job("pag_updates", "pag", mode="bmc", depth=PAG_UPDATES_DEPTH, build=_pag(**PAG_UPDATES), static=("k1", "k2", "n"),
         properties=pag_updates, free=pag_updates_free, what="stream rules + no lost AP update",
         cover_depth=PAG_UPDATES_DEPTH),
+    # a CIM token never reads a stale node (the write bypass covers in-flight allocations)
+    Job("cim_bypass", "cim", mode="bmc", depth=CIM_BYPASS_DEPTH, build=_cim(**CIM_BYPASS), properties=cim_bypass,
+        free=cim_bypass_free, what="stream rules + no stale node read", cover_depth=CIM_BYPASS_DEPTH,
+        memory_map=True),
+    # what every sink promises about ready: its combinational fan-in (formal.ready), structural
+    Job("ready", "(all)", mode="struct", depth=0, build=_ready_all, kind="ready", fast=True,
+        what="ready fan-in (formal.ready table)"),
 ]
 
 #: the invariants on the hdl.cag and hdl.pag ablations: each must FAIL (the properties can see the bugs)
@@ -132,6 +177,10 @@ MUTANTS: list[Job] = [
     Job("pag_updates_no_forward", "pag", mode="bmc", depth=PAG_UPDATES_DEPTH,
         build=_pag(frozenset({"forward"}), **PAG_UPDATES), static=("k1", "k2", "n"), properties=pag_updates,
         free=pag_updates_free, what="must FAIL: no write-back forwarding"),
+    Job("cim_bypass_no_bypass", "cim", mode="bmc", depth=CIM_BYPASS_DEPTH, build=_cim(**CIM_BYPASS, _bypass=False),
+        properties=cim_bypass, free=cim_bypass_free, what="must FAIL: no write bypass", memory_map=True),
+    Job("ready_waits_for_valid", "cag", mode="struct", depth=0, build=_ready_mutant, kind="ready",
+        what="must FAIL: cag i.ready & i.valid"),
 ]
 
 #: blocks with stream ports left out, and why
@@ -151,6 +200,9 @@ def select(names: list[str] | None = None, *, fast: bool = False, mutants: bool 
 
 
 def run_job(job: Job, *, timeout: float = 900.0, mode: str | None = None, depth: int | None = None) -> FormalResult:
+    if job.kind == "ready":
+        return _run_ready(job)
     dut = job.component()
     return check(dut, job.name, mode=mode or job.mode, depth=depth or job.depth, static=job.static,
-                 timeout=timeout, properties=job.properties, free=job.free(dut) if job.free else None)
+                 timeout=timeout, properties=job.properties, free=job.free(dut) if job.free else None,
+                 memory_map=job.memory_map)

@@ -33,6 +33,12 @@ Issue 14 additions:
   per method and embedding-cosine budget, the least-work global setting meeting it next to the
   calibrated file fitted for that budget, with the work left (``MethodSpec.work_figures``).
 
+Speed (issue 14): the exact activations of every text are cached on disk (:func:`cached_trace`,
+keyed by a content hash); CTA and MCA have a batch form (``MethodSpec.batch``) used for the real
+heads and the embeddings: CTA clusters a layer input once per width and runs the 12 heads as one
+batch, MCA keeps each real head's attention matrix across its settings and seeds and draws its
+samples through a lookup table; both give the per-head results (checked by the tests).
+
 The float CTA of the report is :func:`golden.calibrate.cta_fast`, the same algorithm as
 :func:`golden.cta.cta_float` computed from Q, K, V (equal to 1e-9, checked by the tests); the float
 MCA is :func:`golden.calibrate.mca_fast` (equal to :func:`golden.mca.mca_float` to 1e-12).
@@ -114,6 +120,10 @@ class MethodSpec:
     seed_offset: int = 0
     #: named work figures of the operating-point table (fractions of the exact work)
     work_figures: Callable[[Mapping[str, float]], dict[str, float]] = lambda work: {}
+    #: batch(heads, settings, reuse) -> results: the float model on heads of one layer sharing the
+    #: same inputs (same results as calling it per head; used for real heads and the embeddings);
+    #: reuse: the head objects live for the whole run (their per-head precomputation may be kept)
+    batch: Callable[[Sequence[HeadInputs], Sequence[dict[str, Any]], bool], list[MethodResult]] | None = None
 
 
 @dataclass(frozen=True)
@@ -202,16 +212,19 @@ def _load_cta_params(path: str) -> Any:
     return _load_params(path)
 
 
+def _mca_macs(head: HeadInputs, res: MethodResult) -> MethodResult:
+    d_v = head.wv.shape[1]
+    work = dict(res.work)
+    work["encoding_macs"] = float(work["mean_r"]) * head.n * d_v
+    work["encoding_macs_exact"] = float(head.n * head.d_in * d_v)
+    return MethodResult(res.out, work)
+
+
 def _mca_with_macs(fn: Method) -> Method:
     """MCA model whose ``work`` also holds the encoding MACs (Σ r_j · d_v) and the exact ones
     (n · d_in · d_v), so that the report's FLOPs fraction is a ratio of totals like CTA's and LATTE's."""
     def run(head: HeadInputs, **settings: Any) -> MethodResult:
-        res = fn(head, **settings)
-        d_v = head.wv.shape[1]
-        work = dict(res.work)
-        work["encoding_macs"] = float(work["mean_r"]) * head.n * d_v
-        work["encoding_macs_exact"] = float(head.n * head.d_in * d_v)
-        return MethodResult(res.out, work)
+        return _mca_macs(head, fn(head, **settings))
     return run
 
 
@@ -232,6 +245,20 @@ def _ratio(work: Mapping[str, float], num: str, den: str) -> float:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+def _cta_batch(heads: Sequence[HeadInputs], settings: Sequence[dict[str, Any]], reuse: bool = False
+               ) -> list[MethodResult]:
+    from .calibrate import cta_fast_heads
+
+    return cta_fast_heads(heads, settings)
+
+
+def _mca_batch(heads: Sequence[HeadInputs], settings: Sequence[dict[str, Any]], reuse: bool = False
+               ) -> list[MethodResult]:
+    from .calibrate import mca_fast_heads
+
+    return [_mca_macs(h, r) for h, r in zip(heads, mca_fast_heads(heads, settings, reuse), strict=True)]
 
 
 def _cta_load() -> tuple[Method, Method | None]:
@@ -264,7 +291,7 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
             work_text=lambda w: (f"k0/k1/k2={w.get('k0', 0):.0f}/{w.get('k1', 0):.0f}/{w.get('k2', 0):.0f} "
                                  f"RL={_ratio(w, 'linear_macs', 'linear_macs_exact'):.2f} "
                                  f"RA={_ratio(w, 'attention_ops', 'attention_ops_exact'):.2f}"),
-            cost=1.5, seeded=True, per_head=_cta_per_head,
+            cost=1.5, seeded=True, per_head=_cta_per_head, batch=_cta_batch,
             work_figures=lambda w: {"RA": _ratio(w, "attention_ops", "attention_ops_exact"),
                                     "RL": _ratio(w, "linear_macs", "linear_macs_exact")},
         ),
@@ -303,7 +330,7 @@ def builtin_methods(quick: bool = False) -> list[MethodSpec]:
             work_fraction=lambda w: _ratio(w, "encoding_macs", "encoding_macs_exact"),
             work_text=lambda w: (f"FLOPs x{_ratio(w, 'encoding_macs', 'encoding_macs_exact'):.2f} "
                                  f"(mean r {w.get('mean_r', 0):.0f})"),
-            cost=1.0, seeded=True, seed_offset=1,
+            cost=1.0, seeded=True, seed_offset=1, batch=_mca_batch,
             work_figures=lambda w: {"FLOPs": _ratio(w, "encoding_macs", "encoding_macs_exact")},
         ),
     ]
@@ -338,6 +365,68 @@ def _random_head(rng: np.random.Generator, n: int, d_in: int, d_h: int) -> HeadI
     return HeadInputs(x, x, *w, *b)
 
 
+#: bump when the cached trace layout changes
+_TRACE_CACHE_VERSION = 1
+
+
+def trace_cache_dir() -> Path | None:
+    """Where exact-model activations are cached on disk: ``$ATTN_RTL_CACHE/activations`` or
+    ``~/.cache/attn-rtl/activations``; ``ATTN_RTL_CACHE=off`` disables the cache."""
+    root = os.environ.get("ATTN_RTL_CACHE")
+    if root is not None and root.strip().lower() in ("", "0", "off", "none"):
+        return None
+    return (Path(root) if root else Path.home() / ".cache" / "attn-rtl") / "activations"
+
+
+def _trace_key(text: str) -> str:
+    """Content hash of the text and of the weights/tokenizer files (size, mtime) it was traced with."""
+    import hashlib
+
+    from .minilm import model_dir
+
+    h = hashlib.sha256(f"v{_TRACE_CACHE_VERSION}\0".encode())
+    for name in ("model.safetensors", "tokenizer.json"):
+        st = (model_dir() / name).stat()
+        h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+    h.update(text.encode("utf-8"))
+    return h.hexdigest()[:40]
+
+
+def cached_trace(model: Any, text: str) -> Any:
+    """``model.trace(text)`` through the on-disk cache (:func:`trace_cache_dir`): the exact forward
+    pass of each text is computed once per machine; the arrays are stored as float64, so a cached
+    trace equals a fresh one bit for bit. Also fills the model's in-memory trace cache."""
+    from .minilm import LayerTrace, Trace
+
+    if text in model._trace_cache:
+        return model._trace_cache[text]
+    root = trace_cache_dir()
+    if root is None:
+        return model.trace(text)
+    path = root / f"{_trace_key(text)}.npz"
+    try:
+        with np.load(path) as z:
+            layers = tuple(LayerTrace(x=z[f"x{i}"], q=z[f"q{i}"], k=z[f"k{i}"], v=z[f"v{i}"], ctx=z[f"ctx{i}"])
+                           for i in range(int(z["n_layers"])))
+            tr = Trace(ids=tuple(int(i) for i in z["ids"]), layers=layers, hidden=z["hidden"],
+                       embedding=z["embedding"])
+    except (OSError, KeyError, ValueError):  # missing or unreadable: recompute and (re)write
+        tr = model.trace(text)
+        arrays: dict[str, np.ndarray] = {"ids": np.asarray(tr.ids, dtype=np.int64), "hidden": tr.hidden,
+                                         "embedding": tr.embedding, "n_layers": np.asarray(len(tr.layers))}
+        for i, lt in enumerate(tr.layers):
+            arrays.update({f"x{i}": lt.x, f"q{i}": lt.q, f"k{i}": lt.k, f"v{i}": lt.v, f"ctx{i}": lt.ctx})
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)   # atomic: two workers may write the same entry
+        except OSError:
+            pass  # a read-only home: run without the disk cache
+    model._trace_cache[text] = tr
+    return tr
+
+
 def _prepare(cfg: AccuracyConfig) -> _Data:
     from .corpus import CALIBRATION, corpus, evaluation_texts
     from .minilm import N_HEADS, N_LAYERS, MiniLM
@@ -349,6 +438,8 @@ def _prepare(cfg: AccuracyConfig) -> _Data:
         texts = evaluation_texts(True) if cfg.quick else (evaluation_texts() if cfg.full else corpus())
     layers = cfg.layers if cfg.layers is not None else tuple(range(N_LAYERS))
     calib = cfg.calibration_texts if cfg.calibration_texts is not None else CALIBRATION
+    for text in (*texts, *calib):
+        cached_trace(model, text)   # the exact activations, from the disk cache when present
     real = []
     for ti, text in enumerate(texts):
         tr = model.trace(text)
@@ -439,9 +530,10 @@ def _eval_heads(spec: MethodSpec, fn: Method, fixed: Method | None, heads: Seque
     fx_rel, fx_cos, fx_vs_fl = [], [], []
     fixed_error = None
     t0 = time.perf_counter()
-    for head in heads:
+    batched = _batched_results(spec, heads, settings)
+    for hi, head in enumerate(heads):
         kw = settings.for_head(head)
-        res = fn(head.inputs, **kw)
+        res = batched[hi] if batched is not None else fn(head.inputs, **kw)
         out = np.asarray(res.out, dtype=np.float64)
         if out.shape != head.exact.shape or not np.all(np.isfinite(out)):
             raise ValueError(f"{spec.name} returned a {out.shape} output with non-finite values or a wrong shape "
@@ -477,10 +569,54 @@ def _eval_heads(spec: MethodSpec, fn: Method, fixed: Method | None, heads: Seque
     return result
 
 
-def _eval_embedding(fn: Method, settings: _Settings, data: _Data) -> dict[str, Any]:
+def _batched_results(spec: MethodSpec, heads: Sequence[_Head], settings: _Settings) -> list[MethodResult] | None:
+    """The float model's results on real heads through ``spec.batch``, one call per (text, layer)
+    group (the heads of a layer share their inputs); None when the method has no batch form."""
+    if spec.batch is None or not heads or any(h.key[0] != "real" for h in heads):
+        return None
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, h in enumerate(heads):
+        groups.setdefault(h.key[:3], []).append(i)
+    out: list[MethodResult | None] = [None] * len(heads)
+    for idx in groups.values():
+        res = spec.batch([heads[i].inputs for i in idx], [settings.for_head(heads[i]) for i in idx], True)
+        for i, r in zip(idx, res, strict=True):
+            out[i] = r
+    return out  # type: ignore[return-value]
+
+
+def _embed(model: Any, texts: Sequence[str], fn: Method, settings_for: Callable[[int, int], dict[str, Any]],
+           batch: Callable[..., list[MethodResult]] | None) -> np.ndarray:
+    """``model.embed(texts, head_fn=fn, settings_for=...)``, with the 12 heads of a layer through
+    ``batch`` when the method has one (the same embeddings, several times faster for CTA)."""
+    if batch is None:
+        return _embed_per_head(model, texts, fn, settings_for)
+    from .minilm import N_HEADS
+
+    rows = []
+    for text in texts:
+        x = model._embed_tokens(model.tokenize(text))
+        for li, lw in enumerate(model.layers):
+            res = batch([lw.head(x, h) for h in range(N_HEADS)], [settings_for(li, h) for h in range(N_HEADS)],
+                        False)
+            ctx = np.stack([np.asarray(r.out, dtype=np.float64) for r in res])
+            if ctx.shape != (N_HEADS, x.shape[0], lw.wq.shape[1] // N_HEADS):
+                raise ValueError(f"batched head outputs of layer {li} have shape {ctx.shape}")
+            x = model._finish_layer(lw, x, ctx)
+        rows.append(model._pool(x))
+    return np.stack(rows)
+
+
+def _embed_per_head(model: Any, texts: Sequence[str], fn: Method,
+               settings_for: Callable[[int, int], dict[str, Any]]) -> np.ndarray:
+    return model.embed(list(texts), head_fn=fn, settings_for=settings_for)
+
+
+def _eval_embedding(fn: Method, settings: _Settings, data: _Data, batch: Callable[..., Any] | None = None
+                    ) -> dict[str, Any]:
     t0 = time.perf_counter()
     try:
-        emb = data.model.embed(list(data.texts), head_fn=fn, settings_for=settings.real)
+        emb = _embed(data.model, data.texts, fn, settings.real, batch)
     except NotImplementedError as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     cos = [float(np.dot(a, b)) for a, b in zip(emb, data.exact_embeddings, strict=True)]
@@ -511,7 +647,7 @@ def _run_task(task: _Task) -> tuple[_Task, dict[str, Any]]:
     if task.kind == "random":
         return task, _eval_heads(spec, fn, fixed if task.with_fixed else None, data.random, settings, data.layers)
     if task.kind == "embed_float":
-        return task, _eval_embedding(fn, settings, data)
+        return task, _eval_embedding(fn, settings, data, spec.batch)
     return task, _eval_embedding(fixed, settings, data)
 
 

@@ -42,6 +42,7 @@ from .lsh import LSHParams, centroids, cluster_indices, lsh_hash, make_lsh_param
 from .reference import HeadInputs, MethodResult
 
 __all__ = ["single_thread_blas", "GRID", "QUICK_GRID", "CALIB_SEEDS", "CalibConfig", "cta_core", "cta_fast",
+           "cta_fast_heads", "mca_fast_heads", "cta_error_contributions",
            "embed_cta", "HeadTable", "build_table", "select_error", "select_lagrange", "calibrate_cta", "table_point"]
 
 #: default width grid per level (w0 queries, w1 keys/values, w2 residuals)
@@ -151,6 +152,48 @@ def cta_fast(head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 
     return MethodResult(out, work)
 
 
+def cta_fast_heads(heads: Sequence[HeadInputs], settings: Sequence[dict[str, Any]], reuse: bool = False
+                   ) -> list[MethodResult]:
+    """:func:`cta_fast` on several heads of one layer (same ``x_q`` and ``x_kv`` objects, as
+    ``MiniLM.head_inputs`` gives): one clustering per distinct (l, widths, seed) serves every head
+    that uses it and those heads run as one batch (same outputs as :func:`cta_fast` to ~1e-12).
+    Heads that do not share the first head's inputs fall back to :func:`cta_fast`. ``reuse`` is
+    accepted for the report's batch interface (nothing per head is worth keeping here)."""
+    if len(heads) != len(settings):
+        raise ValueError(f"{len(heads)} heads but {len(settings)} settings")
+    out: list[MethodResult | None] = [None] * len(heads)
+    if not heads:
+        return []
+    x_q, x_kv = heads[0].x_q, heads[0].x_kv
+    groups: dict[tuple[int, tuple[float, float, float], int], list[int]] = {}
+    for i, (head, kw) in enumerate(zip(heads, settings, strict=True)):
+        rest = {k: v for k, v in kw.items() if k not in ("l", "widths", "seed")}
+        if rest:
+            raise TypeError(f"cta_fast got unknown settings: {sorted(rest)}")
+        if head.x_q is not x_q or head.x_kv is not x_kv:  # not one layer's heads: no sharing
+            out[i] = cta_fast(head, **kw)
+            continue
+        key = (int(kw.get("l", 6)), widths_triple(kw.get("widths", 4.0)), int(kw.get("seed", 0)))
+        groups.setdefault(key, []).append(i)
+    for (l, widths, seed), idx in groups.items():
+        params = _lsh_params(x_q.shape[1], l, widths, seed)
+        ct0, k0, ct1, k1, ct2, k2 = _clusters(x_q, x_kv, params)
+        hs = [heads[i] for i in idx]
+        m, n, d_h, d_v = x_q.shape[0], x_kv.shape[0], hs[0].d_h, hs[0].wv.shape[1]
+        # the projections of all heads of the group as one product each: (m, H·d) -> (H, m, d)
+        q = (x_q @ np.concatenate([h.wq for h in hs], 1) + np.concatenate([h.bq for h in hs]))
+        k = (x_kv @ np.concatenate([h.wk for h in hs], 1) + np.concatenate([h.bk for h in hs]))
+        v = (x_kv @ np.concatenate([h.wv for h in hs], 1) + np.concatenate([h.bv for h in hs]))
+        q = q.reshape(m, len(hs), d_h).transpose(1, 0, 2)
+        k = k.reshape(n, len(hs), d_h).transpose(1, 0, 2)
+        v = v.reshape(n, len(hs), d_v).transpose(1, 0, 2)
+        res = cta_core(q, k, v, ct0, k0, ct1, k1, ct2, k2)
+        work = cta_work(m, n, x_q.shape[1], d_h, d_v, k0, k1, k2, params[0].length)
+        for j, i in enumerate(idx):
+            out[i] = MethodResult(res[j], dict(work))
+    return [r for r in out if r is not None]
+
+
 @lru_cache(maxsize=4096)
 def _lsh_params(d_in: int, l: int, widths: tuple[float, float, float], seed: int) -> tuple[LSHParams, ...]:
     return make_lsh_params(d_in, l=l, widths=widths, seed=seed)
@@ -200,11 +243,12 @@ class _LayerClusters:
         return (*self.level(0, w0), *self.level(1, w1), *self.level(2, w2, w1))
 
 
-def embed_cta(model: Any, texts: Sequence[str], widths_for: Callable[[int, int], Sequence[float]], *,
+def embed_cta(model: Any, texts: Sequence[str], widths_for: Callable[[int, int], Sequence[float] | None], *,
               seed: int = 0, l: int = 6) -> np.ndarray:
     """Sentence embeddings with float CTA in every layer and head, ``widths_for(layer, head)`` ->
     (w0, w1, w2); equal to ``model.embed(texts, head_fn=golden.cta.cta_float, settings_for=...)``
-    (to ~1e-12) but several times faster (one clustering per layer and width, heads batched)."""
+    (to ~1e-12) but several times faster (one clustering per layer and width, heads batched).
+    ``widths_for`` returning None leaves that head exact (for the error-contribution studies)."""
     from .minilm import D_HEAD, N_HEADS
 
     cache = _LSHCache(model.layers[0].wq.shape[0], l)
@@ -217,12 +261,18 @@ def embed_cta(model: Any, texts: Sequence[str], widths_for: Callable[[int, int],
             k = (x @ lw.wk + lw.bk).reshape(n, N_HEADS, D_HEAD).transpose(1, 0, 2)
             v = (x @ lw.wv + lw.bv).reshape(n, N_HEADS, D_HEAD).transpose(1, 0, 2)
             lc = _LayerClusters(x, seed, cache)
-            groups: dict[tuple[float, ...], list[int]] = {}
+            groups: dict[tuple[float, ...] | None, list[int]] = {}
             for h in range(N_HEADS):
-                groups.setdefault(tuple(float(w) for w in widths_for(li, h)), []).append(h)
+                wf = widths_for(li, h)
+                groups.setdefault(None if wf is None else tuple(float(w) for w in wf), []).append(h)
             ctx = np.empty((N_HEADS, n, D_HEAD))
             for widths, heads in groups.items():
-                ctx[heads] = cta_core(q[heads], k[heads], v[heads], *lc.triple(widths))
+                if widths is None:   # exact softmax attention
+                    s = q[heads] @ k[heads].transpose(0, 2, 1) / math.sqrt(D_HEAD)
+                    e = np.exp(s - s.max(axis=-1, keepdims=True))
+                    ctx[heads] = (e / e.sum(axis=-1, keepdims=True)) @ v[heads]
+                else:
+                    ctx[heads] = cta_core(q[heads], k[heads], v[heads], *lc.triple(widths))
             x = model._finish_layer(lw, x, ctx)
         rows.append(model._pool(x))
     return np.stack(rows) if rows else np.zeros((0, model.layers[0].wq.shape[0]))
@@ -481,7 +531,10 @@ def _sampling_table(w: np.ndarray, cdf_bits: int) -> Any:
     if key not in _TABLES:
         if len(_TABLES) > 4096:
             _TABLES.clear()
-        _TABLES[key] = make_sampling_table(w, cdf_bits=cdf_bits)
+        table = make_sampling_table(w, cdf_bits=cdf_bits)
+        # every cdf_bits-bit draw -> its row: the inverse-CDF search as one lookup table
+        lut = np.searchsorted(table.cdf, np.arange(1 << table.cdf_bits), side="right")
+        _TABLES[key] = (table, lut)
     return _TABLES[key]
 
 
@@ -490,16 +543,52 @@ def mca_fast(head: HeadInputs, *, alpha: float = 0.4, seed: int = 1, cdf_bits: i
     """:func:`golden.mca.mca_float` (same settings and ``work``, same output to ~1e-12) with the PRNG
     stream and the sampling table cached and the sampled sums as one product with the per-token draw
     counts (the report runs every MCA point with several seeds)."""
-    from .mca import PRNG_WARMUP, _attention, _check_alpha, _check_seed, _work, sample_counts_float
-
     if settings:
         raise TypeError(f"mca_fast got unknown settings: {sorted(settings)}")
+    return _mca_from_attention(head, _mca_attention(head), alpha, seed, cdf_bits)
+
+
+def _mca_attention(head: HeadInputs) -> np.ndarray:
+    """golden.mca._attention without the unused V projection (same operations, same result)."""
+    from .reference import softmax
+
+    q, k = head.x_q @ head.wq + head.bq, head.x_kv @ head.wk + head.bk
+    return softmax(q @ k.T / math.sqrt(q.shape[1]))
+
+
+_MCA_ATT: dict[int, tuple[HeadInputs, np.ndarray]] = {}
+
+
+def mca_fast_heads(heads: Sequence[HeadInputs], settings: Sequence[dict[str, Any]], reuse: bool = False
+                   ) -> list[MethodResult]:
+    """:func:`mca_fast` per head; ``reuse``: the heads are long-lived objects (the report's real
+    heads), so their attention matrix (independent of α and the seed) is kept and reused."""
+    out = []
+    for head, kw in zip(heads, settings, strict=True):
+        if not reuse:
+            out.append(mca_fast(head, **kw))
+            continue
+        hit = _MCA_ATT.get(id(head))
+        if hit is None or hit[0] is not head:   # the stored head object keeps its id unique
+            if len(_MCA_ATT) > 8192:
+                _MCA_ATT.clear()
+            hit = _MCA_ATT[id(head)] = (head, _mca_attention(head))
+        rest = {k: v for k, v in kw.items() if k not in ("alpha", "seed", "cdf_bits")}
+        if rest:
+            raise TypeError(f"mca_fast got unknown settings: {sorted(rest)}")
+        out.append(_mca_from_attention(head, hit[1], kw.get("alpha", 0.4), kw.get("seed", 1),
+                                       kw.get("cdf_bits", 16)))
+    return out
+
+
+def _mca_from_attention(head: HeadInputs, a: np.ndarray, alpha: float, seed: int, cdf_bits: int) -> MethodResult:
+    from .mca import PRNG_WARMUP, _check_alpha, _check_seed, _work, sample_counts_float
+
     alpha, seed = _check_alpha(alpha), _check_seed(seed)
-    table = _sampling_table(head.wv, cdf_bits)
-    a = _attention(head)
+    table, lut = _sampling_table(head.wv, cdf_bits)
     r = sample_counts_float(a, alpha, head.d_in)
     states = _prng_stream(seed, PRNG_WARMUP + int(r.sum()))[PRNG_WARMUP:]
-    idx = np.searchsorted(table.cdf, np.right_shift(states, 32 - table.cdf_bits), side="right")
+    idx = lut[np.right_shift(states, 32 - table.cdf_bits)]   # == searchsorted(cdf, ·, "right"), a gather
     # Σ_k X[j, s_k]·Ws[s_k] = Σ_s count_j(s)·X[j, s]·Ws[s]: one product with the draw counts per token
     token = np.repeat(np.arange(head.n), r)
     counts = np.bincount(token * head.d_in + idx, minlength=head.n * head.d_in).reshape(head.n, head.d_in)
@@ -749,3 +838,55 @@ def calibrate_knob(cfg: KnobConfig, *, budget_error: float | None = None, budget
     params = HeadParams(method=table.method, key=table.key, values=np.asarray(values, dtype=np.float64),
                         budget=budget, seeds=tuple(seeds), calibration=summary)
     return params, summary
+
+
+# -- where the CTA error comes from (issue 14 item 3) ------------------------------------------------
+def cta_error_contributions(model: Any, texts: Sequence[str], widths: np.ndarray, seeds: Sequence[int],
+                            l: int = 6) -> dict[str, Any]:
+    """Sentence-embedding cosine (vs exact, mean over texts and seeds) of per-head widths
+    ``widths`` (n_layers x n_heads x 3) applied everywhere, in one layer only and everywhere but one
+    layer, with each layer's share of the attention work and the per-text cosines: which layers and
+    which texts limit the end-to-end cosine."""
+    from .minilm import N_HEADS, N_LAYERS
+
+    widths = np.asarray(widths, dtype=np.float64)
+    if widths.shape != (N_LAYERS, N_HEADS, 3):
+        raise ValueError(f"widths must have shape ({N_LAYERS}, {N_HEADS}, 3), not {widths.shape}")
+    if not seeds or not texts:
+        raise ValueError("needs at least one text and one seed")
+    exact = model.embed(list(texts))
+
+    def cos(pick: Callable[[int, int], bool]) -> np.ndarray:
+        per_seed = [np.sum(embed_cta(model, texts, lambda li, h: widths[li, h] if pick(li, h) else None,
+                                     seed=s, l=l) * exact, axis=1) for s in seeds]
+        return np.mean(per_seed, axis=0)   # per text, mean over seeds
+
+    everywhere = cos(lambda li, h: True)
+    only = [float(cos(lambda li, h, L=L: li == L).mean()) for L in range(N_LAYERS)]
+    but = [float(cos(lambda li, h, L=L: li != L).mean()) for L in range(N_LAYERS)]
+    att = np.zeros((N_LAYERS, N_HEADS))
+    att_ex = np.zeros((N_LAYERS, N_HEADS))
+    att_text = np.zeros((len(texts), 2))   # per text: attention ops, exact ones (over layers and heads)
+    cache = _LSHCache(model.layers[0].wq.shape[0], l)
+    for ti, text in enumerate(texts):
+        tr = model.trace(text)
+        for li in range(N_LAYERS):
+            lt = tr.layers[li]
+            n, d = lt.x.shape[0], lt.q.shape[-1]
+            for s in seeds:
+                lc = _LayerClusters(lt.x, s, cache)
+                for h in range(N_HEADS):
+                    _, k0, _, k1, _, k2 = lc.triple(widths[li, h])
+                    w = cta_work(n, n, lt.x.shape[1], d, d, k0, k1, k2, l)
+                    att[li, h] += w["attention_ops"] / len(seeds)
+                    att_ex[li, h] += w["attention_ops_exact"] / len(seeds)
+                    att_text[ti] += (w["attention_ops"] / len(seeds), w["attention_ops_exact"] / len(seeds))
+    return {"texts": len(texts), "seeds": [int(s) for s in seeds],
+            "tokens": [len(model.tokenize(t)) for t in texts],
+            "cosine_everywhere": float(everywhere.mean()), "cosine_per_text": everywhere.tolist(),
+            "cosine_only_layer": only, "cosine_all_but_layer": but,
+            "RA": float(att.sum() / att_ex.sum()),
+            "RA_per_layer": (att.sum(axis=1) / att_ex.sum(axis=1)).tolist(),
+            "work_share_per_layer": (att.sum(axis=1) / att.sum()).tolist(),
+            "RA_per_head": (att / att_ex).tolist(),
+            "attention_ops_per_text": att_text[:, 0].tolist(), "attention_ops_exact_per_text": att_text[:, 1].tolist()}

@@ -32,11 +32,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.cim import hash_format, layer_capacities
 
+from .primitives import RegisteredReadMemory
 from .registry import BlockSpec, Param, ParamError
 
 __all__ = ["ClusterIndexModule", "cim_input_layout"]
@@ -163,13 +163,15 @@ class ClusterIndexModule(wiring.Component):
         l, caps, E = self._l, self._caps, self._epoch_bits
         ptr_bits = [_bits(c) for c in caps]
         layouts = [data.StructLayout({"ptr": unsigned(pb), "epoch": unsigned(E)}) for pb in ptr_bits]
-        rd, wr = [], []
+        # Layer memories with a registered read (hdl.primitives: on ECP5 a DP16KD with its output
+        # register when deeper than LUTRAM_MAX_DEPTH): the thread's q_entry register *is* that
+        # output register, so latency and cycle counts are unchanged.
+        mems = []
         for j in range(l):
-            mem = Memory(shape=layouts[j], depth=self._depths[j], init=[])
+            mem = RegisteredReadMemory(width=layouts[j].size, depth=self._depths[j])
             m.submodules[f"layer{j}"] = mem
-            wr.append(mem.write_port())
-            rd.append(mem.read_port(domain="sync"))
-        abits = [len(r.addr) for r in rd]
+            mems.append(mem)
+        abits = [len(mm.r_addr) for mm in mems]
 
         # Run state.
         sweeping = Signal(init=1)
@@ -187,7 +189,7 @@ class ClusterIndexModule(wiring.Component):
                     Signal(abits[j], name=f"{prefix}{j}_addr"))
         r = [stage("r", j) for j in range(l)]
         q = [stage("q", j) for j in range(l)]
-        q_entry = [Signal(layouts[j], name=f"q{j}_entry") for j in range(l)]
+        q_entry = [data.View(layouts[j], mems[j].r_data) for j in range(l)]   # loaded with step
         # The last allocation of each layer (its write lands after the r token's read).
         last_w = [(Signal(name=f"w{j}_valid"), Signal(abits[j], name=f"w{j}_addr"),
                    Signal(ptr_bits[j], name=f"w{j}_ptr")) for j in range(l)]
@@ -264,9 +266,9 @@ class ClusterIndexModule(wiring.Component):
             # Write port: sweep, else the allocation of this step. (Mux expressions, not m.If: a
             # Verilog always @* whose inputs stay constant from time 0 is never evaluated by Icarus.)
             m.d.comb += [
-                wr[j].addr.eq(Mux(sweeping, sweep_addr[: abits[j]], qa)),
-                wr[j].data.eq(Mux(sweeping, 0, Cat(alloc[j][: ptr_bits[j]], epoch))),
-                wr[j].en.eq(Mux(sweeping, sweep_in_range, step & do_alloc)),
+                mems[j].w_addr.eq(Mux(sweeping, sweep_addr[: abits[j]], qa)),
+                mems[j].w_data.eq(Mux(sweeping, 0, Cat(alloc[j][: ptr_bits[j]], epoch))),
+                mems[j].w_en.eq(Mux(sweeping, sweep_in_range, step & do_alloc)),
             ]
             wv, wa, wp = last_w[j]
             with m.If(step):
@@ -288,11 +290,12 @@ class ClusterIndexModule(wiring.Component):
             addr = Signal(abits[j], name=f"r{j}_rd_addr")
             hj = hashes[j].as_unsigned()
             m.d.comb += addr.eq(hj if j == 0 else Cat(hj, child[j - 1]))
-            m.d.comb += [rd[j].addr.eq(addr), rd[j].en.eq(step)]
+            # read issued with step; its word enters q_entry at the next step (r -> q); a read of
+            # the word written at the same step is never used (q_bypass[1] covers it)
+            m.d.comb += [mems[j].r_addr.eq(addr), mems[j].r_en.eq(step), mems[j].r_data_en.eq(step)]
             rv, rdd, ra = r[j]
             with m.If(step):
-                m.d.sync += [q[j][0].eq(rv), q[j][1].eq(rdd), q[j][2].eq(ra), q_entry[j].eq(rd[j].data),
-                             ra.eq(addr)]
+                m.d.sync += [q[j][0].eq(rv), q[j][1].eq(rdd), q[j][2].eq(ra), ra.eq(addr)]
                 if j == 0:
                     m.d.sync += [rv.eq(lane0_valid), rdd.eq(tok_count == self._max_tokens)]
                     with m.If(lane0_valid):

@@ -240,10 +240,13 @@ class EattAlign(wiring.Component):
         # adders of stage 1 start from flip-flops. Same cycle as the synchronous read at i_cnt.
         x_in = Mux(in_q, self.xq.payload, self.xkv.payload)
         m.d.comb += [wq_r.addr.eq(i_next), wk_r.addr.eq(i_next)]
-        wq1, wk1 = Signal(wrow, name="wq1"), Signal(wrow, name="wk1")
+        # Plain bit vectors, not ``Signal(wrow)``: the ArrayLayout view emits per-element alias wires
+        # ``wq1[c]`` beside the register ``wq1``, and yosys 0.70's ABC9 reintegration maps the
+        # name "wq1[c]" of both (bit c of wq1, element c) and aborts on eatt (size assertion).
+        wq1, wk1 = Signal(wrow.size, name="wq1"), Signal(wrow.size, name="wk1")
         m.d.sync += [sel1.eq(x_in > self.tau), first1.eq(first_feat), last1.eq(last_feat), q1.eq(is_q),
                      v1.eq(take), j1.eq(j_cnt), wq1.eq(wq_r.data), wk1.eq(wk_r.data)]
-        w_row = Mux(q1, wq1.as_value(), wk1.as_value())  # raw bits of the selected W row
+        w_row = Mux(q1, wq1, wk1)  # raw bits of the selected W row
         new_acc = Signal(arow)
         for c in range(d):
             w_c = w_row[c * f.weight_width:(c + 1) * f.weight_width].as_signed()

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.lut import RecipSpec
@@ -44,7 +43,7 @@ from .arith import ReciprocalScaler, _dsp_pieces
 from .fixed import round_shift_const, saturate, shape_of
 from .pe import PE as _PE
 from .pe import _bits
-from .primitives import registered_multiply
+from .primitives import RegisteredReadMemory, registered_multiply
 from .registry import BlockSpec, Param, ParamError
 
 __all__ = ["PPE", "tag_layout"]
@@ -132,14 +131,16 @@ class PPE(wiring.Component):
         # ---- d_in tiling: partial-sum buffer (one word per beat of a pass) --------------------------
         # A beat with ``accumulate`` adds the previous passes' total read from the buffer; one with
         # ``partial`` writes the new total back and produces no result. The read is issued three
-        # cycles ahead of psum (from the PPE's input tag) and its word lands in flip-flops with no
-        # logic (block-RAM clock-to-out is ~5.7 ns on ECP5), then is selected into ``earlier``.
-        # Pass p+1 reaches beat s at least N + loads >= 2 cycles after pass p did, so the write of
-        # that word may fall in the read's cycle or the next one: those two writes are forwarded.
+        # cycles ahead of psum (from the PPE's input tag) into a RegisteredReadMemory (address and
+        # word registered: on ECP5 the DP16KD output register, so block-RAM clock-to-out never
+        # feeds logic), then is selected into ``earlier``. Pass p+1 reaches beat s at least
+        # N + loads >= 2 cycles after pass p did, so the write of that word may fall in the read's
+        # cycle or the next one: those two writes are forwarded (the primitive leaves a same-cycle
+        # read-during-write unspecified; it is never used).
         depth = cfg.psum_depth
         word = unsigned(cfg.acc_width + 1)
-        m.submodules.psum_buf = buf = Memory(shape=word, depth=depth, init=[])
-        wr, rd = buf.write_port(), buf.read_port(domain="sync")
+        # (on ECP5 a DP16KD when deeper than LUTRAM_MAX_DEPTH, else LUT RAM + fabric register)
+        m.submodules.psum_buf = buf = RegisteredReadMemory(width=cfg.acc_width + 1, depth=depth)
         tag_rd = tags[self.TAG_DELAY - 3]   # three cycles before psum (the input tag)
         beat_count = Signal(range(depth + 1))
         beat_index = Mux(tag_rd.first, 0, beat_count)
@@ -152,16 +153,16 @@ class PPE(wiring.Component):
             m.d.sync += errors[0].eq(0)
         m.d.sync += [errors[1].eq(errors[0]), self.psum_error.eq(errors[1])]
         m.d.sync += [index[k].eq(index[k - 1]) for k in range(1, 4)]
-        m.d.comb += [rd.addr.eq(beat_index), rd.en.eq(1)]
+        rd_addr = Signal(range(depth + 1), name="psum_rd_addr")
+        m.d.comb += [rd_addr.eq(beat_index), buf.r_addr.eq(rd_addr), buf.r_en.eq(1), buf.r_data_en.eq(1)]
         # c (read issued): a write to the same word now is not seen by the read -> remember it.
-        # c+1: the word in flip-flops; a write to it now is remembered as the newer one.
+        # c+1: the word in the output register next; a write to it now is remembered as the newer one.
         # c+2: earlier = newest of (forwarded write, word), masked by accumulate.
         hit_now, data_now = Signal(), Signal(word)
-        m.d.sync += [hit_now.eq(wr.en & (wr.addr == rd.addr)), data_now.eq(wr.data)]
-        read_word, fwd_hit, fwd_word = Signal(word), Signal(), Signal(word)
-        hit_next = wr.en & (wr.addr == index[1])
-        m.d.sync += [read_word.eq(rd.data), fwd_hit.eq(hit_now | hit_next),
-                     fwd_word.eq(Mux(hit_next, wr.data, data_now))]
+        m.d.sync += [hit_now.eq(buf.w_en & (buf.w_addr == buf.r_addr)), data_now.eq(buf.w_data)]
+        read_word, fwd_hit, fwd_word = buf.r_data, Signal(), Signal(word)
+        hit_next = buf.w_en & (buf.w_addr == index[1])
+        m.d.sync += [fwd_hit.eq(hit_now | hit_next), fwd_word.eq(Mux(hit_next, buf.w_data, data_now))]
         tag1, y1 = tags[self.TAG_DELAY - 1], ys[self.TAG_DELAY - 1]   # one cycle before psum
         newest = Mux(fwd_hit, fwd_word, read_word)
         earlier, earlier_sat = Signal(signed(cfg.acc_width)), Signal()
@@ -196,8 +197,8 @@ class PPE(wiring.Component):
         total, o_total = _saturated(m, pass_sum, acc_fmt, "pass_total")
         total_sat = Signal()
         m.d.comb += total_sat.eq(self.psum_sat | earlier_sat | o_total)
-        m.d.comb += [wr.addr.eq(index[3]), wr.data.eq(Cat(total, total_sat)),
-                     wr.en.eq((tag2.op == OP_DF1) & tag2.partial & (index[3] != depth))]
+        m.d.comb += [buf.w_addr.eq(index[3]), buf.w_data.eq(Cat(total, total_sat)),
+                     buf.w_en.eq((tag2.op == OP_DF1) & tag2.partial & (index[3] != depth))]
         wide = signed(cfg.acc_width + 3)
         csa_x, csa_c = Signal(wide), Signal(wide)
         ops = [Signal(wide, name=f"csa_in{k}") for k in range(3)]

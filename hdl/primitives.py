@@ -15,8 +15,9 @@ The choice is made in Amaranth's ``elaborate(platform)``: a block passes the ``p
 
 Latency is identical on every path (``LATENCY`` of each primitive).
 
-Memory reads with an extra output register (the DP16KD ``REGMODE = "OUTREG"``) are *not* provided
-yet; see :data:`REGISTERED_READ_NOTE`.
+:class:`RegisteredReadMemory` is a simple dual-port memory (one write port, one read port) whose
+read data is registered once more: on ECP5 a hand-instantiated ``DP16KD`` with its output register
+(``REGMODE_B = "OUTREG"``), since yosys' own ECP5 memory mapping always leaves it out.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from typing import Any
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["FPGATarget", "ECP5_TARGET", "platform_family", "is_ecp5", "registered_multiply",
-           "RegisteredMultiplier", "MULT18X18D_WIDTH", "REGISTERED_READ_NOTE"]
+           "RegisteredMultiplier", "MULT18X18D_WIDTH", "REGISTERED_READ_NOTE", "RegisteredReadMemory",
+           "DP16KD_ASPECTS", "LUTRAM_MAX_DEPTH", "dp16kd_tiles"]
 
 
 @dataclass(frozen=True)
@@ -55,14 +58,10 @@ ECP5_TARGET = FPGATarget(family="ecp5", device="LFE5U-85F")
 MULT18X18D_WIDTH = 18
 
 REGISTERED_READ_NOTE = (
-    "RegisteredRead (a block-RAM read whose data the RTL registers once more, mapped onto the DP16KD "
-    "output register REGMODE_A/B='OUTREG') is left for later: yosys 0.70's ECP5 memory mapping "
-    "(share/lattice/brams_map_16kd.v) hard-codes REGMODE_A/B='NOREG' and has no option to absorb the "
-    "following register, so the RTL path cannot reach it through memory inference; a hand-instantiated "
-    "DP16KD would replace amaranth.lib.memory inside blocks that are not this module's (cim, cag, latte, "
-    "pag: other engineers' files), and yosys ships no simulation model for DP16KD (it is a blackbox in "
-    "share/ecp5/cells_sim.v), so the post-synthesis simulation could not prove it equivalent.")
-
+    "RegisteredReadMemory: a block-RAM read whose data is registered once more (read latency 2). On ECP5 "
+    "it is a hand-instantiated DP16KD with REGMODE_B='OUTREG' (yosys 0.70's own mapping, "
+    "share/lattice/brams_map_16kd.v, hard-codes REGMODE 'NOREG'); elsewhere amaranth.lib.memory with a "
+    "sync read port and one fabric register. Post-synthesis simulation uses sim/models/dp16kd.v.")
 
 def platform_family(platform: Any) -> str | None:
     """The FPGA family of ``platform`` (its ``family`` attribute), or None."""
@@ -219,4 +218,130 @@ class RegisteredMultiplier(wiring.Component):
         product, _ = registered_multiply(m, self.a, self.b, platform=platform, width=self._width,
                                          domain=self._domain)
         m.d.comb += self.p.eq(product)
+        return m
+
+
+#: DP16KD true-dual-port aspects: (data bits per port, words); 18 Kbit for x9/x18, 16 Kbit below
+DP16KD_ASPECTS: tuple[tuple[int, int], ...] = ((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+#: RegisteredReadMemory(bram=None): deepest memory left to LUT RAM on ECP5
+LUTRAM_MAX_DEPTH = 64
+#: DP16KD blocks of the LFE5U-85F (the refusal limit of one memory's tiling)
+DP16KD_MAX_BLOCKS = 208
+
+
+def dp16kd_tiles(width: int, depth: int) -> list[int]:
+    """Data widths of the DP16KDs that hold a ``width`` x ``depth`` memory side by side (no depth
+    cascade: every tile holds all ``depth`` words, so no output multiplexer follows the register).
+
+    Widest aspect that is deep enough, then the narrowest one that holds the remaining bits
+    (37 bits x 512 -> [18, 18, 1]). ValueError when ``depth`` exceeds the deepest aspect."""
+    fits = [w for w, words in DP16KD_ASPECTS if words >= depth]
+    if not fits:
+        raise ValueError(f"RegisteredReadMemory: depth={depth} exceeds the deepest DP16KD aspect "
+                         f"({DP16KD_ASPECTS[-1][1]} x {DP16KD_ASPECTS[-1][0]}); split the memory, or "
+                         f"elaborate without an ECP5 platform (vendor-neutral RTL)")
+    tiles, left = [], width
+    while left > 0:
+        w = fits[0] if left >= fits[0] else min(x for x in fits if x >= left)
+        tiles.append(w)
+        left -= w
+    if len(tiles) > DP16KD_MAX_BLOCKS:
+        raise ValueError(f"RegisteredReadMemory: {width} x {depth} needs {len(tiles)} DP16KD "
+                         f"(an LFE5U-85F has {DP16KD_MAX_BLOCKS})")
+    return tiles
+
+
+class RegisteredReadMemory(wiring.Component):
+    """Simple dual-port RAM, zero-initialised, read latency ``LATENCY`` = 2: the address is sampled
+    at an edge with ``r_en`` (stage 1), the word is registered at a later edge with ``r_data_en``
+    (stage 2, the output register) and is on ``r_data`` after it. With both enables high the word
+    read at edge k is on ``r_data`` after edge k+1. The write port writes ``w_data`` at ``w_addr``
+    at an edge with ``w_en``. The output register is reset to 0 by the domain's reset (like the
+    fabric register it replaces); the memory is not.
+
+    Read during write (same edge, same address): **excluded by construction** — the word read is
+    unspecified (vendor-neutral: the old word; DP16KD: a cross-port collision, not relied on, and
+    ``sim/models/dp16kd.v`` returns X), so a user must forward such writes itself (the PPE
+    partial-sum buffer and the CIM layer bypasses do). Writes at earlier edges are always seen.
+    Also excluded: an edge with ``r_data_en`` after a reset and before the next ``r_en`` read
+    (neutral: the stage-1 word from before the reset; DP16KD: RSTB also clears stage 1).
+
+    Vendor-neutral (``platform`` not ECP5): ``amaranth.lib.memory.Memory`` with a synchronous,
+    non-transparent read port (enable ``r_en``) and one register (enable ``r_data_en``).
+    ECP5: ``dp16kd_tiles(width, depth)`` DP16KDs side by side, port A write-only, port B read-only
+    (CEB = ``r_en``, OCEB = ``r_data_en``, RSTB = the domain's reset, REGMODE_B "OUTREG",
+    RESETMODE "SYNC"); ``depth`` <= 16384. ``bram=False`` keeps the neutral RTL on every platform;
+    ``bram=None`` (default) does so for ``depth`` <= :data:`LUTRAM_MAX_DEPTH` (shallow memories,
+    which yosys puts in LUT RAM with the register in fabric).
+    """
+
+    #: clock edges from the read address to its word on ``r_data`` (both enables high)
+    LATENCY = 2
+
+    def __init__(self, *, width: int, depth: int, domain: str = "sync", bram: bool | None = None) -> None:
+        for what, value in (("width", width), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self._MustUse__silence = True
+                raise ValueError(f"RegisteredReadMemory: {what}={value!r} must be an integer >= 1")
+        if bram is None:
+            bram = depth > LUTRAM_MAX_DEPTH
+        self._width, self._depth, self._domain, self._bram = width, depth, domain, bool(bram)
+        super().__init__({
+            "w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1),
+            "r_addr": In(range(depth)), "r_en": In(1), "r_data_en": In(1), "r_data": Out(width),
+        })
+
+    width = property(lambda self: self._width)
+    depth = property(lambda self: self._depth)
+
+    def elaborate(self, platform):
+        ecp5 = self._bram and is_ecp5(platform)
+        tiles = dp16kd_tiles(self._width, self._depth) if ecp5 else []   # (refused before a Module exists)
+        m = Module()
+        if not ecp5:
+            m.submodules.mem = mem = Memory(shape=unsigned(self._width), depth=self._depth, init=[])
+            wr, rd = mem.write_port(domain=self._domain), mem.read_port(domain=self._domain)
+            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
+                         rd.addr.eq(self.r_addr), rd.en.eq(self.r_en)]
+            with m.If(self.r_data_en):
+                m.d[self._domain] += self.r_data.eq(rd.data)
+            return m
+
+        lo = 0
+        for k, tw in enumerate(tiles):
+            # word address on the top address pins: ADx[13:shift], shift = log2 of the bit width
+            # (x9 counts as 8, x18 as 16; ADx[1:0] of x18 are byte enables, both set for writes)
+            shift = {18: 4, 9: 3, 4: 2, 2: 1, 1: 0}[tw]
+            ports: dict[str, Any] = {}
+            for port, addr in (("A", self.w_addr), ("B", self.r_addr)):
+                a14 = Signal(14, name=f"bram{k}_ad{port.lower()}")
+                low = Const(0b0011 if (tw == 18 and port == "A") else 0, shift)
+                m.d.comb += a14.eq(Cat(low, addr))
+                for b in range(14):
+                    ports[f"i_AD{port}{b}"] = a14[b]
+                for b in range(3):
+                    ports[f"i_CS{port}{b}"] = Const(0, 1)
+            dia = Signal(18, name=f"bram{k}_dia")
+            dob = Signal(18, name=f"bram{k}_dob")
+            m.d.comb += dia.eq(self.w_data[lo:lo + tw])
+            for b in range(18):
+                ports[f"i_DIA{b}"] = dia[b]
+                ports[f"i_DIB{b}"] = Const(0, 1)
+                ports[f"o_DOB{b}"] = dob[b]
+            m.d.comb += self.r_data[lo:lo + tw].eq(dob[:tw])
+            lo += tw
+            m.submodules[f"dp16kd{k}"] = Instance(
+                "DP16KD",
+                p_DATA_WIDTH_A=tw, p_DATA_WIDTH_B=tw,
+                p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",   # port A only writes
+                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
+                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000", p_GSR="DISABLED",
+                i_CLKA=ClockSignal(self._domain), i_CLKB=ClockSignal(self._domain),
+                i_CEA=self.w_en, i_WEA=Const(1, 1), i_OCEA=Const(1, 1), i_RSTA=Const(0, 1),
+                i_CEB=self.r_en, i_WEB=Const(0, 1), i_OCEB=self.r_data_en,
+                # 0 for a reset-less domain, as the fabric register would have no reset
+                i_RSTB=ResetSignal(self._domain, allow_reset_less=True),
+                **ports,
+            )
         return m

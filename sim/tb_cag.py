@@ -1,8 +1,8 @@
 """cocotb testbench of the CAG (``hdl.cag``) against ``golden.cag`` with random valid/ready stalls.
 
-One coroutine drives both streams cycle by cycle: inputs change after the falling edge, valid /
-ready are sampled in the read-only phase before the rising edge. Payloads are packed and unpacked
-with the component's own ``amaranth.lib.data`` layouts. With ``ATTN_RTL_BENCH_N`` set only the
+Runs go through :func:`run_cag`, written once on the stream harness (``sim/streams.py``) and shared
+with the Amaranth tests (``tests/test_cag.py``); payloads are packed and unpacked with the
+component's own ``amaranth.lib.data`` layouts. With ``ATTN_RTL_BENCH_N`` set only the
 benchmark test runs (``sim/bench_cim_cag.py``).
 """
 
@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 import cocotb
 import numpy as np
-from amaranth.hdl import Const
-from amaranth.lib import data
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from golden.cag import aggregate
 from golden.cim import cluster_index
 from hdl.cag import CentroidAggregator
 from sim.runner import write_stats
-from sim.tbutil import CycleDeadline, block_component, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
+from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of, wait_for
+from sim.tbutil import block_component, start_clock_and_reset, tb_rng, timeout_us
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
 # Timeouts: simulated times measured at max_tokens = 64, dim = 4 (tests/test_cocotb_cim_cag.py),
@@ -30,78 +29,74 @@ _PARAMS = json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")
 _WORK = _PARAMS.get("max_tokens", 64) / 64 * max(1.0, _PARAMS.get("dim", 4) / 4)
 
 
+def cag_beats(comp: CentroidAggregator, x: np.ndarray, indices: np.ndarray, centroids: np.ndarray | None) -> list:
+    n = len(indices)
+    zeros = [0] * comp.dim
+    return [{"index": int(indices[t]), "x": [int(v) for v in x[t]],
+             "centroid": zeros if centroids is None else [int(v) for v in centroids[t]],
+             "residual": int(centroids is not None), "last": int(t == n - 1)} for t in range(n)]
+
+
+async def run_cag(io: StreamIO, comp: CentroidAggregator, x: np.ndarray, indices: np.ndarray,
+                  centroids: np.ndarray | None = None, *, p_in: float = 0.0, p_out: float = 0.0,
+                  rng: random.Random | None = None, check: bool = True) -> dict:
+    """One run on either adapter: wait until idle (bounded: the previous run's CAVG drain), pulse
+    ``clear``, stream the tokens and collect the centroid beats with random stalls on both streams.
+    With ``check`` every centroid beat (index, count, centroid, last) is compared ``==`` with
+    :func:`golden.cag.aggregate` as it arrives (``check=False``: the run ends on the ``last`` beat,
+    for fault injection). A run whose tokens were all refused ends when the block is idle again.
+    Nothing may follow the last beat for ``drain`` cycles."""
+    rng = rng or random.Random(0)
+    await wait_for(io, "idle", deadline_cycles=2 * comp.max_clusters + 100, what="CAG idle")
+    await io.step({"clear": 1}, [])
+    n = len(indices)
+    if check:
+        want = aggregate(x, indices, max_clusters=comp.max_clusters, max_tokens=comp.max_tokens,
+                         token_fmt=comp.formats["token"], centroid_fmt=comp.formats["centroid"],
+                         recip_spec=comp.recip_spec, residual_centroids=centroids)
+        k = want.n_clusters
+        board = Scoreboard("centroid beats", [
+            {"index": j, "count": int(want.counts[j]), "centroid": want.centroids[j].tolist(), "last": int(j == k - 1)}
+            for j in range(k)])
+    else:
+        board = None  # unchecked: the run ends on the last beat or by the refused-run rule
+    budget = 20 * (n + 100)  # a stalled CAG fails here, far beyond any stall pattern
+    i = Source("i", layout_of(comp.i.payload), cag_beats(comp, x, indices, centroids), p_stall=p_in, rng=rng,
+               wait_cycles=budget)
+    o = Sink("o", layout_of(comp.o.payload), board, p_stall=p_out, rng=rng, wait_cycles=budget)
+
+    def finished(bench: StreamBench) -> bool:
+        if o.beats and o.beats[-1]["last"]:
+            return True
+        # every token refused: no centroid; the block is idle again after the accumulate stages
+        return not o.beats and i.done and bool(bench.samples.get("idle")) and bench.cycle > i.transfers[-1] + 3
+
+    bench = StreamBench(i, o, before=lambda b: {"clear": 0}, until=finished, watch=["idle"], deadline_cycles=budget,
+                        drain_cycles=comp.max_clusters + 8)
+    await bench.run(io)
+    regs = await io.peek(["n_clusters", "overflow", "saturated"])
+    first, acc_done = i.transfers[0], i.transfers[-1]
+    last_out = o.transfers[-1] if o.transfers else None
+    return {"beats": [(b["index"], b["count"], b["centroid"], b["last"]) for b in o.beats], **regs,
+            "first": first, "acc_done": acc_done, "last_out": last_out, "cacc_cycles": acc_done - first + 1,
+            "cavg_cycles": (last_out or acc_done) - acc_done}
+
+
 class CagTB:
     def __init__(self, dut, salt: int = 0):
         self.dut = dut
         self.comp: CentroidAggregator = block_component("cag")
-        self.in_layout = data.Layout.cast(self.comp.i.payload.shape())
-        self.out_layout = data.Layout.cast(self.comp.o.payload.shape())
         self.rng = tb_rng(salt)
         self.nprng = np.random.default_rng(self.rng.randrange(1 << 30))
+        self.io = CocotbIO(dut)
 
     async def reset(self) -> None:
         await start_clock_and_reset(self.dut, {"i__valid": 0, "i__payload": 0, "o__ready": 0, "clear": 0})
-
-    async def _idle(self) -> bool:
-        await ReadOnly()
-        idle = bool(read_unsigned(self.dut.idle))
-        await FallingEdge(self.dut.clk)
-        return idle
+        await self.io.start()
 
     async def run(self, x: np.ndarray, indices: np.ndarray, centroids: np.ndarray | None, p_in: float,
                   p_out: float) -> dict:
-        d, c = self.dut, self.comp
-        await FallingEdge(d.clk)
-        deadline = CycleDeadline(2 * c.max_clusters + 100, "CAG idle")   # the previous run's CAVG drain
-        while not await self._idle():
-            deadline.tick()
-        d.clear.value = 1
-        await FallingEdge(d.clk)
-        d.clear.value = 0
-        n = len(indices)
-        zeros = [0] * c.dim
-        beats = [int(Const.cast(self.in_layout.const({
-            "index": int(indices[t]), "x": [int(v) for v in x[t]],
-            "centroid": zeros if centroids is None else [int(v) for v in centroids[t]],
-            "residual": int(centroids is not None), "last": int(t == n - 1)})).value) for t in range(n)]
-        got: list[tuple] = []
-        b, holding, cycle, first, acc_done, last_out, done = 0, False, 0, None, None, None, False
-        while not done:
-            if not holding and b < n and self.rng.random() >= p_in:
-                d.i__payload.value = beats[b]
-                holding = True
-            d.i__valid.value = int(holding)
-            ready = self.rng.random() >= p_out
-            d.o__ready.value = int(ready)
-            await ReadOnly()
-            took = holding and read_unsigned(d.i__ready)
-            gave = ready and read_unsigned(d.o__valid)
-            beat = self.out_layout.from_bits(read_unsigned(d.o__payload)) if gave else None
-            idle = read_unsigned(d.idle)
-            await RisingEdge(d.clk)
-            cycle += 1
-            if took:
-                b += 1
-                holding = False
-                first = cycle if first is None else first
-                acc_done = cycle if b == n else acc_done
-            if gave:
-                got.append((int(beat.index), int(beat.count), [int(v) for v in beat.centroid], int(beat.last)))
-                last_out = cycle
-                done = bool(beat.last)
-            if b == n and not got and idle and cycle > acc_done + 2:
-                done = True  # every token refused: no centroid
-            assert cycle < 20 * (n + 100), "CAG stopped making progress"
-            await FallingEdge(d.clk)
-        d.i__valid.value = 0
-        d.o__ready.value = 0
-        await FallingEdge(d.clk)
-        await ReadOnly()
-        res = {"beats": got, "n_clusters": read_unsigned(d.n_clusters), "overflow": read_unsigned(d.overflow),
-               "saturated": read_unsigned(d.saturated), "cacc_cycles": acc_done - first + 1,
-               "cavg_cycles": (last_out or acc_done) - acc_done}
-        await FallingEdge(d.clk)
-        return res
+        return await run_cag(self.io, self.comp, x, indices, centroids, p_in=p_in, p_out=p_out, rng=self.rng)
 
     def check(self, x, indices, centroids, res: dict) -> None:
         c = self.comp

@@ -1,8 +1,8 @@
 """cocotb testbench of the CIM (``hdl.cim``) against ``golden.cim`` with random valid/ready stalls.
 
-One coroutine drives both streams cycle by cycle: inputs change after the falling edge, valid /
-ready are sampled in the read-only phase before the rising edge. Payloads are packed with the
-component's own ``amaranth.lib.data`` layout. With ``ATTN_RTL_BENCH_N`` set only the benchmark
+Runs go through :func:`run_cim`, written once on the stream harness (``sim/streams.py``) and shared
+with the Amaranth tests (``tests/test_cim.py``); payloads are packed with the component's own
+``amaranth.lib.data`` layout. With ``ATTN_RTL_BENCH_N`` set only the benchmark
 test runs (``sim/bench_cim_cag.py``).
 """
 
@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import random
 
 import cocotb
 import numpy as np
-from amaranth.hdl import Const
-from amaranth.lib import data
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from golden.cim import cluster_index, skew_lanes
 from hdl.cim import ClusterIndexModule
 from sim.runner import write_stats
-from sim.tbutil import CycleDeadline, block_component, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
+from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of, wait_for
+from sim.tbutil import block_component, start_clock_and_reset, tb_rng, timeout_us
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
 # Timeouts: simulated times measured at max_tokens = 64 (tests/test_cocotb_cim_cag.py), scaled by
@@ -29,78 +28,59 @@ _CAPACITY = json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}").get("max_token
 _WORK = _CAPACITY / 64
 
 
+def cim_beats(comp: ClusterIndexModule, codes: np.ndarray) -> list[dict]:
+    """The ``i`` payloads for ``codes`` (one token per beat, or the externally skewed lanes)."""
+    if comp.internal_skew:
+        return [{"hash": [int(v) for v in code]} for code in codes]
+    hashes, valid = skew_lanes(codes)
+    return [{"hash": [int(v) for v in hashes[t]],
+             "lane_valid": int(sum(1 << j for j in range(codes.shape[1]) if valid[t, j]))} for t in range(len(hashes))]
+
+
+async def run_cim(io: StreamIO, comp: ClusterIndexModule, codes: np.ndarray, *, p_in: float = 0.0,
+                  p_out: float = 0.0, rng: random.Random | None = None, clear: bool = True,
+                  check: bool = True) -> dict:
+    """One run on either adapter: wait until idle (bounded: a memory sweep), pulse ``clear``, stream
+    the hash beats and collect one index per token with random stalls on both streams. With
+    ``check`` every index is compared ``==`` with :func:`golden.cim.cluster_index` as it arrives
+    (``check=False``: counted only, for fault injection). No index may follow the last one for
+    ``drain`` cycles. Returns the indices, the status registers and the cycles from the first
+    beat to the last index."""
+    rng = rng or random.Random(0)
+    await wait_for(io, "idle", deadline_cycles=2 * comp.sweep_cycles + 100, what="CIM idle")
+    if clear:
+        await io.step({"clear": 1}, [])
+    beats = cim_beats(comp, codes)
+    if check:
+        want, _, _ = cluster_index(codes, max_clusters=comp.max_clusters, hash_width=comp.hash_width,
+                                   nodes_per_layer=comp.nodes_per_layer, max_tokens=comp.max_tokens)
+        expected: list | int = want.tolist()
+    else:
+        expected = len(codes)
+    budget = 20 * (len(beats) + 50)  # a stalled CIM fails here, far beyond any stall pattern
+    i = Source("i", layout_of(comp.i.payload), beats, p_stall=p_in, rng=rng, wait_cycles=budget)
+    o = Sink("o", layout_of(comp.o.payload), Scoreboard("indices", expected), p_stall=p_out, rng=rng,
+             wait_cycles=budget)
+    await StreamBench(i, o, before=lambda b: {"clear": 0}, deadline_cycles=budget,
+                      drain_cycles=comp.latency + 4).run(io)
+    regs = await io.peek(["n_clusters", "overflow", "n_tokens", "protocol_error"])
+    return {"indices": o.beats, **regs, "cycles": o.transfers[-1] - i.transfers[0] + 1}
+
+
 class CimTB:
     def __init__(self, dut, salt: int = 0):
         self.dut = dut
         self.comp: ClusterIndexModule = block_component("cim")
-        self.layout = data.Layout.cast(self.comp.i.payload.shape())
         self.rng = tb_rng(salt)
         self.nprng = np.random.default_rng(self.rng.randrange(1 << 30))
+        self.io = CocotbIO(dut)
 
     async def reset(self) -> None:
         await start_clock_and_reset(self.dut, {"i__valid": 0, "i__payload": 0, "o__ready": 0, "clear": 0})
-
-    def beats(self, codes: np.ndarray) -> list[int]:
-        if self.comp.internal_skew:
-            return [int(Const.cast(self.layout.const({"hash": [int(v) for v in code]})).value) for code in codes]
-        hashes, valid = skew_lanes(codes)
-        return [int(Const.cast(self.layout.const({
-            "hash": [int(v) for v in hashes[t]],
-            "lane_valid": int(sum(1 << j for j in range(codes.shape[1]) if valid[t, j]))})).value)
-            for t in range(len(hashes))]
-
-    async def wait_idle(self) -> None:
-        # the longest wait is a memory sweep (after reset, or an epoch wrap), plus a run's drain
-        deadline = CycleDeadline(2 * self.comp.sweep_cycles + 100, "CIM idle")
-        await FallingEdge(self.dut.clk)
-        while True:
-            await ReadOnly()
-            if read_unsigned(self.dut.idle):
-                break
-            deadline.tick()
-            await FallingEdge(self.dut.clk)
-        await FallingEdge(self.dut.clk)
+        await self.io.start()
 
     async def run(self, codes: np.ndarray, p_in: float, p_out: float, clear: bool = True) -> dict:
-        d = self.dut
-        await self.wait_idle()
-        if clear:
-            d.clear.value = 1
-            await FallingEdge(d.clk)
-            d.clear.value = 0
-        beats = self.beats(codes)
-        got: list[int] = []
-        b, holding, cycle, first, last = 0, False, 0, None, None
-        while len(got) < len(codes):
-            if not holding and b < len(beats) and self.rng.random() >= p_in:
-                d.i__payload.value = beats[b]
-                holding = True
-            d.i__valid.value = int(holding)
-            ready = self.rng.random() >= p_out
-            d.o__ready.value = int(ready)
-            await ReadOnly()
-            took = holding and read_unsigned(d.i__ready)
-            gave = ready and read_unsigned(d.o__valid)
-            payload = read_unsigned(d.o__payload) if gave else None
-            await RisingEdge(d.clk)
-            cycle += 1
-            if took:
-                b += 1
-                holding = False
-                first = cycle if first is None else first
-            if gave:
-                got.append(payload)
-                last = cycle
-            assert cycle < 20 * (len(beats) + 50), "CIM stopped making progress"
-            await FallingEdge(d.clk)
-        d.i__valid.value = 0
-        d.o__ready.value = 0
-        await FallingEdge(d.clk)
-        await ReadOnly()
-        res = {"indices": got, "n_clusters": read_unsigned(d.n_clusters), "overflow": read_unsigned(d.overflow),
-               "protocol_error": read_unsigned(d.protocol_error), "cycles": last - first + 1}
-        await FallingEdge(d.clk)
-        return res
+        return await run_cim(self.io, self.comp, codes, p_in=p_in, p_out=p_out, rng=self.rng, clear=clear)
 
     def check(self, codes: np.ndarray, res: dict) -> None:
         c = self.comp

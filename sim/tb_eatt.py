@@ -14,13 +14,16 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
 
 from golden.eatt import EattFormats, eatt_fixed_raw
 from golden.softmax_pv import encode_scale
 from hdl.eatt import eatt_formats
+from sim import streams
 from sim.runner import tb_params, write_stats
-from sim.tbutil import bench_work, npz_work, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
+from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, layout_of, wait_for
+from sim.tbutil import bench_work, block_component, npz_work, start_clock_and_reset, tb_rng, timeout_us
 
 DEADLINE = 200_000  # cycles any single wait may take
 
@@ -32,122 +35,73 @@ _WORK = _P["n_max"] * _P["d_in"] * _P["d"] / _P["lanes"] / 1152
 
 
 def pack(values, width: int) -> int:
-    word = 0
-    for i, x in enumerate(values):
-        word |= (int(x) & ((1 << width) - 1)) << (i * width)
-    return word
+    """``values`` as ``width``-bit lanes, lane 0 in the LSBs (for the AXI testbenches' byte frames),
+    through the one packing path of ``sim/streams.py``."""
+    return streams.pack(data.ArrayLayout(unsigned(width), len(values)), [int(v) for v in values])
 
 
 def unpack_signed(word: int, count: int, width: int) -> list[int]:
-    out = []
-    for i in range(count):
-        raw = (word >> (i * width)) & ((1 << width) - 1)
-        out.append(raw - (1 << width) if raw >> (width - 1) else raw)
-    return out
+    return streams.unpack(data.ArrayLayout(signed(width), count), word)
 
 
 class StreamTB:
-    """Clock/reset, a cycle counter, stream drivers with random valid gaps and a collector with
-    random ready stalls (shared by the E-ATT and MCA testbenches)."""
+    """Clock/reset and the stream harness (``sim/streams.py``) over the cocotb adapter, shared by
+    the E-ATT and MCA testbenches: :meth:`exchange` drives every input stream with random valid
+    gaps and checks the ``o`` beats ``==`` as they arrive, with random ready stalls."""
 
-    def __init__(self, dut, inputs: list[str], stall: float = 0.0, rng: random.Random | None = None):
+    def __init__(self, dut, block: str, inputs: list[str], stall: float = 0.0, rng: random.Random | None = None):
         self.dut = dut
+        self.comp = block_component(block)  # its lib.data layouts pack and unpack every payload
         self.inputs = inputs
         self.stall = stall
         self.rng = rng or tb_rng()
-        self.cycle = 0
+        self.io = CocotbIO(dut)
 
     async def start(self) -> None:
         idle = {f"{s}__valid": 0 for s in self.inputs}
         idle["o__ready"] = 0
         await start_clock_and_reset(self.dut, idle)
-        cocotb.start_soon(self._count())
+        await self.io.start()
 
-    async def _count(self) -> None:
-        while True:
-            await RisingEdge(self.dut.clk)
-            self.cycle += 1
-
-    async def drive(self, name: str, words: list[int]) -> None:
-        valid = getattr(self.dut, f"{name}__valid")
-        payload = getattr(self.dut, f"{name}__payload")
-        ready = getattr(self.dut, f"{name}__ready")
-        for word in words:
-            while self.stall and self.rng.random() < self.stall:
-                valid.value = 0
-                await FallingEdge(self.dut.clk)
-            valid.value = 1
-            payload.value = word
-            limit = self.cycle + DEADLINE
-            while True:
-                assert self.cycle < limit, f"timeout: {name} not ready"
-                await ReadOnly()
-                done = read_unsigned(ready)
-                await FallingEdge(self.dut.clk)
-                if done:
-                    break
-            valid.value = 0
-
-    async def collect(self, beats: int, width: int, count: int) -> list[list[int]]:
-        """``beats`` beats of ``o`` as lists of ``count`` signed ``width``-bit values."""
-        dut = self.dut
-        out: list[list[int]] = []
-        limit = self.cycle + DEADLINE
-        while len(out) < beats:
-            assert self.cycle < limit, "timeout waiting for o"
-            ready = 0 if (self.stall and self.rng.random() < self.stall) else 1
-            dut.o__ready.value = ready
-            await ReadOnly()
-            if ready and read_unsigned(dut.o__valid):
-                assert dut.o__payload.value.is_resolvable, f"o payload not resolvable: {dut.o__payload.value}"
-                out.append(unpack_signed(read_unsigned(dut.o__payload), count, width))
-            await FallingEdge(dut.clk)
-        dut.o__ready.value = 0
-        return out
+    async def exchange(self, config: dict[str, int], streams: dict[str, list],
+                       expected: list[list[int]]) -> tuple[int, list]:
+        """Hold ``config``, send ``streams`` (plain payload values per input), receive ``expected``
+        o beats; returns the cycles from the first step to the last o beat (inclusive) and the beats."""
+        agents: list = [Source(name, layout_of(getattr(self.comp, name).payload), items, p_stall=self.stall,
+                               rng=self.rng, wait_cycles=DEADLINE) for name, items in streams.items()]
+        sink = Sink("o", layout_of(self.comp.o.payload), Scoreboard("o beats", expected), p_stall=self.stall,
+                    rng=self.rng, wait_cycles=DEADLINE)
+        await self.io.step(config, [])  # the registers settle one cycle before the first beat
+        await StreamBench(*agents, sink, before=lambda b: config, deadline_cycles=DEADLINE).run(self.io)
+        return sink.transfers[-1] + 1, sink.scoreboard.items
 
     async def wait_idle(self, cycles: int = 8) -> None:
-        for _ in range(cycles):
-            await ReadOnly()
-            if read_unsigned(self.dut.idle):
-                break
-            await FallingEdge(self.dut.clk)
-        assert read_unsigned(self.dut.idle) == 1, "block not idle after the head"
-        await FallingEdge(self.dut.clk)
+        await wait_for(self.io, "idle", deadline_cycles=cycles, what="block idle after the head")
 
 
 class EattTB(StreamTB):
     def __init__(self, dut, stall: float = 0.0):
-        super().__init__(dut, ["wq", "wk", "xkv", "xq", "v"], stall)
+        super().__init__(dut, "eatt", ["wq", "wk", "xkv", "xq", "v"], stall)
         self.params = tb_params()
         self.fmts: EattFormats = eatt_formats(**self.params)
         self.lanes = self.params["lanes"]
 
     async def run_head(self, case: dict) -> dict:
-        dut, f, L = self.dut, self.fmts, self.lanes
+        f, L = self.fmts, self.lanes
         want = eatt_fixed_raw(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"], case["tau"],
                               case["v"], case["mant"], case["shift"], f)
         m, n = case["xq"].shape[0], case["xkv"].shape[0]
-        dut.n_keys.value = n
-        dut.n_queries.value = m
-        dut.tau.value = case["tau"]
-        dut.scale_mant.value = case["mant"]
-        dut.scale_shift.value = case["shift"]
-        await FallingEdge(dut.clk)
-        start = self.cycle
-        ww, tw, vw = f.weight_width, f.token_fmt.width, f.v_fmt.width
-        w_rows = lambda w, b: [pack(r, ww) for r in w] + [pack(b, ww)]  # noqa: E731
-        cocotb.start_soon(self.drive("wq", w_rows(case["wq"], case["bq"])))
-        cocotb.start_soon(self.drive("wk", w_rows(case["wk"], case["bk"])))
-        cocotb.start_soon(self.drive("xkv", [pack([x], tw) for x in case["xkv"].ravel()]))
-        cocotb.start_soon(self.drive("xq", [pack([x], tw) for x in case["xq"].ravel()]))
-        cocotb.start_soon(self.drive("v", [pack(r[c:c + L], vw) for r in case["v"] for c in range(0, f.d, L)]))
-        beats = await self.collect(m * f.d // L, f.out_fmt.width, L)
-        cycles = self.cycle - start
+        config = {"n_keys": n, "n_queries": m, "tau": case["tau"], "scale_mant": case["mant"],
+                  "scale_shift": case["shift"]}
+        rows = lambda w, b: [[int(v) for v in r] for r in w] + [[int(v) for v in b]]  # noqa: E731
+        streams = {"wq": rows(case["wq"], case["bq"]), "wk": rows(case["wk"], case["bk"]),
+                   "xkv": [int(x) for x in case["xkv"].ravel()], "xq": [int(x) for x in case["xq"].ravel()],
+                   "v": [[int(x) for x in r[c:c + L]] for r in case["v"] for c in range(0, f.d, L)]}
+        expected = [[int(x) for x in r[c:c + L]] for r in want.out for c in range(0, f.d, L)]
+        cycles, beats = await self.exchange(config, streams, expected)
         out = np.array(beats).reshape(m, f.d)
         assert np.array_equal(out, want.out), f"output mismatch in {int(np.sum(out != want.out))} elements"
-        await ReadOnly()
-        assert read_unsigned(dut.overflow) == int(want.back.overflow.any())
-        await FallingEdge(dut.clk)
+        assert (await self.io.peek(["overflow"]))["overflow"] == int(want.back.overflow.any())
         await self.wait_idle()
         return {"cycles": cycles, "m": m, "n": n, "selected": int(want.align.bits_q.sum() + want.align.bits_kv.sum())}
 

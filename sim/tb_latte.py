@@ -14,13 +14,13 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from amaranth.hdl import Value
 
-from golden.latte import encode_score_scale, latte_fixed_raw
-from hdl.latte import latte_formats, output_layout
+from golden.latte import LatteFormats, encode_score_scale, estimate_scores, latte_fixed_raw
+from hdl.latte import Latte
 from sim.runner import tb_params, write_stats
-from sim.tbutil import CycleDeadline, Scoreboard, bench_work, npz_work, read_unsigned, tb_rng, timeout_us
+from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, ValidMonitor, layout_of
+from sim.tbutil import bench_work, block_component, npz_work, start_clock_and_reset, tb_rng, timeout_us
 
 # Timeouts (simulated us) were measured on the configurations of tests/test_cocotb_latte.py, the
 # largest having n_max**2 * d_h / lanes = 4096; larger parameter sets scale the bound.
@@ -28,149 +28,110 @@ _P = {"n_max": 16, "d_h": 16, "lanes": 4, **json.loads(os.environ.get("ATTN_RTL_
 _WORK = _P["n_max"] ** 2 * _P["d_h"] / _P["lanes"] / 4096
 
 
-def _pack(values, width: int) -> int:
-    word = 0
-    for i, x in enumerate(values):
-        word |= (int(x) & ((1 << width) - 1)) << (i * width)
-    return word
+DRAIN_CYCLES = 32  # after the last expected row, o (and the EST probe) must stay silent this long
 
 
-def _unpack_signed(word: int, offset: int, width: int) -> int:
-    raw = (word >> offset) & ((1 << width) - 1)
-    return raw - (1 << width) if raw >> (width - 1) else raw
+def head_budget(fmts: LatteFormats, lanes: int, m: int, n: int) -> int:
+    """Cycle bound for one head: ~10x the stall-free head (two passes of n keys per query row
+    plus the pipeline), so random stalls never reach it but a lost beat does."""
+    chunks = fmts.d_h // lanes
+    return 10 * (m + 1) * (2 * n * chunks + n + 64) + 1000
+
+
+def _chunks(x: np.ndarray, lanes: int) -> list[list[int]]:
+    return [[int(v) for v in row[c:c + lanes]] for row in x for c in range(0, x.shape[1], lanes)]
+
+
+async def run_latte_head(io: StreamIO, comp: Latte, q, k, v, tau: int, mant: int, shift: int, *, stall: float = 0.0,
+                         rng: random.Random | None = None, deadline_cycles: int | None = None,
+                         probe_est: bool = False) -> dict:
+    """One head through ``comp`` (Amaranth: the dut; cocotb: the component the Verilog came from),
+    on either adapter. Every o row (data and kept count) is compared ``==`` with
+    :func:`golden.latte.latte_fixed_raw` as it arrives; the q/k/v streams get random valid gaps and
+    o random ready gaps (``stall``); nothing may follow the last row for ``DRAIN_CYCLES``; the block
+    must be idle within 3 cycles of the last row. ``probe_est`` (Amaranth only) also checks the
+    A_est buffer writes, one row of n estimates per query row, against
+    :func:`golden.latte.estimate_scores`. Returns the figures read from the RTL."""
+    fmts, lanes = comp.fmts, comp.lanes
+    m_rows, d_h = q.shape
+    n = k.shape[0]
+    want = latte_fixed_raw(q, k, v, tau, mant, shift, fmts)
+    rng = rng or random.Random(0)
+    deadline = deadline_cycles or head_budget(fmts, lanes, m_rows, n)
+    beats_per_row = d_h // lanes
+
+    def row_of(beats: list[dict]) -> dict | None:
+        if len(beats) < beats_per_row:
+            return None
+        return {"row": [x for b in beats for x in b["data"]], "kept": beats[-1]["kept"]}  # the RTL's count: last beat
+
+    expected = [{"row": want.out[r].tolist(), "kept": int(want.kept_count[r])} for r in range(m_rows)]
+    chunk = layout_of(comp.q.payload)
+    agents: list = [Source(name, chunk, _chunks(x, lanes), p_stall=stall, rng=rng, wait_cycles=deadline)
+                    for name, x in (("k", k), ("v", v), ("q", q))]
+    rows = Sink("o", layout_of(comp.o.payload), Scoreboard("o rows", expected), p_stall=stall, rng=rng,
+                collate=row_of, wait_cycles=deadline)
+    agents.append(rows)
+    if probe_est:
+        est_shape = Value.cast(comp._est_w.data).shape()
+        addr_shape = Value.cast(comp._est_w.addr).shape()
+
+        def est_row(beats: list[dict]) -> list[int] | None:
+            buf = {b["addr"]: b["data"] for b in beats}  # a rewritten address replaces its estimate
+            return [buf[j] for j in range(n)] if len(buf) == n else None
+
+        agents.append(ValidMonitor("EST rows", valid="_est_w.en", fields={
+            "addr": ("_est_w.addr", addr_shape), "data": ("_est_w.data", est_shape)},
+            scoreboard=Scoreboard("EST rows", estimate_scores(q, k).tolist()), collate=est_row,
+            wait_cycles=deadline))
+    config = {"n_keys": n, "n_queries": m_rows, "tau": min(tau, fmts.tau_max), "scale_mant": mant,
+              "scale_shift": shift}
+    idle_after: list[int] = []
+
+    def note_idle(bench: StreamBench, s) -> None:
+        if rows.scoreboard.complete and s["idle"] and not idle_after:
+            idle_after.append(bench.cycle - rows.transfers[-1])
+
+    bench = StreamBench(*agents, before=lambda b: config, after=note_idle, watch=["idle"],
+                        deadline_cycles=deadline + DRAIN_CYCLES, drain_cycles=DRAIN_CYCLES)
+    await bench.run(io)
+    # back to LOAD within two cycles of the last beat (DRAIN -> LOAD): idle by the 3rd sample
+    assert idle_after and idle_after[0] <= 3, f"block not idle within 3 cycles of the last row ({idle_after})"
+    regs = await io.peek(["kept_total", "kept_count", "overflow", "idle"])
+    kept = [r["kept"] for r in rows.scoreboard.items]
+    assert regs["kept_total"] == sum(kept) == int(want.kept_count.sum()), (
+        f"kept_total {regs['kept_total']}, per-row sum {sum(kept)}, golden {int(want.kept_count.sum())}")
+    assert regs["kept_count"] == kept[-1] == int(want.kept_count[-1])
+    overflow = int(want.overflow.any())
+    assert regs["overflow"] == overflow, f"overflow {regs['overflow']} != golden {overflow}"
+    assert regs["idle"] == 1, "block not idle after the head"
+    return {"cycles": rows.transfers[-1] + 1, "kept": regs["kept_total"], "n": n, "m": m_rows, "kept_rows": kept,
+            "overflow": bool(regs["overflow"]), "out": np.array([r["row"] for r in rows.scoreboard.items]),
+            "est": np.array(agents[-1].scoreboard.items) if probe_est else None}
 
 
 class LatteTB:
-    """Clock/reset, stream drivers for q/k/v (random valid gaps), an o monitor (random ready)."""
+    """Clock/reset and the cocotb adapter; heads run through :func:`run_latte_head`."""
 
     def __init__(self, dut, stall: float = 0.0, rng: random.Random | None = None):
         self.dut = dut
         self.params = tb_params()
-        self.fmts = latte_formats(**self.params)
-        self.lanes = self.params["lanes"]
-        layout = output_layout(self.fmts, self.lanes)
-        self.data_off = layout["data"].offset
-        self.kept_off, self.kept_w = layout["kept"].offset, layout["kept"].shape.width
-        self.out_w = self.fmts.out_fmt.width
+        self.comp: Latte = block_component("latte")
+        self.fmts = self.comp.fmts
+        self.lanes = self.comp.lanes
         self.stall = stall
         self.rng = rng or tb_rng()
-        self.cycle = 0
+        self.io = CocotbIO(dut)
 
     async def start(self) -> None:
-        dut = self.dut
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        for s in ("q", "k", "v"):
-            getattr(dut, f"{s}__valid").value = 0
-        dut.o__ready.value = 0
-        dut.rst.value = 1
-        await RisingEdge(dut.clk)
-        await RisingEdge(dut.clk)
-        dut.rst.value = 0
-        cocotb.start_soon(self._count())
-
-    async def _count(self) -> None:
-        while True:
-            await RisingEdge(self.dut.clk)
-            self.cycle += 1
-
-    def _chunks(self, x: np.ndarray) -> list[int]:
-        return [_pack(row[c:c + self.lanes], 8) for row in x for c in range(0, x.shape[1], self.lanes)]
-
-    def _budget(self, m: int, n: int) -> int:
-        """Cycle bound for any one wait of a head: ~10x the stall-free head (two passes of n keys
-        per query row plus the pipeline), so random stalls never reach it but a lost beat does."""
-        chunks = self.fmts.d_h // self.lanes
-        return 10 * (m + 1) * (2 * n * chunks + n + 64) + 1000
-
-    async def _drive(self, name: str, words: list[int], budget: int) -> None:
-        valid = getattr(self.dut, f"{name}__valid")
-        payload = getattr(self.dut, f"{name}__payload")
-        ready = getattr(self.dut, f"{name}__ready")
-        for i, word in enumerate(words):
-            while self.stall and self.rng.random() < self.stall:
-                valid.value = 0
-                await FallingEdge(self.dut.clk)
-            valid.value = 1
-            payload.value = word
-            deadline = CycleDeadline(budget, f"{name}.ready")
-            while True:
-                await ReadOnly()  # ready depends on registers only: the value before the next edge
-                done = read_unsigned(ready)
-                await FallingEdge(self.dut.clk)
-                if done:
-                    break
-                deadline.tick(f"beat {i + 1} of {len(words)}")
-            valid.value = 0
-
-    async def _collect(self, rows: int, budget: int) -> tuple[list[list[int]], list[int]]:
-        dut = self.dut
-        board = Scoreboard("o rows", rows)
-        kept: list[int] = []
-        row: list[int] = []
-        deadline = CycleDeadline(budget, f"{rows} o rows")
-        while not board.complete:
-            deadline.tick(f"got {len(board.items)}")
-            ready = 0 if (self.stall and self.rng.random() < self.stall) else 1
-            dut.o__ready.value = ready
-            await ReadOnly()  # valid/payload come from registers: stable until the next edge
-            if ready and read_unsigned(dut.o__valid):
-                assert dut.o__payload.value.is_resolvable, f"o payload not resolvable: {dut.o__payload.value}"
-                word = read_unsigned(dut.o__payload)
-                row += [_unpack_signed(word, self.data_off + i * self.out_w, self.out_w) for i in range(self.lanes)]
-                if len(row) == self.fmts.d_h:
-                    board.add(row)
-                    kept.append((word >> self.kept_off) & ((1 << self.kept_w) - 1))  # the RTL's count
-                    row = []
-            await FallingEdge(dut.clk)
-        dut.o__ready.value = 0
-        board.check_complete()
-        return board.items, kept
+        idle = {f"{s}__valid": 0 for s in ("q", "k", "v")} | {"o__ready": 0}
+        await start_clock_and_reset(self.dut, idle)
+        await self.io.start()
 
     async def run_head(self, q, k, v, tau: int, mant: int, shift: int) -> dict:
         """Run one head; checks bit-exactness against the golden model; returns figures read from the RTL."""
-        dut = self.dut
-        want = latte_fixed_raw(q, k, v, tau, mant, shift, self.fmts)
-        dut.n_keys.value = k.shape[0]
-        dut.n_queries.value = q.shape[0]
-        dut.tau.value = min(tau, self.fmts.tau_max)
-        dut.scale_mant.value = mant
-        dut.scale_shift.value = shift
-        await FallingEdge(dut.clk)
-        start = self.cycle
-        budget = self._budget(q.shape[0], k.shape[0])
-        cocotb.start_soon(self._drive("k", self._chunks(k), budget))
-        cocotb.start_soon(self._drive("v", self._chunks(v), budget))
-        cocotb.start_soon(self._drive("q", self._chunks(q), budget))
-        out, kept = await self._collect(q.shape[0], budget)
-        cycles = self.cycle - start
-        # every figure returned below is read from the RTL; the golden model is only compared with it
-        assert kept == want.kept_count.tolist(), f"kept per row {kept} != golden {want.kept_count.tolist()}"
-        assert np.array_equal(np.array(out), want.out), (
-            f"output mismatch in {int(np.sum(np.array(out) != want.out))} elements")
-        await ReadOnly()
-        kept_total = read_unsigned(dut.kept_total)
-        overflow = read_unsigned(dut.overflow)
-        assert kept_total == sum(kept) == int(want.kept_count.sum()), (
-            f"kept_total {kept_total}, per-row sum {sum(kept)}, golden {int(want.kept_count.sum())}")
-        assert read_unsigned(dut.kept_count) == kept[-1] == int(want.kept_count[-1])
-        assert overflow == int(want.overflow.any()), f"overflow {overflow} != golden {int(want.overflow.any())}"
-        await FallingEdge(dut.clk)
-        for _ in range(3):  # back to LOAD within two cycles of the last beat (DRAIN -> LOAD)
-            await ReadOnly()
-            assert not read_unsigned(dut.o__valid), "o beat after the last expected row"
-            if read_unsigned(dut.idle):
-                break
-            await FallingEdge(dut.clk)
-        assert read_unsigned(dut.idle) == 1, "block not idle after the head"
-        await FallingEdge(dut.clk)
-        dut.o__ready.value = 1
-        for _ in range(self.fmts.d_h // self.lanes + 4):  # nothing may follow the last expected row
-            await ReadOnly()
-            assert not read_unsigned(dut.o__valid), f"o beat after the last expected row ({q.shape[0]} rows)"
-            await FallingEdge(dut.clk)
-        dut.o__ready.value = 0
-        return {"cycles": cycles, "kept": kept_total, "n": k.shape[0], "m": q.shape[0], "kept_rows": kept,
-                "overflow": bool(overflow)}
+        res = await run_latte_head(self.io, self.comp, q, k, v, tau, mant, shift, stall=self.stall, rng=self.rng)
+        return {key: res[key] for key in ("cycles", "kept", "n", "m", "kept_rows", "overflow")}
 
 
 def _scale(tb: LatteTB, spread: int = 128) -> tuple[int, int]:

@@ -14,13 +14,12 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden.mca import MCAFormats, SamplingTable, make_sampling_table, mca_encode_fixed
 from golden.reference import softmax
 from sim.runner import tb_params, write_stats
-from sim.tb_eatt import StreamTB, pack
-from sim.tbutil import bench_work, npz_work, read_unsigned, timeout_us
+from sim.tb_eatt import StreamTB
+from sim.tbutil import bench_work, npz_work, timeout_us
 
 FMTS = MCAFormats()
 
@@ -33,37 +32,30 @@ _WORK = (_P["n_max"] * _P["d_in"] + _P["m_max"] * _P["n_max"]) * _P["d"] / _P["l
 
 class McaTB(StreamTB):
     def __init__(self, dut, stall: float = 0.0):
-        super().__init__(dut, ["cdf", "ws", "bias", "a", "x"], stall)
+        super().__init__(dut, "mca", ["cdf", "ws", "bias", "a", "x"], stall)
         self.params = tb_params()
         self.lanes = self.params["lanes"]
         self.d = self.params["d"]
 
     async def run_head(self, x_raw: np.ndarray, a_raw: np.ndarray, table: SamplingTable, bias_raw: np.ndarray,
                        alpha: float, seed: int) -> dict:
-        dut, p, L = self.dut, self.params, self.lanes
+        p, L = self.params, self.lanes
         assert table.ws_fmt.frac == p["ws_frac"] and table.cdf_bits == p["cdf_bits"], "table / block mismatch"
         want = mca_encode_fixed(x_raw, a_raw, table, alpha, seed, bias_raw, FMTS)
         m, n = a_raw.shape
-        dut.seed.value = seed
-        dut.inv_alpha.value = FMTS.inv_alpha_raw(alpha)
-        dut.n_keys.value = n
-        dut.n_queries.value = m
-        await FallingEdge(dut.clk)
-        start = self.cycle
-        cocotb.start_soon(self.drive("cdf", [int(v) for v in table.cdf]))
-        cocotb.start_soon(self.drive("ws", [pack(r, p["ws_width"]) for r in table.ws_raw]))
-        cocotb.start_soon(self.drive("bias", [pack(bias_raw, FMTS.h_fmt.width)]))
-        cocotb.start_soon(self.drive("a", [int(v) for v in a_raw.T.ravel()]))   # column by column
-        cocotb.start_soon(self.drive("x", [pack([v], FMTS.token_fmt.width) for v in x_raw.ravel()]))
-        beats = await self.collect(m * self.d // L, FMTS.out_fmt.width, L)
-        cycles = self.cycle - start
+        config = {"seed": seed, "inv_alpha": FMTS.inv_alpha_raw(alpha), "n_keys": n, "n_queries": m}
+        streams = {"cdf": [int(v) for v in table.cdf], "ws": [[int(v) for v in r] for r in table.ws_raw],
+                   "bias": [[int(v) for v in bias_raw]],
+                   "a": [int(v) for v in a_raw.T.ravel()],  # column by column
+                   "x": [int(v) for v in x_raw.ravel()]}
+        expected = [[int(v) for v in r[c:c + L]] for r in want.y_raw for c in range(0, self.d, L)]
+        cycles, beats = await self.exchange(config, streams, expected)
         y = np.array(beats).reshape(m, self.d)
         assert np.array_equal(y, want.y_raw), f"output mismatch in {int(np.sum(y != want.y_raw))} elements"
-        await ReadOnly()
-        assert read_unsigned(dut.samples_total) == int(want.r.sum()), "samples_total != Σ r_j"
-        flags = {k: bool(read_unsigned(getattr(dut, k))) for k in ("acc_overflow", "h_overflow", "out_overflow")}
+        regs = await self.io.peek(["samples_total", "acc_overflow", "h_overflow", "out_overflow"])
+        assert regs.pop("samples_total") == int(want.r.sum()), "samples_total != Σ r_j"
+        flags = {k: bool(v) for k, v in regs.items()}
         assert flags == want.flags, f"flags {flags} != golden {want.flags}"
-        await FallingEdge(dut.clk)
         await self.wait_idle()
         return {"cycles": cycles, "m": m, "n": n, "samples": int(want.r.sum()), "y": y.tolist(),
                 "r": want.r.tolist()}

@@ -1,7 +1,8 @@
 """cocotb testbench of the PAG (``hdl.pag``) against ``golden.pag`` with random valid/ready stalls.
 
-One coroutine per stream (CS producer, CT producer, AP consumer), driving after the falling edge
-and sampling valid/ready in the read-only phase before the rising edge. Payloads are packed and
+The batches run through :func:`run_pag_batches`, written once on the stream harness
+(``sim/streams.py``) and shared with the Amaranth tests (``tests/test_pag.py``): drivers for cs/ct,
+a monitor for ap, every ap beat compared with the golden model as it arrives; payloads packed and
 unpacked with the component's own ``amaranth.lib.data`` layouts.
 """
 
@@ -10,17 +11,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 
 import cocotb
 import numpy as np
-from amaranth.lib import data
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from hdl.pag import ProbabilityAggregation
 from hdl.registry import get_block
 from sim.bench_pag import BatchRun, PagBatch, directed_batches, golden_of, random_batch
 from sim.runner import tb_params, write_stats
-from sim.tbutil import CycleDeadline, read_unsigned, start_clock_and_reset, tb_rng, timeout_us
+from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of
+from sim.tbutil import start_clock_and_reset, tb_rng, timeout_us
 
 # Timeouts (simulated us) were measured on tests/test_cocotb_pag.py's configurations (n_max <= 40,
 # k1_max + k2_max <= 12); larger ones (the default, `attn-rtl bench pag`) scale the bound.
@@ -33,125 +34,106 @@ def _component() -> ProbabilityAggregation:
     return spec.build(**spec.resolve(tb_params()))
 
 
+def pag_wait_cycles(comp: ProbabilityAggregation) -> int:
+    """One bound for every wait (a beat's handshake, a whole batch's read-out): a batch takes
+    about k1+k2 cs beats + n/2 ct beats + READOUT_LATENCY + k1+k2 ap beats, stalls < 2x that."""
+    return 10 * (comp.k1_max + comp.k2_max + comp.n_max + comp.READOUT_LATENCY) + 100
+
+
+def _cs_beats(batch: PagBatch) -> list[list[int]]:
+    return [[int(v) for v in batch.cs[:, t]] for t in range(batch.cs.shape[1])]
+
+
+def _ct_beats(comp: ProbabilityAggregation, batch: PagBatch) -> list[dict]:
+    beats = []
+    for j in range(0, batch.n, 2):
+        second = j + 1 < batch.n  # unused slot of an odd batch's last beat: junk on purpose
+        beats.append({
+            "ct1": [int(batch.ct1[j]), int(batch.ct1[j + 1]) if second else (1 << comp.ct1_bits) - 1],
+            "ct2": [int(batch.ct2[j]), int(batch.ct2[j + 1]) if second else (1 << comp.ct2_bits) - 1],
+        })
+    return beats
+
+
+def _expected_beats(comp: ProbabilityAggregation, batch: PagBatch) -> list[dict]:
+    ap = golden_of(comp, batch).ap
+    k = ap.shape[1]
+    return [{"ap": [int(v) for v in ap[:, t]], "last": int(t == k - 1)} for t in range(k)]
+
+
+async def run_pag_batches(io: StreamIO, comp: ProbabilityAggregation, batches: list[PagBatch], *,
+                          p_in: float = 0.0, p_out: float = 0.0, rng: random.Random | None = None,
+                          wait_cycles: int | None = None, check: bool = True) -> list[BatchRun]:
+    """Run ``batches`` back to back on either adapter: per batch, set k1/k2/n and send its k1+k2
+    cs beats and ceil(n/2) ct beats once the previous batch is read out; consume ap with random
+    ready gaps (``p_out``; ``p_in`` gaps on valid). With ``check`` every ap beat is compared ``==``
+    with ``golden.pag`` as it arrives (``check=False``: counted only, for fault injection and
+    golden-invalid inputs). No ap beat may follow the last batch's for a read-out's worth of
+    cycles. Returns one :class:`BatchRun` per batch (flags sampled with its last ap beat; transfer
+    cycles: first/last cs, ct, ap and first ap valid)."""
+    rng = rng or random.Random(1)
+    wait = wait_cycles or pag_wait_cycles(comp)
+    sizes = [b.cs.shape[1] for b in batches]
+    expected: list | int = ([x for b in batches for x in _expected_beats(comp, b)] if check else sum(sizes))
+    cs = Source("cs", layout_of(comp.cs.payload), p_stall=p_in, rng=rng, wait_cycles=wait)
+    ct = Source("ct", layout_of(comp.ct.payload), p_stall=p_in, rng=rng, wait_cycles=wait)
+    ap = Sink("ap", layout_of(comp.ap.payload), Scoreboard("ap beats", expected), p_stall=p_out, rng=rng,
+              wait_cycles=wait)
+    flag_names = ["add_overflow", "exp_overflow", "ap_overflow", "index_error"]
+    state = {"started": 0, "config": {"k1": 0, "k2": 0, "n": 0}}
+    flags: list[list[int]] = []
+    ends: list[int] = []  # ap beats received when each batch ended
+
+    def before(bench: StreamBench) -> dict:
+        i = state["started"]
+        if i < len(batches) and len(flags) == i:  # the previous batch is read out: change the config
+            batch = batches[i]
+            state["config"] = {"k1": batch.k1, "k2": batch.k2, "n": batch.n}
+            cs.push(_cs_beats(batch))
+            ct.push(_ct_beats(comp, batch))
+            state["started"] = i + 1
+        return state["config"]
+
+    def after(bench: StreamBench, s) -> None:
+        if ap.transfers and ap.transfers[-1] == bench.cycle and ap.beats[-1]["last"]:
+            flags.append([s[f] for f in flag_names])
+            ends.append(len(ap.beats))
+
+    bench = StreamBench(cs, ct, ap, before=before, after=after, watch=flag_names,
+                        until=lambda b: len(flags) == len(batches),
+                        deadline_cycles=wait * (len(batches) + 1),
+                        drain_cycles=2 * (comp.k1_max + comp.k2_max) + comp.READOUT_LATENCY)
+    await bench.run(io)
+    assert len(flags) == len(batches), f"expected {len(batches)} batches, got {len(flags)}"
+    runs, cs_at, ct_at, ap_at = [], 0, 0, 0
+    for i, batch in enumerate(batches):
+        n_ct = -(-batch.n // 2)
+        beats = ap.beats[ap_at:ends[i]]
+        log = {"first_cs": cs.transfers[cs_at], "last_cs": cs.transfers[cs_at + sizes[i] - 1],
+               "first_ct": ct.transfers[ct_at], "last_ct": ct.transfers[ct_at + n_ct - 1],
+               "first_ap": ap.transfers[ap_at], "last_ap": ap.transfers[ends[i] - 1]}
+        prev_end = ap.transfers[ap_at - 1] if ap_at else -1
+        log["first_ap_valid"] = next(c for c in ap.valid_cycles if c > prev_end)
+        runs.append(BatchRun(np.array([b["ap"] for b in beats], dtype=np.int64).T, *flags[i], cycles=log))
+        cs_at, ct_at, ap_at = cs_at + sizes[i], ct_at + n_ct, ends[i]
+    return runs
+
+
 class PagTB:
     def __init__(self, dut, comp: ProbabilityAggregation, p_in: float, p_out: float, salt: int = 0):
         self.dut = dut
         self.comp = comp
         self.p_in, self.p_out = p_in, p_out
         self.rng = tb_rng(salt)
-        self.cs_layout = data.Layout.cast(comp.cs.payload.shape())
-        self.ct_layout = data.Layout.cast(comp.ct.payload.shape())
-        self.ap_layout = data.Layout.cast(comp.ap.payload.shape())
-        self.cycle = 0
-        # one bound for every wait (a beat's handshake, a whole batch's read-out): a batch takes
-        # about k1+k2 cs beats + n/2 ct beats + READOUT_LATENCY + k1+k2 ap beats, stalls < 2x that
-        self.wait_cycles = 10 * (comp.k1_max + comp.k2_max + comp.n_max + comp.READOUT_LATENCY) + 100
+        self.io = CocotbIO(dut)
 
     async def reset(self) -> None:
         idle = ("cs__valid", "ct__valid", "ap__ready", "k1", "k2", "n")
         await start_clock_and_reset(self.dut, dict.fromkeys(idle, 0))
-        cocotb.start_soon(self._count())
-
-    async def _count(self) -> None:
-        while True:
-            await RisingEdge(self.dut.clk)
-            self.cycle += 1
-
-    async def _produce(self, name: str, beats_of, batches, started, finished, log, is_cs: bool) -> None:
-        d = self.dut
-        valid, ready, payload = (getattr(d, f"{name}__{s}") for s in ("valid", "ready", "payload"))
-        for i, batch in enumerate(batches):
-            turn = CycleDeadline(self.wait_cycles, f"batch {i} to start before driving {name}")
-            while (finished[0] < i) if is_cs else (started[0] <= i):
-                await FallingEdge(d.clk)
-                turn.tick()
-            if is_cs:
-                d.k1.value, d.k2.value, d.n.value = batch.k1, batch.k2, batch.n
-                started[0] = i + 1
-            beats = beats_of(batch)
-            t = 0
-            holding = False
-            deadline = CycleDeadline(self.wait_cycles, f"{name}.ready")
-            while t < len(beats):
-                await FallingEdge(d.clk)
-                deadline.tick(f"batch {i}, beat {t + 1} of {len(beats)}")
-                if not holding and self.rng.random() >= self.p_in:
-                    payload.value = beats[t]
-                    holding = True
-                valid.value = int(holding)
-                await ReadOnly()
-                fire = holding and read_unsigned(ready)
-                cycle = self.cycle
-                await RisingEdge(d.clk)
-                if fire:
-                    log[i].setdefault(f"first_{name}", cycle)
-                    log[i][f"last_{name}"] = cycle
-                    t += 1
-                    holding = False
-                    deadline = CycleDeadline(self.wait_cycles, f"{name}.ready")
-            await FallingEdge(d.clk)
-            valid.value = 0
-
-    def _cs_beats(self, batch: PagBatch) -> list[int]:
-        return [self.cs_layout.const([int(v) for v in batch.cs[:, t]]).as_value().value
-                for t in range(batch.cs.shape[1])]
-
-    def _ct_beats(self, batch: PagBatch) -> list[int]:
-        c = self.comp
-        beats = []
-        for j in range(0, batch.n, 2):
-            second = j + 1 < batch.n  # unused slot of an odd batch's last beat: junk on purpose
-            beats.append(self.ct_layout.const({
-                "ct1": [int(batch.ct1[j]), int(batch.ct1[j + 1]) if second else (1 << c.ct1_bits) - 1],
-                "ct2": [int(batch.ct2[j]), int(batch.ct2[j + 1]) if second else (1 << c.ct2_bits) - 1],
-            }).as_value().value)
-        return beats
-
-    async def _consume(self, batches, finished, log, runs) -> None:
-        d = self.dut
-        for i in range(len(batches)):
-            rows = []
-            deadline = CycleDeadline(self.wait_cycles, f"ap beats of batch {i} up to last")
-            while True:
-                await FallingEdge(d.clk)
-                deadline.tick(f"got {len(rows)}")
-                take = self.rng.random() >= self.p_out
-                d.ap__ready.value = int(take)
-                await ReadOnly()
-                valid = read_unsigned(d.ap__valid)
-                cycle = self.cycle
-                if valid:
-                    log[i].setdefault("first_ap_valid", cycle)
-                fire = valid and take
-                if fire:
-                    beat = self.ap_layout.from_bits(read_unsigned(d.ap__payload))
-                    rows.append([int(v) for v in beat.ap])
-                    flags = [read_unsigned(getattr(d, f)) for f in
-                             ("add_overflow", "exp_overflow", "ap_overflow", "index_error")]
-                    log[i].setdefault("first_ap", cycle)
-                    log[i]["last_ap"] = cycle
-                await RisingEdge(d.clk)
-                if fire and beat.last:
-                    break
-            runs.append(BatchRun(np.array(rows, dtype=np.int64).T, *flags, cycles=log[i]))
-            finished[0] = i + 1
-        # nothing may follow the last expected beat: keep ready high for a read-out's worth of cycles
-        for _ in range(2 * (self.comp.k1_max + self.comp.k2_max) + self.comp.READOUT_LATENCY):
-            await FallingEdge(d.clk)
-            d.ap__ready.value = 1
-            await ReadOnly()
-            assert not read_unsigned(d.ap__valid), f"ap beat after the last expected one ({len(batches)} batches)"
-        await FallingEdge(d.clk)
-        d.ap__ready.value = 0
+        await self.io.start()
 
     async def run(self, batches: list[PagBatch]) -> list[BatchRun]:
-        started, finished = [0], [0]
-        log: list[dict] = [dict() for _ in batches]
-        runs: list[BatchRun] = []
-        cocotb.start_soon(self._produce("cs", self._cs_beats, batches, started, finished, log, True))
-        cocotb.start_soon(self._produce("ct", self._ct_beats, batches, started, finished, log, False))
-        await self._consume(batches, finished, log, runs)
-        return runs
+        return await run_pag_batches(self.io, self.comp, batches, p_in=self.p_in, p_out=self.p_out, rng=self.rng)
 
     def check(self, batches: list[PagBatch], runs: list[BatchRun], names=None) -> None:
         assert len(runs) == len(batches), f"expected {len(batches)} batches, got {len(runs)}"

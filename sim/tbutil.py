@@ -8,6 +8,11 @@ from collections.abc import Iterator
 
 from cocotb.types import Logic
 
+from sim.streams import Scoreboard  # the one scoreboard (sim/streams.py); re-exported for older testbenches
+
+__all__ = ["Scoreboard", "CycleDeadline", "read_unsigned", "read_signed", "tb_rng", "pause_pattern",
+           "block_component", "start_clock_and_reset", "timeout_us", "env_int", "bench_work", "npz_work"]
+
 
 def read_unsigned(handle) -> int:
     value = handle.value
@@ -58,33 +63,6 @@ async def start_clock_and_reset(dut, idle: dict[str, int], cycles: int = 2) -> N
     for _ in range(cycles):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
-
-
-class Scoreboard:
-    """Counts the items of one output stream against the number expected.
-
-    Fails on an item arriving after the last expected one (as it arrives) and, in
-    :meth:`check_complete`, on "expected N, got M". Payload comparison stays with the caller
-    (bit-exact ``==`` against the golden model).
-    """
-
-    def __init__(self, name: str, expected: int) -> None:
-        self.name = name
-        self.expected = expected
-        self.items: list = []
-
-    def add(self, item: object) -> None:
-        assert len(self.items) < self.expected, (
-            f"{self.name}: item {len(self.items) + 1} arrived after the last expected one "
-            f"(expected {self.expected}): {item!r}")
-        self.items.append(item)
-
-    @property
-    def complete(self) -> bool:
-        return len(self.items) >= self.expected
-
-    def check_complete(self) -> None:
-        assert len(self.items) == self.expected, f"{self.name}: expected {self.expected}, got {len(self.items)}"
 
 
 class CycleDeadline:

@@ -24,6 +24,12 @@ the status outputs are compared after ``settle`` cycles. After the last segment 
 stay high for ``drain`` cycles and any further item fails ("extra item"); an output item beyond a
 segment's expected count fails at once. Every wait is bounded by the segment's deadline.
 
+Blocks with plain ports instead of streams (``pe``) use *cycle streams* (``Stream.valid`` empty):
+one input line per cycle, driven back to back from the segment's start (zeros outside segments),
+and one expected line per cycle, compared ``Plan.offset`` edges after its input line was driven
+(a register's value after that cycle). The expectations then come from a cycle model
+(:func:`pe_cycles`) built on the golden arithmetic.
+
 Plusargs: ``+seed=S`` (random gaps / stalls, xorshift32, identical on both simulators),
 ``+gap=P`` / ``+stall=P`` (probabilities in 1/256, defaults from the adapter), ``+waves``
 (``waves.vcd``). Last line printed: ``PASS ...`` or ``FAIL ...`` with counts and cycles.
@@ -59,7 +65,9 @@ SIMS = ("icarus", "verilator")
 @dataclass(frozen=True)
 class Stream:
     """One transaction stream of the block: ``data`` ports (concatenated MSB first), ``valid`` and
-    ``ready`` (None: valid-only, or the block's clock ``enable`` acts as ready)."""
+    ``ready`` (None: valid-only, or the block's clock ``enable`` acts as ready). ``valid`` "" : a
+    cycle stream (a block with plain ports, e.g. the PE): an input item is driven every cycle of a
+    segment (zeros outside), an output item is compared ``Plan.offset`` cycles after its input."""
 
     name: str
     direction: str  # "in" | "out"
@@ -100,6 +108,7 @@ class Plan:
     drain: int = 64
     gap: int = 64  # default valid-gap probability (1/256)
     stall: int = 64  # default ready-stall probability (1/256)
+    offset: int = 2  # cycle streams: bench edges from driving input item k to comparing output item k
 
 
 def _shape_width(shape: Any) -> int:
@@ -146,6 +155,31 @@ def _pack_ints(values: Any, width: int) -> int:
         bits = _BIT_CACHE[width] = np.arange(width, dtype=np.int64)
     flat = ((arr[:, None] >> bits) & 1).astype(np.uint8).reshape(-1)  # arithmetic shift: two's complement
     return int.from_bytes(np.packbits(flat, bitorder="little").tobytes(), "little")
+
+
+def pack_rows(values: Any, width: int) -> list[int]:
+    """``pack`` of every row of a 2-D integer array as a ``width``-bit little-endian array, vectorised:
+    the per-row Python loop of :func:`pack` dominated vector generation (LATTE / E-ATT / MCA)."""
+    arr = np.asarray(values, dtype=np.int64)
+    arr = arr.reshape(arr.shape[0], -1) if arr.ndim != 2 else arr
+    rows, count = arr.shape
+    if rows == 0:
+        return []
+    if width > 62:
+        return [_pack_ints(r, width) for r in arr]
+    per = max(1, 62 // width)  # elements per uint64 limb: no limb ever carries into the next
+    u = (arr & ((1 << width) - 1)).astype(np.uint64)
+    total: np.ndarray | None = None
+    for start in range(0, count, per):
+        part = u[:, start:start + per]
+        shifts = (np.arange(part.shape[1], dtype=np.uint64) * np.uint64(width))
+        limb = np.bitwise_or.reduce(part << shifts, axis=1)
+        if total is None:
+            total = limb.astype(object)
+        else:  # wider than one limb: Python ints (object array) for the high part
+            total = total | (limb.astype(object) << (start * width))
+    assert total is not None
+    return [int(v) for v in total.tolist()]
 
 
 def field_mask(shape: data.StructLayout, fields: Mapping[str, int | None]) -> int:
@@ -377,6 +411,13 @@ def _systolic_array(comp: Any, params: dict, rng: np.random.Generator, n: int, c
                 segments, beats_total, "beat", status=("protocol_error",), drain=4 * (cfg.b + cfg.d) + 64)
 
 
+def _queries(rng: np.random.Generator, left: int, hi: int) -> int:
+    """Queries of the next head: half of the heads short (1..8, head starts and ends close together),
+    half long (up to ``hi``), so that one golden call (vectorised over queries) covers many vectors."""
+    top = 8 if rng.random() < 0.5 else hi
+    return int(min(left, rng.integers(1, max(1, min(top, hi)) + 1)))
+
+
 def _latte(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
     from golden.latte import encode_score_scale, latte_fixed_raw
     from hdl.latte import latte_formats, output_layout
@@ -386,15 +427,18 @@ def _latte(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: b
     ol = output_layout(f, lanes)
     chunks = f.d_h // lanes
     mant, shift = encode_score_scale(4.0 / (128 * 128 * np.sqrt(f.d_h)), f)
+    kept_off = ol["kept"].offset
+    mask_mid = field_mask(ol, {"data": None})
+    mask_last = field_mask(ol, {"data": None, "kept": None})
 
-    def words(x: np.ndarray) -> list[int]:
-        return [pack(data.ArrayLayout(8, lanes), row[c:c + lanes]) for row in x for c in range(0, x.shape[1], lanes)]
+    def words(x: np.ndarray) -> list[int]:  # row-major: row 0 chunk 0, row 0 chunk 1, ...
+        return pack_rows(x.reshape(-1, lanes), 8)
 
     segments = []
     left, first = n, True
     while left > 0:
         keys = f.n_max if first else int(rng.integers(1, f.n_max + 1))
-        m = int(min(left, rng.integers(1, 9)))
+        m = _queries(rng, left, 128)
         left -= m
         q = rng.integers(-128, 128, (m, f.d_h))
         k = rng.integers(-128, 128, (keys, f.d_h))
@@ -405,13 +449,13 @@ def _latte(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: b
             k[-1] = k[0]  # ties at tau = 0
         first = False
         want = latte_fixed_raw(q, k, v, tau, mant, shift, f)
-        outs, masks = [], []
-        for r in range(m):
-            for c in range(chunks):
-                lastc = c == chunks - 1
-                outs.append(pack(ol, {"data": [int(x) for x in want.out[r, c * lanes:(c + 1) * lanes]],
-                                      "kept": int(want.kept_count[r]) if lastc else 0}))
-                masks.append(field_mask(ol, {"data": None, **({"kept": None} if lastc else {})}))
+        data_w = pack_rows(want.out.reshape(-1, lanes), f.out_fmt.width)
+        last = np.zeros((m, chunks), dtype=bool)
+        last[:, -1] = True
+        kept = np.zeros((m, chunks), dtype=np.int64)
+        kept[:, -1] = want.kept_count
+        outs = [w | (int(c) << kept_off) for w, c in zip(data_w, kept.ravel().tolist(), strict=True)]
+        masks = [mask_last if t else mask_mid for t in last.ravel().tolist()]
         segments.append(Segment(
             items={"q": words(q), "k": words(k), "v": words(v), "o": outs}, masks={"o": masks},
             regs={"n_keys": keys, "n_queries": m, "tau": min(tau, f.tau_max), "scale_mant": mant,
@@ -437,14 +481,11 @@ def _eatt(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bo
     lanes = params["lanes"]
     ww, tw, vw, ow = f.weight_width, f.token_fmt.width, f.v_fmt.width, f.out_fmt.width
 
-    def words(values: Any, width: int) -> list[int]:
-        return [pack(data.ArrayLayout(width, len(values)), values)]
-
     segments = []
     left, first = n, True
     while left > 0:
         keys = f.n_max if first else int(rng.integers(1, f.n_max + 1))
-        m = int(min(left, rng.integers(1, 5)))
+        m = _queries(rng, left, 64)
         left -= m
         case = random_case(rng, f, m, keys)
         if first and corners:
@@ -453,13 +494,13 @@ def _eatt(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bo
         first = False
         want = eatt_fixed_raw(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"], case["tau"],
                               case["v"], case["mant"], case["shift"], f)
-        w_rows = lambda w, b: [x for r in w for x in words(r, ww)] + words(b, ww)  # noqa: E731
-        items = {
-            "wq": w_rows(case["wq"], case["bq"]), "wk": w_rows(case["wk"], case["bk"]),
-            "xkv": [pack(data.ArrayLayout(tw, 1), [x]) for x in case["xkv"].ravel()],
-            "xq": [pack(data.ArrayLayout(tw, 1), [x]) for x in case["xq"].ravel()],
-            "v": [x for r in case["v"] for c in range(0, f.d, lanes) for x in words(r[c:c + lanes], vw)],
-            "o": [x for r in want.out for c in range(0, f.d, lanes) for x in words(r[c:c + lanes], ow)],
+        items = {  # W rows then the bias row; tokens one value per beat; V / O rows in lanes-wide beats
+            "wq": pack_rows(np.vstack([case["wq"], case["bq"][None, :]]), ww),
+            "wk": pack_rows(np.vstack([case["wk"], case["bk"][None, :]]), ww),
+            "xkv": pack_rows(case["xkv"].reshape(-1, 1), tw),
+            "xq": pack_rows(case["xq"].reshape(-1, 1), tw),
+            "v": pack_rows(np.asarray(case["v"]).reshape(-1, lanes), vw),
+            "o": pack_rows(np.asarray(want.out).reshape(-1, lanes), ow),
         }
         segments.append(Segment(
             items=items, regs={"n_keys": keys, "n_queries": m, "tau": case["tau"], "scale_mant": case["mant"],
@@ -473,20 +514,268 @@ def _eatt(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bo
                 status=("overflow", "config_error"), wait=("idle", 1), drain=f.d // lanes + 16)
 
 
+def _eatt_align(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
+    """A vector is one query row: its ``n_keys`` scores ``-L1`` on ``s`` (golden
+    :func:`golden.eatt.eatt_alignment_fixed`, the alignment half of ``eatt_fixed_raw``)."""
+    from golden.eatt import eatt_alignment_fixed
+    from hdl.eatt import eatt_formats
+    from sim.tb_eatt import random_case
+
+    f = eatt_formats(**params)
+    ww, tw = f.weight_width, f.token_fmt.width
+    segments = []
+    left, first = n, True
+    while left > 0:
+        keys = f.n_max if first else int(rng.integers(1, f.n_max + 1))
+        m = _queries(rng, left, 64)
+        left -= m
+        case = random_case(rng, f, m, keys)
+        if first and corners:
+            case["tau"] = 0
+            case["xq"], case["xkv"] = np.abs(case["xq"]) + 1, np.abs(case["xkv"]) + 1  # every input selected
+        first = False
+        want = eatt_alignment_fixed(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"],
+                                    case["tau"], token_fmt=f.token_fmt, weight_fmt=f.weight_fmt())
+        items = {
+            "wq": pack_rows(np.vstack([case["wq"], case["bq"][None, :]]), ww),
+            "wk": pack_rows(np.vstack([case["wk"], case["bk"][None, :]]), ww),
+            "xkv": pack_rows(case["xkv"].reshape(-1, 1), tw),
+            "xq": pack_rows(case["xq"].reshape(-1, 1), tw),
+            "s": (-want.l1_raw).ravel().tolist(),  # query-major, key order within a query
+        }
+        segments.append(Segment(
+            items=items, regs={"n_keys": keys, "n_queries": m, "tau": case["tau"]}, status={"config_error": 0},
+            deadline=20 * (2 * (f.d_in + 1) + keys * f.d_in + m * (f.d_in + keys + 32) + 200)))
+    names = ("wq", "wk", "xkv", "xq")
+    return Plan([Stream(s, "in", (f"{s}__payload",), f"{s}__valid", f"{s}__ready") for s in names]
+                + [Stream("s", "out", ("s__payload",), "s__valid", "s__ready")],
+                segments, n, "query", regs=("n_keys", "n_queries", "tau"), status=("config_error",),
+                wait=("idle", 1), drain=32)
+
+
+PE_IN = ("x_in", "op_in", "y_in", "s_in", "s_sat_in", "chain_in", "chain_sat_in", "copy", "sc_hit", "sc_value")
+PE_OUT = ("x_out", "op_out", "y_out", "s_out", "s_sat_out", "chain_out", "chain_sat_out", "value", "acc", "acc_sat")
+
+
+def pe_cycles(inputs: Sequence[Mapping[str, int]], *, x_width: int, y_width: int, acc_width: int,
+              col: int = 0) -> list[dict[str, int]]:
+    """The PE's registers after each cycle of ``inputs`` (from reset), for the ``pe`` vector bench.
+
+    Arithmetic from :mod:`golden.fixed` (``QFormat.fit``: the saturating acc_width-bit adder); the
+    register structure is the one :mod:`hdl.pe` documents: port registers (x + operation, y), value
+    register (LOAD of this column, else the shortcut), the two multiplier registers (operands with
+    the operation's df1/df2/first, then the ``x_width + y_width``-bit product), partial sum, result
+    register and result chain. ``op_in`` is the raw ``op_layout`` value (load, df1, df2, first, col)."""
+    from golden.fixed import QFormat
+
+    acc_fmt = QFormat(acc_width, 0)
+    pw = x_width + y_width
+    pmask, phalf = (1 << pw) - 1, 1 << (pw - 1)
+    xo_x = xo_op = yr = value = 0
+    mi = (0, 0, 0)
+    pp = (0, 0)
+    s_v = s_sat = acc = acc_sat = chain = chain_sat = 0
+    out = []
+    for u in inputs:
+        op = xo_op
+        load, df1, df2, first = op & 1, (op >> 1) & 1, (op >> 2) & 1, (op >> 3) & 1
+        op_col = (op >> (4 + col)) & 1
+        hit = u["sc_hit"]
+        operand = yr if df2 else (u["sc_value"] if hit else value)
+        prod, tag = pp
+        p_df1, p_df2, p_first = tag & 1, (tag >> 1) & 1, (tag >> 2) & 1
+        raw = ((0 if p_first else acc) if p_df2 else u["s_in"]) + prod
+        total, over = acc_fmt.fit(np.int64(raw))
+        total, over = int(total), int(over)
+        # next state (every register at once)
+        n_value = xo_x if (load and op_col) else (u["sc_value"] if hit else value)
+        a_, b_, t_ = mi
+        n_pp = ((((a_ * b_) & pmask) ^ phalf) - phalf, t_)  # the product register keeps pw bits
+        n_mi = (xo_x, operand, df1 | (df2 << 1) | (first << 2))
+        if p_df1:
+            n_s, n_s_sat = total, u["s_sat_in"] | over
+        else:
+            n_s, n_s_sat = u["s_in"], u["s_sat_in"]
+        n_acc, n_acc_sat = (total, (acc_sat & (1 - p_first)) | over) if p_df2 else (acc, acc_sat)
+        n_chain, n_chain_sat = (acc, acc_sat) if u["copy"] else (u["chain_in"], u["chain_sat_in"])
+        xo_x, xo_op, yr = u["x_in"], u["op_in"], u["y_in"]
+        value, mi, pp = n_value, n_mi, n_pp
+        s_v, s_sat, acc, acc_sat, chain, chain_sat = n_s, n_s_sat, n_acc, n_acc_sat, n_chain, n_chain_sat
+        out.append({"x_out": xo_x, "op_out": xo_op, "y_out": yr, "s_out": s_v, "s_sat_out": s_sat,
+                    "chain_out": chain, "chain_sat_out": chain_sat, "value": value, "acc": acc, "acc_sat": acc_sat})
+    return out
+
+
+def _pe(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
+    """A vector is one cycle: every input port random (operations NOP / LOAD / DF1 / DF2, ``first``,
+    LOAD column bits, shortcut hits, result-chain copies; operands and partial sums biased to their
+    extremes so that saturation happens), every output register compared in every cycle. One
+    segment per bench run (the model starts from reset)."""
+    xw, yw, aw, cols = comp.x_width, comp.y_width, comp.acc_width, params["b"]
+
+    def operand(width: int, size: int) -> np.ndarray:
+        lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+        v = rng.integers(lo, hi + 1, size)
+        ext = rng.random(size)
+        v = np.where(ext < 0.1, hi, np.where(ext < 0.2, lo, v))
+        return np.where((ext >= 0.2) & (ext < 0.3), rng.integers(-3, 4, size), v)
+
+    kind = rng.choice(4, size=n, p=[0.15, 0.15, 0.35, 0.35])  # NOP, LOAD, DF1, DF2
+    first = (rng.random(n) < 0.3).astype(np.int64)
+    colbits = np.where(rng.random(n) < 0.5, 1, rng.integers(0, 1 << min(cols, 62), n))  # often this PE's column
+    op = np.array([0, 1, 2, 4])[kind] | (first << 3) | (colbits << 4)  # op_layout: load, df1, df2, first, col
+    inputs = {"x_in": operand(xw, n), "op_in": op, "y_in": operand(yw, n), "s_in": operand(aw, n),
+              "s_sat_in": (rng.random(n) < 0.05).astype(np.int64), "chain_in": operand(aw, n),
+              "chain_sat_in": (rng.random(n) < 0.05).astype(np.int64),
+              "copy": (rng.random(n) < 0.1).astype(np.int64), "sc_hit": (rng.random(n) < 0.1).astype(np.int64),
+              "sc_value": operand(xw, n)}
+    rows = [dict(zip(PE_IN, vals, strict=True)) for vals in zip(*(inputs[k].tolist() for k in PE_IN), strict=True)]
+    outs = pe_cycles(rows, x_width=xw, y_width=yw, acc_width=aw, col=0)
+    seg = Segment(items={"i": [tuple(r[k] for k in PE_IN) for r in rows],
+                         "o": [tuple(o[k] for k in PE_OUT) for o in outs]},
+                  status={}, deadline=n + 100)
+    return Plan([Stream("i", "in", PE_IN, ""), Stream("o", "out", PE_OUT, "")], [seg], n, "cycle",
+                drain=16, offset=2)
+
+
+PPE_IN = ("psum", "psum_sat", "y_top", "tag", "chain", "chain_sat")
+PPE_OUT = ("copy", "sc_valid", "sc_row", "sc_sel", "sc_value", "res_valid", "res", "res_over", "res_tag", "out_valid",
+           "out", "out_over", "out_dbz", "out_row", "psum_error")
+#: PPE outputs compared in every cycle; the others only with their valid flag (res_tag: not compared)
+_PPE_ALWAYS = ("copy", "sc_valid", "res_valid", "out_valid", "psum_error")
+
+
+def _ppe(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
+    """A vector is one cycle of the PPE's ports. Random phases one after the other (LSH with this and
+    another column's bias load, linear with and without the shortcut bus, score with a random k1,
+    output with the column's results on the chain), separated by a few NOP cycles; beat k's tag and
+    ``y_top`` at cycle k, its ``psum`` ``TAG_DELAY`` cycles later, the chain after ``copy`` as the
+    array shifts it (hdl.ppe's documented timing). Expected results from ``golden.systolic``
+    (``lsh_hash``, ``linear``, ``scores``, ``output``). Not covered here: d_in tiling (partial /
+    accumulate beats, covered by the systolic_array soak) and ``res_tag``."""
+    from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, PH_LINEAR, PH_LSH, PH_OUTPUT, PH_SCORE, linear, lsh_hash
+    from golden.systolic import output as sa_output
+    from golden.systolic import scores as sa_scores
+    from hdl.ppe import PPE, config_from_params, tag_layout
+
+    cfg = config_from_params(params)
+    tl = tag_layout(cfg)
+    col, d = params["col"], cfg.d
+    widths = {name: _shape_width(comp.signature.members[name].shape) for name in PPE_IN + PPE_OUT}
+    lat, sc_lat, tdel = PPE.LATENCY, PPE.SHORTCUT_LATENCY, PPE.TAG_DELAY
+    ins: list[dict[str, Any]] = []
+    events: dict[int, dict[str, int]] = {}  # cycle of the Amaranth view (outputs before that edge) -> values
+
+    def at(c: int) -> dict[str, Any]:
+        while len(ins) <= c:
+            ins.append({"psum": 0, "psum_sat": 0, "y_top": 0, "tag": {}, "chain": 0, "chain_sat": 0})
+        return ins[c]
+
+    def rand(fmt: Any, size: int) -> np.ndarray:
+        v = rng.integers(fmt.min_int, fmt.max_int + 1, size)
+        e = rng.random(size)
+        return np.where(e < 0.1, fmt.max_int, np.where(e < 0.2, fmt.min_int, v))
+
+    # warm-up: NOP cycles, outputs not compared (the tag delay line is a reset-less memory: X on
+    # Icarus until it has been written through)
+    warm = 32
+    start, first, end = warm, True, 0
+    while end < n:
+        kind = 0 if first and corners else int(rng.integers(0, 4))
+        first = False
+        if kind == 0:  # LSH
+            t = int(rng.integers(1, 13))
+            direction = int(rand(cfg.dir_fmt, 1)[0])
+            bias = int(rand(cfg.bias_fmt, 1)[0])
+            inv_w = int(rng.integers(0, cfg.inv_w_fmt.max_int + 1))
+            toks = rand(cfg.token_fmt, t)
+            at(start).update(y_top=bias, tag={"op": OP_LOAD, "col": col, "phase": PH_LSH})
+            at(start + 1).update(y_top=int(rand(cfg.bias_fmt, 1)[0]),
+                                 tag={"op": OP_LOAD, "col": (col + 1) % cfg.b, "phase": PH_LSH})
+            if cfg.b == 1:
+                at(start + 1).update(y_top=bias)
+            want, over = lsh_hash(toks[:, None], [[direction]], [bias], inv_w, cfg)
+            for k in range(t):
+                c = start + 2 + k
+                at(c)["tag"] = {"op": OP_DF1, "phase": PH_LSH, "scale": inv_w, "first": int(k == 0)}
+                at(c + tdel)["psum"] = int(toks[k]) * direction
+                events[c + tdel + lat] = {"res_valid": 1, "res": int(want[k, 0]), "res_over": int(over[k, 0])}
+        elif kind == 1:  # linear, the shortcut on half of the phases (at most d beats then)
+            shortcut = int(rng.random() < 0.5)
+            t = int(rng.integers(1, (d if shortcut else 12) + 1))
+            c_in = int(rand(cfg.qkv_fmt, 1)[0])
+            ws = rand(cfg.weight_fmt, t)
+            want, over = linear([[c_in]], ws[None, :], cfg)
+            for k in range(t):
+                c = start + k
+                at(c)["tag"] = {"op": OP_DF1, "phase": PH_LINEAR, "shortcut": shortcut, "first": int(k == 0),
+                                "last": int(k == t - 1)}
+                at(c + tdel)["psum"] = c_in * int(ws[k])
+                events[c + tdel + lat] = {"res_valid": 1, "res": int(want[0, k]), "res_over": int(over[0, k])}
+                if shortcut:
+                    events.setdefault(c + tdel + sc_lat, {}).update(
+                        sc_valid=1, sc_row=k % d, sc_sel=1 << k, sc_value=int(want[0, k]))
+        elif kind == 2:  # score: the max of the first k1 beats is subtracted from the others
+            t = int(rng.integers(1, 11))
+            k1 = int(rng.integers(0, t + 1))
+            q = int(rand(cfg.qkv_fmt, 1)[0])
+            ks = rand(cfg.qkv_fmt, t)
+            want, over = sa_scores([[q]], ks[:, None], k1, cfg)
+            for k in range(t):
+                c = start + k
+                at(c)["tag"] = {"op": OP_DF1, "phase": PH_SCORE, "first": int(k == 0), "sub": int(k >= k1)}
+                at(c + tdel)["psum"] = q * int(ks[k])
+                events[c + tdel + lat] = {"res_valid": 1, "res": int(want[0, k]), "res_over": int(over[0, k])}
+        else:  # output: DF2 beats carry AP; the column's results come back on the chain after copy
+            t = int(rng.integers(1, 7))
+            ap = rng.integers(0, cfg.ap_fmt.max_int + 1, (1, t))
+            if rng.random() < 0.15:
+                ap[:] = 0  # division by zero
+            v = rand(cfg.qkv_fmt, t * d).reshape(t, d)
+            acc = (ap[:, :, None] * v[None, :, :]).sum(axis=1)[0]
+            want, over, dbz = sa_output(ap, v, cfg)
+            for k in range(t):
+                at(start + k).update(y_top=int(ap[0, k]), tag={"op": OP_DF2, "phase": PH_OUTPUT, "first": int(k == 0),
+                                                                "last": int(k == t - 1)})
+            copy_c = start + t - 1 + PPE.COPY_DELAY
+            events.setdefault(copy_c, {})["copy"] = 1
+            for r in range(d):
+                at(copy_c + 1 + r)["chain"] = int(acc[d - 1 - r])
+                events[copy_c + PPE.OUT_LATENCY + r] = {
+                    "out_valid": 1, "out_row": d - 1 - r, "out": int(want[0, d - 1 - r]),
+                    "out_over": int(over[0, d - 1 - r]), "out_dbz": int(dbz[0, d - 1 - r])}
+        end = max(max(events) + 1, len(ins))
+        start = end + int(rng.integers(1, 5))  # a few NOP cycles between phases
+    cycles = max(events) + 3
+    at(cycles - 1)
+    outs, masks = [], []
+    for c in range(cycles):
+        ev = events.get(c + 1, {})  # item c is compared after the edge that takes input c
+        vals = {name: ev.get(name, 0) for name in PPE_OUT}
+        on = (set(_PPE_ALWAYS) | set(ev)) if c >= warm else set()
+        mask = 0
+        for name in PPE_OUT:
+            w = widths[name]
+            mask = (mask << w) | (((1 << w) - 1) if name in on else 0)
+        outs.append(tuple(vals[name] for name in PPE_OUT))
+        masks.append(mask)
+    items_in = [(u["psum"], u["psum_sat"], u["y_top"], pack(tl, u["tag"]), u["chain"], u["chain_sat"]) for u in ins]
+    seg = Segment(items={"i": items_in, "o": outs}, masks={"o": masks}, deadline=cycles + 100)
+    return Plan([Stream("i", "in", PPE_IN, ""), Stream("o", "out", PPE_OUT, "", masked=True)], [seg], cycles,
+                "cycle", drain=16, offset=2)
+
+
 def _mca(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
     from golden.mca import mca_encode_fixed
     from sim.tb_mca import FMTS, random_case
 
     lanes, d = params["lanes"], params["d"]
 
-    def words(values: Any, width: int) -> int:
-        return pack(data.ArrayLayout(width, len(values)), [int(v) for v in values])
-
     segments = []
     left, first = n, True
     while left > 0:
         keys = params["n_max"] if first else int(rng.integers(1, params["n_max"] + 1))
-        m = int(min(left, rng.integers(1, params["m_max"] + 1)))
+        m = _queries(rng, left, params["m_max"])
         left -= m
         x, a, table, bias = random_case(rng, params, m, keys)
         if first and corners:
@@ -494,12 +783,12 @@ def _mca(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
         first = False
         alpha, seed = float(rng.uniform(0.2, 1.0)), int(rng.integers(1, 1 << 32))
         want = mca_encode_fixed(x, a, table, alpha, seed, bias, FMTS)
-        ow = FMTS.out_fmt.width
         items = {
-            "cdf": [int(v) for v in table.cdf], "ws": [words(r, params["ws_width"]) for r in table.ws_raw],
-            "bias": [words(bias, FMTS.h_fmt.width)], "a": [int(v) & 0xFFFF_FFFF for v in a.T.ravel()],
-            "x": [words([v], FMTS.token_fmt.width) for v in x.ravel()],
-            "o": [words(r[c:c + lanes], ow) for r in want.y_raw for c in range(0, d, lanes)],
+            "cdf": [int(v) for v in table.cdf], "ws": pack_rows(table.ws_raw, params["ws_width"]),
+            "bias": pack_rows(np.asarray(bias)[None, :], FMTS.h_fmt.width),
+            "a": (np.asarray(a, dtype=np.int64).T.ravel() & 0xFFFF_FFFF).tolist(),
+            "x": pack_rows(np.asarray(x).reshape(-1, 1), FMTS.token_fmt.width),
+            "o": pack_rows(np.asarray(want.y_raw).reshape(-1, lanes), FMTS.out_fmt.width),
         }
         flags = {k: int(v) for k, v in want.flags.items()}
         segments.append(Segment(
@@ -565,6 +854,9 @@ ADAPTERS: dict[str, Adapter] = {
     "systolic_array": _systolic_array,
     "latte": _latte,
     "eatt": _eatt,
+    "eatt_align": _eatt_align,
+    "pe": _pe,
+    "ppe": _ppe,
     "mca": _mca,
     "cta": _cta,
 }
@@ -616,6 +908,16 @@ def _hexw(width: int) -> int:
 
 def write_vectors(plan: Plan, manifest: Mapping[str, Any], out_dir: Path) -> dict[str, int]:
     """Write the hex files of ``plan``; returns the number of lines per memory (``ctl`` = segments)."""
+    texts, counts = render_vectors(plan, manifest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (out_dir / name).write_text(text)
+    return counts
+
+
+def render_vectors(plan: Plan, manifest: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, int]]:
+    """The hex files of ``plan`` (file name -> text) and the lines per memory (``ctl`` = segments);
+    pure, so a soak's worker processes can render batches while the simulator runs."""
     ports = _ports_by_name(manifest)
     counts: dict[str, int] = {}
     ends = {s.name: 0 for s in plan.streams}
@@ -633,7 +935,14 @@ def write_vectors(plan: Plan, manifest: Mapping[str, Any], out_dir: Path) -> dic
             extra = 1 if s.nogap else 0
             hw = _hexw(w + extra + 1)
             flags = seg.nogap.get(s.name, [False] * len(items))
-            for k, item in enumerate(items):
+            if len(s.data) == 1 and not s.nogap:  # fast path: one port, no flag bit (most streams)
+                wmask, top = (1 << w) - 1, 1 << w
+                files[s.name] += [f"{((int(x[0]) if isinstance(x, tuple) else int(x)) & wmask) | top:0{hw}x}"
+                                  for x in items]
+                items_done = True
+            else:
+                items_done = False
+            for k, item in enumerate([] if items_done else items):
                 raw = _pack_item(s, item, ports) | (1 << (w + extra))  # top bit: "a line is here"
                 if s.nogap:
                     raw |= int(flags[k]) << w
@@ -656,11 +965,11 @@ def write_vectors(plan: Plan, manifest: Mapping[str, Any], out_dir: Path) -> dic
         for name, w in fields:
             raw = (raw << w) | (int(values[name]) & ((1 << w) - 1))
         ctl_lines.append(f"{raw:0{_hexw(sum(w for _, w in fields))}x}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    texts: dict[str, str] = {}
 
     def write(name: str, lines: list[str], width: int) -> None:
         # an empty memory file is not portable: keep one zero line (marker bit 0: no item)
-        (out_dir / f"{name}.hex").write_text("\n".join(lines or ["0" * _hexw(width)]) + "\n")
+        texts[f"{name}.hex"] = "\n".join(lines or ["0" * _hexw(width)]) + "\n"
 
     for s in plan.streams:
         w = _line_width(s, ports)
@@ -670,8 +979,8 @@ def write_vectors(plan: Plan, manifest: Mapping[str, Any], out_dir: Path) -> dic
             write(f"{s.name}_mask", masks[s.name], w)
     write("ctl", ctl_lines, 32)
     counts["ctl"] = len(ctl_lines)
-    (out_dir / "meta.hex").write_text(f"{len(ctl_lines):08x}\n")
-    return counts
+    texts["meta.hex"] = f"{len(ctl_lines):08x}\n"
+    return texts, counts
 
 
 # ---- the SystemVerilog bench -----------------------------------------------------------------------
@@ -720,6 +1029,12 @@ def _sv(plan: Plan, manifest: Mapping[str, Any], depth: Mapping[str, int], seed_
     a("  integer k;")
     a("  integer seg, nseg, state, cyc, seg_cyc, sub, seed, p_gap, p_stall, total_in, total_out, failed;")
     a("  reg [31:0] rng_en;")
+    cyc_streams = [s for s in plan.streams if not s.valid]
+    if cyc_streams:
+        if not 1 <= plan.offset <= 31:
+            raise ValueError(f"plan offset {plan.offset} out of range [1, 31]")
+        a("  reg [31:0] vd = 0;  // cycle streams: vd[j] = an input item was driven j+1 edges ago")
+        a("  reg drove;")
     a("  reg fire;")
     a("  function [31:0] xs32(input [31:0] s);")
     a("    reg [31:0] x;")
@@ -776,8 +1091,11 @@ def _sv(plan: Plan, manifest: Mapping[str, Any], depth: Mapping[str, int], seed_
         w = _line_width(s, ports)
         got = "{" + ", ".join(f"d_{p}" for p in s.data) + "}"
         ready = f"d_{s.ready}" if s.ready else en_expr
-        a(f"      fire = d_{s.valid} && {ready};")
-        if s.ready:
+        if not s.valid:  # cycle stream: the item of the input driven plan.offset edges ago
+            a(f"      fire = vd[{plan.offset - 1}];")
+        else:
+            a(f"      fire = d_{s.valid} && {ready};")
+        if s.ready and s.valid:
             a(f"      if (d_{s.valid} && i_{s.name} >= e_{s.name} && state >= 3) begin")
         else:
             a(f"      if (fire && i_{s.name} >= e_{s.name}) begin")
@@ -797,6 +1115,8 @@ def _sv(plan: Plan, manifest: Mapping[str, Any], depth: Mapping[str, int], seed_
     for s in plan.streams:
         if s.direction != "in":
             continue
+        if not s.valid:
+            continue  # cycle stream: counted where it is driven
         ready = f"d_{s.ready}" if s.ready else en_expr
         a(f"      if (d_{s.valid} && {ready}) begin i_{s.name} = i_{s.name} + 1; total_in = total_in + 1; end")
     # ---- state machine
@@ -862,9 +1182,20 @@ def _sv(plan: Plan, manifest: Mapping[str, Any], depth: Mapping[str, int], seed_
     if plan.enable:
         a("      rng_en = xs32(rng_en);")
         a(f"      d_{plan.enable} <= !(state >= 3 && state <= 4 && rng_en[7:0] < p_stall);")
+    if cyc_streams:
+        a("      drove = 1'b0;")
     for s in plan.streams:
         a(f"      r_{s.name} = xs32(r_{s.name});")
-        if s.direction == "in":
+        if s.direction == "in" and not s.valid:  # every cycle of the segment, no gaps; zeros outside
+            w = _line_width(s, ports)
+            dst = "{" + ", ".join(f"d_{p}" for p in s.data) + "}"
+            a(f"      if (state == 3 && i_{s.name} < e_{s.name}) begin")
+            a(f"        {dst} <= m_{s.name}[i_{s.name}][{w - 1}:0];")
+            a(f"        i_{s.name} = i_{s.name} + 1; total_in = total_in + 1; drove = 1'b1;")
+            a("      end else begin")
+            a(f"        {dst} <= {w}'d0;")
+            a("      end")
+        elif s.direction == "in":
             w = _line_width(s, ports)
             dst = "{" + ", ".join(f"d_{p}" for p in s.data) + "}"
             ready = f"d_{s.ready}" if s.ready else en_expr
@@ -879,6 +1210,8 @@ def _sv(plan: Plan, manifest: Mapping[str, Any], depth: Mapping[str, int], seed_
         elif s.ready:
             a(f"      d_{s.ready} <= (state == 5) || ((state == 3 || state == 4) && i_{s.name} < e_{s.name}"
               f" && r_{s.name}[7:0] >= p_stall);")
+    if cyc_streams:
+        a("      vd = {vd[30:0], drove};")
     a("    end")
     a("  end")
     a("endmodule")
@@ -1039,7 +1372,8 @@ def run_bench(out_dir: str | Path, sim: str = "verilator", *, seed: int = 1, wav
 
 #: default vectors per batch (one bench run), by block
 SOAK_BATCH = {"exp_unit": 200_000, "recip_unit": 200_000, "cim": 50_000, "cag": 20_000, "pag": 20_000,
-              "systolic_array": 20_000, "latte": 20_000, "eatt": 20_000, "mca": 20_000, "cta": 200}
+              "systolic_array": 20_000, "latte": 20_000, "eatt": 20_000, "mca": 20_000, "eatt_align": 20_000,
+              "pe": 200_000, "ppe": 200_000, "cta": 200}
 
 
 def _chunks(plan: Plan, capacity: Mapping[str, int]) -> list[list[Segment]]:
@@ -1061,13 +1395,43 @@ def _chunks(plan: Plan, capacity: Mapping[str, int]) -> list[list[Segment]]:
     return out
 
 
+_WORKER_COMPONENTS: dict[str, Any] = {}
+
+
+def _soak_batch(block: str, params: Mapping[str, Any], n: int, seed: int, capacity: Mapping[str, int],
+                manifest: Mapping[str, Any]) -> tuple[int, list[tuple[dict[str, str], int, int]], float]:
+    """One soak batch, rendered: (vectors, [(hex file texts, items in, items out) per bench run],
+    seconds). Runs in a worker process (the component is elaborated once per process)."""
+    t0 = time.monotonic()
+    key = block + json.dumps(dict(params), sort_keys=True)
+    comp = _WORKER_COMPONENTS.get(key)
+    if comp is None:
+        from hdl.registry import get_block
+
+        comp = _WORKER_COMPONENTS[key] = get_block(block).build(**dict(params))
+        comp._MustUse__silence = True
+    plan = make_plan(block, params, n, seed, corners=False, component=comp)
+    runs = []
+    for segs in _chunks(plan, capacity):
+        sub = Plan(**{**plan.__dict__, "segments": segs})
+        texts, _ = render_vectors(sub, manifest)
+        want_in = sum(len(g.items.get(s.name, [])) for g in segs for s in plan.streams if s.direction == "in")
+        want_out = sum(len(g.items.get(s.name, [])) for g in segs for s in plan.streams if s.direction == "out")
+        runs.append((texts, want_in, want_out))
+    return plan.vectors, runs, time.monotonic() - t0
+
+
 def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *, vectors: int, seed: int = 1,
          sim: str = "verilator", batch: int | None = None, waves: bool = False,
-         log: Callable[[str], Any] | None = print, stop_on_fail: bool = True) -> dict[str, Any]:
+         log: Callable[[str], Any] | None = print, stop_on_fail: bool = True, jobs: int = 2) -> dict[str, Any]:
     """Run ``vectors`` random vectors through the vector testbench in batches; returns the figures.
 
     Batch ``k`` uses vectors of seed ``(seed, k)`` and ``+seed=seed * 100003 + k``: the whole soak is
-    reproducible from ``seed``. Batch 0 starts with the adapter's corner vectors."""
+    reproducible from ``seed``. Batch 0 starts with the adapter's corner vectors. ``jobs`` worker
+    processes compute and render the later batches (golden model + hex text) while the simulator runs,
+    at most ``jobs + 1`` batches ahead, so memory stays bounded by a few batches (0: in this process)."""
+    if jobs < 0:
+        raise ValueError(f"jobs must be >= 0, got {jobs}")
     out = Path(out_dir)
     batch = batch or SOAK_BATCH.get(block, 10_000)
     first = min(batch, vectors)
@@ -1076,55 +1440,86 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
     res = export_tb(block, overrides, out, vectors=first, seed=seed)
     capacity = {k: int(v * 1.5) + 256 for k, v in res.counts.items()}
     capacity["ctl"] = res.counts["ctl"] * 2 + 16
-    (out / "tb.sv").write_text(_sv(res.plan, json.loads(res.manifest.read_text()), capacity, seed))
-    say(f"soak {block} {json.dumps(res.params)}: {vectors} {plural(res.unit)}, batches of {batch}, seed {seed}, {sim}")
+    manifest = json.loads(res.manifest.read_text())
+    (out / "tb.sv").write_text(_sv(res.plan, manifest, capacity, seed))
+    say(f"soak {block} {json.dumps(res.params)}: {vectors} {plural(res.unit)}, batches of {batch}, seed {seed}, "
+        f"{sim}, {jobs} generator process(es)")
     build_s = build_bench(out, sim, waves=waves)
     say(f"built in {build_s:.1f} s ({out})")
-    manifest = json.loads(res.manifest.read_text())
-    done, cycles, sim_s, gen_s, failures, runs = 0, 0, 0.0, time.monotonic() - t_start - build_s, 0, 0
+    gen_s = time.monotonic() - t_start - build_s
+    # the batch sizes are known up front: batch k > 0 has min(batch, what is left) vectors
+    sizes = [res.plan.vectors]
+    while sum(sizes) < vectors:
+        sizes.append(min(batch, vectors - sum(sizes)))
+    batch_seeds = [seed * 1_000_003 + k for k in range(len(sizes))]
+    pool = None
+    if jobs and len(sizes) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+    pending: dict[int, Any] = {}
+
+    def submit_ahead(k: int) -> None:
+        for j in range(k, min(len(sizes), k + jobs + 1)):
+            if j > 0 and j not in pending and pool is not None:
+                pending[j] = pool.submit(_soak_batch, block, res.params, sizes[j], batch_seeds[j], capacity, manifest)
+
+    done, cycles, sim_s, failures, runs_n, wait_s = 0, 0, 0.0, 0, 0, 0.0
     first_fail = None
-    k = 0
-    plan: Plan | None = res.plan
-    while done < vectors:
-        t0 = time.monotonic()
-        if plan is None:
-            n = min(batch, vectors - done)
-            plan = make_plan(block, res.params, n, seed * 1_000_003 + k, corners=False)
-        chunks = _chunks(plan, capacity)
-        gen_s += time.monotonic() - t0
-        for c, segs in enumerate(chunks):
+    try:
+        for k in range(len(sizes)):
+            submit_ahead(k)
             t0 = time.monotonic()
-            sub = Plan(**{**plan.__dict__, "segments": segs})
-            write_vectors(sub, manifest, out)
-            gen_s += time.monotonic() - t0
-            bench_seed = seed * 100003 + k * 1009 + c
-            r = run_bench(out, sim, seed=bench_seed, waves=waves)
-            want_in = sum(len(g.items.get(s.name, [])) for g in segs for s in plan.streams if s.direction == "in")
-            want_out = sum(len(g.items.get(s.name, [])) for g in segs for s in plan.streams if s.direction == "out")
-            if r.ok and (r.items_in, r.items_out) != (want_in, want_out):
-                r.ok = False
-                r.line = (f"FAIL {block}: the bench transferred {r.items_in} in / {r.items_out} out items, "
-                          f"expected {want_in} / {want_out}")
-            runs += 1
-            sim_s += r.run_seconds
-            cycles += r.cycles
-            if not r.ok:
-                failures += 1
-                first_fail = first_fail or {"batch": k, "chunk": c, "seed": bench_seed, "line": r.line}
-                say(f"batch {k}.{c}: {r.line}")
-                say("\n".join(r.output.strip().splitlines()[-6:]))
-        done += plan.vectors
-        k += 1
-        plan = None
-        rate = done / sim_s if sim_s else 0.0
-        say(f"batch {k}: {done}/{vectors} {plural(res.unit)}, mismatches/failing runs {failures}, "
-            f"{rate:,.0f} {plural(res.unit)}/s, {cycles / sim_s if sim_s else 0:,.0f} cycles/s (simulation)")
-        if failures and stop_on_fail:
-            break
+            if k == 0:
+                chunks = []
+                for segs in _chunks(res.plan, capacity):
+                    sub = Plan(**{**res.plan.__dict__, "segments": segs})
+                    texts, _ = render_vectors(sub, manifest)
+                    chunks.append((texts,
+                                   sum(len(g.items.get(s.name, [])) for g in segs for s in sub.streams
+                                       if s.direction == "in"),
+                                   sum(len(g.items.get(s.name, [])) for g in segs for s in sub.streams
+                                       if s.direction == "out")))
+                n_vec, worker_s = res.plan.vectors, 0.0
+            elif pool is not None:
+                n_vec, chunks, worker_s = pending.pop(k).result()
+            else:
+                n_vec, chunks, worker_s = _soak_batch(block, res.params, sizes[k], batch_seeds[k], capacity, manifest)
+            waited = time.monotonic() - t0
+            wait_s += waited
+            gen_s += worker_s if pool is not None and k else waited
+            for c, (texts, want_in, want_out) in enumerate(chunks):
+                for name, text in texts.items():
+                    (out / name).write_text(text)
+                bench_seed = seed * 100003 + k * 1009 + c
+                r = run_bench(out, sim, seed=bench_seed, waves=waves)
+                if r.ok and (r.items_in, r.items_out) != (want_in, want_out):
+                    r.ok = False
+                    r.line = (f"FAIL {block}: the bench transferred {r.items_in} in / {r.items_out} out items, "
+                              f"expected {want_in} / {want_out}")
+                runs_n += 1
+                sim_s += r.run_seconds
+                cycles += r.cycles
+                if not r.ok:
+                    failures += 1
+                    first_fail = first_fail or {"batch": k, "chunk": c, "seed": bench_seed, "line": r.line}
+                    say(f"batch {k}.{c}: {r.line}")
+                    say("\n".join(r.output.strip().splitlines()[-6:]))
+            done += n_vec
+            rate = done / sim_s if sim_s else 0.0
+            say(f"batch {k + 1}: {done}/{vectors} {plural(res.unit)}, mismatches/failing runs {failures}, "
+                f"{rate:,.0f} {plural(res.unit)}/s, {cycles / sim_s if sim_s else 0:,.0f} cycles/s (simulation)")
+            if failures and stop_on_fail:
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     total_s = time.monotonic() - t_start
     figures = {"block": block, "params": res.params, "sim": sim, "seed": seed, "unit": res.unit, "vectors": done,
-               "runs": runs, "failing_runs": failures, "first_failure": first_fail, "cycles": cycles,
-               "sim_seconds": round(sim_s, 3), "golden_seconds": round(gen_s, 3), "build_seconds": round(build_s, 3),
+               "runs": runs_n, "failing_runs": failures, "first_failure": first_fail, "cycles": cycles,
+               "sim_seconds": round(sim_s, 3), "golden_seconds": round(gen_s, 3),
+               "waited_for_vectors_seconds": round(wait_s, 3), "jobs": jobs, "build_seconds": round(build_s, 3),
                "total_seconds": round(total_s, 3),
                "vectors_per_second": round(done / sim_s, 1) if sim_s else None,
                "cycles_per_second": round(cycles / sim_s, 1) if sim_s else None,
@@ -1132,8 +1527,9 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
                "waves": str(out / "waves.vcd") if waves else None}
     say(f"{'PASS' if figures['ok'] else 'FAIL'} soak {block}: {done} {plural(res.unit)}, {failures} failing run(s) "
         f"(mismatches), {cycles} cycles; simulation {sim_s:.1f} s: {figures['vectors_per_second'] or 0:,.0f} "
-        f"{plural(res.unit)}/s, {figures['cycles_per_second'] or 0:,.0f} cycles/s; golden+files {gen_s:.1f} s, "
-        f"build {build_s:.1f} s, total {total_s:.1f} s; seed {seed} "
+        f"{plural(res.unit)}/s, {figures['cycles_per_second'] or 0:,.0f} cycles/s; golden+files {gen_s:.1f} s "
+        f"({jobs} process(es), waited {wait_s:.1f} s), build {build_s:.1f} s, total {total_s:.1f} s "
+        f"({done / total_s:,.0f} {plural(res.unit)}/s overall); seed {seed} "
         f"(reproduce: attn-rtl soak {block} --vectors {vectors} --seed {seed} --sim {sim} --batch {batch}"
         + "".join(f" --set {k}={v}" for k, v in (overrides or {}).items()) + ")")
     if waves:

@@ -75,7 +75,12 @@ class SynthError(ValueError):
 
 
 class DoesNotFit(RuntimeError):
-    """The block needs more resources than the target device has."""
+    """The block needs more resources than the target device has; ``resources`` holds yosys'
+    counts (what the report lists for a block that does not fit), empty when unknown."""
+
+    def __init__(self, message: str, resources: Mapping[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.resources = dict(resources or {})
 
 
 @dataclass
@@ -219,7 +224,7 @@ def _yosys_script(top: str, verilog: str, target: str, abc9: bool = True) -> str
     else:
         mapping = f"synth_ice40 -dsp -top {top} -json {top}.netlist.json"
     # Hard blocks instantiated by hdl.primitives (MULT18X18D ...) are known to hierarchy -check.
-    cells = ["read_verilog -lib -specify +/ecp5/cells_bb.v"] if target == "ecp5" else []
+    cells = ["read_verilog -lib -specify +/ecp5/cells_bb.v +/ecp5/cells_sim.v"] if target == "ecp5" else []
     return "\n".join([
         *cells,
         f"read_verilog -sv {verilog}",
@@ -301,7 +306,7 @@ def _check_fits(target: str, res: Mapping[str, int], block: str) -> None:
     over = [f"{key} {res.get(key, 0)} > {cap}" for key, cap in capacity.items() if res.get(key, 0) > cap]
     if over:
         raise DoesNotFit(f"{block} does not fit {device}: " + ", ".join(over)
-                         + " (try a smaller configuration with --set, or --target ecp5)")
+                         + " (try a smaller configuration with --set, or --target ecp5)", res)
 
 
 def config_key(block: str, params: Mapping[str, Any]) -> str:
@@ -390,7 +395,7 @@ def add_seed(result: SynthResult, seed: int, *, freq_mhz: float = TARGET_MHZ,
     except ToolFailed as exc:
         if any(s in exc.log for s in ("Unable to place", "no Bels", "not enough", "Failed to find")):
             raise DoesNotFit(f"{result.block} does not fit {result.device}: nextpnr could not place it "
-                             f"(see {out / f'pnr_seed{seed}.log'})") from exc
+                             f"(see {out / f'pnr_seed{seed}.log'})", result.resources) from exc
         raise
     fmax, util, critical = _parse_pnr_report(out / report, f"{top}.v")
     seed_result = SeedResult(seed=seed, fmax_mhz=None if fmax is None else round(fmax, 2), utilization=util,

@@ -226,3 +226,71 @@ def test_retrieval_metrics_and_spearman():
     other = retrieval_metrics(rng.normal(size=(6, 8)), e)
     assert other["spearman"] < 0.9 and other["top1_agreement"] < 1.0
     assert math.isnan(retrieval_metrics(e[:2], e[:2])["spearman"])
+
+
+# -- speed: batched CTA heads and embeddings are the same computation ---------------------------------
+def test_cta_batched_heads_and_embedding_equal_per_head():
+    """cta_fast_heads (one clustering per width, heads batched) == cta_fast per head, bit for bit on
+    this machine's BLAS (checked to 1e-12), mixed per-head widths; the report's batched embedding
+    == MiniLM.embed with cta_fast."""
+    from golden.accuracy import _embed
+    from golden.calibrate import cta_fast, cta_fast_heads
+    from golden.minilm import MiniLM
+
+    model = MiniLM.load()
+    heads = model.head_inputs(FOX, 3)
+    kws = [{"widths": (8.0, 12.0, 32.0) if h % 3 else 6.0, "seed": h % 2} for h in range(12)]
+    per_head = [cta_fast(h, **k) for h, k in zip(heads, kws, strict=True)]
+    batched = cta_fast_heads(heads, kws)
+    for a, b in zip(per_head, batched, strict=True):
+        assert np.max(np.abs(a.out - b.out)) <= 1e-12 and a.work == b.work
+    with pytest.raises(TypeError, match="unknown settings"):
+        cta_fast_heads(heads[:1], [{"width": 3.0}])
+
+    def settings_for(li, h):
+        return {"widths": (4.0 + li, 12.0, 8.0 + h), "seed": 7}
+    texts = [FOX, "Rain is expected in the north tomorrow."]
+    exact = model.embed(texts, head_fn=cta_fast, settings_for=settings_for)
+    fast = _embed(model, texts, cta_fast, settings_for, cta_fast_heads)
+    assert np.max(np.abs(exact - fast)) <= 1e-12
+
+
+def test_trace_disk_cache_is_exact(tmp_path, monkeypatch):
+    """The exact activations cached on disk (keyed by content hash) load back bit for bit."""
+    from golden.accuracy import cached_trace, trace_cache_dir
+    from golden.minilm import MiniLM
+
+    monkeypatch.setenv("ATTN_RTL_CACHE", str(tmp_path))
+    model = MiniLM.load()
+    text = "A cache keyed by the text's content hash."
+    model._trace_cache.pop(text, None)
+    fresh = cached_trace(model, text)   # computed, written
+    files = list(trace_cache_dir().glob("*.npz"))
+    assert len(files) == 1 and trace_cache_dir() == tmp_path / "activations"
+    model._trace_cache.pop(text, None)
+    loaded = cached_trace(model, text)   # read back from disk
+    assert loaded is not fresh and loaded.ids == fresh.ids
+    assert np.array_equal(loaded.embedding, fresh.embedding) and np.array_equal(loaded.hidden, fresh.hidden)
+    for a, b in zip(loaded.layers, fresh.layers, strict=True):
+        for name in ("x", "q", "k", "v", "ctx"):
+            assert np.array_equal(getattr(a, name), getattr(b, name))
+    files[0].write_bytes(b"not an npz")   # a damaged entry is recomputed, not trusted
+    model._trace_cache.pop(text, None)
+    assert np.array_equal(cached_trace(model, text).embedding, fresh.embedding)
+    monkeypatch.setenv("ATTN_RTL_CACHE", "off")
+    assert trace_cache_dir() is None
+
+
+def test_mca_batched_with_reused_attention_equals_per_head():
+    """mca_fast_heads (attention kept per head object, table lookup for the inverse CDF) ==
+    mca_fast == golden.mca.mca_float's algorithm, for several α and seeds on the same heads."""
+    from golden.calibrate import mca_fast, mca_fast_heads
+    from golden.minilm import MiniLM
+
+    heads = MiniLM.load().head_inputs(FOX, 1)[:4]
+    for alpha, seed in ((0.1, 1), (0.4, 3), (1.0, 2)):
+        kws = [{"alpha": alpha, "seed": seed}] * len(heads)
+        got = mca_fast_heads(heads, kws, reuse=True)
+        for h, r in zip(heads, got, strict=True):
+            ref = mca_fast(h, alpha=alpha, seed=seed)
+            assert np.array_equal(r.out, ref.out) and r.work["mean_r"] == ref.work["mean_r"]

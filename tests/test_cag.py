@@ -11,69 +11,27 @@ from golden.cag import CENTROID_FMT, TOKEN_FMT, aggregate, residual_tokens
 from golden.fixed import QFormat
 from hdl.arith import ReciprocalScaler
 from hdl.cag import CentroidAggregator
-from tests.amaranth_helpers import run_sim
+from sim.streams import StreamError, run_amaranth
+from sim.tb_cag import run_cag
 
 
 def drive_cag(dut: CentroidAggregator, runs: list[dict], *, p_in: float = 0.0, p_out: float = 0.0,
-              seed: int = 0) -> list[dict]:
+              seed: int = 0, check: bool = False) -> list[dict]:
     """Each run: ``x`` (n × d raw), ``indices`` (n), optional ``centroids`` (n × d raw, residual
-    mode). Streams the tokens with random stalls, collects centroid beats and the flags."""
+    mode), through the shared stream-harness script of the cocotb testbench (``sim.tb_cag.run_cag``)
+    with random stalls; collects centroid beats and the flags. ``check``: compare every beat with
+    golden.cag as it arrives."""
     rng = random.Random(seed)
-    results: list[dict] = []
 
-    async def tb(ctx):
-        for run in runs:
-            while not ctx.get(dut.idle):
-                await ctx.tick()
-            ctx.set(dut.clear, 1)
-            await ctx.tick()
-            ctx.set(dut.clear, 0)
-            x, idx = run["x"], run["indices"]
-            cents = run.get("centroids")
-            n = len(idx)
-            beats = [{"index": int(idx[t]), "x": [int(v) for v in x[t]],
-                      "centroid": [int(v) for v in (cents[t] if cents is not None else np.zeros(dut.dim, int))],
-                      "residual": int(cents is not None), "last": int(t == n - 1)} for t in range(n)]
-            got: list[tuple] = []
-            b, holding, cycle, first, acc_done, last_out = 0, False, 0, None, None, None
-            done = False
-            while not done:
-                offer = b < n and (holding or rng.random() >= p_in)
-                ctx.set(dut.i.valid, offer)
-                if offer:
-                    ctx.set(dut.i.payload, beats[b])
-                ready = rng.random() >= p_out
-                ctx.set(dut.o.ready, ready)
-                took = offer and ctx.get(dut.i.ready)
-                gave = ready and ctx.get(dut.o.valid)
-                pl = ctx.get(dut.o.payload)
-                await ctx.tick()
-                cycle += 1
-                holding = offer and not took
-                if took:
-                    b += 1
-                    first = cycle if first is None else first
-                    acc_done = cycle if b == n else acc_done
-                if gave:
-                    got.append((int(pl.index), int(pl.count), [int(v) for v in pl.centroid], int(pl.last)))
-                    last_out = cycle
-                    done = bool(pl.last)
-                if b == n and not got and ctx.get(dut.idle) and cycle > (acc_done or 0) + 2:
-                    done = True  # a run whose tokens were all refused has no centroid
-                assert cycle < 20 * (n + 100), "CAG stopped making progress"
-            ctx.set(dut.i.valid, 0)
-            ctx.set(dut.o.ready, 0)
-            await ctx.tick()
-            results.append({"beats": got, "n_clusters": ctx.get(dut.n_clusters), "overflow": ctx.get(dut.overflow),
-                            "saturated": ctx.get(dut.saturated), "first": first, "acc_done": acc_done,
-                            "last_out": last_out})
+    async def script(io):
+        return [await run_cag(io, dut, run["x"], run["indices"], run.get("centroids"), p_in=p_in, p_out=p_out,
+                              rng=rng, check=check) for run in runs]
 
-    run_sim(dut, tb)
-    return results
+    return run_amaranth(dut, script)
 
 
 def check_runs(dut: CentroidAggregator, runs: list[dict], **kw) -> list[dict]:
-    got = drive_cag(dut, runs, **kw)
+    got = drive_cag(dut, runs, check=True, **kw)
     for run, res in zip(runs, got, strict=True):
         want = aggregate(run["x"], run["indices"], max_clusters=dut.max_clusters, max_tokens=dut.max_tokens,
                          recip_spec=dut.recip_spec, residual_centroids=run.get("centroids"))
@@ -176,6 +134,8 @@ def test_disabled_hazard_paths_fail(knob):
     got = drive_cag(dut, [run])[0]
     want = aggregate(run["x"], idx, max_clusters=8, max_tokens=32, recip_spec=dut.recip_spec)
     assert [g[2] for g in got["beats"]] != want.centroids.tolist()
+    with pytest.raises(StreamError, match="centroid beats: mismatch at index"):  # the checked harness stops at once
+        drive_cag(CentroidAggregator(dim=2, max_clusters=8, max_tokens=32, **{knob: False}), [run], check=True)
 
 
 @pytest.mark.parametrize("kw,name", [

@@ -197,3 +197,31 @@ def test_cli_calibrate_then_accuracy(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert main(["accuracy", "--methods", "CTA", "--params", str(bad), "--no-progress"]) == 2
+
+
+def test_cli_error_contributions(tmp_path, capsys):
+    """--contributions: tiny widths (a cluster per token) make CTA exact (cosine 1 in every
+    variant); huge widths lose accuracy in every layer; the JSON has per-layer figures."""
+    from golden.cta_params import CTAParams
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("The quick brown fox jumps over the lazy dog.\nRain is expected tomorrow.\n"
+                     "Attention layers cost the most.\n")
+    for w, exact in ((1e-3, True), (1e3, False)):
+        p = cta_params.save(CTAParams(widths=np.full((6, 12, 3), w), budget={"kind": "error", "value": 0.1}),
+                            tmp_path / f"w{w}.json")
+        out = tmp_path / f"c{w}.json"
+        assert main(["calibrate", "cta", "--contributions", str(p), "--text-file", str(texts), "--seeds", "1",
+                     "--out", str(out)]) == 0
+        res = json.loads(out.read_text())
+        assert res["texts"] == 3 and len(res["cosine_only_layer"]) == 6 and len(res["RA_per_layer"]) == 6
+        assert sum(res["work_share_per_layer"]) == pytest.approx(1.0)
+        assert sum(res["attention_ops_per_text"]) / sum(res["attention_ops_exact_per_text"]) == pytest.approx(res["RA"])
+        if exact:
+            assert min(res["cosine_only_layer"] + res["cosine_all_but_layer"]) > 1 - 1e-9
+            assert res["cosine_everywhere"] > 1 - 1e-9 and res["RA"] > 1
+        else:
+            assert res["cosine_everywhere"] < 0.99 and res["RA"] < 0.5
+            assert max(res["cosine_only_layer"]) < 1 - 1e-6
+    assert "layer  RA" in capsys.readouterr().out
+    assert main(["calibrate", "latte", "--contributions", str(p)]) == 2

@@ -7,68 +7,30 @@ import random
 import numpy as np
 import pytest
 
-from golden.cim import cluster_index, skew_lanes
+from golden.cim import cluster_index
 from hdl.cim import ClusterIndexModule
+from sim.streams import StreamError, run_amaranth
+from sim.tb_cim import run_cim
 from tests.amaranth_helpers import run_sim
 
 
 def drive_cim(dut: ClusterIndexModule, runs: list[np.ndarray], *, p_in: float = 0.0, p_out: float = 0.0,
-              seed: int = 0) -> list[dict]:
-    """Stream each run's skewed hash beats (``clear`` between runs) with random stalls on both
-    streams; collect indices, n_clusters, overflow and the cycles from first beat to last index."""
+              seed: int = 0, check: bool = False) -> list[dict]:
+    """Each run through the shared stream-harness script of the cocotb testbench
+    (``sim.tb_cim.run_cim``; ``clear`` between runs) with random stalls on both streams; collect
+    indices, n_clusters, overflow, n_tokens and the cycles from first beat to last index.
+    ``check``: compare every index with golden.cim as it arrives."""
     rng = random.Random(seed)
-    results: list[dict] = []
 
-    async def tb(ctx):
-        for r, codes in enumerate(runs):
-            while not ctx.get(dut.idle):
-                await ctx.tick()
-            if r:
-                ctx.set(dut.clear, 1)
-                await ctx.tick()
-                ctx.set(dut.clear, 0)
-            if dut.internal_skew:
-                beats = [{"hash": [int(v) for v in code]} for code in codes]
-            else:
-                hashes, valid = skew_lanes(codes)
-                beats = [{"hash": [int(v) for v in hashes[t]],
-                          "lane_valid": int(sum(1 << j for j in range(codes.shape[1]) if valid[t, j]))}
-                         for t in range(len(hashes))]
-            got: list[int] = []
-            b, holding, cycle, first, last = 0, False, 0, None, None
-            while len(got) < len(codes):
-                offer = b < len(beats) and (holding or rng.random() >= p_in)
-                ctx.set(dut.i.valid, offer)
-                if offer:
-                    ctx.set(dut.i.payload, beats[b])
-                ready = rng.random() >= p_out
-                ctx.set(dut.o.ready, ready)
-                took = offer and ctx.get(dut.i.ready)
-                gave = ready and ctx.get(dut.o.valid)
-                payload = ctx.get(dut.o.payload)
-                await ctx.tick()
-                cycle += 1
-                holding = offer and not took
-                if took:
-                    b += 1
-                    first = cycle if first is None else first
-                if gave:
-                    got.append(int(payload))
-                    last = cycle
-                assert cycle < 20 * (len(beats) + 50), "CIM stopped making progress"
-            ctx.set(dut.i.valid, 0)
-            ctx.set(dut.o.ready, 0)
-            await ctx.tick()
-            results.append({"indices": got, "n_clusters": ctx.get(dut.n_clusters), "overflow": ctx.get(dut.overflow),
-                            "n_tokens": ctx.get(dut.n_tokens), "protocol_error": ctx.get(dut.protocol_error),
-                            "cycles": last - first + 1})
+    async def script(io):
+        return [await run_cim(io, dut, codes, p_in=p_in, p_out=p_out, rng=rng, clear=r > 0, check=check)
+                for r, codes in enumerate(runs)]
 
-    run_sim(dut, tb)
-    return results
+    return run_amaranth(dut, script)
 
 
 def check_runs(dut: ClusterIndexModule, runs: list[np.ndarray], **kw) -> list[dict]:
-    got = drive_cim(dut, runs, **kw)
+    got = drive_cim(dut, runs, check=True, **kw)
     for codes, res in zip(runs, got, strict=True):
         want, k, over = cluster_index(codes, max_clusters=dut.max_clusters, hash_width=dut.hash_width,
                                       nodes_per_layer=dut.nodes_per_layer, max_tokens=dut.max_tokens)
@@ -144,6 +106,9 @@ def test_bypass_is_needed():
     got = drive_cim(dut, [codes])[0]
     want, k, _ = cluster_index(codes, max_clusters=16, hash_width=2)
     assert got["indices"] != want.tolist() and got["n_clusters"] != k
+    with pytest.raises(StreamError, match="indices: mismatch at index"):  # the checked harness stops at once
+        drive_cim(ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16, _bypass=False),
+                  [codes], check=True)
 
 
 def test_protocol_error_on_broken_skew():

@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from amaranth.lib.data import ArrayLayout
 
 from attn_rtl.cli import main
-from sim.vector_tb import ADAPTERS, build_bench, export_tb, run_bench
+from sim.vector_tb import ADAPTERS, build_bench, export_tb, pack, pack_rows, run_bench
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
 
@@ -28,13 +30,16 @@ SMALL = {
                        "den_width": 18},
     "latte": {},  # the defaults are small (n_max 16, d_h 16)
     "eatt": {},
+    "eatt_align": {},
     "mca": {},
+    "pe": {"b": 2, "x_width": 5, "y_width": 6, "acc_width": 30},  # narrow operands (acc_width >= 30: registry)
+    "ppe": {"b": 2, "d": 4},
     "cta": {"b": 2, "d": 4, "l": 2, "n_max": 16, "d_in_max": 12, "d_h": 3},
 }
 
 
 def _export(tmp_path: Path, block: str, vectors: int | None = None, seed: int = 3):
-    vectors = vectors or (20 if block in ("latte", "eatt", "mca", "cta") else 150)
+    vectors = vectors or (20 if block in ("latte", "eatt", "eatt_align", "mca", "cta") else 150)
     return export_tb(block, SMALL[block], tmp_path / block, vectors=vectors, seed=seed)
 
 
@@ -51,10 +56,12 @@ def test_icarus_pass(tmp_path, block):
 
 
 def test_every_adapter_is_tested():
-    assert set(SMALL) == set(ADAPTERS)
+    from hdl.registry import blocks
+
+    assert set(SMALL) == set(ADAPTERS) == set(blocks())  # every block has a vector bench
 
 
-@pytest.mark.parametrize("block", ["exp_unit", "pag", "systolic_array",
+@pytest.mark.parametrize("block", ["exp_unit", "pag", "systolic_array", "eatt_align", "pe", "ppe",
                                    pytest.param("cim", marks=pytest.mark.slow),
                                    pytest.param("latte", marks=pytest.mark.slow)])
 def test_verilator_binary_pass_same_cycles_as_icarus(tmp_path, block):
@@ -75,7 +82,8 @@ def _flip_last_hex_digit(path: Path, line: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("block,stream", [("exp_unit", "y"), ("cag", "o"), ("systolic_array", "res"), ("eatt", "o")])
+@pytest.mark.parametrize("block,stream", [("exp_unit", "y"), ("cag", "o"), ("systolic_array", "res"), ("eatt", "o"),
+                                          ("eatt_align", "s"), ("pe", "o"), ("latte", "o"), ("mca", "o")])
 def test_corrupted_expected_line_fails(tmp_path, block, stream):
     res = _export(tmp_path, block)
     build_bench(res.out_dir, "icarus")
@@ -115,6 +123,50 @@ def test_stalled_dut_fails_at_the_deadline(tmp_path):
     assert not r.ok and "cycle deadline" in r.line, r.output[-2000:]
     deadline = res.plan.segments[0].deadline
     assert deadline < r.cycles < deadline + 20
+
+
+def test_pe_bench_catches_a_missing_shortcut_bypass(tmp_path):
+    """The PE's cycle bench compares every output register in every cycle: the generated Verilog
+    without the shortcut bypass (the multiply uses the old value register on a hit) fails."""
+    res = _export(tmp_path, "pe", vectors=400)
+    build_bench(res.out_dir, "icarus")
+    assert run_bench(res.out_dir, "icarus").ok
+    text = res.verilog.read_text()
+    broken, n = re.subn(r"(assign \S+\s+=\s+)sc_hit \? sc_value : value;", r"\1value;", text)
+    assert n == 1
+    res.verilog.write_text(broken)
+    build_bench(res.out_dir, "icarus")
+    r = run_bench(res.out_dir, "icarus")
+    assert not r.ok and "mismatch on o" in r.line, r.output[-2000:]
+
+
+def test_ppe_bench_catches_a_lost_saturation_flag(tmp_path):
+    """The PPE's cycle bench: a result register whose overflow flag is tied low fails; so does one
+    flipped expected result (a compared line: the warm-up lines are masked)."""
+    res = _export(tmp_path, "ppe", vectors=400)
+    build_bench(res.out_dir, "icarus")
+    assert run_bench(res.out_dir, "icarus").ok
+    masks = (res.out_dir / "o_mask.hex").read_text().splitlines()
+    line = next(k for k, m in enumerate(masks) if int(m, 16) & 1)  # psum_error (bit 0) compared
+    saved = (res.out_dir / "o.hex").read_text()
+    _flip_last_hex_digit(res.out_dir / "o.hex", line)
+    r = run_bench(res.out_dir, "icarus")
+    assert not r.ok and f"mismatch on o item {line}:" in r.output, r.output[-2000:]
+    (res.out_dir / "o.hex").write_text(saved)
+    text = res.verilog.read_text()
+    broken, n = re.subn(r"res_over <= [^;]+;", "res_over <= 1'h0;", text)
+    assert n == 1
+    res.verilog.write_text(broken)
+    build_bench(res.out_dir, "icarus")
+    r = run_bench(res.out_dir, "icarus")
+    assert not r.ok and "mismatch on o" in r.line, r.output[-2000:]
+
+
+def test_pack_rows_matches_pack():
+    rng = np.random.default_rng(5)
+    for width, count in [(8, 4), (12, 8), (13, 1), (31, 3), (40, 5), (1, 70), (63, 2)]:
+        x = rng.integers(-(1 << (width - 1)), 1 << (width - 1), (30, count))
+        assert pack_rows(x, width) == [pack(ArrayLayout(width, count), [int(v) for v in r]) for r in x]
 
 
 def test_never_ready_consumer_fails_at_the_deadline(tmp_path):
@@ -160,7 +212,8 @@ def test_waves(tmp_path):
 
 @pytest.mark.parametrize("argv,needle", [
     (["export-tb", "latte_nope"], "no vector-testbench adapter"),
-    (["export-tb", "pe"], "no vector-testbench adapter"),
+    (["soak", "nope_block", "--vectors", "5"], "no vector-testbench adapter"),
+    (["soak", "pe", "--jobs", "-1"], "--jobs"),
     (["export-tb", "exp_unit", "--vectors", "0"], "--vectors"),
     (["export-tb", "exp_unit", "--set", "lut_bits=99"], "lut_bits"),
     (["soak", "exp_unit", "--vectors", "0"], "--vectors"),

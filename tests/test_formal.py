@@ -125,3 +125,54 @@ def test_pag_update_invariant_sees_a_missing_merge():
     res = run_job(job, timeout=240, depth=15)
     assert res.status == "FAIL", (res.status, res.detail)
     assert "AP of the watched cluster" in res.detail
+
+
+def test_find_signal_names_the_missing_signal():
+    from amaranth.hdl import Fragment
+
+    from formal.harness import find_signal
+
+    component = next(j for j in JOBS if j.name == "cim_bypass").component()
+    fragment = Fragment.get(component, None)
+    assert find_signal(fragment, "q0_hit").name == "q0_hit"
+    with pytest.raises(LookupError, match="no_such_signal"):
+        find_signal(fragment, "no_such_signal")
+
+
+def test_cim_bypass_invariant_sees_a_missing_bypass():
+    """Without the write bypass (``_bypass=False``) a token reads a node whose allocation is still
+    in flight: the invariant fails (step 7: two tokens in a row with one layer-0 hash value)."""
+    job = next(j for j in MUTANTS if j.name == "cim_bypass_no_bypass")
+    res = run_job(job, timeout=120, depth=9)
+    assert res.status == "FAIL", (res.status, res.detail)
+    assert "cim layer 0: node valid flag is stale" in res.detail
+
+
+def test_cim_bypass_invariant_shallow():
+    """The real CIM passes the same bounded check (``make formal`` runs it to the job's depth)."""
+    job = next(j for j in JOBS if j.name == "cim_bypass")
+    res = run_job(job, timeout=120, depth=9)
+    assert res.status == "PASS", (res.status, res.detail)
+
+
+@pytest.mark.slow
+def test_cim_bypass_invariant_full_depth():
+    job = next(j for j in JOBS if j.name == "cim_bypass")
+    res = run_job(job, timeout=1800)
+    assert res.status == "PASS", (res.status, res.detail)
+
+
+def test_ready_check_sees_ready_waiting_for_valid():
+    """The ready promise check (the ``ready`` job is in the fast subset) fails on a CAG whose
+    ``ready`` is gated by ``valid``."""
+    job = next(j for j in MUTANTS if j.name == "ready_waits_for_valid")
+    res = run_job(job)
+    assert res.status == "FAIL", (res.status, res.detail)
+    assert "i.ready depends combinationally on i.valid" in res.detail
+
+
+def test_ready_fanin_of_a_plain_pass_through():
+    """The fan-in of a combinational pass-through's ready is the downstream ready (and no valid)."""
+    from formal.ready import ready_fanin
+
+    assert ready_fanin(_wire(False)) == {"i": frozenset({"o.ready"})}

@@ -13,8 +13,9 @@ from golden.latte import LatteFormats, encode_score_scale, estimate_scores, latt
 from golden.latte_cycles import latte_cycles_per_head
 from hdl.latte import Latte, tree_stages
 from hdl.registry import ParamError, get_block
-from sim.tbutil import CycleDeadline, Scoreboard
-from tests.amaranth_helpers import run_sim, wait_until
+from sim.streams import run_amaranth
+from sim.tb_latte import DRAIN_CYCLES, run_latte_head
+from tests.amaranth_helpers import run_sim
 
 
 def _rows_to_chunks(x: np.ndarray, lanes: int) -> list[list[int]]:
@@ -22,92 +23,20 @@ def _rows_to_chunks(x: np.ndarray, lanes: int) -> list[list[int]]:
 
 
 HEAD_DEADLINE = 4_000  # cycles for one test head: the longest here takes 375 (stalls included)
-DRAIN_CYCLES = 32  # after the last expected row, o must stay silent this long
 
 
 def run_head(dut: Latte, q, k, v, tau: int, mant: int, shift: int, stall: float = 0.0, seed: int = 0,
              probe_est: bool = False):
-    """Drive one head through ``dut``; returns (outputs m×d_h, kept per row, cycles, probes).
+    """Drive one head through ``dut`` with the shared stream harness (:func:`sim.tb_latte.run_latte_head`,
+    the same script the cocotb testbench runs); returns (outputs m×d_h, kept per row, cycles, probes).
 
-    Every wait is bounded by HEAD_DEADLINE cycles and fails naming what it waited for; an o beat
-    or an EST row beyond the expected ones fails as it arrives."""
-    lanes = dut.lanes
-    m_rows, d_h = q.shape
-    rows = Scoreboard("o rows", m_rows)
-    est = Scoreboard("EST rows", m_rows)
-    kept: list[int] = []
-    done = {"cycles": 0}
-    rng = random.Random(seed)
-
-    async def feed(ctx, name, chunks):
-        port = getattr(dut, name)
-        for i, chunk in enumerate(chunks):
-            while stall and rng.random() < stall:
-                await ctx.tick()
-            ctx.set(port.valid, 1)
-            ctx.set(port.payload, chunk)
-            await wait_until(ctx, port.ready, HEAD_DEADLINE, f"{name}.ready (beat {i + 1} of {len(chunks)})")
-            ctx.set(port.valid, 0)
-
-    async def main(ctx):
-        ctx.set(dut.n_keys, k.shape[0])
-        ctx.set(dut.n_queries, m_rows)
-        ctx.set(dut.tau, tau)
-        ctx.set(dut.scale_mant, mant)
-        ctx.set(dut.scale_shift, shift)
-        deadline = CycleDeadline(HEAD_DEADLINE, f"{rows.expected} o rows")
-        cycles = 0
-        row: list[int] = []
-        while not rows.complete:
-            ready = 0 if (stall and rng.random() < stall) else 1
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            cycles += 1
-            deadline.tick(f"got {len(rows.items)}")
-            if ready and valid:
-                row += [int(x) for x in payload.data]
-                if len(row) == d_h:
-                    rows.add(row)
-                    kept.append(int(payload.kept))
-                    row = []
-        done["cycles"] = cycles
-        ctx.set(dut.o.ready, 1)
-        for _ in range(DRAIN_CYCLES):
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            if valid:
-                rows.add([int(x) for x in payload.data])
-
-    async def probe(ctx):
-        # EST results: A_est buffer writes, one full row of n estimates per query row
-        buf: dict[int, int] = {}
-        deadline = CycleDeadline(HEAD_DEADLINE, f"{est.expected} EST rows (A_est buffer writes)")
-        while not est.complete:
-            _, _, en, addr, data = await ctx.tick().sample(dut._est_w.en, dut._est_w.addr, dut._est_w.data)
-            deadline.tick(f"got {len(est.items)}")
-            if en:
-                buf[addr] = data
-                if len(buf) == k.shape[0]:
-                    est.add([buf[j] for j in range(k.shape[0])])
-                    buf = {}
-        for _ in range(DRAIN_CYCLES):  # no estimate write after the last row
-            _, _, en = await ctx.tick().sample(dut._est_w.en)
-            assert not en, f"EST write after the last expected row ({m_rows} expected)"
-
-    async def k_feed(ctx):
-        await feed(ctx, "k", _rows_to_chunks(k, lanes))
-
-    async def v_feed(ctx):
-        await feed(ctx, "v", _rows_to_chunks(v, lanes))
-
-    async def q_feed(ctx):
-        await feed(ctx, "q", _rows_to_chunks(q, lanes))
-
-    benches = [main, k_feed, v_feed, q_feed] + ([probe] if probe_est else [])
-    run_sim(dut, *benches, deadline_cycles=HEAD_DEADLINE + 2 * DRAIN_CYCLES)
-    rows.check_complete()
-    if probe_est:
-        est.check_complete()
-    return np.array(rows.items), np.array(kept), done["cycles"], {"est": np.array(est.items)}
+    Rows are compared with the golden model as they arrive; the run fails after HEAD_DEADLINE
+    cycles, and on an o beat or EST row beyond the expected ones."""
+    res = run_amaranth(dut, lambda io: run_latte_head(io, dut, q, k, v, tau, mant, shift, stall=stall,
+                                                      rng=random.Random(seed), deadline_cycles=HEAD_DEADLINE,
+                                                      probe_est=probe_est),
+                       deadline_cycles=HEAD_DEADLINE + 2 * DRAIN_CYCLES + 16)
+    return res["out"], np.array(res["kept_rows"]), res["cycles"], {"est": res["est"]}
 
 
 def _case(rng, m, n, d_h, spread=128):

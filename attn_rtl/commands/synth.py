@@ -1,7 +1,9 @@
 """``synth``: yosys / nextpnr synthesis of a block, the hardware-cost report, and a board build.
 
     attn-rtl synth BLOCK [--set N=V ...] [--target generic|ecp5|ice40] [--seeds N]
-    attn-rtl synth --report [--target ecp5] [--seeds 3] [--blocks A B ...]
+    attn-rtl synth --report [--target ecp5|ice40] [--seeds 3] [--blocks A B ...] [--update [JSON]]
+               (--update: merge the rows into synth/report.json, or JSON, and regenerate the
+                generated part of the REPORT.md beside it; rows of other blocks/targets are kept)
     attn-rtl synth --board [BLOCK] [--set N=V ...]     # ULX3S 85F bitstream via Amaranth's build
 """
 
@@ -59,12 +61,16 @@ def _synth(args: argparse.Namespace) -> int:
         raise UserError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
     if args.seeds is not None and not 1 <= args.seeds <= 20:
         raise UserError(f"--seeds {args.seeds} out of range: expected 1..20")
+    if args.update is not None and not args.report:
+        raise UserError("--update merges a report run: use it with --report")
     try:
         if args.report:
             from synth.report import run_report
 
             if args.block:
                 raise UserError("--report covers every block; use --blocks to select some")
+            if args.update and not args.update.endswith(".json"):
+                raise UserError(f"--update {args.update}: expected the merged report's .json file")
             names = args.blocks or None
             for name in names or []:
                 get_block(name)
@@ -81,10 +87,19 @@ def _synth(args: argparse.Namespace) -> int:
                 emit_json(args.json, doc)
             if args.json != "-":
                 print(render_markdown(doc))
-            failed = [r["block"] for r in doc["rows"] if "error" in r]
+            failed = [r["block"] for r in doc["rows"] if "error" in r and not r.get("does_not_fit")]
             print(f"wrote {args.out}/synth_{target}.md and .json"
                   + (f"; failed: {', '.join(failed)}" if failed else ""),
                   file=sys.stderr if args.json == "-" else sys.stdout)
+            if args.update is not None:
+                from pathlib import Path
+
+                from synth.report import PROJECT_REPORT_JSON, update_report
+
+                json_path = Path(args.update) if args.update else PROJECT_REPORT_JSON
+                update_report(doc, json_path, json_path.with_name("REPORT.md"))
+                print(f"merged {len(doc['rows'])} row(s) into {json_path} and {json_path.with_name('REPORT.md')}",
+                      file=sys.stderr if args.json == "-" else sys.stdout)
             return 1 if failed else 0
         if args.board:
             from synth.board import BOARD_BLOCK, build_board
@@ -132,6 +147,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freq", type=float, default=TARGET_MHZ, help=f"nextpnr target MHz (default {TARGET_MHZ:g})")
     p.add_argument("--report", action="store_true", help="synthesise the FPGA-sized configuration of every block")
     p.add_argument("--blocks", nargs="+", metavar="BLOCK", help="with --report: only these blocks")
+    p.add_argument("--update", nargs="?", const="", default=None, metavar="JSON",
+                   help="with --report: merge the rows into JSON (default synth/report.json) and regenerate "
+                        "the generated part of the REPORT.md beside it, keeping the rows of other blocks")
     p.add_argument("--board", action="store_true",
                    help="build a ULX3S 85F bitstream through Amaranth's build flow (default block: systolic_array)")
     add_out_option(p, str(DEFAULT_REPORT_DIR), "report directory")
