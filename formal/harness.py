@@ -40,7 +40,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In
 
 __all__ = ["SOLVER", "HarnessEnv", "StreamHarness", "FormalResult", "check", "find_signal", "stream_ports",
-           "tool_env"]
+           "tool_env", "pass_through"]
 
 #: the SMT solver of the smtbmc engine (PyPI ``z3-solver`` installs the ``z3`` binary in the venv)
 SOLVER = "z3"
@@ -73,6 +73,20 @@ def find_signal(fragment: Fragment, name: str) -> Signal:
     if len(found) != 1:
         raise LookupError(f"{len(found)} signals named {name!r} in the fragment (expected exactly one)")
     return next(iter(found.values()))
+
+
+def pass_through(m: Module, outer: wiring.Component, dut: wiring.Component, names: Iterable[str]) -> None:
+    """Connect the members ``names`` of a wrapper ``outer`` (which has ``dut``'s signature for them)
+    straight to ``dut``: interfaces with ``connect``, plain ports by direction."""
+    for name in names:
+        member = dut.signature.members[name]
+        ours, theirs = getattr(outer, name), getattr(dut, name)
+        if member.is_signature:
+            wiring.connect(m, wiring.flipped(ours), theirs)
+        elif member.flow == wiring.In:
+            m.d.comb += theirs.eq(ours)
+        else:
+            m.d.comb += ours.eq(theirs)
 
 
 class _Prebuilt(Elaboratable):
@@ -133,15 +147,7 @@ class StreamHarness(wiring.Component):
         dut = self._dut
         fragment = Fragment.get(dut, platform)
         m.submodules.dut = _Prebuilt(fragment)
-        for name in self._dut_members:
-            member = dut.signature.members[name]
-            ours, theirs = getattr(self, name), getattr(dut, name)
-            if member.is_signature:
-                wiring.connect(m, wiring.flipped(ours), theirs)
-            elif member.flow == wiring.In:
-                m.d.comb += theirs.eq(ours)
-            else:
-                m.d.comb += ours.eq(theirs)
+        pass_through(m, self, dut, self._dut_members)
 
         rst = ResetSignal()
         # The harness's own history registers are never reset; the initial state is the reset state.

@@ -51,7 +51,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 
-from .harness import FormalResult, _bin_dir, stream_ports
+from .harness import FormalResult, _bin_dir, pass_through, stream_ports
 
 __all__ = ["READY_FANIN", "ReadyWaitsForValid", "check_ready", "ready_fanin"]
 
@@ -146,14 +146,7 @@ class ReadyWaitsForValid(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self._dut
-        for name, member in dut.signature.members.items():
-            ours, theirs = getattr(self, name), getattr(dut, name)
-            if member.is_signature:
-                wiring.connect(m, wiring.flipped(ours), theirs)
-            elif member.flow == wiring.In:
-                m.d.comb += theirs.eq(ours)
-            else:
-                m.d.comb += ours.eq(theirs)
+        pass_through(m, self, dut, dut.signature.members.keys())
         if name := self._port:
             port = getattr(self, name)
             # the override comes last, so it wins over the pass-through from connect()

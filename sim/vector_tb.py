@@ -43,7 +43,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -472,16 +472,11 @@ def _latte(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: b
                 drain=chunks + 16)
 
 
-def _eatt(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
-    from golden.eatt import eatt_fixed_raw
-    from hdl.eatt import eatt_formats
+def _eatt_cases(rng: np.random.Generator, f: Any, n: int, corners: bool) -> Iterator[tuple[int, int, dict]]:
+    """(keys, queries, case) of random E-ATT heads until ``n`` queries; the first has ``n_max`` keys and,
+    with ``corners``, tau 0 and every input selected. Shared by the eatt and eatt_align plans."""
     from sim.tb_eatt import random_case
 
-    f = eatt_formats(**params)
-    lanes = params["lanes"]
-    ww, tw, vw, ow = f.weight_width, f.token_fmt.width, f.v_fmt.width, f.out_fmt.width
-
-    segments = []
     left, first = n, True
     while left > 0:
         keys = f.n_max if first else int(rng.integers(1, f.n_max + 1))
@@ -492,13 +487,33 @@ def _eatt(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bo
             case["tau"] = 0
             case["xq"], case["xkv"] = np.abs(case["xq"]) + 1, np.abs(case["xkv"]) + 1  # every input selected
         first = False
+        yield keys, m, case
+
+
+def _eatt_input_items(case: dict, f: Any) -> dict[str, list[int]]:
+    """W rows then the bias row; tokens one value per beat."""
+    return {
+        "wq": pack_rows(np.vstack([case["wq"], case["bq"][None, :]]), f.weight_width),
+        "wk": pack_rows(np.vstack([case["wk"], case["bk"][None, :]]), f.weight_width),
+        "xkv": pack_rows(case["xkv"].reshape(-1, 1), f.token_fmt.width),
+        "xq": pack_rows(case["xq"].reshape(-1, 1), f.token_fmt.width),
+    }
+
+
+def _eatt(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
+    from golden.eatt import eatt_fixed_raw
+    from hdl.eatt import eatt_formats
+
+    f = eatt_formats(**params)
+    lanes = params["lanes"]
+    vw, ow = f.v_fmt.width, f.out_fmt.width
+
+    segments = []
+    for keys, m, case in _eatt_cases(rng, f, n, corners):
         want = eatt_fixed_raw(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"], case["tau"],
                               case["v"], case["mant"], case["shift"], f)
-        items = {  # W rows then the bias row; tokens one value per beat; V / O rows in lanes-wide beats
-            "wq": pack_rows(np.vstack([case["wq"], case["bq"][None, :]]), ww),
-            "wk": pack_rows(np.vstack([case["wk"], case["bk"][None, :]]), ww),
-            "xkv": pack_rows(case["xkv"].reshape(-1, 1), tw),
-            "xq": pack_rows(case["xq"].reshape(-1, 1), tw),
+        items = {  # V / O rows in lanes-wide beats
+            **_eatt_input_items(case, f),
             "v": pack_rows(np.asarray(case["v"]).reshape(-1, lanes), vw),
             "o": pack_rows(np.asarray(want.out).reshape(-1, lanes), ow),
         }
@@ -519,28 +534,14 @@ def _eatt_align(comp: Any, params: dict, rng: np.random.Generator, n: int, corne
     :func:`golden.eatt.eatt_alignment_fixed`, the alignment half of ``eatt_fixed_raw``)."""
     from golden.eatt import eatt_alignment_fixed
     from hdl.eatt import eatt_formats
-    from sim.tb_eatt import random_case
 
     f = eatt_formats(**params)
-    ww, tw = f.weight_width, f.token_fmt.width
     segments = []
-    left, first = n, True
-    while left > 0:
-        keys = f.n_max if first else int(rng.integers(1, f.n_max + 1))
-        m = _queries(rng, left, 64)
-        left -= m
-        case = random_case(rng, f, m, keys)
-        if first and corners:
-            case["tau"] = 0
-            case["xq"], case["xkv"] = np.abs(case["xq"]) + 1, np.abs(case["xkv"]) + 1  # every input selected
-        first = False
+    for keys, m, case in _eatt_cases(rng, f, n, corners):
         want = eatt_alignment_fixed(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"],
                                     case["tau"], token_fmt=f.token_fmt, weight_fmt=f.weight_fmt())
         items = {
-            "wq": pack_rows(np.vstack([case["wq"], case["bq"][None, :]]), ww),
-            "wk": pack_rows(np.vstack([case["wk"], case["bk"][None, :]]), ww),
-            "xkv": pack_rows(case["xkv"].reshape(-1, 1), tw),
-            "xq": pack_rows(case["xq"].reshape(-1, 1), tw),
+            **_eatt_input_items(case, f),
             "s": (-want.l1_raw).ravel().tolist(),  # query-major, key order within a query
         }
         segments.append(Segment(
