@@ -8,21 +8,11 @@ import pkgutil
 import sys
 
 from hdl.registry import ParamError
+from hdl.registry import parse_overrides as parse_sets  # noqa: F401 - the commands' spelling
 
 
 class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit status 2."""
-
-
-def parse_sets(items: list[str] | None) -> dict[str, str]:
-    """``--set NAME=VALUE`` pairs -> dict (values validated later by the block's Param)."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(f"--set expects NAME=VALUE, got {item!r}")
-        name, value = item.split("=", 1)
-        out[name.strip()] = value.strip()
-    return out
 
 
 def add_out_option(p: argparse.ArgumentParser, default: str, what: str = "output directory") -> None:

@@ -1,6 +1,7 @@
 """``python -m formal [JOB ...] [--fast] [--mutants] [--cover] [-j N] [--mode prove|bmc] [--depth N]``:
 run the formal jobs of :mod:`formal.jobs` and print one table row per job; exit status 1 unless
-every job passes (and every mutant fails)."""
+every job passes (and every mutant fails). The jobs, their depths and a measured table:
+``formal/README.md``."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ def _row(cells: list[str], widths: list[int]) -> str:
 
 def _cover(job: Job, depth: int, timeout: float):
     dut = job.component()
+    properties = job.properties
+    if job.cover_assume is not None:
+        def properties(m, dut, env, _base=job.properties, _extra=job.cover_assume):
+            if _base is not None:
+                _base(m, dut, env)
+            _extra(m, dut, env)
     return check(dut, job.name, mode="cover", depth=depth, static=job.static, timeout=timeout,
-                 properties=job.properties, free=job.free(dut) if job.free else None,
+                 properties=properties, free=job.free(dut) if job.free else None,
                  memory_map=job.memory_map)
 
 

@@ -7,7 +7,7 @@ cluster ``watch`` (a free constant of the proof, so every cluster index is cover
 before the first beat of the next run is accepted). Back-to-back tokens of one cluster go
 through the run register, the patterns a, b, a through the write-back forwarding, so both
 paths are in the property. ``max_tokens`` must exceed the depth, so that no token is refused
-for the token budget. With ``_forward=False`` or ``_run_register=False`` (the ablations of
+for the token budget. With the faults ``no_forward`` or ``no_run_register`` (:mod:`hdl.faults`, the ablations of
 ``hdl.cag``) the property fails.
 
 ``pag_updates`` — the PAG merge and write-back forwarding never lose (or double) an update: with
@@ -16,7 +16,7 @@ tokens), for a watched CT1 cluster ``watch`` (a free constant) the ``ap[0]`` of 
 column ``watch`` equals 1.0 times the tokens of the batch with ``ct1 == watch`` (both slots of a
 beat, the second only while the batch has tokens left). Pairs x1 == x3 in one beat go through the
 merge unit, the same cluster on consecutive beats through the forwarding, so both are in the
-property; ``_faults={"merge"}`` / ``{"forward"}`` (the ablations of ``hdl.pag``) fail it.
+property; the faults ``no_merge`` / ``no_forward`` (the ablations of ``hdl.pag``) fail it.
 
 ``cim_bypass`` — a CIM token never reads a stale node: in every layer ``j``, for a watched
 address ``watch<j>`` of memory ``j`` (free constants, so every address is covered), a shadow
@@ -27,7 +27,7 @@ registered memory word or one of the two bypassed allocations) equals the shadow
 valid exactly when the shadow's epoch is the current run's, and then its child pointer is the
 shadow's (the source keeps the CIM protocol: ``protocol_error`` stays low). These are internal
 signals of ``hdl.cim`` (found by name in the elaborated fragment).
-``_bypass=False`` (the ablation: the word read before an earlier token's write landed) fails it:
+The fault ``no_bypass`` (the ablation: the word read before an earlier token's write landed) fails it:
 two tokens in a row with the same hash value at layer 0 already see it."""
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from amaranth.lib import wiring
 
 from .harness import HarnessEnv
 
-__all__ = ["cag_counts", "cag_counts_free", "cim_bypass", "cim_bypass_free", "pag_updates", "pag_updates_free"]
+__all__ = ["cag_counts", "cag_counts_free", "cim_bypass", "cim_bypass_free", "latte_cover_run", "pag_updates",
+           "pag_updates_free"]
 
 
 def cag_counts_free(dut: wiring.Component) -> dict[str, object]:
@@ -144,3 +145,23 @@ def cim_bypass(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
         if j == 0:
             # reachability: a token resolved at an address written in this run (the bypass cases)
             m.d.comb += Cover(live & hit, "cover q0: token uses a node of this run")
+
+
+def latte_cover_run(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
+    """Assumptions for the ``--cover`` run of LATTE only (not for its proofs): no reset after the
+    first cycle, one key, one query row, zero data, sources always valid (only ``o.ready`` is
+    free). The first output beat leaves ~57 cycles after reset (golden.latte_cycles); a search
+    with free inputs does not get there in minutes, this pinned one is a witness that an output
+    beat transfers and one waits for ready in the real block."""
+    first = Signal(init=1, reset_less=True)
+    m.d.sync += first.eq(0)
+    m.d.comb += Assume(first | ~env.reset, "pinned (cover run): reset only in the first cycle")
+    m.d.comb += [Assume(dut.n_keys == 1, "pinned (cover run): one key"),
+                 Assume(dut.n_queries == 1, "pinned (cover run): one query"),
+                 Assume(dut.tau == 0, "pinned (cover run): tau 0"),
+                 Assume(dut.scale_mant == 0, "pinned (cover run): scale 0"),
+                 Assume(dut.scale_shift == 0, "pinned (cover run): scale 0")]
+    for port in (dut.q, dut.k, dut.v):
+        m.d.comb += Assume(port.payload.as_value() == 0, "pinned (cover run): zero data")
+        with m.If(env.running):
+            m.d.comb += Assume(port.valid, "pinned (cover run): sources always valid")

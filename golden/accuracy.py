@@ -1154,6 +1154,14 @@ def write_report(report: Mapping[str, Any], out_dir: str | Path, plots: bool = T
     return paths
 
 
+def _calib_tag(row: Mapping[str, Any]) -> str:
+    """Short plot label of a calibrated row: its budget ("C=0.99", "E=0.2") or the row label."""
+    b = row.get("budget") or {}
+    if "value" in b:
+        return f"{'C' if b.get('kind') == 'cosine' else 'E'}={b['value']:g}"
+    return str(row.get("label", ""))
+
+
 def plot_tradeoffs(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
     """Error-vs-work and embedding-cosine-vs-work curves of the swept methods (``tradeoff.png``)."""
     import matplotlib
@@ -1177,9 +1185,11 @@ def plot_tradeoffs(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]
             ax.fill_between(x, [sp[0] for sp in spread], [sp[1] for sp in spread], color="C0", alpha=0.2,
                             label=f"min-max over {rows[0]['real']['seeds']['n']} seeds")
         calib = [r for r in m["results"] if r.get("calibrated")]
-        for r in calib:
+        for j, r in enumerate(calib):   # one legend entry for all files; each point named by its budget
             ax.plot(r["real"]["work_fraction"], r["real"]["rel_error_mean"], "D", color="C3", ms=8,
-                    label="calibrated per head")
+                    label="calibrated per head" if j == 0 else None)
+            ax.annotate(_calib_tag(r), (r["real"]["work_fraction"], r["real"]["rel_error_mean"]),
+                        textcoords="offset points", xytext=(-6, 7), fontsize=6, color="C3", ha="right")
         ax.plot([r["random"]["work_fraction"] for r in rows], [r["random"]["rel_error_mean"] for r in rows],
                 "s--", alpha=0.7, label="random data")
         for k, (r, xi) in enumerate(zip(rows, x, strict=True)):
@@ -1204,11 +1214,13 @@ def plot_tradeoffs(report: Mapping[str, Any], out_dir: str | Path) -> list[Path]
                 ax2.fill_between(x, [e["cosine_mean_spread"][0] for e in emb],
                                  [e["cosine_mean_spread"][1] for e in emb], color="C2", alpha=0.2,
                                  label="mean: min-max over seeds")
-            for r in calib:
+            for j, r in enumerate(calib):
                 e = r.get("embedding", {}).get("float", {})
                 if "cosine_mean" in e:
                     ax2.plot(r["real"]["work_fraction"], e["cosine_mean"], "D", color="C3", ms=8,
-                             label="calibrated per head (mean)")
+                             label="calibrated per head (mean)" if j == 0 else None)
+                    ax2.annotate(_calib_tag(r), (r["real"]["work_fraction"], e["cosine_mean"]),
+                                 textcoords="offset points", xytext=(-6, -10), fontsize=6, color="C3", ha="right")
             ax2.legend(fontsize=7)
         ax2.set_xlabel(m["work_axis"])
         ax2.set_ylabel("sentence-embedding cosine vs exact")

@@ -81,12 +81,20 @@ __all__ = [
 # Beat operations (what each PE does with a beat) and phases (what the PPE does).
 OP_NOP, OP_LOAD, OP_DF1, OP_DF2 = 0, 1, 2, 3
 PH_LSH, PH_LINEAR, PH_SCORE, PH_OUTPUT = 0, 1, 2, 3
-PHASE_NAMES = {PH_LSH: "lsh", PH_LINEAR: "linear", PH_SCORE: "score", PH_OUTPUT: "output"}
 
 
 
 def _round_half_up(x: float) -> int:
     return math.floor(x + 0.5)
+
+
+class ConfigError(ValueError):
+    """A :class:`SystolicConfig` setting out of range; ``field`` names the setting (``acc_width``,
+    ``token_fmt``, ...), so that callers can name the block parameter without parsing the text."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -121,37 +129,41 @@ class SystolicConfig:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"SystolicConfig {name} must be an int, not {value!r}")
         if not 1 <= self.b <= 64:
-            raise ValueError(f"SystolicConfig b={self.b} out of range [1, 64]")
+            raise ConfigError("b", f"SystolicConfig b={self.b} out of range [1, 64]")
         if not 2 <= self.d <= 256:
-            raise ValueError(f"SystolicConfig d={self.d} out of range [2, 256]")
+            raise ConfigError("d", f"SystolicConfig d={self.d} out of range [2, 256]")
         if not 1 <= self.d_in_max <= 65536:
-            raise ValueError(f"SystolicConfig d_in_max={self.d_in_max} out of range [1, 65536]")
+            raise ConfigError("d_in_max", f"SystolicConfig d_in_max={self.d_in_max} out of range [1, 65536]")
         if not 0 <= self.score_dim <= self.d:
-            raise ValueError(f"SystolicConfig score_dim={self.score_dim} out of range [0, d={self.d}]")
+            raise ConfigError("score_dim", f"SystolicConfig score_dim={self.score_dim} out of range [0, d={self.d}]")
         if not 1 <= self.psum_depth <= 65536:
-            raise ValueError(f"SystolicConfig psum_depth={self.psum_depth} out of range [1, 65536]")
+            raise ConfigError("psum_depth", f"SystolicConfig psum_depth={self.psum_depth} out of range [1, 65536]")
         for name in ("token_fmt", "dir_fmt", "weight_fmt", "bias_fmt", "qkv_fmt", "score_fmt", "hash_fmt", "out_fmt"):
             fmt = getattr(self, name)
             if not isinstance(fmt, QFormat):
                 raise TypeError(f"SystolicConfig {name} must be a QFormat")
             if not fmt.signed:
-                raise ValueError(f"SystolicConfig {name} must be signed")
+                raise ConfigError(name, f"SystolicConfig {name} must be signed")
         for name in ("inv_w_fmt", "ap_fmt"):
             if getattr(self, name).signed:
-                raise ValueError(f"SystolicConfig {name} must be unsigned")
+                raise ConfigError(name, f"SystolicConfig {name} must be unsigned")
         if self.token_fmt.frac < self.qkv_fmt.frac:
-            raise ValueError("SystolicConfig token_fmt.frac must be >= qkv_fmt.frac (residual x - C aligns C up)")
+            raise ConfigError("token_fmt.frac",
+                              "SystolicConfig token_fmt.frac must be >= qkv_fmt.frac (residual x - C aligns C up)")
         if self.bias_fmt.frac > self.lsh_frac:
-            raise ValueError(f"SystolicConfig bias_fmt.frac must be <= token.frac + dir.frac = {self.lsh_frac}")
+            raise ConfigError("bias_fmt.frac",
+                              f"SystolicConfig bias_fmt.frac must be <= token.frac + dir.frac = {self.lsh_frac}")
         if self.hash_fmt.frac != 0:
-            raise ValueError("SystolicConfig hash_fmt must be an integer format (frac = 0)")
+            raise ConfigError("hash_fmt.frac", "SystolicConfig hash_fmt must be an integer format (frac = 0)")
         if self.acc_width < self.x_width + self.y_width or self.acc_width > 60:
-            raise ValueError(f"SystolicConfig acc_width={self.acc_width} out of range "
+            raise ConfigError("acc_width", f"SystolicConfig acc_width={self.acc_width} out of range "
                              f"[{self.x_width + self.y_width}, 60] (products must fit)")
         if not self.ap_fmt.width < self.den_width <= 48:
-            raise ValueError(f"SystolicConfig den_width={self.den_width} out of range [{self.ap_fmt.width + 1}, 48]")
+            raise ConfigError("den_width",
+                              f"SystolicConfig den_width={self.den_width} out of range [{self.ap_fmt.width + 1}, 48]")
         if not 1 <= self.score_scale_frac <= 24:
-            raise ValueError(f"SystolicConfig score_scale_frac={self.score_scale_frac} out of range [1, 24]")
+            raise ConfigError("score_scale_frac",
+                              f"SystolicConfig score_scale_frac={self.score_scale_frac} out of range [1, 24]")
 
     # -- derived widths and binary points -----------------------------------------------------
     @property

@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from golden.fixed import QFormat, Rounding
 from golden.lut import ExpSpec, RecipSpec
 
-from .fixed import saturate, shape_of
+from .fixed import round_kept_half, saturate, shape_of, shift_keep_half
 from .primitives import registered_multiply
 
 __all__ = ["ExpUnit", "ReciprocalApply", "ReciprocalLookup", "ReciprocalScaler", "SharedReciprocalScaler"]
@@ -136,16 +136,15 @@ class ExpUnit(wiring.Component):
         t3, sure3, v3 = Signal.like(t2, name="t3"), Signal(), Signal()
         stage((entry3, rd.data), (t3, t2), (sure3, sure2), (v3, v2))
 
-        # Stage 4: the barrel shift. Half-up keeps one extra bit q = floor(2v / 2**t) (as
-        # round_shift_var) so that stage 5 only adds 1 and drops it.
-        half_up = Rounding(spec.out_fmt.rounding) is Rounding.HALF_UP
+        # Stage 4: the barrel shift, the first half of round_shift_var (half-up keeps one extra
+        # bit) so that stage 5 only adds 1 and drops it.
         wide = entry3 << pre_left
         q4 = Signal(unsigned(len(wide) + 1), name="q4")
         sure4, v4 = Signal(), Signal()
-        stage((q4, ((wide << 1) >> t3) if half_up else (wide >> t3)), (sure4, sure3), (v4, v3))
+        stage((q4, shift_keep_half(wide, t3, spec.out_fmt.rounding)), (sure4, sure3), (v4, v3))
 
         # Stage 5: rounding increment, saturation (bit tests on the rounded value).
-        rounded = ((q4 + 1) >> 1) if half_up else q4
+        rounded = round_kept_half(q4, spec.out_fmt.rounding)
         y, over = saturate(rounded, spec.out_fmt)
         y_max = Const(spec.out_fmt.max_int, unsigned(spec.out_fmt.width))
         stage((self.y, Mux(sure4, y_max, y)), (self.overflow, over | sure4), (self.valid_out, v4))
@@ -275,7 +274,6 @@ class ReciprocalApply(wiring.Component):
     def elaborate(self, platform):
         spec, vfmt, ofmt = self._spec, self._value_fmt, self._out_fmt
         _, pre_left, _ = _recip_shift(spec, vfmt, ofmt)
-        half_up = Rounding(ofmt.rounding) is Rounding.HALF_UP
         m = Module()
 
         def stage(*pairs):
@@ -304,10 +302,10 @@ class ReciprocalApply(wiring.Component):
             total = total + (part << shift_by)
         stage((prod, total), (t6, t5), (neg6, neg5), (zero6, zero5), (v6, v5))
 
-        # Stage 3: the variable shift. Half-up keeps one extra bit q = floor(v / 2**(t-1)) so that
-        # stage 4 only adds 1 and drops it (t = 0: q = 2v, and the +1 is dropped again).
+        # Stage 3: the variable shift, the first half of round_shift_var (half-up keeps one extra
+        # bit) so that stage 4 only adds 1 and drops it (t = 0: q = 2v, the +1 is dropped again).
         wide = prod << pre_left
-        shifted = (wide << 1) >> t6 if half_up else wide >> t6
+        shifted = shift_keep_half(wide, t6, ofmt.rounding)
         q7 = Signal(signed(len(wide) + 1))
         neg7, zero7, v7 = Signal(), Signal(), Signal()
         stage((q7, shifted), (neg7, neg6), (zero7, zero6), (v7, v6))
@@ -315,7 +313,7 @@ class ReciprocalApply(wiring.Component):
         # Stage 4: rounding increment; stage 5: saturation (bit tests on the registered sum).
         rounded = Signal(signed(len(q7)))
         neg8, zero8, v8 = Signal(), Signal(), Signal()
-        stage((rounded, (q7 + 1) >> 1 if half_up else q7), (neg8, neg7), (zero8, zero7), (v8, v7))
+        stage((rounded, round_kept_half(q7, ofmt.rounding)), (neg8, neg7), (zero8, zero7), (v8, v7))
         res, over = saturate(rounded, ofmt)
         sat_value = Mux(neg8, Const(ofmt.min_int & ((1 << ofmt.width) - 1), unsigned(ofmt.width)),
                         Const(ofmt.max_int, unsigned(ofmt.width)))
@@ -425,8 +423,6 @@ class ReciprocalScaler(wiring.Component):
 
 
 # ---- registry entries (stand-alone generation, synthesis and cocotb of the shared units) --------
-from golden.fixed import Rounding as _Rounding  # noqa: E402
-
 from .registry import BlockSpec, Param, ParamError  # noqa: E402
 
 
@@ -483,7 +479,7 @@ BLOCKS = [
         build=lambda **p: ReciprocalScaler(
             spec=recip_spec_from_params(**p),
             value_fmt=QFormat(p["value_width"], p["value_frac"]),
-            out_fmt=QFormat(p["out_width"], p["out_frac"], rounding=_Rounding(p["rounding"]))),
+            out_fmt=QFormat(p["out_width"], p["out_frac"], rounding=Rounding(p["rounding"]))),
         cocotb_module="sim.tb_arith",
     ),
 ]

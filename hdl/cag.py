@@ -37,8 +37,9 @@ from golden.cag import CENTROID_FMT, TOKEN_FMT, accumulator_format, count_bits, 
 from golden.fixed import QFormat
 from golden.lut import RecipSpec
 
+from . import faults
 from .arith import SharedReciprocalScaler
-from .fixed import round_shift_const, saturate, shape_of
+from .fixed import index_bits, round_shift_const, saturate, shape_of
 from .registry import BlockSpec, Param, ParamError
 
 __all__ = ["CentroidAggregator", "cag_input_layout", "cag_output_layout"]
@@ -56,7 +57,7 @@ def cag_input_layout(dim: int, max_clusters: int, token_fmt: QFormat, centroid_f
 
 def cag_output_layout(dim: int, max_clusters: int, max_tokens: int, centroid_fmt: QFormat) -> data.StructLayout:
     return data.StructLayout({
-        "index": unsigned(max(1, (max_clusters - 1).bit_length())),
+        "index": unsigned(index_bits(max_clusters)),
         "count": unsigned(count_bits(max_tokens)),
         "centroid": data.ArrayLayout(shape_of(centroid_fmt), dim),
         "last": unsigned(1),
@@ -66,9 +67,13 @@ def cag_output_layout(dim: int, max_clusters: int, max_tokens: int, centroid_fmt
 class CentroidAggregator(wiring.Component):
     """CACC + CAVG for ``dim``-element tokens and up to ``max_clusters`` clusters per run."""
 
+    #: deliberate faults for the tests (:mod:`hdl.faults`)
+    FAULTS = {"no_run_register": "no run register: every token is added to the sum read from memory",
+              "no_forward": "no same-edge forwarding of the sum being written back"}
+
     def __init__(self, *, dim: int = 64, max_clusters: int = 256, max_tokens: int = 512,
                  token_fmt: QFormat = TOKEN_FMT, centroid_fmt: QFormat = CENTROID_FMT,
-                 recip_spec: RecipSpec | None = None, _run_register: bool = True, _forward: bool = True) -> None:
+                 recip_spec: RecipSpec | None = None) -> None:
         try:
             for name, value in (("dim", dim), ("max_clusters", max_clusters), ("max_tokens", max_tokens)):
                 if not isinstance(value, int) or isinstance(value, bool):
@@ -96,8 +101,9 @@ class CentroidAggregator(wiring.Component):
         self._centroid_fmt = centroid_fmt
         self._spec = spec
         self._acc_fmt = accumulator_format(token_fmt, max_tokens)
-        self._run_register = _run_register
-        self._forward = _forward
+        in_force = faults.active(self)
+        self._run_register = "no_run_register" not in in_force
+        self._forward = "no_forward" not in in_force
         super().__init__({
             "i": In(stream.Signature(cag_input_layout(dim, max_clusters, token_fmt, centroid_fmt))),
             "o": Out(stream.Signature(cag_output_layout(dim, max_clusters, max_tokens, centroid_fmt))),
@@ -169,7 +175,7 @@ class CentroidAggregator(wiring.Component):
         p = self.i.payload
         idx_ok = (p.index < K) & (tok_count < self._max_tokens)
         take = accept & idx_ok
-        idx = p.index[: max(1, (K - 1).bit_length())]
+        idx = p.index[: index_bits(K)]
 
         frac = max(tfmt.frac, cfmt.frac)
         res_sat = Signal(d)
@@ -331,7 +337,8 @@ def _formats(p: dict) -> tuple[QFormat, QFormat]:
     return QFormat(p["token_width"], p["token_frac"]), QFormat(p["centroid_width"], p["centroid_frac"])
 
 
-def recip_spec_from_params(p: dict) -> RecipSpec:
+def _count_recip_spec(p: dict) -> RecipSpec:
+    """The reciprocal of the CAVG count: exact for counts up to max_tokens (lut_bits 0: auto)."""
     spec = default_recip_spec(p["max_tokens"], mant_bits=p["mant_bits"])
     if p["lut_bits"]:
         spec = RecipSpec(spec.den_fmt, lut_bits=p["lut_bits"], mant_bits=p["mant_bits"])
@@ -355,7 +362,7 @@ def _validate(p: dict) -> None:
 def _build(**p):
     tfmt, cfmt = _formats(p)
     return CentroidAggregator(dim=p["dim"], max_clusters=p["max_clusters"], max_tokens=p["max_tokens"],
-                              token_fmt=tfmt, centroid_fmt=cfmt, recip_spec=recip_spec_from_params(p))
+                              token_fmt=tfmt, centroid_fmt=cfmt, recip_spec=_count_recip_spec(p))
 
 
 BLOCKS = [

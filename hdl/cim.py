@@ -36,15 +36,14 @@ from amaranth.lib.wiring import In, Out
 
 from golden.cim import hash_format, layer_capacities
 
+from . import faults
+from .fixed import index_bits
 from .primitives import RegisteredReadMemory
 from .registry import BlockSpec, Param, ParamError
 
 __all__ = ["ClusterIndexModule", "cim_input_layout"]
 
 
-def _bits(count: int) -> int:
-    """Bits of an unsigned index in range(count) (0 for a single value)."""
-    return max(0, (count - 1).bit_length())
 
 
 def cim_input_layout(hash_len: int, hash_width: int, internal_skew: bool = False) -> data.StructLayout:
@@ -58,9 +57,13 @@ def cim_input_layout(hash_len: int, hash_width: int, internal_skew: bool = False
 class ClusterIndexModule(wiring.Component):
     """l thread units over l layer memories; one cluster index per token, in token order."""
 
+    #: deliberate faults for the tests (:mod:`hdl.faults`)
+    FAULTS = {"no_bypass": "no write bypass: a token reads a layer word before an earlier token's "
+                           "allocation has landed in it"}
+
     def __init__(self, *, hash_len: int = 6, hash_width: int = 4, max_tokens: int = 512,
                  max_clusters: int = 256, nodes_per_layer: int | None = None, epoch_bits: int = 3,
-                 internal_skew: bool = False, _bypass: bool = True) -> None:
+                 internal_skew: bool = False) -> None:
         try:
             nodes_per_layer = self._check(hash_len, hash_width, max_tokens, max_clusters, nodes_per_layer,
                                           epoch_bits)
@@ -74,7 +77,7 @@ class ClusterIndexModule(wiring.Component):
         self._nodes = nodes_per_layer
         self._epoch_bits = epoch_bits
         self._internal_skew = bool(internal_skew)
-        self._bypass = _bypass
+        self._bypass = "no_bypass" not in faults.active(self)
         self._caps = layer_capacities(hash_len, hash_width, max_clusters, nodes_per_layer)
         parents = [1] + self._caps[:-1]
         self._depths = [p << hash_width for p in parents]
@@ -161,7 +164,7 @@ class ClusterIndexModule(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         l, caps, E = self._l, self._caps, self._epoch_bits
-        ptr_bits = [_bits(c) for c in caps]
+        ptr_bits = [index_bits(c, min_bits=0) for c in caps]
         layouts = [data.StructLayout({"ptr": unsigned(pb), "epoch": unsigned(E)}) for pb in ptr_bits]
         # Layer memories with a registered read (hdl.primitives: on ECP5 a DP16KD with its output
         # register when deeper than LUTRAM_MAX_DEPTH): the thread's q_entry register *is* that

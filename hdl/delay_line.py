@@ -40,6 +40,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .fixed import index_bits
+
 __all__ = ["DelayLine", "DelayTimebase", "delay_line_kind"]
 
 ReadMode = Literal["async", "sync"]
@@ -55,7 +57,7 @@ def _check_int(what: str, value: object, lo: int, hi: int) -> int:
 
 def _addr_bits(delay: int) -> int:
     """k with 2**k >= delay (at least 1)."""
-    return max(1, (delay - 1).bit_length())
+    return index_bits(delay)
 
 
 def delay_line_kind(delay: int, read: ReadMode | None = None) -> str:

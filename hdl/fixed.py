@@ -10,7 +10,15 @@ from amaranth.hdl import Const, Mux, Shape, Value, signed, unsigned
 
 from golden.fixed import QFormat, Rounding
 
-__all__ = ["shape_of", "round_shift_const", "round_shift_var", "saturate"]
+__all__ = ["shape_of", "round_shift_const", "round_shift_var", "shift_keep_half", "round_kept_half", "saturate",
+           "index_bits"]
+
+
+def index_bits(count: int, *, min_bits: int = 1) -> int:
+    """Bits of an unsigned index in ``range(count)`` (addresses, pointers, row numbers), at least
+    ``min_bits`` (0 lets a single-entry range have a zero-width index; an empty range gets
+    ``min_bits`` too)."""
+    return max(min_bits, (max(count, 1) - 1).bit_length())
 
 
 def shape_of(fmt: QFormat) -> Shape:
@@ -32,12 +40,28 @@ def round_shift_var(value: Value, shift: Value, rounding: Rounding) -> Value:
 
     Half-up uses floor((floor(2v / 2**s) + 1) / 2), which equals floor((v + 2**(s-1)) / 2**s)
     for s >= 1 and v for s = 0, and needs no variable-width constant, no ``s - 1`` and no mux.
+    Pipelined users register between its two halves, :func:`shift_keep_half` and
+    :func:`round_kept_half`.
     """
+    return round_kept_half(shift_keep_half(value, shift, rounding), rounding)
+
+
+def shift_keep_half(value: Value, shift: Value, rounding: Rounding) -> Value:
+    """First half of :func:`round_shift_var`: ``floor(2v / 2**s)`` for half-up (one extra bit kept
+    for the rounding increment), ``v >> s`` for truncation."""
     value = Value.cast(value)
     shift = Value.cast(shift)
     if Rounding(rounding) is Rounding.TRUNCATE:
         return value >> shift
-    return (((value << 1) >> shift) + 1) >> 1
+    return (value << 1) >> shift
+
+
+def round_kept_half(kept: Value, rounding: Rounding) -> Value:
+    """Second half of :func:`round_shift_var`: add the kept half bit and drop it (half-up)."""
+    kept = Value.cast(kept)
+    if Rounding(rounding) is Rounding.TRUNCATE:
+        return kept
+    return (kept + 1) >> 1
 
 
 def saturate(value: Value, fmt: QFormat) -> tuple[Value, Value]:

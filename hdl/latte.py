@@ -57,7 +57,8 @@ from .arith import ReciprocalScaler
 from .fixed import shape_of
 from .softmax_pv import Normalizer, PVAccumulator, ScoreExp
 
-__all__ = ["Latte", "tree_stages", "output_layout", "latte_formats", "build_latte"]
+__all__ = ["Latte", "EstimateLanes", "CompensationLanes", "tree_stages", "output_layout", "latte_formats",
+           "build_latte"]
 
 
 def output_layout(fmts: LatteFormats, lanes: int) -> StructLayout:
@@ -116,6 +117,129 @@ def _delay(m: Module, value: Value, cycles: int, name: str) -> list[Value]:
 
 def _any(values: list[Value]) -> Value:
     return Cat(*values).any()
+
+
+class EstimateLanes(wiring.Component):
+    """Front engine, EST datapath: ``lanes`` signed 4×4 MSB products, adder tree, accumulation of
+    ``A_est[j]`` over a key's chunks, and the running row maximum (DESIGN §5, eq. 8).
+
+    Control (``issue``, key index ``j``, ``first``/``last`` chunk flags) enters at the cycle the
+    chunk's K/Q addresses are issued; ``q``/``k`` are the registered memory reads (two cycles
+    later). ``est_en``/``est_addr``/``est_data`` (the A_est buffer write) follow the issue by
+    :meth:`latency` cycles; ``emax`` is valid :attr:`MAX_LATENCY` cycles after the last write.
+    ``busy`` is high while any issued chunk is still in flight (the FLAG pass waits for it)."""
+
+    MAX_LATENCY = 1     # the row maximum: one register after the last estimate (timing)
+
+    @staticmethod
+    def latency(lanes: int) -> int:
+        """Issue -> estimate write: K/Q read, its register, products, tree, accumulate."""
+        return 3 + tree_stages(lanes)
+
+    def __init__(self, *, lanes: int, n_max: int, est_width: int) -> None:
+        self._lanes, self._est_width = lanes, est_width
+        chunk = ArrayLayout(signed(8), lanes)
+        super().__init__({
+            "issue": In(1), "j": In(range(n_max)), "first": In(1), "last": In(1),
+            "q": In(chunk), "k": In(chunk),
+            "est_en": Out(1), "est_addr": Out(range(n_max)), "est_data": Out(signed(est_width)),
+            "emax": Out(signed(est_width)), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lat = self.latency(self._lanes)
+        ev = _delay(m, self.issue, lat, "ev")
+        ej = _delay(m, self.j, lat, "ej")
+        efirst = _delay(m, self.first, lat, "efirst")
+        elastc = _delay(m, self.last, lat, "elastc")
+        e_prod = []
+        for lane in range(self._lanes):
+            reg = Signal(signed(8), name=f"est_prod{lane}")
+            m.d.sync += reg.eq(_small_mul(self.q[lane][4:8].as_signed(), self.k[lane][4:8].as_signed()))
+            e_prod.append(reg)
+        e_sum = _adder_tree(m, e_prod, "est_tree")
+        e_acc = Signal(signed(self._est_width))
+        e_new = Signal(signed(self._est_width))
+        m.d.comb += e_new.eq(Mux(efirst[-1], e_sum, e_acc + e_sum))
+        with m.If(ev[-1]):
+            m.d.sync += e_acc.eq(e_new)
+            with m.If(elastc[-1]):
+                m.d.comb += [self.est_en.eq(1), self.est_addr.eq(ej[-1]), self.est_data.eq(e_new)]
+        # the row maximum one register later: the accumulator add and the max compare in separate cycles
+        mx_v, mx_first = Signal(), Signal()
+        mx_est = Signal(signed(self._est_width))
+        m.d.sync += [mx_v.eq(ev[-1] & elastc[-1]), mx_first.eq(ej[-1] == 0), mx_est.eq(e_new)]
+        with m.If(mx_v & (mx_first | (mx_est > self.emax))):
+            m.d.sync += self.emax.eq(mx_est)
+        m.d.comb += self.busy.eq(_any(ev[1:]) | mx_v)
+        return m
+
+
+class CompensationLanes(wiring.Component):
+    """Front engine, COMP datapath: per kept key, the compensation ``16·(Q_M·K_L + Q_L·K_M)``
+    ``[+ Q_L·K_L]`` summed over its chunks and added to ``256·A_est`` (computation reuse, eq. 9).
+
+    ``issue``/``c`` enter at the cycle the kept-list address is issued; ``entry`` is the list
+    read data (one cycle later); ``k_addr``/``q_addr`` are the K/Q buffer addresses to drive (from
+    the registered entry, stage 2); ``q``/``k`` the registered reads (stage 4). ``s_valid`` with
+    ``score``/``kb`` follows the issue of a key's last chunk by :meth:`latency` cycles. ``busy``
+    is high while any issued chunk or score is in flight."""
+
+    @staticmethod
+    def latency(lanes: int, include_ll: bool) -> int:
+        """list read, its register, K read, its register, products, tree, accumulate, score"""
+        return 6 + tree_stages(lanes * (3 if include_ll else 2))
+
+    def __init__(self, *, lanes: int, chunks: int, n_max: int, aw: int, est_width: int, cross_width: int,
+                 score_width: int, include_ll: bool) -> None:
+        self._lanes, self._chunks, self._include_ll = lanes, chunks, include_ll
+        self._est_width, self._cross_width = est_width, cross_width
+        chunk = ArrayLayout(signed(8), lanes)
+        self.entry_layout = StructLayout({"kb": unsigned(aw), "a": signed(est_width)})
+        super().__init__({
+            "issue": In(1), "c": In(range(chunks)), "entry": In(self.entry_layout),
+            "k_addr": Out(aw), "q_addr": Out(range(chunks)),
+            "q": In(chunk), "k": In(chunk),
+            "s_valid": Out(1), "score": Out(signed(score_width)), "kb": Out(aw), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        C = self._chunks
+        c_lat = self.latency(self._lanes, self._include_ll) - 1  # to the accumulate stage
+        fv = _delay(m, self.issue, c_lat, "fv")
+        fc = _delay(m, self.c, c_lat, "fc")
+        kl_d = Signal(self.entry_layout)  # list entry of the item at stage 2
+        m.d.sync += kl_d.eq(self.entry)
+        m.d.comb += [self.k_addr.eq(kl_d.kb + fc[2]), self.q_addr.eq(fc[2])]
+        fa = _delay(m, kl_d.a, c_lat - 2, "fa")
+        fkb = _delay(m, kl_d.kb, c_lat - 2, "fkb")
+        c_terms = []
+        for lane in range(self._lanes):
+            qm, ql = self.q[lane][4:8].as_signed(), self.q[lane][0:4]
+            km, kl = self.k[lane][4:8].as_signed(), self.k[lane][0:4]
+            p_mk = Signal(signed(9), name=f"comp_mk{lane}")
+            p_lm = Signal(signed(9), name=f"comp_lm{lane}")
+            m.d.sync += [p_mk.eq(_small_mul(qm, kl)), p_lm.eq(_small_mul(ql, km))]
+            c_terms += [p_mk << 4, p_lm << 4]
+            if self._include_ll:
+                p_ll = Signal(unsigned(8), name=f"comp_ll{lane}")
+                m.d.sync += p_ll.eq(_small_mul(ql, kl))
+                c_terms.append(p_ll)
+        c_sum = _adder_tree(m, c_terms, "comp_tree")
+        c_acc = Signal(signed(self._cross_width))
+        c_new = Signal(signed(self._cross_width))
+        m.d.comb += c_new.eq(Mux(fc[-1] == 0, c_sum, c_acc + c_sum))
+        s_cross = Signal(signed(self._cross_width))
+        s_a = Signal(signed(self._est_width))
+        m.d.sync += self.s_valid.eq(0)
+        with m.If(fv[-1]):
+            m.d.sync += c_acc.eq(c_new)
+            with m.If(fc[-1] == C - 1):
+                m.d.sync += [self.s_valid.eq(1), s_cross.eq(c_new), s_a.eq(fa[-1]), self.kb.eq(fkb[-1])]
+        m.d.comb += [self.score.eq((s_a << 8) + s_cross), self.busy.eq(_any(fv[1:]) | self.s_valid)]
+        return m
 
 
 class Latte(wiring.Component):
@@ -195,15 +319,14 @@ class Latte(wiring.Component):
     # read is registered before it feeds logic (timing)
     @property
     def est_latency(self) -> int:
-        return 3 + tree_stages(self.lanes)
+        return EstimateLanes.latency(self.lanes)
 
     @property
     def comp_latency(self) -> int:
-        """list read, its register, K read, its register, products, tree, accumulate, score"""
-        return 6 + tree_stages(self.lanes * (3 if self.include_ll else 2))
+        return CompensationLanes.latency(self.lanes, self.include_ll)
 
     FLAG_LATENCY = 2
-    MAX_LATENCY = 1     # the row maximum of A_est: one register after the last estimate
+    MAX_LATENCY = EstimateLanes.MAX_LATENCY
 
     EXP_LATENCY = 1 + ScoreExp.LATENCY      # score list read, then the shared ScoreExp (8 + ExpUnit.LATENCY)
     PV_LATENCY = 3 + PVAccumulator.LATENCY  # list read, register, V read, register, then PVAccumulator
@@ -263,9 +386,6 @@ class Latte(wiring.Component):
         q_cnt = Signal(range(C))
 
         # row-level registers
-        emax = Signal(signed(f.est_width))              # running max of A_est
-        mx_v, mx_first = Signal(), Signal()             # a row's A_est on its way into emax
-        mx_est = Signal(signed(f.est_width))
         kept_cnt = Signal(range(n_max + 1))             # kept keys written to the score list
         smax = Signal(signed(f.score_width))            # running max of the kept scores
         den = Signal(shape_of(f.den_fmt))
@@ -284,11 +404,8 @@ class Latte(wiring.Component):
         e_c = Signal(range(C))
         e_base = Signal(aw)
         e_last_issue = (e_j == n_keys - 1) & (e_c == C - 1)
-        e_lat = self.est_latency
-        ev = _delay(m, e_issue, e_lat, "ev")
-        ej = _delay(m, e_j, e_lat, "ej")
-        efirst = _delay(m, e_c == 0, e_lat, "efirst")
-        elastc = _delay(m, e_c == C - 1, e_lat, "elastc")
+        m.submodules.est = est = EstimateLanes(lanes=L, n_max=n_max, est_width=f.est_width)
+        m.d.comb += [est.issue.eq(e_issue), est.j.eq(e_j), est.first.eq(e_c == 0), est.last.eq(e_c == C - 1)]
 
         # ---- FLAG and COMP passes ------------------------------------------------------------
         # FLAG: scan A_est one key per cycle (addresses never depend on read data: no memory ->
@@ -301,25 +418,17 @@ class Latte(wiring.Component):
         gv = _delay(m, g_issue, self.FLAG_LATENCY, "gv")
         gkb = _delay(m, g_base, self.FLAG_LATENCY, "gkb")
         g_est = Signal(signed(f.est_width))
-        list_layout = StructLayout({"kb": unsigned(aw), "a": signed(f.est_width)})
-        m.submodules.klist = klist = Memory(shape=list_layout, depth=n_max, init=[])
+        m.submodules.comp = comp = CompensationLanes(
+            lanes=L, chunks=C, n_max=n_max, aw=aw, est_width=f.est_width, cross_width=f.cross_width,
+            score_width=f.score_width, include_ll=f.include_ll)
+        m.submodules.klist = klist = Memory(shape=comp.entry_layout, depth=n_max, init=[])
         kl_w, kl_r = klist.write_port(), klist.read_port()
         list_len = Signal(range(n_max + 1))
         # COMP: for each listed key, C chunks of compensation products
         f_issue = Signal()
         f_t = Signal(range(n_max))
         f_c = Signal(range(C))
-        c_lat = self.comp_latency - 1  # to the accumulate stage
-        fv = _delay(m, f_issue, c_lat, "fv")
-        fc = _delay(m, f_c, c_lat, "fc")
-        kl_d = Signal(list_layout)  # list entry of the item at stage 2
-        m.d.sync += kl_d.eq(kl_r.data)
-        fa = _delay(m, kl_d.a, c_lat - 2, "fa")
-        fkb = _delay(m, kl_d.kb, c_lat - 2, "fkb")
-        s_valid = Signal()
-        s_cross = Signal(signed(f.cross_width))
-        s_a = Signal(signed(f.est_width))
-        s_kb = Signal(aw)
+        m.d.comb += [comp.issue.eq(f_issue), comp.c.eq(f_c), comp.entry.eq(kl_r.data)]
 
         # ---- EXP pass ------------------------------------------------------------------------
         x_issue = Signal()
@@ -388,9 +497,9 @@ class Latte(wiring.Component):
                         m.d.sync += e_c.eq(e_c + 1)
                     with m.If(e_last_issue):
                         m.d.sync += e_issue.eq(0)
-                with m.Elif(~_any(ev[1:]) & ~mx_v & ~back_in_exp):
+                with m.Elif(~est.busy & ~back_in_exp):
                     m.d.sync += [g_issue.eq(1), g_j.eq(0), g_base.eq(0), list_len.eq(0),
-                                 f_theta.eq(emax - self.tau)]
+                                 f_theta.eq(est.emax - self.tau)]
                     m.next = "FLAG"
 
             with m.State("FLAG"):
@@ -404,7 +513,7 @@ class Latte(wiring.Component):
                     m.next = "COMP"
 
             with m.State("COMP"):
-                m.d.comb += [kl_r.addr.eq(f_t), k_r.addr.eq(kl_d.kb + fc[2]), q_r.addr.eq(fc[2])]
+                m.d.comb += [kl_r.addr.eq(f_t), k_r.addr.eq(comp.k_addr), q_r.addr.eq(comp.q_addr)]
                 with m.If(f_issue):
                     with m.If(f_c == C - 1):
                         m.d.sync += [f_c.eq(0), f_t.eq(f_t + 1)]
@@ -412,7 +521,7 @@ class Latte(wiring.Component):
                             m.d.sync += f_issue.eq(0)
                     with m.Else():
                         m.d.sync += f_c.eq(f_c + 1)
-                with m.Elif(~_any(fv[1:]) & ~s_valid):
+                with m.Elif(~comp.busy):
                     m.next = "HAND"
 
             with m.State("HAND"):
@@ -489,27 +598,9 @@ class Latte(wiring.Component):
         q_d = Signal(chunk)
         m.d.sync += [k_d.eq(k_r.data), q_d.eq(q_r.data)]
 
-        # ---- EST datapath: signed 4×4 products, tree, accumulate, max ------------------------------
-        e_prod = []
-        for lane in range(L):
-            qm = q_d[lane][4:8].as_signed()
-            km = k_d[lane][4:8].as_signed()
-            reg = Signal(signed(8), name=f"est_prod{lane}")
-            m.d.sync += reg.eq(_small_mul(qm, km))
-            e_prod.append(reg)
-        e_sum = _adder_tree(m, e_prod, "est_tree")
-        e_acc = Signal(signed(f.est_width))
-        e_new = Signal(signed(f.est_width))
-        m.d.comb += e_new.eq(Mux(efirst[-1], e_sum, e_acc + e_sum))
-        with m.If(ev[-1]):
-            m.d.sync += e_acc.eq(e_new)
-            with m.If(elastc[-1]):
-                m.d.comb += [est_w.en.eq(1), est_w.addr.eq(ej[-1]), est_w.data.eq(e_new)]
-        # The row maximum one register later (timing: the accumulator add and the max compare in
-        # separate cycles; MAX_LATENCY).
-        m.d.sync += [mx_v.eq(ev[-1] & elastc[-1]), mx_first.eq(ej[-1] == 0), mx_est.eq(e_new)]
-        with m.If(mx_v & (mx_first | (mx_est > emax))):
-            m.d.sync += emax.eq(mx_est)
+        # ---- EST datapath (EstimateLanes) writes A_est ------------------------------------------
+        m.d.comb += [est.q.eq(q_d), est.k.eq(k_d),
+                     est_w.en.eq(est.est_en), est_w.addr.eq(est.est_addr), est_w.data.eq(est.est_data)]
 
         # ---- FLAG datapath: registered A_est, threshold compare, append to the kept list ----------
         m.d.sync += g_est.eq(est_r.data)
@@ -517,34 +608,11 @@ class Latte(wiring.Component):
             m.d.comb += [kl_w.en.eq(1), kl_w.addr.eq(list_len), kl_w.data.kb.eq(gkb[-1]), kl_w.data.a.eq(g_est)]
             m.d.sync += list_len.eq(list_len + 1)
 
-        # ---- COMP datapath: compensation products, tree, accumulate, score, kept list -----------
-        c_terms = []
-        for lane in range(L):
-            qm = q_d[lane][4:8].as_signed()
-            ql = q_d[lane][0:4]
-            km = k_d[lane][4:8].as_signed()
-            kl = k_d[lane][0:4]
-            p_mk = Signal(signed(9), name=f"comp_mk{lane}")
-            p_lm = Signal(signed(9), name=f"comp_lm{lane}")
-            m.d.sync += [p_mk.eq(_small_mul(qm, kl)), p_lm.eq(_small_mul(ql, km))]
-            c_terms += [p_mk << 4, p_lm << 4]
-            if f.include_ll:
-                p_ll = Signal(unsigned(8), name=f"comp_ll{lane}")
-                m.d.sync += p_ll.eq(_small_mul(ql, kl))
-                c_terms.append(p_ll)
-        c_sum = _adder_tree(m, c_terms, "comp_tree")
-        c_acc = Signal(signed(f.cross_width))
-        c_new = Signal(signed(f.cross_width))
-        m.d.comb += c_new.eq(Mux(fc[-1] == 0, c_sum, c_acc + c_sum))
-        m.d.sync += s_valid.eq(0)
-        with m.If(fv[-1]):
-            m.d.sync += c_acc.eq(c_new)
-            with m.If(fc[-1] == C - 1):
-                m.d.sync += [s_valid.eq(1), s_cross.eq(c_new), s_a.eq(fa[-1]), s_kb.eq(fkb[-1])]
-        s_score = Signal(signed(f.score_width))
-        m.d.comb += s_score.eq((s_a << 8) + s_cross)
-        with m.If(s_valid):
-            m.d.comb += [sc_w.en.eq(1), sc_w.addr.eq(kept_cnt), sc_w.data.score.eq(s_score), sc_w.data.kb.eq(s_kb)]
+        # ---- COMP datapath (CompensationLanes): scores into the score list, running max ---------
+        m.d.comb += [comp.q.eq(q_d), comp.k.eq(k_d)]
+        s_score = comp.score
+        with m.If(comp.s_valid):
+            m.d.comb += [sc_w.en.eq(1), sc_w.addr.eq(kept_cnt), sc_w.data.score.eq(s_score), sc_w.data.kb.eq(comp.kb)]
             m.d.sync += kept_cnt.eq(kept_cnt + 1)
             with m.If((kept_cnt == 0) | (s_score > smax)):
                 m.d.sync += smax.eq(s_score)

@@ -53,8 +53,9 @@ from golden.fixed import QFormat
 from golden.lut import ExpSpec
 from golden.pag import check_pag_formats
 
+from . import faults
 from .arith import ExpUnit
-from .fixed import round_shift_const, saturate, shape_of
+from .fixed import index_bits, round_shift_const, saturate, shape_of
 
 __all__ = ["PagTile", "ProbabilityAggregation", "pag_formats_from_params"]
 
@@ -65,11 +66,8 @@ SEL_BITS = 5
 # Lanes: 0 = region 1 / token j (x1), 1 = region 1 / token j+1 (x3),
 #        2 = region 2 / token j (x2), 3 = region 2 / token j+1 (x4).
 LANES = 4
-_FAULTS = frozenset({"merge", "forward"})
 
 
-def _bits(max_value: int) -> int:
-    return max(1, int(max_value).bit_length())
 
 
 class PagTile(wiring.Component):
@@ -180,20 +178,22 @@ class ProbabilityAggregation(wiring.Component):
     #: cycles from the last ct beat's transfer to the first ``ap`` beat being valid
     READOUT_LATENCY = UPDATE_LATENCY + 1
 
+    #: deliberate faults for the tests (:mod:`hdl.faults`)
+    FAULTS = {"no_merge": "equal clusters of the two halves are not merged (two updates of one word)",
+              "no_forward": "no forwarding of the AP word being written back"}
+
     def __init__(self, *, b: int, k1_max: int, k2_max: int, n_max: int, cs_fmt: QFormat, exp_spec: ExpSpec,
-                 ap_fmt: QFormat, _faults: frozenset[str] = frozenset()) -> None:
+                 ap_fmt: QFormat) -> None:
         for name, value, lo in (("b", b, 1), ("k1_max", k1_max, 1), ("k2_max", k2_max, 1), ("n_max", n_max, 1)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, not {value!r}")
             if value < lo:
                 raise ValueError(f"{name}={value} out of range: expected >= {lo}")
         check_pag_formats(cs_fmt, exp_spec, ap_fmt)
-        if not _faults <= _FAULTS:
-            raise ValueError(f"_faults must be a subset of {sorted(_FAULTS)}, not {sorted(_faults)}")
         self._b, self._k1_max, self._k2_max, self._n_max = b, k1_max, k2_max, n_max
         self._cs_fmt, self._exp_spec, self._ap_fmt = cs_fmt, exp_spec, ap_fmt
-        self._faults = frozenset(_faults)
-        self.ct1_bits, self.ct2_bits = _bits(k1_max - 1), _bits(k2_max - 1)
+        self._faults = faults.active(self)
+        self.ct1_bits, self.ct2_bits = index_bits(k1_max), index_bits(k2_max)
         ct_layout = data.StructLayout({
             "ct1": data.ArrayLayout(unsigned(self.ct1_bits), 2),
             "ct2": data.ArrayLayout(unsigned(self.ct2_bits), 2),
@@ -388,7 +388,7 @@ class ProbabilityAggregation(wiring.Component):
 
         x1s, v1s = stage("p1", x0, v0)
         x2s, v2s = stage("p2", x1s, v1s)
-        merge_on = "merge" not in self._faults
+        merge_on = "no_merge" not in self._faults
         mg2 = [Signal(name=f"p2_merge{r + 1}") for r in range(2)]
         m.d.sync += [mg2[r].eq(v1s[0] & v1s[1] & (x1s[2 * r] == x1s[2 * r + 1]) & merge_on) for r in range(2)]
         xs, vs, mg = x2s, v2s, mg2
@@ -441,7 +441,7 @@ class ProbabilityAggregation(wiring.Component):
                      + [a.eq(bv) for a, bv in zip(lw2, lw, strict=True)])
         # One-hot operand selects, decided at cM for the next cycle (registered, off the ACC
         # loop): the update now in ACC will be in W, the one now in W will be in W2; newest wins.
-        forward_on = "forward" not in self._faults
+        forward_on = "no_forward" not in self._faults
         sels = []
         for i in range(LANES):
             base, region = i & ~1, i // 2

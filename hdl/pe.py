@@ -53,9 +53,6 @@ from .registry import BlockSpec, Param, ParamError
 __all__ = ["PE", "op_layout", "pe_logic", "PERegisters"]
 
 
-def _bits(n: int) -> int:
-    """Bits of an unsigned index in [0, n)."""
-    return max(1, (n - 1).bit_length())
 
 
 def op_layout(cols: int) -> data.StructLayout:

@@ -37,12 +37,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.lut import RecipSpec
-from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, PH_LINEAR, PH_LSH, PH_SCORE, SystolicConfig
+from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, PH_LINEAR, PH_LSH, PH_SCORE, ConfigError, SystolicConfig
 
 from .arith import ReciprocalScaler, _dsp_pieces
-from .fixed import round_shift_const, saturate, shape_of
+from .fixed import index_bits, round_shift_const, saturate, shape_of
 from .pe import PE as _PE
-from .pe import _bits
 from .primitives import RegisteredReadMemory, registered_multiply
 from .registry import BlockSpec, Param, ParamError
 
@@ -52,7 +51,7 @@ __all__ = ["PPE", "tag_layout"]
 def tag_layout(cfg: SystolicConfig) -> data.StructLayout:
     """Per-beat control seen by the PPEs."""
     return data.StructLayout({
-        "op": unsigned(2), "col": unsigned(_bits(cfg.b)), "phase": unsigned(2), "first": unsigned(1),
+        "op": unsigned(2), "col": unsigned(index_bits(cfg.b)), "phase": unsigned(2), "first": unsigned(1),
         "last": unsigned(1), "sub": unsigned(1), "shortcut": unsigned(1), "scale": unsigned(cfg.inv_w_fmt.width),
         "accumulate": unsigned(1), "partial": unsigned(1),
     })
@@ -90,11 +89,11 @@ class PPE(wiring.Component):
             "y_top": In(signed(cfg.y_width)), "tag": In(tl),
             "chain": In(signed(cfg.acc_width)), "chain_sat": In(1),
             "copy": Out(1),
-            "sc_valid": Out(1), "sc_row": Out(unsigned(_bits(cfg.d))), "sc_sel": Out(unsigned(cfg.d)),
+            "sc_valid": Out(1), "sc_row": Out(unsigned(index_bits(cfg.d))), "sc_sel": Out(unsigned(cfg.d)),
             "sc_value": Out(shape_of(cfg.qkv_fmt)),
             "res_valid": Out(1), "res": Out(signed(cfg.res_width)), "res_over": Out(1), "res_tag": Out(tl),
             "out_valid": Out(1), "out": Out(shape_of(cfg.out_fmt)), "out_over": Out(1), "out_dbz": Out(1),
-            "out_row": Out(unsigned(_bits(cfg.d))),
+            "out_row": Out(unsigned(index_bits(cfg.d))),
             "psum_error": Out(1),
         })
         self._MustUse__silence = False
@@ -293,7 +292,7 @@ class PPE(wiring.Component):
         # ---- query shortcut bus (linear phase with shortcut), from the registered ``a`` ----------
         sc_value, _ = _saturated(
             m, round_shift_const(a, cfg.linear_frac - cfg.qkv_fmt.frac, cfg.qkv_fmt.rounding), cfg.qkv_fmt, "sc")
-        sc_count = Signal(unsigned(_bits(cfg.d) + 1))
+        sc_count = Signal(unsigned(index_bits(cfg.d) + 1))
         sc_beat = (tag_a.op == OP_DF1) & (tag_a.phase == PH_LINEAR) & tag_a.shortcut & ~tag_a.partial
         m.d.sync += [self.sc_valid.eq(sc_beat), self.sc_value.eq(sc_value)]
         sc_row = Mux(tag_a.first, 0, sc_count)
@@ -321,7 +320,7 @@ class PPE(wiring.Component):
                                                       out_fmt=cfg.out_fmt)
         m.d.comb += [recip.value.eq(self.chain), recip.den.eq(den), recip.valid_in.eq(left != 0),
                      recip.en.eq(1)]
-        side = [(Signal(unsigned(_bits(cfg.d))), Signal()) for _ in range(ReciprocalScaler.LATENCY)]
+        side = [(Signal(unsigned(index_bits(cfg.d))), Signal()) for _ in range(ReciprocalScaler.LATENCY)]
         m.d.sync += [side[0][0].eq(left - 1), side[0][1].eq(self.chain_sat | den_sat)]
         for k in range(1, len(side)):
             m.d.sync += [side[k][0].eq(side[k - 1][0]), side[k][1].eq(side[k - 1][1])]
@@ -404,10 +403,9 @@ def validate_params(p: dict) -> None:
             raise ParamError(f"parameter {name}_frac={p[f'{name}_frac']} out of range: expected < {name}_width")
     try:
         config_from_params(p)
-    except (ValueError, TypeError) as exc:
-        text = str(exc).replace("SystolicConfig ", "")
-        name = text.split("=")[0].split(" ")[0].replace("_fmt", "").replace(".", "_")
-        raise ParamError(f"parameter {name}: {text}") from None
+    except ConfigError as exc:  # its field is a SystolicConfig setting: token_fmt.frac -> token_frac
+        name = exc.field.replace("_fmt.", "_").replace("_fmt", "")
+        raise ParamError(f"parameter {name}: {str(exc).removeprefix('SystolicConfig ')}") from None
 
 
 def _validate_ppe(p: dict) -> None:

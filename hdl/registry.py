@@ -118,7 +118,72 @@ class BlockSpec:
             raise ParamError(f"block {self.name}: {exc}") from exc
 
 
+#: Where each block lives: RTL, golden model, cocotb testbench and tests. Several blocks share a
+#: file where one is a part of the other or they share a datapath: ``hdl/arith.py`` holds both
+#: shared units (``exp_unit``, ``recip_unit``), ``hdl/eatt.py`` the E-ATT head and its alignment
+#: front end (``eatt``, ``eatt_align``), ``golden/systolic.py`` the array and its PE / PPE. Every
+#: block also has an adapter in ``sim/vector_tb.py`` (``export-tb``, ``soak``).
+BLOCK_FILES: dict[str, dict[str, tuple[str, ...]]] = {
+    "exp_unit": {"rtl": ("hdl/arith.py",), "golden": ("golden/lut.py",), "testbench": ("sim/tb_arith.py",),
+                 "tests": ("tests/test_arith.py", "tests/test_lut_math.py", "tests/test_cocotb_arith.py")},
+    "recip_unit": {"rtl": ("hdl/arith.py",), "golden": ("golden/lut.py",), "testbench": ("sim/tb_arith.py",),
+                   "tests": ("tests/test_arith.py", "tests/test_lut_math.py", "tests/test_cocotb_arith.py")},
+    "pe": {"rtl": ("hdl/pe.py",), "golden": ("golden/systolic.py",), "testbench": ("sim/tb_pe_netlist.py",),
+           "tests": ("tests/test_pe.py", "tests/test_netlist_sim.py")},
+    "ppe": {"rtl": ("hdl/ppe.py",), "golden": ("golden/systolic.py",), "testbench": (),
+            "tests": ("tests/test_ppe.py",)},
+    "systolic_array": {"rtl": ("hdl/systolic_array.py", "hdl/delay_line.py"), "golden": ("golden/systolic.py",),
+                       "testbench": ("sim/tb_systolic_array.py",),
+                       "tests": ("tests/test_systolic_golden.py", "tests/test_delay_line.py",
+                                 "tests/test_cocotb_systolic_array.py")},
+    "cim": {"rtl": ("hdl/cim.py",), "golden": ("golden/cim.py",), "testbench": ("sim/tb_cim.py",),
+            "tests": ("tests/test_cim.py", "tests/test_cocotb_cim_cag.py")},
+    "cag": {"rtl": ("hdl/cag.py",), "golden": ("golden/cag.py",), "testbench": ("sim/tb_cag.py",),
+            "tests": ("tests/test_cag.py", "tests/test_cocotb_cim_cag.py")},
+    "pag": {"rtl": ("hdl/pag.py",), "golden": ("golden/pag.py",), "testbench": ("sim/tb_pag.py",),
+            "tests": ("tests/test_pag.py", "tests/test_cocotb_pag.py", "tests/test_bench_pag.py")},
+    "cta": {"rtl": ("hdl/cta.py",),
+            "golden": ("golden/cta.py", "golden/cta_program.py", "golden/cta_cycles.py", "golden/cta_host.py",
+                       "golden/cta_params.py"),
+            "testbench": ("sim/tb_cta.py",),
+            "tests": ("tests/test_cta.py", "tests/test_golden_cta.py", "tests/test_cta_program.py",
+                      "tests/test_cocotb_cta.py")},
+    "latte": {"rtl": ("hdl/latte.py", "hdl/softmax_pv.py"), "golden": ("golden/latte.py", "golden/latte_cycles.py"),
+              "testbench": ("sim/tb_latte.py",),
+              "tests": ("tests/test_latte.py", "tests/test_golden_latte.py", "tests/test_cocotb_latte.py")},
+    "eatt": {"rtl": ("hdl/eatt.py", "hdl/softmax_pv.py"), "golden": ("golden/eatt.py", "golden/softmax_pv.py"),
+             "testbench": ("sim/tb_eatt.py",),
+             "tests": ("tests/test_eatt.py", "tests/test_golden_eatt.py", "tests/test_softmax_pv.py",
+                       "tests/test_cocotb_eatt.py")},
+    "eatt_align": {"rtl": ("hdl/eatt.py",), "golden": ("golden/eatt.py",), "testbench": (),
+                   "tests": ("tests/test_eatt.py",)},
+    "mca": {"rtl": ("hdl/mca.py", "hdl/softmax_pv.py"), "golden": ("golden/mca.py", "golden/softmax_pv.py"),
+            "testbench": ("sim/tb_mca.py",),
+            "tests": ("tests/test_mca.py", "tests/test_golden_mca.py", "tests/test_cocotb_mca.py")},
+}
+
+
+def block_files(name: str) -> dict[str, tuple[str, ...]]:
+    """RTL, golden, testbench and test files of block ``name`` (paths from the repository root)."""
+    get_block(name)  # unknown names fail with the list of blocks
+    if name not in BLOCK_FILES:
+        raise RuntimeError(f"block {name} has no BLOCK_FILES entry in hdl/registry.py")
+    return {**BLOCK_FILES[name], "vectors": ("sim/vector_tb.py",)}
+
+
 _CACHE: dict[str, BlockSpec] | None = None
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """``NAME=VALUE`` strings (``--set``) -> dict; the values are validated later by the block's
+    :class:`Param` (:meth:`BlockSpec.resolve`)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ParamError(f"--set expects NAME=VALUE, got {item!r}")
+        name, value = item.split("=", 1)
+        out[name.strip()] = value.strip()
+    return out
 
 
 def blocks() -> dict[str, BlockSpec]:

@@ -52,12 +52,12 @@ from amaranth.lib.wiring import In, Out
 from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, SystolicConfig
 
 from .delay_line import DelayLine, DelayTimebase
-from .fixed import shape_of
-from .pe import PE, _bits, op_layout, pe_logic
+from .fixed import index_bits, shape_of
+from .pe import PE, op_layout, pe_logic
 from .ppe import ARRAY_PARAMS, PPE, config_from_params, tag_layout, validate_params
 from .registry import BlockSpec
 
-__all__ = ["SystolicArray", "SHORTCUT_GAP", "beat_layout", "res_layout", "out_layout", "pack", "unpack"]
+__all__ = ["SystolicArray", "SHORTCUT_GAP", "beat_layout", "res_layout", "out_layout"]
 
 #: idle input cycles after the last beat of a shortcut (Q̄) phase of d beats: row f must latch
 #: Q̄[i][f] from its column's shortcut bus (``PPE.SHORTCUT_LATENCY`` after the partial sum) before
@@ -72,7 +72,7 @@ def beat_layout(cfg: SystolicConfig) -> data.StructLayout:
         "x": data.ArrayLayout(signed(cfg.x_width), cfg.d),
         "c": data.ArrayLayout(signed(cfg.qkv_fmt.width), cfg.d),
         "y": data.ArrayLayout(signed(cfg.y_width), cfg.b),
-        "op": unsigned(2), "col": unsigned(_bits(cfg.b)), "phase": unsigned(2), "first": unsigned(1),
+        "op": unsigned(2), "col": unsigned(index_bits(cfg.b)), "phase": unsigned(2), "first": unsigned(1),
         "last": unsigned(1), "sub": unsigned(1), "shortcut": unsigned(1), "residual": unsigned(1),
         "scale": unsigned(cfg.inv_w_fmt.width), "accumulate": unsigned(1), "partial": unsigned(1),
     })
@@ -88,43 +88,8 @@ def res_layout(cfg: SystolicConfig) -> data.StructLayout:
 def out_layout(cfg: SystolicConfig) -> data.StructLayout:
     return data.StructLayout({
         "data": data.ArrayLayout(shape_of(cfg.out_fmt), cfg.b), "over": unsigned(cfg.b), "dbz": unsigned(cfg.b),
-        "row": unsigned(_bits(cfg.d)),
+        "row": unsigned(index_bits(cfg.d)),
     })
-
-
-def pack(layout: data.Layout, values: dict) -> int:
-    """Flat integer of a struct layout from a dict (arrays as lists; signed values two's complement)."""
-    raw = 0
-    for name, fld in layout:
-        value = values.get(name, 0)
-        shape = fld.shape
-        if isinstance(shape, data.ArrayLayout):
-            elem = shape.elem_shape
-            ew = data.Layout.cast(elem).size if isinstance(elem, data.Layout) else elem.width
-            for k, v in enumerate(value):
-                raw |= (int(v) & ((1 << ew) - 1)) << (fld.offset + k * ew)
-        else:
-            raw |= (int(value) & ((1 << fld.width) - 1)) << fld.offset
-    return raw
-
-
-def unpack(layout: data.Layout, raw: int) -> dict:
-    """Inverse of :func:`pack` (signed elements sign-extended)."""
-    out: dict = {}
-    for name, fld in layout:
-        shape = fld.shape
-        if isinstance(shape, data.ArrayLayout):
-            elem = shape.elem_shape
-            vals = []
-            for k in range(shape.length):
-                v = (raw >> (fld.offset + k * elem.width)) & ((1 << elem.width) - 1)
-                if elem.signed and v >> (elem.width - 1):
-                    v -= 1 << elem.width
-                vals.append(v)
-            out[name] = vals
-        else:
-            out[name] = (raw >> fld.offset) & ((1 << fld.width) - 1)
-    return out
 
 
 def _valid_only(layout: data.Layout) -> wiring.Signature:

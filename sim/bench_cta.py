@@ -48,7 +48,7 @@ def step_ideals(fig: dict) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from attn_rtl.cli import parse_sets
+    from hdl.registry import parse_overrides
     from sim.run_head import run_cta_head
 
     ap = argparse.ArgumentParser(prog="bench cta")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for tokens in args.tokens:
             out = Path(tmp) / f"n{tokens}.json"
             rc = run_cta_head(text=text_of(tokens), layer=args.layer, head=args.head,
-                              overrides=parse_sets(args.set), out_dir=Path(tmp) / f"n{tokens}", json_path=out)
+                              overrides=parse_overrides(args.set), out_dir=Path(tmp) / f"n{tokens}", json_path=out)
             status |= rc
             fig = json.loads(out.read_text())
             results.append(fig)

@@ -33,10 +33,9 @@ def _table(cfg: SystolicConfig, stats: dict, recip_latency: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from attn_rtl.cli import parse_sets
     from hdl.arith import ReciprocalScaler
     from hdl.ppe import config_from_params
-    from hdl.registry import get_block
+    from hdl.registry import get_block, parse_overrides
     from sim.runner import run_cocotb
 
     ap = argparse.ArgumentParser(prog="bench systolic_array")
@@ -50,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="dot-product lengths of the LSH/linear phases (default: d, 384, 1024 on Verilator; "
                     "d on Icarus)")
     args = ap.parse_args(argv)
-    params = get_block("systolic_array").resolve(parse_sets(args.set))
+    params = get_block("systolic_array").resolve(parse_overrides(args.set))
     cfg = config_from_params(params)
     status = 0
     print(f"  systolic array b={cfg.b} d={cfg.d}; ideal = MACs/(b*d); issue = cycles the phase occupies the input "

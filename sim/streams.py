@@ -468,6 +468,26 @@ class StreamBench:
         return self
 
 
+def add_watchdog(sim: Any, deadline_cycles: int, *, error: type[AssertionError] = StreamError,
+                 hint: str = "") -> list[int]:
+    """The one simulation watchdog: a background testbench that raises ``error`` once the sync
+    clock has ticked ``deadline_cycles`` times. Returns a one-item list holding the cycle count
+    so far (read it after ``sim.run()``)."""
+    if deadline_cycles < 1:
+        raise ValueError(f"deadline_cycles must be >= 1, got {deadline_cycles}")
+    cycles = [0]
+
+    async def watchdog(ctx: Any) -> None:
+        # background: it never keeps the simulation alive, it only ends a stuck one
+        while cycles[0] < deadline_cycles:
+            await ctx.tick()
+            cycles[0] += 1
+        raise error(f"timeout: simulation did not finish within deadline_cycles={deadline_cycles}{hint}")
+
+    sim.add_testbench(watchdog, background=True)
+    return cycles
+
+
 def run_amaranth(dut: Any, script: Callable[[AmaranthIO], Any], *, vcd: str | None = None,
                  deadline_cycles: int = 200_000) -> Any:
     """Simulate ``dut`` (1 MHz sync clock) running ``await script(AmaranthIO)``; returns its
@@ -483,13 +503,8 @@ def run_amaranth(dut: Any, script: Callable[[AmaranthIO], Any], *, vcd: str | No
     async def tb(ctx: Any) -> None:
         result.append(await script(AmaranthIO(ctx, dut)))
 
-    async def watchdog(ctx: Any) -> None:
-        for _ in range(deadline_cycles):  # background: it only ends a stuck simulation
-            await ctx.tick()
-        raise StreamError(f"timeout: simulation did not finish within deadline_cycles={deadline_cycles}")
-
     sim.add_testbench(tb)
-    sim.add_testbench(watchdog, background=True)
+    add_watchdog(sim, deadline_cycles)
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()

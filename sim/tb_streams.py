@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import random
 
+import cocotb
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.streams import Scoreboard, Sink, Source, StreamBench, StreamError, StreamIO, ValidMonitor, layout_of
+from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamError, StreamIO, ValidMonitor, layout_of
 
 ITEM = data.StructLayout({"data": signed(8), "tag": unsigned(4)})
 MAX_DROP = 255
@@ -83,76 +84,56 @@ async def fifo_script(io: StreamIO, comp: StreamFifo, items: list[dict], *, expe
 
 # ---- cocotb side (tests/test_streams.py runs this module on the exported Verilog) --------------
 
-try:
-    import cocotb
-except ImportError:  # pragma: no cover - the Amaranth tests import this module without cocotb
-    cocotb = None
 
-if cocotb is not None:
-    from sim.streams import CocotbIO
+async def _start(dut) -> CocotbIO:
+    from sim.tbutil import start_clock_and_reset
 
-    async def _start(dut) -> CocotbIO:
-        from sim.tbutil import start_clock_and_reset
+    await start_clock_and_reset(dut, {"i__valid": 0, "o__ready": 0, "drop_at": 0})
+    io = CocotbIO(dut)
+    await io.start()
+    return io
 
-        await start_clock_and_reset(dut, {"i__valid": 0, "o__ready": 0, "drop_at": 0})
-        io = CocotbIO(dut)
-        await io.start()
-        return io
+async def _must_fail(dut, kind: str, what: str, **script) -> None:
+    """Run the FIFO script with a fault or a tight bound that the harness must report; the message
+    goes to the stats under ``kind`` (tests/test_streams.py checks its text)."""
+    from sim.runner import write_stats
 
-    def _expect_failure(kind: str, message: str) -> None:
-        from sim.runner import write_stats
+    io = await _start(dut)
+    try:
+        await fifo_script(io, StreamFifo(), **script)
+    except StreamError as exc:
+        write_stats({kind: str(exc)})
+        return
+    raise AssertionError(f"{what} was not caught")
 
-        write_stats({kind: message})
 
-    @cocotb.test(timeout_time=2, timeout_unit="ms")
-    async def passes_with_stalls(dut):
-        io = await _start(dut)
-        items = fifo_items(40, 3)
-        seed = int(os.environ.get("RANDOM_SEED", "1"))
-        bench = await fifo_script(io, StreamFifo(), items, p_in=0.4, p_out=0.4, seed=seed)
-        from sim.runner import write_stats
+@cocotb.test(timeout_time=2, timeout_unit="ms")
+async def passes_with_stalls(dut):
+    io = await _start(dut)
+    items = fifo_items(40, 3)
+    seed = int(os.environ.get("RANDOM_SEED", "1"))
+    bench = await fifo_script(io, StreamFifo(), items, p_in=0.4, p_out=0.4, seed=seed)
+    from sim.runner import write_stats
 
-        write_stats({"passed_items": len(bench.agents[1].scoreboard.items), "cycles": bench.cycle})
+    write_stats({"passed_items": len(bench.agents[1].scoreboard.items), "cycles": bench.cycle})
 
-    @cocotb.test(timeout_time=2, timeout_unit="ms")
-    async def dropped_item_is_caught(dut):
-        io = await _start(dut)
-        items = fifo_items(20, 4)
-        try:
-            await fifo_script(io, StreamFifo(), items, drop_at=7)
-        except StreamError as exc:
-            _expect_failure("drop", str(exc))
-            return
-        raise AssertionError("dropping item 7 was not caught")
+@cocotb.test(timeout_time=2, timeout_unit="ms")
+async def dropped_item_is_caught(dut):
+    await _must_fail(dut, "drop", "dropping item 7", items=fifo_items(20, 4), drop_at=7)
 
-    @cocotb.test(timeout_time=2, timeout_unit="ms")
-    async def dropped_last_item_fails_within_its_deadline(dut):
-        io = await _start(dut)
-        try:
-            await fifo_script(io, StreamFifo(), fifo_items(20, 4), drop_at=20, wait_cycles=50)
-        except StreamError as exc:
-            _expect_failure("drop_last", str(exc))
-            return
-        raise AssertionError("dropping the last item was not caught")
 
-    @cocotb.test(timeout_time=2, timeout_unit="ms")
-    async def extra_item_is_caught(dut):
-        io = await _start(dut)
-        items = fifo_items(12, 5)
-        try:
-            await fifo_script(io, StreamFifo(), items, expected=items[:-1])
-        except StreamError as exc:
-            _expect_failure("extra", str(exc))
-            return
-        raise AssertionError("an item after the last expected one was not caught")
+@cocotb.test(timeout_time=2, timeout_unit="ms")
+async def dropped_last_item_fails_within_its_deadline(dut):
+    await _must_fail(dut, "drop_last", "dropping the last item", items=fifo_items(20, 4), drop_at=20, wait_cycles=50)
 
-    @cocotb.test(timeout_time=2, timeout_unit="ms")
-    async def deadline_is_caught(dut):
-        io = await _start(dut)
-        items = fifo_items(30, 6)
-        try:
-            await fifo_script(io, StreamFifo(), items, deadline_cycles=20)
-        except StreamError as exc:
-            _expect_failure("deadline", str(exc))
-            return
-        raise AssertionError("a run longer than deadline_cycles was not caught")
+
+@cocotb.test(timeout_time=2, timeout_unit="ms")
+async def extra_item_is_caught(dut):
+    items = fifo_items(12, 5)
+    await _must_fail(dut, "extra", "an item after the last expected one", items=items, expected=items[:-1])
+
+
+@cocotb.test(timeout_time=2, timeout_unit="ms")
+async def deadline_is_caught(dut):
+    await _must_fail(dut, "deadline", "a run longer than deadline_cycles", items=fifo_items(30, 6),
+                     deadline_cycles=20)

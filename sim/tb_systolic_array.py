@@ -216,10 +216,16 @@ except ImportError:  # pragma: no cover - cocotb is a dependency; keep the helpe
     cocotb = None
 
 
+# longer than the array's deepest pipeline (b + d + shortcut gap at the sizes tested) so a late
+# extra result would land inside it
+DRAIN_CYCLES = 64
+
+
 async def run_program(dut, cfg: SystolicConfig, prog: Program, gap_probability: float = 0.0,
                       rng: np.random.Generator | None = None) -> dict[str, Any]:
     """Drive ``prog`` into the DUT, record transfers and results, check them; returns figures."""
-    from hdl.systolic_array import beat_layout, out_layout, pack, res_layout, unpack
+    from hdl.systolic_array import beat_layout, out_layout, res_layout
+    from sim.streams import pack, unpack
     from sim.tbutil import read_unsigned
 
     bl, rl, ol = beat_layout(cfg), res_layout(cfg), out_layout(cfg)
@@ -263,6 +269,17 @@ async def run_program(dut, cfg: SystolicConfig, prog: Program, gap_probability: 
         idle = idle + 1 if k >= len(raws) else 0
         assert idle < 4 * (cfg.b + cfg.d) + 64, "results missing: the array went quiet"
         assert cycle < deadline, f"no end after {cycle} cycles (deadline {deadline}): input or results stuck"
+    # drain window: anything after the last expected item is an error, not silently ignored
+    dut.i__valid.value = 0
+    n_seen = (len(res), len(out))
+    for _ in range(DRAIN_CYCLES):
+        await ReadOnly()
+        _collect(dut, cycle, rl, ol, res, out, unpack, read_unsigned)
+        await RisingEdge(dut.clk)
+        cycle += 1
+    if (len(res), len(out)) != n_seen:
+        raise AssertionError(f"items after the last expected one: res expected {n_res}, got {len(res)}; "
+                             f"out expected {n_out}, got {len(out)} (within {DRAIN_CYCLES} drain cycles)")
     seconds = time.monotonic() - t0
     figures = check_records(cfg, prog, accepted, res, out)
     figures.update({"sim_cycles": cycle, "sim_seconds": seconds, "accepted": accepted})

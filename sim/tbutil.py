@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 
 from cocotb.types import Logic
 
 from sim.streams import Scoreboard  # the one scoreboard (sim/streams.py); re-exported for older testbenches
 
-__all__ = ["Scoreboard", "CycleDeadline", "read_unsigned", "read_signed", "tb_rng", "pause_pattern",
+__all__ = ["Scoreboard", "CycleDeadline", "read_unsigned", "read_signed", "tb_rng",
            "block_component", "start_clock_and_reset", "timeout_us", "env_int", "bench_work", "npz_work"]
 
 
@@ -32,12 +31,6 @@ def read_signed(handle) -> int:
 def tb_rng(salt: int = 0) -> random.Random:
     """Reproducible RNG from cocotb's RANDOM_SEED (printed in the log) plus a salt."""
     return random.Random(int(os.environ.get("RANDOM_SEED", "1")) * 7919 + salt)
-
-
-def pause_pattern(rng: random.Random, probability: float) -> Iterator[bool]:
-    """Endless 'stall this cycle' decisions for random valid/ready backpressure."""
-    while True:
-        yield rng.random() < probability
 
 
 def block_component(block: str):

@@ -213,6 +213,9 @@ def _parse_pnr_report(path: Path, verilog_name: str) -> tuple[float | None, dict
 
 # ---- the flow -----------------------------------------------------------------------------------
 
+# yosys selection: non-port wires whose name contains "[" ("[[]" is a class holding "[").
+HIDE_BRACKET_ALIASES = "rename -hide w:*[[]* x:* %d"
+
 _COARSE = "proc; flatten; opt_expr; opt_clean; opt -nodffe -nosdff; wreduce; peepopt; opt_clean"
 
 
@@ -229,6 +232,11 @@ def _yosys_script(top: str, verilog: str, target: str, abc9: bool = True) -> str
         *cells,
         f"read_verilog -sv {verilog}",
         f"hierarchy -check -top {top}",
+        # Amaranth names the element aliases of an ArrayLayout view "x[c]", the same text yosys uses for
+        # bit c of a wire "x"; ABC reintegration (abc9 and, in 0.70, the -noabc9 abc too) then resolves
+        # bit "x[c]" to the alias wire and asserts GetSize(conn.first) == GetSize(conn.second) (cta,
+        # eatt before 2f86173). Hiding public names that contain "[" removes the clash; only names change.
+        HIDE_BRACKET_ALIASES,
         "design -save original",
         # Multipliers counted at word level, before DSP / gate mapping.
         _COARSE,

@@ -7,12 +7,14 @@ from typing import Any
 
 from amaranth.sim import Simulator
 
+from sim.streams import StreamError, add_watchdog
+
 # The longest caller today needs 841 cycles (tests/test_cim.py directed runs, measured 2026-12-03);
 # 20k leaves >20x margin yet turns a dropped output into a failure in seconds, not a hung CI job.
 DEFAULT_DEADLINE_CYCLES = 20_000
 
 
-class SimDeadlineError(AssertionError):
+class SimDeadlineError(StreamError):
     """The critical testbenches were still running after ``deadline_cycles`` sync clock cycles."""
 
 
@@ -27,21 +29,10 @@ def run_sim(dut: Any, *testbenches: Callable, vcd: str | None = None,
         raise ValueError(f"deadline_cycles must be >= 1, got {deadline_cycles}")
     sim = Simulator(dut)
     sim.add_clock(1e-6)
-    cycles = [0]
-
-    async def watchdog(ctx: Any) -> None:
-        # background: it never keeps the simulation alive, it only ends a stuck one
-        while True:
-            await ctx.tick()
-            cycles[0] += 1
-            if cycles[0] >= deadline_cycles:
-                raise SimDeadlineError(
-                    f"simulation did not finish within deadline_cycles={deadline_cycles} sync cycles "
-                    "(a testbench is still waiting: dropped output or stalled stream?)")
-
     for tb in testbenches:
         sim.add_testbench(tb)
-    sim.add_testbench(watchdog, background=True)
+    cycles = add_watchdog(sim, deadline_cycles, error=SimDeadlineError,
+                          hint=" sync cycles (a testbench is still waiting: dropped output or stalled stream?)")
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ from golden.accuracy import (
     AccuracyConfig,
     MethodSpec,
     Setting,
+    _calib_tag,
     builtin_methods,
     format_table,
+    plot_tradeoffs,
     run_accuracy,
     write_report,
 )
@@ -294,3 +297,33 @@ def test_mca_batched_with_reused_attention_equals_per_head():
         for h, r in zip(heads, got, strict=True):
             ref = mca_fast(h, alpha=alpha, seed=seed)
             assert np.array_equal(r.out, ref.out) and r.work["mean_r"] == ref.work["mean_r"]
+
+
+# -- committed report (results/accuracy.json, results/ACCURACY.md) -----------------------------------
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def test_committed_report_is_small_complete_and_plots(tmp_path):
+    """The committed JSON stays small, holds every method x budget operating point with a calibrated
+    entry for the methods that have files, seed spreads and the retrieval metric; it replots."""
+    path = RESULTS / "accuracy.json"
+    assert path.stat().st_size < 300_000 and (RESULTS / "accuracy_full.json").stat().st_size < 300_000
+    rep = json.loads(path.read_text())
+    pts = {(p["method"], p["budget_cosine"]): p for p in rep["operating_points"]}
+    for method in ("CTA", "LATTE", "E-ATT", "MCA"):
+        for c in (0.999, 0.995, 0.99):
+            assert "global" in pts[(method, c)]
+            if method != "E-ATT":   # E-ATT has no calibration knob file
+                assert pts[(method, c)]["calibrated"]["label"] == f"cal cos={c}"
+    cta = next(m for m in rep["methods"] if m["name"] == "CTA")
+    for row in cta["results"]:
+        assert row["real"]["seeds"]["n"] == 5 and "retrieval" in row
+        lo, hi = row["embedding"]["float"]["cosine_mean_spread"]
+        assert lo <= row["embedding"]["float"]["cosine_mean"] <= hi
+    assert [p.name for p in plot_tradeoffs(rep, tmp_path)] == ["tradeoff.png"]
+
+
+def test_calib_tag_names_the_budget():
+    assert _calib_tag({"budget": {"kind": "cosine", "value": 0.99}, "label": "x"}) == "C=0.99"
+    assert _calib_tag({"budget": {"kind": "error", "value": 0.2}, "label": "x"}) == "E=0.2"
+    assert _calib_tag({"label": "calibrated"}) == "calibrated"

@@ -9,6 +9,7 @@ import pytest
 
 from golden.cag import CENTROID_FMT, TOKEN_FMT, aggregate, residual_tokens
 from golden.fixed import QFormat
+from hdl import faults
 from hdl.arith import ReciprocalScaler
 from hdl.cag import CentroidAggregator
 from sim.streams import StreamError, run_amaranth
@@ -124,18 +125,20 @@ def test_throughput_and_latency():
     assert got["last_out"] - got["acc_done"] == 3 + kk + 2 + ReciprocalScaler.LATENCY, got
 
 
-@pytest.mark.parametrize("knob", ["_run_register", "_forward"])
-def test_disabled_hazard_paths_fail(knob):
+@pytest.mark.parametrize("fault", ["no_run_register", "no_forward"])
+def test_disabled_hazard_paths_fail(fault):
     """Without the run register (or the same-edge forward) stale sums are read back."""
     rng = np.random.default_rng(13)
-    dut = CentroidAggregator(dim=2, max_clusters=8, max_tokens=32, **{knob: False})
+    with faults.injected(CentroidAggregator, fault):
+        dut = CentroidAggregator(dim=2, max_clusters=8, max_tokens=32)
+        broken = CentroidAggregator(dim=2, max_clusters=8, max_tokens=32)
     idx = np.array([0, 0, 1, 0, 1, 1, 2, 0, 2, 0, 0])
     run = {"x": _tokens(rng, len(idx), 2), "indices": idx}
     got = drive_cag(dut, [run])[0]
     want = aggregate(run["x"], idx, max_clusters=8, max_tokens=32, recip_spec=dut.recip_spec)
     assert [g[2] for g in got["beats"]] != want.centroids.tolist()
     with pytest.raises(StreamError, match="centroid beats: mismatch at index"):  # the checked harness stops at once
-        drive_cag(CentroidAggregator(dim=2, max_clusters=8, max_tokens=32, **{knob: False}), [run], check=True)
+        drive_cag(broken, [run], check=True)
 
 
 @pytest.mark.parametrize("kw,name", [

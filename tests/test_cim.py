@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from golden.cim import cluster_index
+from hdl import faults
 from hdl.cim import ClusterIndexModule
 from sim.streams import StreamError, run_amaranth
 from sim.tb_cim import run_cim
@@ -101,14 +102,15 @@ def test_single_layer_and_full_throughput(internal_skew):
 
 def test_bypass_is_needed():
     """With the write bypass removed, consecutive equal new codes get several clusters."""
-    dut = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16, _bypass=False)
+    with faults.injected(ClusterIndexModule, "no_bypass"):
+        dut = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16)
+        broken = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16)
     codes = np.array([[1, 0, 1]] * 4 + [[0, 0, 0], [1, 0, 0], [1, 0, 0]])
     got = drive_cim(dut, [codes])[0]
     want, k, _ = cluster_index(codes, max_clusters=16, hash_width=2)
     assert got["indices"] != want.tolist() and got["n_clusters"] != k
     with pytest.raises(StreamError, match="indices: mismatch at index"):  # the checked harness stops at once
-        drive_cim(ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16, _bypass=False),
-                  [codes], check=True)
+        drive_cim(broken, [codes], check=True)
 
 
 def test_protocol_error_on_broken_skew():

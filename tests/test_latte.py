@@ -9,9 +9,9 @@ import pytest
 from amaranth.hdl import Fragment
 
 from golden.fixed import QFormat
-from golden.latte import LatteFormats, encode_score_scale, estimate_scores, latte_fixed_raw
+from golden.latte import LatteFormats, compensated_scores, encode_score_scale, estimate_scores, latte_fixed_raw
 from golden.latte_cycles import latte_cycles_per_head
-from hdl.latte import Latte, tree_stages
+from hdl.latte import CompensationLanes, EstimateLanes, Latte, tree_stages
 from hdl.registry import ParamError, get_block
 from sim.streams import run_amaranth
 from sim.tb_latte import DRAIN_CYCLES, run_latte_head
@@ -99,6 +99,99 @@ def test_cycle_latencies_passed_to_the_golden_model():
     assert latencies(n_max=16, d_h=16, lanes=4, include_ll=True) == {**common, "est": 4, "comp": 8}
     assert latencies(n_max=128, d_h=64, lanes=8) == {**common, "est": 5, "comp": 8}
     assert latencies(n_max=2, d_h=2, lanes=2) == {**common, "est": 4, "comp": 7}
+
+
+
+def _pack(chunk) -> int:
+    """A chunk of signed 8-bit lanes as the raw bits of an ``ArrayLayout(signed(8), lanes)`` port."""
+    return sum((int(x) & 0xFF) << (8 * i) for i, x in enumerate(chunk))
+
+
+@pytest.mark.parametrize("lanes,d_h", [(4, 8), (2, 6), (8, 8)])
+def test_estimate_lanes_alone(lanes, d_h):
+    """The front engine's EST datapath on its own: one item per cycle, q/k chunk two cycles after its
+    issue (the registered buffer reads); every A_est write lands exactly ``latency`` cycles after
+    the key's last chunk is issued, with golden ``estimate_scores``; ``emax`` is the row maximum."""
+    rng = np.random.default_rng(lanes + d_h)
+    n, C = 5, d_h // lanes
+    q = rng.integers(-128, 128, (1, d_h))
+    k = rng.integers(-128, 128, (n, d_h))
+    want = estimate_scores(q, k)[0]
+    lat = EstimateLanes.latency(lanes)
+    dut = EstimateLanes(lanes=lanes, n_max=8, est_width=LatteFormats(d_h=d_h, n_max=8).est_width)
+    items = [(j, c) for j in range(n) for c in range(C)]
+    writes: list[tuple[int, int, int]] = []
+    result: dict[str, int] = {}
+
+    async def bench(ctx):
+        for t in range(len(items) + lat + EstimateLanes.MAX_LATENCY + 2):
+            issue = t < len(items)
+            j, c = items[t] if issue else (0, 0)
+            ctx.set(dut.issue, issue)
+            ctx.set(dut.j, j)
+            ctx.set(dut.first, c == 0)
+            ctx.set(dut.last, c == C - 1)
+            if 2 <= t < len(items) + 2:    # the chunk of the item issued two cycles ago
+                dj, dc = items[t - 2]
+                ctx.set(dut.q.as_value(), _pack(q[0, dc * lanes:(dc + 1) * lanes]))
+                ctx.set(dut.k.as_value(), _pack(k[dj, dc * lanes:(dc + 1) * lanes]))
+            if ctx.get(dut.est_en):
+                writes.append((t, ctx.get(dut.est_addr), ctx.get(dut.est_data)))
+            await ctx.tick()
+        result["emax"], result["busy"] = ctx.get(dut.emax), ctx.get(dut.busy)
+
+    run_sim(dut, bench, deadline_cycles=200)
+    assert writes == [(j * C + C - 1 + lat, j, int(want[j])) for j in range(n)]
+    assert result == {"emax": int(want.max()), "busy": 0}
+
+
+@pytest.mark.parametrize("lanes,include_ll", [(4, False), (2, True)])
+def test_compensation_lanes_alone(lanes, include_ll):
+    """The front engine's COMP datapath on its own: kept-list entries (key base, golden A_est) one
+    cycle after their issue, q/k chunks at the addresses it drives two cycles later; each score is
+    golden ``compensated_scores`` and leaves ``latency`` cycles after the key's last chunk issue."""
+    rng = np.random.default_rng(lanes)
+    d_h, n, C = 8, 4, 8 // lanes
+    q = rng.integers(-128, 128, (1, d_h))
+    k = rng.integers(-128, 128, (n, d_h))
+    a_est = estimate_scores(q, k)[0]
+    want = compensated_scores(q, k, include_ll)[0]
+    kept = [2, 0, 3]                                   # a compacted list, out of order on purpose
+    lat = CompensationLanes.latency(lanes, include_ll)
+    fmts = LatteFormats(d_h=d_h, n_max=n, include_ll=include_ll)
+    aw = max(1, (n * C - 1).bit_length())
+    dut = CompensationLanes(lanes=lanes, chunks=C, n_max=n, aw=aw, est_width=fmts.est_width,
+                            cross_width=fmts.cross_width, score_width=fmts.score_width, include_ll=include_ll)
+    items = [(t, c) for t in range(len(kept)) for c in range(C)]
+    flat_k = k.reshape(n * C, lanes)                   # the K buffer: key j's chunks at j*C + c
+    flat_q = q.reshape(C, lanes)
+    scores: list[tuple[int, int, int]] = []
+    addrs: list[tuple[int, int]] = []
+
+    async def bench(ctx):
+        for cyc in range(len(items) + lat + 3):
+            issue = cyc < len(items)
+            t, c = items[cyc] if issue else (0, 0)
+            ctx.set(dut.issue, issue)
+            ctx.set(dut.c, c)
+            if 1 <= cyc < len(items) + 1:  # list read data of the item issued one cycle ago
+                j = kept[items[cyc - 1][0]]
+                ctx.set(dut.entry.kb, j * C)
+                ctx.set(dut.entry.a, int(a_est[j]))
+            if 2 <= cyc < len(items) + 2:  # the buffer addresses it drives, read back registered
+                addrs.append((ctx.get(dut.k_addr), ctx.get(dut.q_addr)))
+            if 4 <= cyc < len(items) + 4:
+                ka, qa = addrs[cyc - 4]
+                ctx.set(dut.k.as_value(), _pack(flat_k[ka]))
+                ctx.set(dut.q.as_value(), _pack(flat_q[qa]))
+            if ctx.get(dut.s_valid):
+                scores.append((cyc, ctx.get(dut.kb), ctx.get(dut.score)))
+            await ctx.tick()
+        assert ctx.get(dut.busy) == 0
+
+    run_sim(dut, bench, deadline_cycles=200)
+    assert addrs == [(kept[t] * C + c, c) for t, c in items]
+    assert scores == [(t * C + C - 1 + lat, kept[t] * C, int(want[kept[t]])) for t in range(len(kept))]
 
 
 def test_tree_stages():

@@ -10,6 +10,7 @@ import pytest
 from golden.fixed import QFormat
 from golden.lut import ExpSpec
 from golden.pag import add_exp, probability_aggregation
+from hdl import faults as hdl_faults
 from hdl.pag import ProbabilityAggregation, pag_formats_from_params
 from hdl.registry import ParamError, get_block
 from sim.bench_pag import BatchRun, PagBatch, default_wait_cycles, directed_batches, golden_of, random_batch
@@ -28,9 +29,9 @@ def _mask(flags: np.ndarray) -> int:
 def make_dut(faults=frozenset(), **over) -> ProbabilityAggregation:
     params = get_block("pag").resolve({"b": 3, "k1_max": 8, "k2_max": 6, "n_max": 48, **over})
     cs_fmt, exp_spec, ap_fmt = pag_formats_from_params(**params)
-    return ProbabilityAggregation(b=params["b"], k1_max=params["k1_max"], k2_max=params["k2_max"],
-                                  n_max=params["n_max"], cs_fmt=cs_fmt, exp_spec=exp_spec, ap_fmt=ap_fmt,
-                                  _faults=frozenset(faults))
+    with hdl_faults.injected(ProbabilityAggregation, *faults):
+        return ProbabilityAggregation(b=params["b"], k1_max=params["k1_max"], k2_max=params["k2_max"],
+                                      n_max=params["n_max"], cs_fmt=cs_fmt, exp_spec=exp_spec, ap_fmt=ap_fmt)
 
 
 def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: float = 0.0, p_out: float = 0.0,
@@ -155,7 +156,7 @@ def test_throughput_and_latency_constants():
     check_runs(dut, [batch], [run])
 
 
-@pytest.mark.parametrize("fault,kind", [("merge", "same"), ("forward", "alternate"), ("forward", "period")])
+@pytest.mark.parametrize("fault,kind", [("no_merge", "same"), ("no_forward", "alternate"), ("no_forward", "period")])
 def test_fault_injection_is_caught(fault, kind):
     """Disabling the merge units or the in-flight forwarding must break bit-exactness."""
     dut = make_dut(faults={fault})

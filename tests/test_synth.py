@@ -333,3 +333,36 @@ def test_cli_update_needs_report(capsys):
     assert "--update merges a report run" in capsys.readouterr().err
     assert cli_main(["synth", "--report", "--update", "notes.md", "-q"]) == 2
     assert "expected the merged report's .json" in capsys.readouterr().err
+
+
+def test_ecp5_hides_array_alias_names_but_keeps_ports(tmp_path):
+    """Amaranth names the elements of a registered ArrayLayout view "r[c]", which yosys 0.70's ABC
+    reintegration confuses with bit c of "r" (assertion on cta). The flow hides those alias names
+    before mapping; ports (and the function) are untouched."""
+    from amaranth.back import verilog
+    from amaranth.hdl import Signal, signed
+    from amaranth.lib import data
+
+    from synth.flow import HIDE_BRACKET_ALIASES, _yosys_script
+
+    class Top(wiring.Component):
+        def __init__(self) -> None:
+            super().__init__({"a": In(16), "y": Out(8)})
+
+        def elaborate(self, platform):
+            m = Module()
+            r = Signal(data.ArrayLayout(signed(4), 4), name="r")
+            m.d.sync += [r.eq(self.a), self.y.eq(r[0] * r[1] + r[2] - r[3])]
+            return m
+
+    for target in ("generic", "ecp5"):
+        script = _yosys_script("top", "top.v", target)
+        assert script.index(HIDE_BRACKET_ALIASES) < script.index("design -save original")
+    src = verilog.convert(Top(), name="top")
+    assert "\\r[0] " in src  # the clashing alias exists in the Verilog
+    (tmp_path / "top.v").write_text(src)
+    run_yosys(tmp_path / "top.v", "top", "ecp5")
+    netlist = json.loads((tmp_path / "top.netlist.json").read_text())
+    mod = netlist["modules"]["top"]
+    assert set(mod["ports"]) >= {"a", "y", "clk", "rst"}
+    assert not [n for n in mod["netnames"] if n.startswith("r[")]

@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from golden.fixed import QFormat
 from golden.systolic import (
@@ -25,8 +24,10 @@ from golden.systolic import (
     scores,
 )
 from hdl.arith import ReciprocalScaler
-from hdl.systolic_array import SHORTCUT_GAP, SystolicArray, beat_layout, out_layout, pack, res_layout, unpack
-from sim.tb_systolic_array import check_records, corner_program, random_program, timing_matches_model
+from hdl.systolic_array import SHORTCUT_GAP, SystolicArray, beat_layout, out_layout, res_layout
+from sim.streams import pack, unpack
+from sim.tb_systolic_array import DRAIN_CYCLES, check_records, corner_program, random_program, timing_matches_model
+from tests.amaranth_helpers import run_sim
 
 CFG = SystolicConfig(b=4, d=8)
 
@@ -162,14 +163,20 @@ def run_array(cfg: SystolicConfig, prog, gap_probability: float = 0.0, seed: int
                 out.append((cycle, unpack(ol, ctx.get(dut.out.payload.as_value()))))
             await ctx.tick()
             cycle += 1
-            assert cycle < 20 * len(raws) + 200, "array went quiet"
         for name in ("overflow", "residual_overflow", "protocol_error"):
             flags[name] = ctx.get(getattr(dut, name))
+        # drain window: any result after the last expected one fails, with the counts
+        ctx.set(dut.i.valid, 0)
+        for _ in range(DRAIN_CYCLES):
+            extra_res, extra_out = ctx.get(dut.res.valid), ctx.get(dut.out.valid)
+            if extra_res or extra_out:
+                raise AssertionError(f"item after the last expected one at cycle {cycle}: res expected {n_res}, "
+                                     f"got {len(res) + extra_res}; out expected {n_out}, got {len(out) + extra_out}")
+            await ctx.tick()
+            cycle += 1
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    # one watchdog (sim.streams.add_watchdog via run_sim): the same budget the old inline assert had
+    run_sim(dut, tb, deadline_cycles=20 * len(raws) + 200 + DRAIN_CYCLES)
     return accepted, res, out, flags
 
 
