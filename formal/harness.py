@@ -39,8 +39,8 @@ from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Fragment, Module, 
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In
 
-__all__ = ["SOLVER", "HarnessEnv", "StreamHarness", "FormalResult", "check", "find_signal", "stream_ports",
-           "tool_env", "pass_through"]
+__all__ = ["SOLVER", "HarnessEnv", "StreamHarness", "FormalResult", "check", "find_signal", "find_signal_deep",
+           "register_chain", "stream_ports", "tool_env", "pass_through"]
 
 #: the SMT solver of the smtbmc engine (PyPI ``z3-solver`` installs the ``z3`` binary in the venv)
 SOLVER = "z3"
@@ -89,6 +89,65 @@ def pass_through(m: Module, outer: wiring.Component, dut: wiring.Component, name
             m.d.comb += ours.eq(theirs)
 
 
+def _statements(stmts) -> Iterable:
+    """Every statement in ``stmts``, the ones inside ``Switch`` cases (``m.If``) included."""
+    for stmt in stmts:
+        cases = getattr(stmt, "cases", None)
+        if cases is None:
+            yield stmt
+        else:
+            for case in cases:
+                yield from _statements(case[1])
+
+
+def _fragments(fragment: Fragment) -> Iterable[Fragment]:
+    yield fragment
+    for sub, _name, _loc in fragment.subfragments:
+        yield from _fragments(sub)
+
+
+def find_signal_deep(fragment: Fragment, name: str) -> Signal:
+    """The one signal called ``name`` that the statements of ``fragment`` or any subfragment read
+    or drive (:func:`find_signal` looks at ``fragment`` itself only)."""
+    found: dict[int, Signal] = {}
+    for frag in _fragments(fragment):
+        for stmts in frag.statements.values():
+            for stmt in stmts:
+                for sig in (*stmt._lhs_signals(), *stmt._rhs_signals()):
+                    if sig.name == name:
+                        found[id(sig)] = sig
+    if len(found) != 1:
+        raise LookupError(f"{len(found)} signals named {name!r} in the design (expected exactly one)")
+    return next(iter(found.values()))
+
+
+def register_chain(fragment: Fragment, end: Signal) -> tuple[list[Signal], Signal]:
+    """Follow ``end`` back through single, whole-signal assignments from one signal (wires and
+    plain registers, the latter possibly under an enable): ``(registers, head)``, the registers in
+    pipeline order (the last one feeds ``end``) and the first signal that is not such a copy (more
+    than one assignment, or one from an expression). This finds a valid pipe's flip-flops without
+    naming them, so a block invariant survives a re-split of the pipe's components."""
+    drivers: dict[int, list[tuple[str, object]]] = {}
+    for frag in _fragments(fragment):
+        for domain, stmts in frag.statements.items():
+            for stmt in _statements(stmts):
+                for sig in stmt._lhs_signals():
+                    drivers.setdefault(id(sig), []).append((domain, stmt))
+    registers: list[Signal] = []
+    current = end
+    while True:
+        found = drivers.get(id(current), [])
+        if len(found) != 1:
+            break
+        domain, stmt = found[0]
+        if stmt.lhs is not current or not isinstance(stmt.rhs, Signal) or stmt.rhs is current:
+            break
+        if domain != "comb":
+            registers.append(current)
+        current = stmt.rhs
+    return registers[::-1], current
+
+
 class _Prebuilt(Elaboratable):
     """An already elaborated fragment as a submodule (the harness elaborates the dut itself so
     that invariants can reach its internal signals)."""
@@ -111,10 +170,11 @@ class HarnessEnv:
     free: dict[str, Value]
     fragment: Fragment | None = None
 
-    def signal(self, name: str) -> Signal:
+    def signal(self, name: str, *, deep: bool = False) -> Signal:
+        """The dut's signal ``name`` (``deep``: in any of its subcomponents)."""
         if self.fragment is None:
             raise LookupError("no dut fragment in this harness")
-        return find_signal(self.fragment, name)
+        return (find_signal_deep if deep else find_signal)(self.fragment, name)
 
 
 class StreamHarness(wiring.Component):

@@ -6,7 +6,7 @@ cluster ``watch`` (a free constant of the proof, so every cluster index is cover
 ``watch`` in the run (up to and including its ``last`` beat; the output beats of a run leave
 before the first beat of the next run is accepted). Back-to-back tokens of one cluster go
 through the run register, the patterns a, b, a through the write-back forwarding, so both
-paths are in the property. ``max_tokens`` must exceed the depth, so that no token is refused
+paths are in the property. ``n_max`` must exceed the depth, so that no token is refused
 for the token budget. With the faults ``no_forward`` or ``no_run_register`` (:mod:`hdl.faults`, the ablations of
 ``hdl.cag``) the property fails.
 
@@ -32,13 +32,13 @@ two tokens in a row with the same hash value at layer 0 already see it."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cover, Module, Mux, Signal, unsigned
+from amaranth.hdl import Assert, Assume, Cover, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 
-from .harness import HarnessEnv
+from .harness import HarnessEnv, register_chain
 
-__all__ = ["cag_counts", "cag_counts_free", "cim_bypass", "cim_bypass_free", "latte_cover_run", "pag_updates",
-           "pag_updates_free"]
+__all__ = ["cag_counts", "cag_counts_free", "cim_bypass", "cim_bypass_free", "latte_cover_run", "latte_output",
+           "latte_output_pinned", "pag_updates", "pag_updates_free"]
 
 
 def cag_counts_free(dut: wiring.Component) -> dict[str, object]:
@@ -49,7 +49,7 @@ def cag_counts_free(dut: wiring.Component) -> dict[str, object]:
 def cag_counts(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
     watch = env.free["watch"]
     i, o = dut.i, dut.o
-    m.d.comb += Assume(watch < dut._max_clusters, "watch is a cluster index")
+    m.d.comb += Assume(watch < dut._k_max, "watch is a cluster index")
     width = len(o.payload.count) + 1
     seen = Signal(width)       # accepted beats of the watched cluster in the current run
     run_count = Signal(width)  # the same for the last finished run (its outputs follow it)
@@ -147,12 +147,56 @@ def cim_bypass(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
             m.d.comb += Cover(live & hit, "cover q0: token uses a node of this run")
 
 
+def _fsm_state(state: Signal, name: str) -> int:
+    """The encoding of state ``name`` of an ``m.FSM`` state signal (its decoder gives ``NAME/n``)."""
+    for value in range(1 << len(state)):
+        if state.decoder(value).split("/")[0] == name:
+            return value
+    raise LookupError(f"FSM {state.name!r} has no state {name!r}")
+
+
+def latte_output(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
+    """Helper invariants that make LATTE's ``o`` rules inductive (asserted, so proved with them).
+
+    ``o.valid`` is the last flip-flop of the Normalizer's valid pipe (found by
+    :func:`formal.harness.register_chain`, fed by the back FSM's ``n_issue``); the pipe, the
+    output payload registers and the valid pipe all advance only with ``en = ~(o.valid & ~o.ready)``,
+    so a waiting beat keeps its data. The one payload field outside the pipe, ``kept`` (the back
+    end's ``kept_b``), is rewritten only when the back FSM hands over a row, in state IDLE. The
+    invariant: outside NORM nothing is issued or in the pipe; in NORM the beats sent (``o_cnt``),
+    in the pipe and still to issue (``C - n_c`` while ``n_issue``) add up to the row's ``C``
+    chunks, so the back FSM leaves NORM (after the C-th transfer) with an empty pipe and ``o.valid``
+    implies NORM. Without it, k-induction starts from a frozen (stalled) beat with the back FSM
+    idle and never closes."""
+    from hdl.softmax_pv import Normalizer
+
+    assert env.fragment is not None
+    pipe, head = register_chain(env.fragment, dut.o.valid)
+    if head.name != "n_issue" or len(pipe) != Normalizer.LATENCY:
+        raise LookupError(f"latte: o.valid is not the {Normalizer.LATENCY}-register pipe from n_issue "
+                          f"(found {len(pipe)} registers from {head.name!r})")
+    chunks = dut.chunks
+    state = env.signal("back_state", deep=True)
+    in_norm = state == _fsm_state(state, "NORM")
+    n_c, o_cnt = env.signal("n_c", deep=True), env.signal("o_cnt", deep=True)
+    width = (2 * chunks + len(pipe)).bit_length() + 1
+    in_pipe = Signal(width, name="latte_in_pipe")
+    to_issue = Signal(signed(width + 1), name="latte_to_issue")
+    m.d.comb += [in_pipe.eq(sum(pipe)), to_issue.eq(Mux(head, chunks - n_c, 0))]
+    with m.If(in_norm):
+        m.d.comb += [Assert((o_cnt < chunks) & (n_c < chunks), "latte invariant: chunk counters in range"),
+                     Assert(o_cnt + in_pipe + to_issue == chunks,
+                            "latte invariant: beats sent + in the pipe + to issue = chunks")]
+    with m.Else():
+        m.d.comb += Assert(~head & (in_pipe == 0), "latte invariant: nothing in the output pipe outside NORM")
+
+
 def latte_cover_run(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
-    """Assumptions for the ``--cover`` run of LATTE only (not for its proofs): no reset after the
-    first cycle, one key, one query row, zero data, sources always valid (only ``o.ready`` is
+    """Pinned inputs for a LATTE run to its first output beat (never for the proof): no reset after
+    the first cycle, one key, one query row, zero data, sources always valid (only ``o.ready`` is
     free). The first output beat leaves ~57 cycles after reset (golden.latte_cycles); a search
-    with free inputs does not get there in minutes, this pinned one is a witness that an output
-    beat transfers and one waits for ready in the real block."""
+    with free inputs does not get there in minutes. Used by the bmc of the mutant
+    ``latte_no_stall`` (:func:`latte_output_pinned`) and by a cover run of the ``latte`` job."""
     first = Signal(init=1, reset_less=True)
     m.d.sync += first.eq(0)
     m.d.comb += Assume(first | ~env.reset, "pinned (cover run): reset only in the first cycle")
@@ -165,3 +209,10 @@ def latte_cover_run(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
         m.d.comb += Assume(port.payload.as_value() == 0, "pinned (cover run): zero data")
         with m.If(env.running):
             m.d.comb += Assume(port.valid, "pinned (cover run): sources always valid")
+
+
+def latte_output_pinned(m: Module, dut: wiring.Component, env: HarnessEnv) -> None:
+    """:func:`latte_output` on the pinned run of :func:`latte_cover_run`: the bmc of the LATTE
+    mutant (a search with free inputs does not reach the first output beat, step 57, in minutes)."""
+    latte_output(m, dut, env)
+    latte_cover_run(m, dut, env)

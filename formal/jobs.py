@@ -25,6 +25,8 @@ from .invariants import (
     cim_bypass,
     cim_bypass_free,
     latte_cover_run,
+    latte_output,
+    latte_output_pinned,
     pag_updates,
     pag_updates_free,
 )
@@ -90,6 +92,28 @@ def _cim(faults: tuple[str, ...] = (), **kwargs: Any) -> Callable[[], wiring.Com
     return build
 
 
+def _latte_no_stall() -> wiring.Component:
+    """The mutant of the ``latte`` job: a LATTE whose Normalizer ignores ``o.ready`` (its clock
+    enable tied high), so a beat waiting for ready is replaced by the next one or dropped. Built
+    here, by overriding ``elaborate``: ``hdl.latte`` declares no ``FAULTS``."""
+    from functools import cached_property
+
+    from hdl.latte import Latte, LatteBack
+
+    class BackNoStall(LatteBack):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            m.d.comb += m.submodules.norm.en.eq(1)  # a later comb assignment overrides ~stall
+            return m
+
+    class LatteNoStall(Latte):
+        @cached_property
+        def back(self) -> LatteBack:
+            return BackNoStall(fmts=self.fmts, lanes=self.lanes)
+
+    return LatteNoStall(**LATTE_SMALL)
+
+
 def _pag(faults: frozenset[str] = frozenset(), **params: Any) -> Callable[[], wiring.Component]:
     def build() -> wiring.Component:
         from hdl.pag import ProbabilityAggregation, pag_formats_from_params
@@ -134,21 +158,24 @@ def _run_ready(job: Job) -> FormalResult:
 
 #: small configurations (those of tests/test_cocotb_*.py or smaller)
 # (CIM: few nodes, so that its memory sweep after reset ends within the cover depth)
-CIM_SMALL = {"hash_len": 3, "hash_width": 2, "max_tokens": 8, "max_clusters": 4, "epoch_bits": 1}
-CAG_SMALL = {"dim": 4, "max_clusters": 16, "max_tokens": 64}
+CIM_SMALL = {"l": 3, "hash_width": 2, "n_max": 8, "k_max": 4, "epoch_bits": 1}
+CAG_SMALL = {"d": 4, "k_max": 16, "n_max": 64}
 PAG_SMALL = {"b": 2, "k1_max": 4, "k2_max": 3, "n_max": 8, "ap_width": 20}
 LATTE_SMALL = {"n_max": 2, "d_h": 2, "lanes": 2}
+LATTE_STATIC = ("n_keys", "n_queries", "tau", "scale_mant", "scale_shift")
 # golden.latte_cycles.latte_cycles_per_head(1, [1], ...) of LATTE_SMALL is 56: first o beat at step
-# 57 (tests/test_formal.py checks the margin against the cycle model)
+# 57 (tests/test_formal.py checks the margin against the cycle model), in the cover run and in the
+# pinned bmc of the mutant
 LATTE_COVER_DEPTH = 62
+LATTE_MUTANT_DEPTH = 60
 MCA_SMALL = {"d_in": 4, "d": 2, "n_max": 4, "m_max": 4, "lanes": 1}
 EATT_SMALL = {"d_in": 4, "d": 2, "n_max": 4}
-CAG_COUNTS = {"dim": 1, "max_clusters": 4, "max_tokens": 32}
+CAG_COUNTS = {"d": 1, "k_max": 4, "n_max": 32}
 # depth 24 did not answer in 900 s on the loaded machine; the ablations fail at steps 17 and 18
 CAG_COUNTS_DEPTH = 20
 # 1-bit hashes: every token shares nodes, so reads of in-flight allocations are common; a 4-entry
 # sweep after reset; 2 epoch bits, so a second run sees the first run's entries as stale
-CIM_BYPASS = {"hash_len": 3, "hash_width": 1, "max_tokens": 8, "max_clusters": 4, "nodes_per_layer": 2,
+CIM_BYPASS = {"l": 3, "hash_width": 1, "n_max": 8, "k_max": 4, "nodes_per_layer": 2,
               "epoch_bits": 2}
 CIM_BYPASS_DEPTH = 16  # steps 0-15 in ~2 min; each further step about doubles the time
 PAG_UPDATES_DEPTH = 18  # the ablations fail at steps 14 and 15
@@ -162,12 +189,12 @@ JOBS: list[Job] = [
     Job("cim_skew", "cim", {**CIM_SMALL, "internal_skew": True, "nodes_per_layer": 3}, "prove", 4, fast=True),
     Job("cag", "cag", CAG_SMALL, "bmc", 20, cover_depth=20),
     Job("pag", "pag", PAG_SMALL, "bmc", 20, cover_depth=20, static=("k1", "k2", "n")),
-    # k-induction does not close (the back end's copy of the kept count, which o carries, is
-    # unconstrained in unreachable states) and the first output beat leaves ~57 cycles after reset
-    # (golden.latte_cycles): the bmc depth covers the K/V load and the front end; the cover at
-    # LATTE_COVER_DEPTH shows an o beat transferring and one waiting for ready.
-    Job("latte", "latte", LATTE_SMALL, "bmc", 20, cover_depth=LATTE_COVER_DEPTH, cover_assume=latte_cover_run,
-        static=("n_keys", "n_queries", "tau", "scale_mant", "scale_shift")),
+    # k-induction closes with the helper invariants of formal.invariants.latte_output (asserted,
+    # so proved too). No --cover run (an induction proof needs none; the pinned cover at depth 62
+    # took 901 s): the mutant latte_no_stall's failing trace is a real run from reset to an o beat.
+    Job("latte", "latte", LATTE_SMALL, "prove", 3, cover_assume=latte_cover_run,
+        static=LATTE_STATIC, properties=latte_output, what="stream rules + output pipe invariant",
+        memory_map=True, fast=True),
     Job("mca", "mca", MCA_SMALL, "prove", 4, static=("seed", "inv_alpha", "n_keys", "n_queries")),
     Job("eatt", "eatt", {**EATT_SMALL, "lanes": 1}, "prove", 4,
         static=("tau", "n_keys", "n_queries", "scale_mant", "scale_shift")),
@@ -178,7 +205,7 @@ JOBS: list[Job] = [
         build=_softmax_pv(False)),
     Job("systolic_array", "systolic_array", SA_SMALL, "prove", 4),
     Job("cta", "cta", CTA_SMALL, "prove", 3),
-    # the CAG run register never double-counts or loses a token (max_tokens > depth)
+    # the CAG run register never double-counts or loses a token (n_max > depth)
     Job("cag_counts", "cag", mode="bmc", depth=CAG_COUNTS_DEPTH, build=_cag(**CAG_COUNTS), properties=cag_counts,
         free=cag_counts_free, what="stream rules + per-cluster count", cover_depth=CAG_COUNTS_DEPTH),
     # the PAG merge / forwarding never loses an update (AP counts tokens when every score is 0)
@@ -194,7 +221,8 @@ JOBS: list[Job] = [
         what="ready fan-in (formal.ready table)"),
 ]
 
-#: the invariants on the hdl.cag and hdl.pag ablations: each must FAIL (the properties can see the bugs)
+#: the invariants on the hdl.cag, hdl.pag, hdl.cim ablations and the LATTE / ready mutants: each must
+#: FAIL (the properties can see the bugs)
 MUTANTS: list[Job] = [
     Job("cag_counts_no_forward", "cag", mode="bmc", depth=20, build=_cag(**CAG_COUNTS, faults=("no_forward",)),
         properties=cag_counts, free=cag_counts_free, what="must FAIL: no write-back forwarding"),
@@ -210,6 +238,9 @@ MUTANTS: list[Job] = [
     Job("cim_bypass_no_bypass", "cim", mode="bmc", depth=CIM_BYPASS_DEPTH,
         build=_cim(**CIM_BYPASS, faults=("no_bypass",)),
         properties=cim_bypass, free=cim_bypass_free, what="must FAIL: no write bypass", memory_map=True),
+    # a real trace from reset (bmc, pinned inputs as in the cover run) to the dropped beat at step 57
+    Job("latte_no_stall", "latte", mode="bmc", depth=LATTE_MUTANT_DEPTH, build=_latte_no_stall, static=LATTE_STATIC,
+        properties=latte_output_pinned, memory_map=True, what="must FAIL: Normalizer ignores o.ready"),
     Job("ready_waits_for_valid", "cag", mode="struct", depth=0, build=_ready_mutant, kind="ready",
         what="must FAIL: cag i.ready & i.valid"),
 ]

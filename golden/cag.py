@@ -4,13 +4,13 @@
 All values are raw integers of their :class:`golden.fixed.QFormat` (tokens Q6.7, centroids Q6.6
 by default, DESIGN §2).
 
-* CACC sums exactly: the accumulator is ``token.width + bits(max_tokens)`` bits wide, so the sum
-  of at most ``max_tokens`` tokens never overflows; counts are ``bits(max_tokens)`` wide.
+* CACC sums exactly: the accumulator is ``token.width + bits(n_max)`` bits wide, so the sum
+  of at most ``n_max`` tokens never overflows; counts are ``bits(n_max)`` wide.
   Tokens the hardware refuses are dropped and set the sticky ``overflow`` flag: a cluster index
-  ``>= max_clusters`` (e.g. the CIM "no cluster" sentinel) or a token after the first
-  ``max_tokens`` of a run. ``n_clusters`` is one more than the largest accepted index.
+  ``>= k_max`` (e.g. the CIM "no cluster" sentinel) or a token after the first
+  ``n_max`` of a run. ``n_clusters`` is one more than the largest accepted index.
 * CAVG: ``centroid = RecipSpec.scale(sum, token.frac, count, centroid_fmt)`` — the one division
-  model of the project (:mod:`golden.lut`). With ``lut_bits >= bits(max_tokens) - 1`` every
+  model of the project (:mod:`golden.lut`). With ``lut_bits >= bits(n_max) - 1`` every
   count indexes the LUT exactly. Empty clusters (count 0, only possible when indices skip
   values) give a zero centroid and no flag. A centroid that saturates sets ``saturated``.
 * Residual tokens (two-level LSH, §III-B): ``r = x - C1[CT1]`` aligned to the finer fraction,
@@ -45,29 +45,29 @@ TOKEN_FMT = QFormat(13, 7)
 CENTROID_FMT = QFormat(12, 6)
 
 
-def count_bits(max_tokens: int) -> int:
-    if not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValueError(f"max_tokens must be an integer >= 1, not {max_tokens!r}")
-    return max_tokens.bit_length()
+def count_bits(n_max: int) -> int:
+    if not isinstance(n_max, int) or n_max < 1:
+        raise ValueError(f"n_max must be an integer >= 1, not {n_max!r}")
+    return n_max.bit_length()
 
 
-def count_format(max_tokens: int) -> QFormat:
-    """Unsigned integer counts 0 .. max_tokens."""
-    return QFormat(count_bits(max_tokens), 0, signed=False)
+def count_format(n_max: int) -> QFormat:
+    """Unsigned integer counts 0 .. n_max."""
+    return QFormat(count_bits(n_max), 0, signed=False)
 
 
-def accumulator_format(token_fmt: QFormat, max_tokens: int) -> QFormat:
-    """Sums of up to ``max_tokens`` tokens, exact (no saturation can occur)."""
-    return QFormat(token_fmt.width + count_bits(max_tokens), token_fmt.frac)
+def accumulator_format(token_fmt: QFormat, n_max: int) -> QFormat:
+    """Sums of up to ``n_max`` tokens, exact (no saturation can occur)."""
+    return QFormat(token_fmt.width + count_bits(n_max), token_fmt.frac)
 
 
-def default_recip_spec(max_tokens: int, mant_bits: int = 16) -> RecipSpec:
-    """Reciprocal-of-count spec whose LUT index is exact for every count up to ``max_tokens``."""
-    bits = count_bits(max_tokens)
+def default_recip_spec(n_max: int, mant_bits: int = 16) -> RecipSpec:
+    """Reciprocal-of-count spec whose LUT index is exact for every count up to ``n_max``."""
+    bits = count_bits(n_max)
     lut_bits = max(1, bits - 1)
     if lut_bits > 12:
-        raise ValueError(f"max_tokens={max_tokens} needs lut_bits={lut_bits} > 12 for exact reciprocals")
-    return RecipSpec(count_format(max_tokens), lut_bits=lut_bits, mant_bits=mant_bits)
+        raise ValueError(f"n_max={n_max} needs lut_bits={lut_bits} > 12 for exact reciprocals")
+    return RecipSpec(count_format(n_max), lut_bits=lut_bits, mant_bits=mant_bits)
 
 
 def residual_tokens(
@@ -93,14 +93,14 @@ def residual_from_pairs(
 
 
 def centroid_accumulate(
-    x: np.ndarray, indices: np.ndarray, *, max_clusters: int, max_tokens: int,
+    x: np.ndarray, indices: np.ndarray, *, k_max: int, n_max: int,
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """CACC: ``(sums k × d, counts k, k, overflow)`` with the hardware's drop rules."""
     x = np.asarray(x, dtype=np.int64)
     idx = np.asarray(indices, dtype=np.int64)
     if x.ndim != 2 or idx.shape != (x.shape[0],):
         raise ValueError(f"x must be n × d and indices length n, got {x.shape} and {idx.shape}")
-    accepted = (idx >= 0) & (idx < max_clusters) & (np.arange(len(idx)) < max_tokens)
+    accepted = (idx >= 0) & (idx < k_max) & (np.arange(len(idx)) < n_max)
     overflow = bool(np.any(~accepted))
     k = int(idx[accepted].max()) + 1 if np.any(accepted) else 0
     sums = np.zeros((k, x.shape[1]), dtype=np.int64)
@@ -130,13 +130,13 @@ class CagResult:
     counts: np.ndarray  # k
     sums: np.ndarray  # k × d raw accumulator (token frac)
     n_clusters: int
-    overflow: bool  # a token was dropped (index out of range or beyond max_tokens)
+    overflow: bool  # a token was dropped (index out of range or beyond n_max)
     saturated: bool  # a centroid or residual saturated
     centroid_saturated: np.ndarray  # k bool
 
 
 def aggregate(
-    x: np.ndarray, indices: np.ndarray, *, max_clusters: int, max_tokens: int,
+    x: np.ndarray, indices: np.ndarray, *, k_max: int, n_max: int,
     token_fmt: QFormat = TOKEN_FMT, centroid_fmt: QFormat = CENTROID_FMT, recip_spec: RecipSpec | None = None,
     residual_centroids: np.ndarray | None = None, residual_fmt: QFormat = TOKEN_FMT,
 ) -> CagResult:
@@ -146,16 +146,16 @@ def aggregate(
     aggregated tokens are the residuals ``x - residual_centroids`` in ``residual_fmt``.
     """
     x = check_in_range(x, token_fmt, "x")
-    spec = recip_spec or default_recip_spec(max_tokens)
+    spec = recip_spec or default_recip_spec(n_max)
     saturated = False
     value_frac = token_fmt.frac
     if residual_centroids is not None:
         c = check_in_range(residual_centroids, centroid_fmt, "residual_centroids")
         x, res_sat = residual_from_pairs(x, c, token_fmt=token_fmt, centroid_fmt=centroid_fmt,
                                          residual_fmt=residual_fmt)
-        accepted = (np.asarray(indices) < max_clusters) & (np.arange(len(x)) < max_tokens)
+        accepted = (np.asarray(indices) < k_max) & (np.arange(len(x)) < n_max)
         saturated = bool(np.any(res_sat[accepted]))
         value_frac = residual_fmt.frac
-    sums, counts, k, overflow = centroid_accumulate(x, indices, max_clusters=max_clusters, max_tokens=max_tokens)
+    sums, counts, k, overflow = centroid_accumulate(x, indices, k_max=k_max, n_max=n_max)
     cents, csat = centroid_average(sums, counts, value_frac=value_frac, centroid_fmt=centroid_fmt, recip_spec=spec)
     return CagResult(cents, counts, sums, k, overflow, saturated or bool(np.any(csat)), csat)

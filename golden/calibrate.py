@@ -339,6 +339,38 @@ def _bisect_lambda(at: Any, budget_cosine: float, lam_lo: float, lam_hi: float, 
     return best
 
 
+def _search_lambda(evaluate: Callable[[float], tuple[Any, dict[str, float]]], budget_cosine: float,
+                   lam_lo: float, lam_hi: float, steps: int, progress: bool,
+                   over: str) -> tuple[Any, dict[str, float], dict[str, Any]]:
+    """:func:`_bisect_lambda` over a memoised ``evaluate(λ) -> (selection, cosine figures)``: the
+    chosen selection, its cosine figures and the calibration summary entries of the search."""
+    cache: dict[float, tuple[Any, dict[str, float]]] = {}
+
+    def at(lam: float) -> tuple[Any, dict[str, float]]:
+        if lam not in cache:
+            cache[lam] = evaluate(lam)
+        return cache[lam]
+
+    best = _bisect_lambda(at, budget_cosine, lam_lo, lam_hi, steps, progress)
+    chosen, cos = at(best)
+    summary = {"lambda": best, "budget_met_on_calibration": cos["cosine_mean"] >= budget_cosine,
+               "search": f"per head: argmin work/exact + lambda * error {over}; lambda bisected (log scale) "
+                         "for the calibration cosine",
+               "lambda_tried": {f"{k:.4g}": v[1] for k, v in sorted(cache.items())}}
+    return chosen, cos, summary
+
+
+def _knob_arrays(n_texts: int, c: int) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray, np.ndarray,
+                                                  np.ndarray, np.ndarray]:
+    """Zeroed accumulators of a knob table over ``c`` candidates: (shape, per-text error, work,
+    kept, exact work, pairs)."""
+    from .minilm import N_HEADS, N_LAYERS
+
+    shape = (N_LAYERS, N_HEADS, c)
+    return (shape, np.zeros((n_texts,) + shape), np.zeros(shape), np.zeros(shape),
+            np.zeros((N_LAYERS, N_HEADS)), np.zeros((N_LAYERS, N_HEADS)))
+
+
 def _bar(enabled: bool, total: int, desc: str) -> Any:
     if not enabled:
         class _No:
@@ -470,22 +502,15 @@ def _calibrate(model: Any, cfg: CalibConfig, budget_error: float | None, budget_
     else:
         assert budget_cosine is not None
         budget = {"kind": "cosine", "value": float(budget_cosine)}
-        cache: dict[float, tuple[np.ndarray, dict[str, float]]] = {}
 
-        def at(lam: float) -> tuple[np.ndarray, dict[str, float]]:
-            if lam not in cache:
-                w = _widths(table, select_lagrange(table, lam))
-                cache[lam] = (w, _cosine(model, texts, w, cfg.seeds, cfg.l))
-            return cache[lam]
+        def evaluate(lam: float) -> tuple[np.ndarray, dict[str, float]]:
+            w = _widths(table, select_lagrange(table, lam))
+            return w, _cosine(model, texts, w, cfg.seeds, cfg.l)
 
         # λ range: error counts little .. error dominates
-        best = _bisect_lambda(at, budget_cosine, 0.3, 30.0, 5 if cfg.quick else 6, cfg.progress)
-        widths, cos = at(best)
-        summary["lambda"] = best
-        summary["budget_met_on_calibration"] = cos["cosine_mean"] >= budget_cosine
-        summary["search"] = ("per head: argmin work/exact + lambda * error on the grid; lambda bisected "
-                             "(log scale) for the calibration cosine")
-        summary["lambda_tried"] = {f"{k:.4g}": v[1] for k, v in sorted(cache.items())}
+        widths, cos, found = _search_lambda(evaluate, budget_cosine, 0.3, 30.0, 5 if cfg.quick else 6,
+                                            cfg.progress, "on the grid")
+        summary.update(found)
         choice = np.asarray([[table.combos.index(tuple(float(x) for x in widths[li, h]))
                               for h in range(widths.shape[1])] for li in range(widths.shape[0])])
     summary["calibration_point"] = table_point(table, choice)
@@ -662,10 +687,7 @@ def _latte_table(model: Any, cfg: KnobConfig, texts: Sequence[str]) -> KnobTable
         for h in range(N_HEADS):
             heads = [quant[(ti, li, h)] for ti in range(len(texts))]
             values[li, h] = [calibrate_tau(heads, p) for p in grid]
-    shape = (N_LAYERS, N_HEADS, c)
-    err_t = np.zeros((len(texts),) + shape)
-    work, kept = np.zeros(shape), np.zeros(shape)
-    work_ex, pairs = np.zeros((N_LAYERS, N_HEADS)), np.zeros((N_LAYERS, N_HEADS))
+    shape, err_t, work, kept, work_ex, pairs = _knob_arrays(len(texts), c)
     bar = _bar(cfg.progress, len(texts) * N_LAYERS, "calibrate latte")
     for ti, text in enumerate(texts):
         tr = model.trace(text)
@@ -696,17 +718,14 @@ def _latte_table(model: Any, cfg: KnobConfig, texts: Sequence[str]) -> KnobTable
 
 def _mca_table(model: Any, cfg: KnobConfig, texts: Sequence[str]) -> KnobTable:
     from .mca import _check_alpha
-    from .minilm import N_HEADS, N_LAYERS
+    from .minilm import N_LAYERS
 
     t0 = time.perf_counter()
     grid = tuple(_check_alpha(a) for a in cfg.resolved_grid())
     if not cfg.seeds:
         raise ValueError("MCA calibration needs at least one PRNG seed")
     c, ns = len(grid), len(cfg.seeds)
-    shape = (N_LAYERS, N_HEADS, c)
-    err_t = np.zeros((len(texts),) + shape)
-    work, kept = np.zeros(shape), np.zeros(shape)
-    work_ex, pairs = np.zeros((N_LAYERS, N_HEADS)), np.zeros((N_LAYERS, N_HEADS))
+    shape, err_t, work, kept, work_ex, pairs = _knob_arrays(len(texts), c)
     bar = _bar(cfg.progress, len(texts) * N_LAYERS, "calibrate mca")
     for ti, text in enumerate(texts):
         tr = model.trace(text)
@@ -816,22 +835,15 @@ def calibrate_knob(cfg: KnobConfig, *, budget_error: float | None = None, budget
                               seeds)
         else:
             budget = {"kind": "cosine", "value": float(budget_cosine)}
-            cache: dict[float, tuple[np.ndarray, dict[str, float]]] = {}
 
-            def at(lam: float) -> tuple[np.ndarray, dict[str, float]]:
-                if lam not in cache:
-                    ch = select_lagrange(tbl, lam)
-                    vals = np.take_along_axis(table.values, ch[..., None], -1)[..., 0]
-                    cache[lam] = (ch, _knob_embed(model, texts, table, vals, seeds))
-                return cache[lam]
+            def evaluate(lam: float) -> tuple[np.ndarray, dict[str, float]]:
+                ch = select_lagrange(tbl, lam)
+                vals = np.take_along_axis(table.values, ch[..., None], -1)[..., 0]
+                return ch, _knob_embed(model, texts, table, vals, seeds)
 
-            best = _bisect_lambda(at, budget_cosine, 0.01, 1000.0, 5 if cfg.quick else 7, cfg.progress)
-            choice, cos = at(best)
-            summary["lambda"] = best
-            summary["budget_met_on_calibration"] = cos["cosine_mean"] >= budget_cosine
-            summary["search"] = ("per head: argmin work/exact + lambda * error over the candidates; lambda "
-                                 "bisected (log scale) for the calibration cosine")
-            summary["lambda_tried"] = {f"{k:.4g}": v[1] for k, v in sorted(cache.items())}
+            choice, cos, found = _search_lambda(evaluate, budget_cosine, 0.01, 1000.0, 5 if cfg.quick else 7,
+                                                cfg.progress, "over the candidates")
+            summary.update(found)
     values = np.take_along_axis(table.values, choice[..., None], -1)[..., 0]
     summary["calibration_point"] = {**_knob_point(table, choice), **cos}
     summary["seconds"] = time.perf_counter() - t0

@@ -8,9 +8,9 @@ and cluster indices are allocated linearly (0, 1, 2, ...) in the order tokens fi
 so indices follow the first appearance of each distinct code, 0-based.
 
 Capacity: depth j (1 <= j <= l-1) holds at most ``min(nodes_per_layer, 2**(hash_width*j))``
-nodes, the leaf layer at most ``max_clusters`` clusters, and a run at most ``max_tokens`` tokens.
-A token that would need a node or cluster beyond capacity (or that comes after ``max_tokens``
-tokens) gets the sentinel index ``max_clusters`` ("no cluster"; it indexes past any k-row
+nodes, the leaf layer at most ``k_max`` clusters, and a run at most ``n_max`` tokens.
+A token that would need a node or cluster beyond capacity (or that comes after ``n_max``
+tokens) gets the sentinel index ``k_max`` ("no cluster"; it indexes past any k-row
 table, so it cannot be used silently) and sets the sticky ``overflow`` flag. Nodes it allocated
 at shallower depths before running out stay allocated (as in the RTL); nothing else is written.
 """
@@ -29,41 +29,42 @@ def hash_format(hash_width: int) -> QFormat:
     return QFormat(hash_width, 0, signed=True)
 
 
-def layer_capacities(l: int, hash_width: int, max_clusters: int, nodes_per_layer: int | None = None) -> list[int]:
-    """Entries memory j can allocate: nodes at depth j+1 for j < l-1, clusters for j = l-1."""
-    nodes = max_clusters if nodes_per_layer is None else nodes_per_layer
+def layer_capacities(l: int, hash_width: int, k_max: int, nodes_per_layer: int = 0) -> list[int]:
+    """Entries memory j can allocate: nodes at depth j+1 for j < l-1, clusters for j = l-1
+    (``nodes_per_layer`` 0: k_max)."""
+    nodes = nodes_per_layer or k_max
     caps = [min(nodes, 1 << (hash_width * (j + 1))) for j in range(l - 1)]
-    return caps + [max_clusters]
+    return caps + [k_max]
 
 
 def cluster_index(
     hash_codes: np.ndarray,
     *,
-    max_clusters: int,
+    k_max: int,
     hash_width: int,
-    nodes_per_layer: int | None = None,
-    max_tokens: int | None = None,
+    nodes_per_layer: int = 0,
+    n_max: int | None = None,
 ) -> tuple[np.ndarray, int, bool]:
     """Cluster index per token of ``hash_codes`` (n × l raw signed ints, token order).
 
-    Returns ``(indices, n_clusters, overflow)``: ``indices`` (n,) int64 in [0, max_clusters),
-    or ``max_clusters`` for tokens that found no room; ``n_clusters`` the clusters allocated;
+    Returns ``(indices, n_clusters, overflow)``: ``indices`` (n,) int64 in [0, k_max),
+    or ``k_max`` for tokens that found no room; ``n_clusters`` the clusters allocated;
     ``overflow`` True when any token was refused (sticky over the run).
     """
     codes = np.asarray(hash_codes)
     if codes.ndim != 2 or codes.shape[1] < 1:
         raise ValueError(f"hash_codes must be 2-D (n × l) with l >= 1, got shape {codes.shape}")
-    if not isinstance(max_clusters, int) or max_clusters < 1:
-        raise ValueError(f"max_clusters must be an integer >= 1, not {max_clusters!r}")
-    if nodes_per_layer is not None and (not isinstance(nodes_per_layer, int) or nodes_per_layer < 1):
-        raise ValueError(f"nodes_per_layer must be an integer >= 1, not {nodes_per_layer!r}")
+    if not isinstance(k_max, int) or k_max < 1:
+        raise ValueError(f"k_max must be an integer >= 1, not {k_max!r}")
+    if isinstance(nodes_per_layer, bool) or not isinstance(nodes_per_layer, int) or nodes_per_layer < 0:
+        raise ValueError(f"nodes_per_layer must be an integer >= 0 (0: k_max), not {nodes_per_layer!r}")
     codes = check_in_range(codes, hash_format(hash_width), "hash_codes")
     n, l = codes.shape
-    limit = n if max_tokens is None else max_tokens
-    caps = layer_capacities(l, hash_width, max_clusters, nodes_per_layer)
+    limit = n if n_max is None else n_max
+    caps = layer_capacities(l, hash_width, k_max, nodes_per_layer)
     tables: list[dict[tuple[int, int], int]] = [{} for _ in range(l)]
     counts = [0] * l
-    indices = np.full(n, max_clusters, dtype=np.int64)
+    indices = np.full(n, k_max, dtype=np.int64)
     overflow = False
     for t in range(n):
         if t >= limit:

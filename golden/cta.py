@@ -27,19 +27,19 @@ per-block golden models of the RTL, never re-implementing their arithmetic here:
 * tokens quantized to the SA token format (Q6.7), LSH directions to Q3.9, b and 1/w to 12-bit
   formats covering their range, W^Q/W^K/W^V to one 12-bit format covering all three;
 * hashes: :func:`golden.systolic.lsh_hash` (LSH_2 on :func:`golden.systolic.residual_tokens`);
-* cluster indices: :func:`golden.cim.cluster_index` (capacity ``max_clusters``, overflow flag);
+* cluster indices: :func:`golden.cim.cluster_index` (capacity ``k_max``, overflow flag);
 * centroids: :func:`golden.cag.aggregate` (C^2 from the residuals ``x − C^1[CT1]``);
 * Q̄K̄V̄: :func:`golden.systolic.linear`, d_in tiled over ceil(d_in / d) SA passes (exact partial
   sums). Biases ride on the SA's bottom lanes (``lin_bias_fmt``: the y-lane width at the weights'
   binary point) and are added once by the PPE: C^0 and C^1 rows get b^Q / b^K / b^V, C^2 rows 0.
   K̄ and V̄ run as one linear phase with the weights side by side ([W^K | W^V]).
 * scores: :func:`golden.systolic.scores` with the PPE's 1/√d constant for the *head* dimension
-  (``SystolicConfig.score_dim`` = d_h; the dot products only use the first d_h rows);
+  (``SystolicConfig.d_h`` = d_h; the dot products only use the first d_h rows);
 * AP: :func:`golden.pag.probability_aggregation` with ``cs_fmt`` = SA score format and ``ap_fmt``
   = SA AP format (the exp output has the AP's fractional bits and 2 integer bits);
 * Ō: :func:`golden.systolic.output`; O[i] = Ō[CT0 i].
 
-Tokens the CIM refuses (capacity overflow, index = ``max_clusters``) are left out of the CAG, PAG
+Tokens the CIM refuses (capacity overflow, index = ``k_max``) are left out of the CAG, PAG
 and output (their queries get a zero output); every saturation or refusal is reported in
 ``work["flags"]`` and ``work["overflow"]`` (any flag set).
 """
@@ -74,7 +74,8 @@ __all__ = ["CTATrace", "compressed_scores", "aggregate_probabilities", "cta_work
 
 @dataclass(frozen=True)
 class CTATrace:
-    """Every intermediate of one float CTA run (names as in DESIGN §3)."""
+    """Every intermediate of one float CTA run (names as in DESIGN §3); :class:`CTAFixedTrace`
+    extends it with the fixed-point run's inputs."""
 
     ct0: np.ndarray
     ct1: np.ndarray
@@ -195,9 +196,11 @@ def cta_float(head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] =
     return MethodResult(tr.out, work)
 
 
-@dataclass(frozen=True)
-class CTAFixedTrace:
-    """Raw intermediates of one fixed-point CTA run (formats in ``cfg``; see the module doc)."""
+@dataclass(frozen=True, kw_only=True)
+class CTAFixedTrace(CTATrace):
+    """Raw intermediates of one fixed-point CTA run (formats in ``cfg``; see the module doc): the
+    float trace's fields as raw integers (``out`` in raw cfg.out_fmt, m × d_v), plus the inputs
+    and flags below."""
 
     cfg: _sa.SystolicConfig
     exp_spec: ExpSpec
@@ -206,37 +209,11 @@ class CTAFixedTrace:
     h0: np.ndarray
     h1: np.ndarray
     h2: np.ndarray
-    ct0: np.ndarray
-    ct1: np.ndarray
-    ct2: np.ndarray
-    c0: np.ndarray
-    c1: np.ndarray
-    c2: np.ndarray
-    residual: np.ndarray
-    qbar: np.ndarray
-    kbar: np.ndarray
-    vbar: np.ndarray
-    cs: np.ndarray
-    ap: np.ndarray
-    obar: np.ndarray
-    out: np.ndarray             # raw cfg.out_fmt, (m × d_v)
     flags: dict[str, bool]
     #: raw SA operands as used (golden.cta_program builds the SA beat program from them): "lsh"
     #: (three (directions, bias, inv_width)), "gathered" (C^1[CT1] per key), "w_q", "w_kv" ([W^K|W^V]),
     #: "bias_q" (k0 × d_h), "bias_kv" ((k1+k2) × 2·d_h, zero on the C^2 rows), "score_cfg"
     sa_inputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def k0(self) -> int:
-        return self.c0.shape[0]
-
-    @property
-    def k1(self) -> int:
-        return self.c1.shape[0]
-
-    @property
-    def k2(self) -> int:
-        return self.c2.shape[0]
 
 
 def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int = 64, b: int = 8,
@@ -271,9 +248,9 @@ def cta_fixed_config(head: HeadInputs, lsh: Sequence[LSHParams], *, d: int = 64,
 def cta_fixed_trace(
     head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 4.0, seed: int = 0,
     lsh: Sequence[LSHParams] | None = None, cfg: _sa.SystolicConfig | None = None,
-    max_clusters: int | None = None, exp_spec: ExpSpec | None = None, max_tokens: int | None = None,
+    k_max: int | None = None, exp_spec: ExpSpec | None = None, n_max: int | None = None,
 ) -> CTAFixedTrace:
-    """Bit-exact CTA with all raw intermediates (settings as :func:`cta_fixed`; ``max_tokens``: the
+    """Bit-exact CTA with all raw intermediates (settings as :func:`cta_fixed`; ``n_max``: the
     CAG's run length, which sizes its reciprocal-of-count LUT; default max(m, n))."""
     _sa, _cim, _cag, _pag = _blocks()
     lsh0, lsh1, lsh2 = _lsh_setting(head, l, widths, seed, lsh)
@@ -284,9 +261,9 @@ def cta_fixed_trace(
     if head.d_in > cfg.d_in_max:
         raise ValueError(f"d_in={head.d_in} > the SA's d_in_max={cfg.d_in_max}")
     m, n = head.m, head.n
-    cap = max(m, n) if max_clusters is None else max_clusters
+    cap = max(m, n) if k_max is None else k_max
     if not isinstance(cap, int) or cap < 1:
-        raise ValueError(f"max_clusters must be an integer >= 1, not {max_clusters!r}")
+        raise ValueError(f"k_max must be an integer >= 1, not {k_max!r}")
     if exp_spec is None:
         exp_spec = ExpSpec(QFormat(16, 8), QFormat(cfg.ap_fmt.frac + 2, cfg.ap_fmt.frac, signed=False))
     flags: dict[str, bool] = {}
@@ -302,13 +279,13 @@ def cta_fixed_trace(
                for p in (lsh0, lsh1, lsh2)]
 
     def cim(codes: np.ndarray, level: int) -> tuple[np.ndarray, int]:
-        idx, k, over = _cim.cluster_index(codes, max_clusters=cap, hash_width=cfg.hash_fmt.width)
+        idx, k, over = _cim.cluster_index(codes, k_max=cap, hash_width=cfg.hash_fmt.width)
         flag("cim_overflow", over)
         flag(f"cim{level}_overflow", over)      # per LSH level (the accelerator stops at the first)
         return idx, k
 
     def cag(x: np.ndarray, idx: np.ndarray, k: int, res_c: np.ndarray | None = None) -> np.ndarray:
-        res = _cag.aggregate(x, idx, max_clusters=cap, max_tokens=max(m, n) if max_tokens is None else max_tokens,
+        res = _cag.aggregate(x, idx, k_max=cap, n_max=max(m, n) if n_max is None else n_max,
                              token_fmt=tok,
                              centroid_fmt=cfg.qkv_fmt, residual_centroids=res_c, residual_fmt=tok)
         flag("cag_saturated", res.saturated)
@@ -357,7 +334,7 @@ def cta_fixed_trace(
     flag("linear_saturated", o)
     kbar, vbar = kv[:, :d_k], kv[:, d_k:]
     # 6: scores with the max subtraction; the 1/√d constant is that of the head dimension
-    score_cfg = replace(cfg, score_dim=head.d_h)
+    score_cfg = replace(cfg, d_h=head.d_h)
     cs, o = _sa.scores(qbar, kbar, k1, score_cfg)
     flag("score_saturated", o)
     # 7: probability aggregation over the keys that have both cluster indices
@@ -373,9 +350,9 @@ def cta_fixed_trace(
     flag("output_div_by_zero", zero)
     ok0 = ct0 < cap
     out = np.where(ok0[:, None], obar[np.minimum(ct0, k0 - 1)], 0)
-    return CTAFixedTrace(cfg, exp_spec, x_q, x_kv, h0, h1, h2, ct0, ct1, ct2, c0, c1, c2, residual,
-                         qbar, kbar, vbar, cs, pag.ap, obar, out, flags,
-                         {"lsh": raw_lsh, "gathered": gathered, "w_q": w_q, "w_kv": w_kv, "bias_q": bias_q,
+    return CTAFixedTrace(ct0, ct1, ct2, c0, c1, c2, residual, qbar, kbar, vbar, cs, pag.ap, obar, out,
+                         cfg=cfg, exp_spec=exp_spec, x_q=x_q, x_kv=x_kv, h0=h0, h1=h1, h2=h2, flags=flags,
+                         sa_inputs={"lsh": raw_lsh, "gathered": gathered, "w_q": w_q, "w_kv": w_kv, "bias_q": bias_q,
                           "bias_kv": bias_kv, "score_cfg": score_cfg,
                           "b_q": biases(head.bq, 1, 0)[0], "b_k": biases(head.bk, 1, 0)[0],
                           "b_v": biases(head.bv, 1, 0)[0]})
@@ -383,16 +360,16 @@ def cta_fixed_trace(
 
 def cta_fixed(head: HeadInputs, *, l: int = 6, widths: float | Sequence[float] = 4.0, seed: int = 0,
               lsh: Sequence[LSHParams] | None = None, cfg: _sa.SystolicConfig | None = None,
-              max_clusters: int | None = None, exp_spec: ExpSpec | None = None, **settings: Any) -> MethodResult:
+              k_max: int | None = None, exp_spec: ExpSpec | None = None, **settings: Any) -> MethodResult:
     """Bit-exact CTA (method interface), composed of the block golden models (see the module doc).
 
     Settings as :func:`cta_float` plus ``cfg`` (SA formats; default :func:`cta_fixed_config`),
-    ``max_clusters`` (CIM/CAG capacity, default max(m, n)) and ``exp_spec`` (PAG exp unit).
+    ``k_max`` (CIM/CAG capacity, default max(m, n)) and ``exp_spec`` (PAG exp unit).
     ``work``: as :func:`cta_float` plus ``flags`` (each saturation/refusal), ``overflow``, formats.
     """
     if settings:
         raise TypeError(f"cta_fixed got unknown settings: {sorted(settings)}")
-    tr = cta_fixed_trace(head, l=l, widths=widths, seed=seed, lsh=lsh, cfg=cfg, max_clusters=max_clusters,
+    tr = cta_fixed_trace(head, l=l, widths=widths, seed=seed, lsh=lsh, cfg=cfg, k_max=k_max,
                          exp_spec=exp_spec)
     work = cta_work(head.m, head.n, head.d_in, head.d_h, head.wv.shape[1], tr.k0, tr.k1, tr.k2,
                     (lsh[0].length if lsh is not None else l))

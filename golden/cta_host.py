@@ -40,7 +40,7 @@ def _pow2(x: int) -> bool:
 
 @dataclass(frozen=True)
 class CtaShape:
-    """Generation parameters of the CTA block: the SA configuration ``cfg`` (its ``score_dim`` is
+    """Generation parameters of the CTA block: the SA configuration ``cfg`` (its ``d_h`` is
     the head dimension d_h), the hash length ``l``, the longest sequence ``n_max`` (m and n), the
     cluster capacity ``k_max`` (CIM / CAG / PAG per LSH level), and the PAG's exp unit."""
 
@@ -80,7 +80,7 @@ class CtaShape:
 
     @property
     def d_h(self) -> int:
-        return self.cfg.score_dim or self.cfg.d
+        return self.cfg.d_h or self.cfg.d
 
     @property
     def kv_groups(self) -> int:

@@ -254,25 +254,21 @@ def loads_params(data: Any, where: str = "parameters") -> CTAParams | HeadParams
                       model=str(data.get("model", HeadParams.model)))
 
 
-def load_params(path: str | Path) -> CTAParams | HeadParams:
-    """Read and validate any parameter file (CTA, LATTE or MCA); errors as :func:`load`."""
+def _read_json(path: str | Path, what: str) -> tuple[Any, str]:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"parameter file {p} not found")
+        raise FileNotFoundError(f"{what} {p} not found")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(p.read_text(encoding="utf-8")), str(p)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ParamsError(f"{p}: not valid JSON ({exc})") from None
-    return loads_params(data, str(p))
+
+
+def load_params(path: str | Path) -> CTAParams | HeadParams:
+    """Read and validate any parameter file (CTA, LATTE or MCA); errors as :func:`load`."""
+    return loads_params(*_read_json(path, "parameter file"))
 
 
 def load(path: str | Path) -> CTAParams:
     """Read and validate a parameter file; :class:`ParamsError` (a ValueError) names what is wrong."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"CTA parameter file {p} not found")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ParamsError(f"{p}: not valid JSON ({exc})") from None
-    return loads(data, str(p))
+    return loads(*_read_json(path, "CTA parameter file"))

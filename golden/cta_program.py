@@ -48,7 +48,7 @@ STEP_GROUPS = {"lsh1": "compression", "lsh0": "compression", "lsh2": "compressio
 class HeadProgram:
     """One head's SA program: ``phases`` (golden.systolic phases), their Table I ``steps``, the
     columns that hold real data (``cols``; the rest is batch padding), the beat ``program`` and the
-    SA configuration ``cfg`` (the trace's, with ``score_dim`` = d_h)."""
+    SA configuration ``cfg`` (the trace's, with ``d_h`` = d_h)."""
 
     trace: CTAFixedTrace
     cfg: SystolicConfig

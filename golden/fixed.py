@@ -37,6 +37,7 @@ __all__ = [
     "requantize",
     "mac",
     "check_in_range",
+    "signed_width",
 ]
 
 
@@ -226,3 +227,11 @@ def check_in_range(raw: Any, fmt: QFormat, name: str) -> np.ndarray:
             f"{name} has values outside {fmt} raw range [{fmt.min_int}, {fmt.max_int}] (e.g. {first})"
         )
     return arr
+
+
+def signed_width(lo: int, hi: int) -> int:
+    """The fewest two's-complement bits that hold every integer in [lo, hi]."""
+    width = 1
+    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
+        width += 1
+    return width

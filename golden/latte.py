@@ -52,9 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from .fixed import QFormat, Rounding, shift_round
+from .fixed import QFormat, Rounding, shift_round, signed_width
 from .lut import ExpSpec, RecipSpec
 from .reference import HeadInputs, MethodResult, softmax
+from .softmax_pv import encode_scale
 
 __all__ = [
     "INT8",
@@ -267,13 +268,6 @@ def _work(qh: QuantizedHead, mask: np.ndarray, tau: float, include_ll: bool) -> 
 
 # ---- fixed-point model of the RTL ----------------------------------------------------------------
 
-def _signed_width(lo: int, hi: int) -> int:
-    width = 1
-    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
-        width += 1
-    return width
-
-
 @dataclass(frozen=True)
 class LatteFormats:
     """Every width and format of the ``latte`` block; shared by the golden model and ``hdl.latte``."""
@@ -308,7 +302,7 @@ class LatteFormats:
 
     @property
     def est_width(self) -> int:
-        return _signed_width(*self.est_bounds)
+        return signed_width(*self.est_bounds)
 
     @property
     def cross_bounds(self) -> tuple[int, int]:
@@ -318,7 +312,7 @@ class LatteFormats:
 
     @property
     def cross_width(self) -> int:
-        return _signed_width(*self.cross_bounds)
+        return signed_width(*self.cross_bounds)
 
     @property
     def score_bounds(self) -> tuple[int, int]:
@@ -328,12 +322,12 @@ class LatteFormats:
 
     @property
     def score_width(self) -> int:
-        return _signed_width(*self.score_bounds)
+        return signed_width(*self.score_bounds)
 
     @property
     def diff_width(self) -> int:
         lo, hi = self.score_bounds
-        return _signed_width(lo - hi, 0)
+        return signed_width(lo - hi, 0)
 
     @property
     def tau_width(self) -> int:
@@ -355,7 +349,7 @@ class LatteFormats:
 
     @property
     def acc_fmt(self) -> QFormat:
-        return QFormat(_signed_width(-128 * (self.n_max << 15), 127 * (self.n_max << 15)), 15)
+        return QFormat(signed_width(-128 * (self.n_max << 15), 127 * (self.n_max << 15)), 15)
 
     @property
     def exp_spec(self) -> ExpSpec:
@@ -372,23 +366,9 @@ class LatteFormats:
 
 def encode_score_scale(score_scale: float, fmts: LatteFormats) -> tuple[int, int]:
     """Register pair (scale_mant, scale_shift) with ``mant·2^-shift ≈ score_scale·2^exp_in_frac``:
-    the largest shift keeping ``mant`` in ``scale_mant_bits`` bits (most precision)."""
-    if not (isinstance(score_scale, (int, float)) and math.isfinite(score_scale) and score_scale > 0):
-        raise ValueError(f"score_scale must be a finite number > 0, not {score_scale!r}")
-    target = score_scale * (1 << fmts.exp_in_fmt.frac)
-    mant_max = (1 << fmts.scale_mant_bits) - 1
-    shift_max = (1 << fmts.scale_shift_bits) - 1
-    shift = min(shift_max, math.floor(math.log2(mant_max / target)))
-    while shift >= 0:
-        mant = math.floor(target * 2.0**shift + 0.5)
-        if mant <= mant_max:
-            break
-        shift -= 1
-    if shift < 0:
-        raise ValueError(f"score_scale={score_scale} too large for a {fmts.scale_mant_bits}-bit mantissa")
-    if mant < 1:
-        raise ValueError(f"score_scale={score_scale} too small for scale_shift <= {shift_max}")
-    return int(mant), int(shift)
+    the largest shift keeping ``mant`` in ``scale_mant_bits`` bits (the shared back end's
+    :func:`golden.softmax_pv.encode_scale`; LATTE's formats carry the same three fields)."""
+    return encode_scale(score_scale, fmts)
 
 
 @dataclass

@@ -22,17 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed import QFormat, Rounding, check_in_range, requantize, shift_round
+from .fixed import QFormat, Rounding, check_in_range, requantize, shift_round, signed_width
 from .lut import ExpSpec, RecipSpec
 
 __all__ = ["SoftmaxPVFormats", "SoftmaxPVOut", "encode_scale", "softmax_pv_fixed", "weighted_sum_fixed"]
-
-
-def _signed_width(lo: int, hi: int) -> int:
-    width = 1
-    while not (-(1 << (width - 1)) <= lo and hi <= (1 << (width - 1)) - 1):
-        width += 1
-    return width
 
 
 @dataclass(frozen=True)
@@ -84,7 +77,7 @@ class SoftmaxPVFormats:
     @property
     def acc_fmt(self) -> QFormat:
         big = self.n_max * self.p_fmt.max_int
-        return QFormat(_signed_width(big * self.v_fmt.min_int, big * self.v_fmt.max_int),
+        return QFormat(signed_width(big * self.v_fmt.min_int, big * self.v_fmt.max_int),
                        self.p_fmt.frac + self.v_fmt.frac)
 
     @property

@@ -120,11 +120,11 @@ class SystolicConfig:
     recip_mant_bits: int = 16
     d_in_max: int = 1024                         # longest dot product (LSH / linear), in passes of d
     psum_depth: int = 512                        # PPE partial-sum buffer: beats per pass of a tiled phase
-    score_dim: int = 0                           # head dimension of the 1/√d score scale (0: d)
+    d_h: int = 0                                 # head dimension of the 1/√d_h score scale (0: d)
 
     def __post_init__(self) -> None:
         for name in ("b", "d", "acc_width", "den_width", "score_scale_frac", "recip_lut_bits", "recip_mant_bits",
-                     "d_in_max", "psum_depth", "score_dim"):
+                     "d_in_max", "psum_depth", "d_h"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"SystolicConfig {name} must be an int, not {value!r}")
@@ -134,8 +134,8 @@ class SystolicConfig:
             raise ConfigError("d", f"SystolicConfig d={self.d} out of range [2, 256]")
         if not 1 <= self.d_in_max <= 65536:
             raise ConfigError("d_in_max", f"SystolicConfig d_in_max={self.d_in_max} out of range [1, 65536]")
-        if not 0 <= self.score_dim <= self.d:
-            raise ConfigError("score_dim", f"SystolicConfig score_dim={self.score_dim} out of range [0, d={self.d}]")
+        if not 0 <= self.d_h <= self.d:
+            raise ConfigError("d_h", f"SystolicConfig d_h={self.d_h} out of range [0, d={self.d}]")
         if not 1 <= self.psum_depth <= 65536:
             raise ConfigError("psum_depth", f"SystolicConfig psum_depth={self.psum_depth} out of range [1, 65536]")
         for name in ("token_fmt", "dir_fmt", "weight_fmt", "bias_fmt", "qkv_fmt", "score_fmt", "hash_fmt", "out_fmt"):
@@ -231,8 +231,8 @@ class SystolicConfig:
 
     @property
     def inv_sqrt_d(self) -> int:
-        """Raw 1/√d_h (d_h = ``score_dim``, or d when 0) with ``score_scale_frac`` fractional bits."""
-        return _round_half_up(2.0 ** self.score_scale_frac / math.sqrt(self.score_dim or self.d))
+        """Raw 1/√d_h (d_h = ``d_h``, or d when 0) with ``score_scale_frac`` fractional bits."""
+        return _round_half_up(2.0 ** self.score_scale_frac / math.sqrt(self.d_h or self.d))
 
     @property
     def out_value_fmt(self) -> QFormat:

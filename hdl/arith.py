@@ -9,13 +9,14 @@ a ``valid`` bit travelling with the data, so they can sit inside a stream pipeli
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.fixed import QFormat, Rounding
 from golden.lut import ExpSpec, RecipSpec
 
+from .checked import CheckedComponent
 from .fixed import round_kept_half, saturate, shape_of, shift_keep_half
 from .primitives import registered_multiply
 
@@ -46,7 +47,7 @@ def _dsp_pieces(value: Signal, piece: int = 17) -> list[tuple[int, Value]]:
     return pieces
 
 
-class ExpUnit(wiring.Component):
+class ExpUnit(CheckedComponent):
     """``y = exp(x)`` per :class:`golden.lut.ExpSpec`; one input per cycle, ``LATENCY`` cycles.
 
     Stages (pipelined for 150 MHz on ECP5): (1) multiply by log2(e) (registered DSP output);
@@ -57,9 +58,6 @@ class ExpUnit(wiring.Component):
     LATENCY = 5
 
     def __init__(self, *, spec: ExpSpec) -> None:
-        if not isinstance(spec, ExpSpec):
-            self._MustUse__used = True  # a rejected configuration is not an unused elaboratable
-            raise TypeError(f"spec must be an ExpSpec, not {spec!r}")
         self._spec = spec
         super().__init__({
             "x": In(shape_of(spec.in_fmt)),
@@ -69,6 +67,11 @@ class ExpUnit(wiring.Component):
             "overflow": Out(1),
             "valid_out": Out(1),
         })
+
+    @classmethod
+    def check_params(cls, *, spec: ExpSpec) -> None:
+        if not isinstance(spec, ExpSpec):
+            raise TypeError(f"spec must be an ExpSpec, not {spec!r}")
 
     @property
     def spec(self) -> ExpSpec:
@@ -160,17 +163,29 @@ def _recip_shift(spec: RecipSpec, vfmt: QFormat, ofmt: QFormat) -> tuple[int, in
     return offset, pre_left, offset + spec.den_fmt.width + pre_left + 1
 
 
-def _check_recip_args(owner: object, spec: object, **fmts: object) -> None:
+def _check_recip_args(spec: object, **fmts: object) -> None:
     if not isinstance(spec, RecipSpec):
-        owner._MustUse__used = True  # a rejected configuration is not an unused elaboratable
         raise TypeError(f"spec must be a RecipSpec, not {spec!r}")
     for name, fmt in fmts.items():
         if not isinstance(fmt, QFormat):
-            owner._MustUse__used = True
             raise TypeError(f"{name} must be a QFormat, not {fmt!r}")
 
 
-class ReciprocalLookup(wiring.Component):
+class _RecipPart(CheckedComponent):
+    """Parameter check shared by the reciprocal components (a RecipSpec, value and result formats)."""
+
+    @classmethod
+    def check_params(cls, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat, **_: object) -> None:
+        _check_recip_args(spec, value_fmt=value_fmt, out_fmt=out_fmt)
+
+
+def _result_ports(out_fmt: QFormat) -> dict:
+    """Ports after the operands of a divider: stage enable in, the saturated result and its flags out."""
+    return {"valid_in": In(1), "en": In(1, init=1), "result": Out(shape_of(out_fmt)), "overflow": Out(1),
+            "div_by_zero": Out(1), "valid_out": Out(1)}
+
+
+class ReciprocalLookup(_RecipPart):
     """The denominator half of a division: the reciprocal mantissa of ``den`` (ROM) and the shift
     that scales a product by it, for one (value, result) format pair; ``LATENCY`` cycles.
 
@@ -186,7 +201,6 @@ class ReciprocalLookup(wiring.Component):
     LATENCY = 4
 
     def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
-        _check_recip_args(self, spec, value_fmt=value_fmt, out_fmt=out_fmt)
         self._spec, self._value_fmt, self._out_fmt = spec, value_fmt, out_fmt
         super().__init__({
             "den": In(shape_of(spec.den_fmt)),
@@ -238,7 +252,7 @@ class ReciprocalLookup(wiring.Component):
         return m
 
 
-class ReciprocalApply(wiring.Component):
+class ReciprocalApply(_RecipPart):
     """The value half of a division: ``result = value · recip >> shift``, rounded and saturated per
     :meth:`golden.lut.RecipSpec.scale`, from a :class:`ReciprocalLookup`'s outputs; ``LATENCY``
     cycles from ``shift``/``zero``/``valid_in``.
@@ -256,19 +270,13 @@ class ReciprocalApply(wiring.Component):
     LATENCY = 5
 
     def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
-        _check_recip_args(self, spec, value_fmt=value_fmt, out_fmt=out_fmt)
         self._spec, self._value_fmt, self._out_fmt = spec, value_fmt, out_fmt
         super().__init__({
             "value": In(shape_of(value_fmt)),
             "recip": In(unsigned(spec.mant_bits + 1)),
             "shift": In(range(_recip_shift(spec, value_fmt, out_fmt)[2])),
             "zero": In(1),
-            "valid_in": In(1),
-            "en": In(1, init=1),
-            "result": Out(shape_of(out_fmt)),
-            "overflow": Out(1),
-            "div_by_zero": Out(1),
-            "valid_out": Out(1),
+            **_result_ports(out_fmt),
         })
 
     def elaborate(self, platform):
@@ -322,7 +330,7 @@ class ReciprocalApply(wiring.Component):
         return m
 
 
-class SharedReciprocalScaler(wiring.Component):
+class SharedReciprocalScaler(_RecipPart):
     """``lanes`` divisions by one denominator: ``result[i] = value[i] / den`` per
     :meth:`golden.lut.RecipSpec.scale`; one :class:`ReciprocalLookup` (ROM, leading-one detect)
     shared by ``lanes`` :class:`ReciprocalApply` (multipliers); ``LATENCY`` cycles."""
@@ -330,10 +338,6 @@ class SharedReciprocalScaler(wiring.Component):
     LATENCY = ReciprocalLookup.LATENCY + ReciprocalApply.LATENCY
 
     def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat, lanes: int) -> None:
-        _check_recip_args(self, spec, value_fmt=value_fmt, out_fmt=out_fmt)
-        if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
-            self._MustUse__used = True
-            raise ValueError(f"lanes must be an integer >= 1, not {lanes!r}")
         self._spec, self._value_fmt, self._out_fmt, self._lanes = spec, value_fmt, out_fmt, lanes
         super().__init__({
             "value": In(data.ArrayLayout(shape_of(value_fmt), lanes)),
@@ -345,6 +349,12 @@ class SharedReciprocalScaler(wiring.Component):
             "div_by_zero": Out(1),
             "valid_out": Out(1),
         })
+
+    @classmethod
+    def check_params(cls, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat, lanes: int) -> None:
+        _check_recip_args(spec, value_fmt=value_fmt, out_fmt=out_fmt)
+        if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
+            raise ValueError(f"lanes must be an integer >= 1, not {lanes!r}")
 
     @property
     def lanes(self) -> int:
@@ -377,7 +387,7 @@ class SharedReciprocalScaler(wiring.Component):
         return m
 
 
-class ReciprocalScaler(wiring.Component):
+class ReciprocalScaler(_RecipPart):
     """``result = value / den`` per :meth:`golden.lut.RecipSpec.scale`; ``LATENCY`` cycles: a
     one-lane :class:`SharedReciprocalScaler` (a :class:`ReciprocalLookup`, then a
     :class:`ReciprocalApply`), pipelined for 150 MHz on ECP5."""
@@ -385,19 +395,13 @@ class ReciprocalScaler(wiring.Component):
     LATENCY = SharedReciprocalScaler.LATENCY
 
     def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
-        _check_recip_args(self, spec, value_fmt=value_fmt, out_fmt=out_fmt)
         self._spec = spec
         self._value_fmt = value_fmt
         self._out_fmt = out_fmt
         super().__init__({
             "value": In(shape_of(value_fmt)),
             "den": In(shape_of(spec.den_fmt)),
-            "valid_in": In(1),
-            "en": In(1, init=1),
-            "result": Out(shape_of(out_fmt)),
-            "overflow": Out(1),
-            "div_by_zero": Out(1),
-            "valid_out": Out(1),
+            **_result_ports(out_fmt),
         })
 
     @property

@@ -36,23 +36,15 @@ from __future__ import annotations
 from typing import Literal
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .checked import CheckedComponent, check_int
 from .fixed import index_bits
 
 __all__ = ["DelayLine", "DelayTimebase", "delay_line_kind"]
 
 ReadMode = Literal["async", "sync"]
-
-
-def _check_int(what: str, value: object, lo: int, hi: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be an int, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{what}={value} out of range [{lo}, {hi}]")
-    return value
 
 
 def _addr_bits(delay: int) -> int:
@@ -69,7 +61,7 @@ def delay_line_kind(delay: int, read: ReadMode | None = None) -> str:
     return read
 
 
-class DelayTimebase(wiring.Component):
+class DelayTimebase(CheckedComponent):
     """Shared write pointer and fill flags for :class:`DelayLine` s built with ``ptr_width``.
 
     ``ptr``: ``ptr_width``-bit counter, +1 every cycle (reset 0). ``primed[n]`` (n = 0 ..
@@ -78,12 +70,13 @@ class DelayTimebase(wiring.Component):
     """
 
     def __init__(self, *, max_delay: int) -> None:
-        self._MustUse__silence = True
-        _check_int("DelayTimebase max_delay", max_delay, 1, 1 << 16)
         self._max_delay = max_delay
         self._ptr_width = _addr_bits(max_delay)
         super().__init__({"ptr": Out(self._ptr_width), "primed": Out(max_delay + 1)})
-        self._MustUse__silence = False
+
+    @classmethod
+    def check_params(cls, *, max_delay: int) -> None:
+        check_int("DelayTimebase max_delay", max_delay, 1, 1 << 16)
 
     max_delay = property(lambda self: self._max_delay)
     ptr_width = property(lambda self: self._ptr_width)
@@ -98,7 +91,7 @@ class DelayTimebase(wiring.Component):
         return m
 
 
-class DelayLine(wiring.Component):
+class DelayLine(CheckedComponent):
     """``o`` = ``i`` delayed by ``delay`` cycles; see the module docstring.
 
     Parameters (keyword-only): ``width`` (bits, >= 1), ``delay`` (cycles, >= 0), ``ungated``
@@ -114,23 +107,26 @@ class DelayLine(wiring.Component):
 
     def __init__(self, *, width: int, delay: int, ungated: int = 0, read: ReadMode | None = None,
                  ptr_width: int | None = None) -> None:
-        self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
-        _check_int("DelayLine width", width, 1, 1 << 16)
-        _check_int("DelayLine delay", delay, 0, 1 << 16)
-        _check_int("DelayLine ungated", ungated, 0, width)
-        if read not in (None, "async", "sync"):
-            raise ValueError(f"DelayLine read={read!r}: expected 'async', 'sync' or None")
         self._width, self._delay, self._ungated = width, delay, ungated
         self._kind = delay_line_kind(delay, read)
         self._k = _addr_bits(delay)
-        if ptr_width is not None:
-            _check_int("DelayLine ptr_width", ptr_width, self._k if self._kind != "registers" else 1, 32)
         self._ptr_width = ptr_width
         ports = {"i": In(width), "o": Out(width)}
         if ptr_width is not None:
             ports.update({"ptr": In(ptr_width), "primed": In(1)})
         super().__init__(ports)
-        self._MustUse__silence = False
+
+    @classmethod
+    def check_params(cls, *, width: int, delay: int, ungated: int, read: ReadMode | None,
+                     ptr_width: int | None) -> None:
+        check_int("DelayLine width", width, 1, 1 << 16)
+        check_int("DelayLine delay", delay, 0, 1 << 16)
+        check_int("DelayLine ungated", ungated, 0, width)
+        if read not in (None, "async", "sync"):
+            raise ValueError(f"DelayLine read={read!r}: expected 'async', 'sync' or None")
+        if ptr_width is not None:
+            lo = _addr_bits(delay) if delay_line_kind(delay, read) != "registers" else 1
+            check_int("DelayLine ptr_width", ptr_width, lo, 32)
 
     width = property(lambda self: self._width)
     delay = property(lambda self: self._delay)

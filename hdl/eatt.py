@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.data import ArrayLayout
+from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -40,10 +40,12 @@ from golden.eatt import EattFormats
 from golden.fixed import QFormat
 
 from .arith import ReciprocalScaler
+from .checked import CheckedComponent, check_int
 from .fixed import shape_of
 from .softmax_pv import SoftmaxPV, delay_line
 
-__all__ = ["EattAlign", "Eatt", "tree_stages", "build_eatt", "build_eatt_align", "eatt_formats"]
+__all__ = ["EattSelectSum", "EattL1", "EattAlign", "Eatt", "tree_stages", "build_eatt", "build_eatt_align",
+           "eatt_formats"]
 
 
 def tree_stages(count: int) -> int:
@@ -74,29 +76,235 @@ def _adder_tree(m: Module, values: list[Value], name: str, en: Value) -> Signal:
             return values[0]
 
 
-def _check_int(name: str, value: object, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}, not {value}")
+def _check_fmts(fmts: object) -> None:
+    if not isinstance(fmts, EattFormats):
+        raise TypeError(f"fmts must be an EattFormats, not {fmts!r}")
 
 
-class EattAlign(wiring.Component):
-    """Multiplier-free E-ATT alignment (see the module docstring)."""
+def _w_row(f: EattFormats) -> ArrayLayout:
+    """One row of W_Q / W_K or a bias: ``d`` raw weights."""
+    return ArrayLayout(signed(f.weight_width), f.d)
 
-    #: select-accumulate: W row read (1), accumulate (2): a token's row is ready 2 cycles after
-    #: its last value was accepted
-    SELECT_LATENCY = 2
+
+def _row_layout(f: EattFormats) -> StructLayout:
+    """A selection-sum row leaving :class:`EattSelectSum`: the row, whether it is the query's, and
+    the key index it belongs to (meaningful for key rows)."""
+    return StructLayout({"acc": ArrayLayout(signed(f.acc_width), f.d), "q": 1, "j": range(f.n_max + 1)})
+
+
+class _EattPart(CheckedComponent):
+    """Base of the alignment's components: built from one :class:`EattFormats` ``fmts`` (checked
+    before the object exists)."""
+
+    _fmts: EattFormats
+
+    @classmethod
+    def check_params(cls, *, fmts: EattFormats) -> None:
+        _check_fmts(fmts)
+
+    @property
+    def fmts(self) -> EattFormats:
+        return self._fmts
+
+
+class EattSelectSum(_EattPart):
+    """The binarized selection-sum projection of E-ATT: ``row = b + Σ_{i: x[i] > τ} W[i]``.
+
+    Holds W_Q, W_K (``d_in`` rows each, memories) and their bias rows (registers). While ``load``
+    is high, ``wq`` and ``wk`` each take ``d_in`` W rows then the bias row; ``loaded`` says both are
+    complete, ``empty`` that neither has started; ``restart`` (one cycle) empties them for the next
+    head and resets the feature index.
+
+    A token is ``d_in`` beats on ``x`` (never stalled: ``always_ready``), one raw value each, with
+    ``q`` (a query token: W_Q and b_Q, else W_K and b_K) and ``j`` (the key index, carried to
+    ``row``); the feature index is counted here and ``last`` says the next beat ends a token. The
+    token's row leaves on ``row`` (valid-only) ``LATENCY`` cycles after its last beat was taken,
+    exact (one W row added per beat).
+    """
+
+    #: W row read (1), accumulate (2): a token's row is on ``row`` in the cycle after the edge
+    #: that registered its last beat's W row, and is stored at the next edge
+    LATENCY = 2
 
     def __init__(self, *, fmts: EattFormats) -> None:
-        if not isinstance(fmts, EattFormats):
-            self._MustUse__used = True
-            raise TypeError(f"fmts must be an EattFormats, not {fmts!r}")
         self._fmts = f = fmts
-        wrow = ArrayLayout(signed(f.weight_width), f.d)
         super().__init__({
-            "wq": In(stream.Signature(wrow)),
-            "wk": In(stream.Signature(wrow)),
+            "wq": In(stream.Signature(_w_row(f))),
+            "wk": In(stream.Signature(_w_row(f))),
+            "load": In(1),
+            "restart": In(1),
+            "loaded": Out(1),
+            "empty": Out(1),
+            "x": In(stream.Signature(StructLayout({"value": shape_of(f.token_fmt), "q": 1, "j": range(f.n_max + 1)}),
+                                     always_ready=True)),
+            "tau": In(unsigned(f.token_fmt.width - 1)),
+            "last": Out(1),
+            "row": Out(stream.Signature(_row_layout(f), always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        f = self._fmts
+        d, d_in = f.d, f.d_in
+        m = Module()
+        wrow, arow = _w_row(f), _row_layout(f)["acc"].shape
+        m.submodules.wqmem = wqmem = Memory(shape=wrow, depth=d_in, init=[])
+        m.submodules.wkmem = wkmem = Memory(shape=wrow, depth=d_in, init=[])
+        wq_r, wk_r = wqmem.read_port(), wkmem.read_port()
+        bq, bk = Signal(wrow), Signal(wrow)
+
+        # ---- loading: d_in W rows into the memory, then the bias row into its register
+        wq_cnt = Signal(range(d_in + 2))
+        wk_cnt = Signal(range(d_in + 2))
+        for port, cnt, mem, bias in ((self.wq, wq_cnt, wqmem, bq), (self.wk, wk_cnt, wkmem, bk)):
+            w = mem.write_port()
+            m.d.comb += [port.ready.eq(self.load & (cnt <= d_in)),
+                         w.en.eq(port.valid & port.ready & (cnt < d_in)), w.addr.eq(cnt), w.data.eq(port.payload)]
+            with m.If(port.valid & port.ready):
+                m.d.sync += cnt.eq(cnt + 1)
+                with m.If(cnt == d_in):
+                    m.d.sync += bias.eq(port.payload)
+        with m.If(self.restart):
+            m.d.sync += [wq_cnt.eq(0), wk_cnt.eq(0)]
+        m.d.comb += [self.loaded.eq((wq_cnt == d_in + 1) & (wk_cnt == d_in + 1)),
+                     self.empty.eq((wq_cnt == 0) & (wk_cnt == 0))]
+
+        # ---- feature index: i_cnt only moves through i_next, so the W memories can be read at
+        # i_next: their outputs then always hold row i_cnt and land in fabric registers on the cycle
+        # a value is taken.
+        take, x = self.x.valid, self.x.payload
+        i_cnt = Signal(range(d_in))
+        i_next = Signal(range(d_in))
+        last_feat, first_feat = i_cnt == d_in - 1, i_cnt == 0
+        m.d.comb += [i_next.eq(i_cnt), self.last.eq(last_feat)]
+        with m.If(take):
+            m.d.comb += i_next.eq(Mux(last_feat, 0, i_cnt + 1))
+        with m.Elif(self.restart):
+            m.d.comb += i_next.eq(0)
+        m.d.sync += i_cnt.eq(i_next)
+
+        # ---- select-accumulate: stage 0 accept + W row registered, stage 1 add
+        # A block-RAM read has most of an ECP5 cycle as clock-to-out (~5.8 ns, no DP16KD output
+        # register through yosys), so it goes straight into fabric registers (both rows: a W_Q/W_K
+        # multiplexer before them would sit on that path) and the adders of stage 1 start from
+        # flip-flops. Same cycle as the synchronous read at i_cnt.
+        m.d.comb += [wq_r.addr.eq(i_next), wk_r.addr.eq(i_next)]
+        # Plain bit vectors, not ``Signal(wrow)``: the ArrayLayout view emits per-element alias wires
+        # ``wq1[c]`` beside the register ``wq1``, and yosys 0.70's ABC9 reintegration maps the
+        # name "wq1[c]" of both (bit c of wq1, element c) and aborts on eatt (size assertion).
+        wq1, wk1 = Signal(wrow.size, name="wq1"), Signal(wrow.size, name="wk1")
+        sel1, first1, last1, q1, v1 = Signal(), Signal(), Signal(), Signal(), Signal()
+        j1 = Signal(range(f.n_max + 1))
+        m.d.sync += [sel1.eq(x.value > self.tau), first1.eq(first_feat), last1.eq(last_feat), q1.eq(x.q),
+                     v1.eq(take), j1.eq(x.j), wq1.eq(wq_r.data), wk1.eq(wk_r.data)]
+        w_row = Mux(q1, wq1, wk1)  # raw bits of the selected W row
+        acc = Signal(arow)  # the token's partial row
+        new_acc = Signal(arow)
+        for c in range(d):
+            w_c = w_row[c * f.weight_width:(c + 1) * f.weight_width].as_signed()
+            base = Mux(first1, Mux(q1, bq[c], bk[c]), acc[c])
+            m.d.comb += new_acc[c].eq(base + Mux(sel1, w_c, 0))
+        with m.If(v1):
+            m.d.sync += acc.eq(new_acc)
+        m.d.comb += [self.row.valid.eq(v1 & last1), self.row.payload.acc.eq(new_acc),
+                     self.row.payload.q.eq(q1), self.row.payload.j.eq(j1)]
+        return m
+
+
+class EattL1(_EattPart):
+    """The E-ATT score engine: the K buffer (``n_max`` rows), the query row and the L1 pass
+    ``s = -‖q − K_j‖₁`` over keys ``j = 0 .. n_keys-1``, one key per cycle, stalled by ``s.ready``.
+
+    A ``row`` beat (valid-only) stores a key row at its index ``j``, or becomes the query row when
+    its ``q`` bit is set. ``start`` (one cycle, no pass running) issues the keys in order; a key's
+    score reaches ``s`` :meth:`latency_of` ``(d)`` cycles after its issue (fewer transfers if
+    ``s.ready`` stalls). ``drained``: no key being issued, in the pipeline or waiting on ``s``.
+    ``d`` subtract/abs units and a 4-input adder tree; no multiplier.
+    """
+
+    #: cycles before the adder tree: K read (1), K register (2), |q − k| (3)
+    FRONT_LATENCY = 3
+    #: the score register after the tree
+    OUT_LATENCY = 1
+
+    def __init__(self, *, fmts: EattFormats) -> None:
+        self._fmts = f = fmts
+        super().__init__({
+            "row": In(stream.Signature(_row_layout(f), always_ready=True)),
+            "start": In(1),
+            "n_keys": In(unsigned(f.n_max.bit_length())),
+            "s": Out(stream.Signature(signed(f.score_width))),
+            "drained": Out(1),
+        })
+
+    @classmethod
+    def latency_of(cls, d: int) -> int:
+        """Issue of a key to its score on ``s`` for head dimension ``d`` (no stall)."""
+        return cls.FRONT_LATENCY + tree_stages(d) + cls.OUT_LATENCY
+
+    @property
+    def latency(self) -> int:
+        return self.latency_of(self._fmts.d)
+
+    def elaborate(self, platform):
+        f = self._fmts
+        m = Module()
+        arow = _row_layout(f)["acc"].shape
+        m.submodules.kmem = kmem = Memory(shape=arow, depth=f.n_max, init=[])
+        k_w, k_r = kmem.write_port(), kmem.read_port()
+        q_row = Signal(arow)
+        row = self.row
+        m.d.comb += [k_w.addr.eq(row.payload.j), k_w.data.eq(row.payload.acc)]
+        with m.If(row.valid):
+            with m.If(row.payload.q):
+                m.d.sync += q_row.eq(row.payload.acc)
+            with m.Else():
+                m.d.comb += k_w.en.eq(1)
+
+        # key issue (the whole pipeline holds while a score waits on s)
+        stall, en = Signal(), Signal()
+        m.d.comb += [stall.eq(self.s.valid & ~self.s.ready), en.eq(~stall)]
+        l_issue = Signal()
+        l_j = Signal(range(f.n_max))
+        lv = delay_line(m, l_issue, self.latency - 1, "lv", en)
+        with m.If(self.start):
+            m.d.sync += [l_issue.eq(1), l_j.eq(0)]
+        with m.Elif(en & l_issue):
+            m.d.sync += l_j.eq(l_j + 1)
+            with m.If(l_j == self.n_keys - 1):
+                m.d.sync += l_issue.eq(0)
+        m.d.comb += self.drained.eq(~l_issue & ~Cat(*lv[1:]).any() & ~self.s.valid)
+
+        # K read, register, |q − k|, adder tree, score out
+        m.d.comb += [k_r.addr.eq(l_j), k_r.en.eq(en)]
+        k_d = Signal(arow)
+        with m.If(en):
+            m.d.sync += k_d.eq(k_r.data)
+        absd = []
+        for c in range(f.d):
+            diff = q_row[c] - k_d[c]
+            reg = Signal(unsigned(f.acc_width), name=f"absd{c}")
+            with m.If(en):
+                m.d.sync += reg.eq(Mux(diff < 0, -diff, diff))
+            absd.append(reg)
+        l1 = _adder_tree(m, absd, "l1_tree", en)
+        with m.If(en):
+            m.d.sync += [self.s.valid.eq(lv[-1]), self.s.payload.eq(-l1)]
+        return m
+
+
+class EattAlign(_EattPart):
+    """Multiplier-free E-ATT alignment (see the module docstring): the head's sequencer around an
+    :class:`EattSelectSum` (``select``: W loading, Q and K rows) and an :class:`EattL1` (``l1``:
+    K buffer, scores)."""
+
+    #: token's last value accepted -> its row stored (see :class:`EattSelectSum`)
+    SELECT_LATENCY = EattSelectSum.LATENCY
+
+    def __init__(self, *, fmts: EattFormats) -> None:
+        self._fmts = f = fmts
+        super().__init__({
+            "wq": In(stream.Signature(_w_row(f))),
+            "wk": In(stream.Signature(_w_row(f))),
             "xkv": In(stream.Signature(shape_of(f.token_fmt))),
             "xq": In(stream.Signature(shape_of(f.token_fmt))),
             "s": Out(stream.Signature(signed(f.score_width))),
@@ -108,205 +316,92 @@ class EattAlign(wiring.Component):
         })
 
     @property
-    def fmts(self) -> EattFormats:
-        return self._fmts
-
-    @property
     def l1_latency(self) -> int:
-        """Issue of key j to its score on ``s``: K read (1), register (2), |q − k| (3), tree, output."""
-        return 3 + tree_stages(self._fmts.d) + 1
+        """Issue of key j to its score on ``s`` (:meth:`EattL1.latency_of`)."""
+        return EattL1.latency_of(self._fmts.d)
 
     def elaborate(self, platform):
         f = self._fmts
-        d, d_in, n_max = f.d, f.d_in, f.n_max
         m = Module()
-        aw = f.acc_width
-        wrow = ArrayLayout(signed(f.weight_width), d)
-        arow = ArrayLayout(signed(aw), d)
-        m.submodules.wqmem = wqmem = Memory(shape=wrow, depth=d_in, init=[])
-        m.submodules.wkmem = wkmem = Memory(shape=wrow, depth=d_in, init=[])
-        m.submodules.kmem = kmem = Memory(shape=arow, depth=n_max, init=[])
-        wq_w, wk_w, wq_r, wk_r = wqmem.write_port(), wkmem.write_port(), wqmem.read_port(), wkmem.read_port()
-        k_w, k_r = kmem.write_port(), kmem.read_port()
-        bq, bk = Signal(wrow), Signal(wrow)
+        m.submodules.select = sel = EattSelectSum(fmts=f)
+        m.submodules.l1 = l1 = EattL1(fmts=f)
+        wiring.connect(m, wiring.flipped(self.wq), sel.wq)
+        wiring.connect(m, wiring.flipped(self.wk), sel.wk)
+        wiring.connect(m, sel.row, l1.row)
+        wiring.connect(m, l1.s, wiring.flipped(self.s))
 
         n_keys = self.n_keys
-        keys_ok = (n_keys >= 1) & (n_keys <= n_max)
-        wq_cnt = Signal(range(d_in + 2))
-        wk_cnt = Signal(range(d_in + 2))
-        i_cnt = Signal(range(d_in))        # feature index within a token
-        i_next = Signal(range(d_in))       # i_cnt after this clock edge (the W read address)
-        j_cnt = Signal(range(n_max + 1))   # key token index
+        keys_ok = (n_keys >= 1) & (n_keys <= f.n_max)
+        j_cnt = Signal(range(f.n_max + 1))   # key token index
         row_cnt = Signal(16)
-        acc = Signal(arow)                 # selection-sum row (K row or the Q row)
-        q_row = Signal(arow)
-
-        # L1 pass (pipeline stalled by s.ready)
-        stall = Signal()
-        en = Signal()
-        m.d.comb += [stall.eq(self.s.valid & ~self.s.ready), en.eq(~stall)]
-        l_issue = Signal()
-        l_j = Signal(range(n_max))
-        lat = self.l1_latency
-        lv = delay_line(m, l_issue, lat - 1, "lv", en)
-
-        # select-accumulate pipeline (the token streams are never stalled from behind)
         take = Signal()
-        last_feat = Signal()
-        first_feat = Signal()
-        is_q = Signal()
-        sel1, first1, last1, q1, v1 = Signal(), Signal(), Signal(), Signal(), Signal()
-        j1 = Signal(range(n_max + 1))
-        sel_done = Signal()   # the last token's row was written this cycle
+        row_done = sel.row.valid  # a token's row is stored at the next edge
 
-        # i_cnt only moves through i_next (assigned in the FSM below), so the W memories can be
-        # read at i_next: their outputs then always hold row i_cnt and land in fabric registers on
-        # the cycle a value is taken (see the select-accumulate below).
-        m.d.comb += i_next.eq(i_cnt)
-        m.d.sync += i_cnt.eq(i_next)
         with m.FSM(name="align") as fsm:
             with m.State("LOAD_W"):
                 m.d.sync += self.config_error.eq(~keys_ok)
-                with m.If(self.wq.valid & self.wq.ready):
-                    m.d.sync += wq_cnt.eq(wq_cnt + 1)
-                    with m.If(wq_cnt == d_in):
-                        m.d.sync += bq.eq(self.wq.payload)
-                with m.If(self.wk.valid & self.wk.ready):
-                    m.d.sync += wk_cnt.eq(wk_cnt + 1)
-                    with m.If(wk_cnt == d_in):
-                        m.d.sync += bk.eq(self.wk.payload)
-                with m.If(keys_ok & (wq_cnt == d_in + 1) & (wk_cnt == d_in + 1)):
-                    m.d.sync += [wq_cnt.eq(0), wk_cnt.eq(0), j_cnt.eq(0), row_cnt.eq(0)]
-                    m.d.comb += i_next.eq(0)
+                with m.If(keys_ok & sel.loaded):
+                    m.d.comb += sel.restart.eq(1)
+                    m.d.sync += [j_cnt.eq(0), row_cnt.eq(0)]
                     m.next = "LOAD_K"
 
             with m.State("LOAD_K"):
-                with m.If(take):
-                    m.d.comb += i_next.eq(Mux(last_feat, 0, i_cnt + 1))
-                    with m.If(last_feat):
-                        m.d.sync += j_cnt.eq(j_cnt + 1)
-                with m.If(sel_done & (j1 == n_keys - 1)):
+                with m.If(take & sel.last):
+                    m.d.sync += j_cnt.eq(j_cnt + 1)
+                with m.If(row_done & (sel.row.payload.j == n_keys - 1)):
                     with m.If(self.n_queries == 0):
                         m.next = "LOAD_W"
                     with m.Else():
                         m.next = "ROW_Q"
 
             with m.State("ROW_Q"):
-                with m.If(take):
-                    m.d.comb += i_next.eq(Mux(last_feat, 0, i_cnt + 1))
-                    with m.If(last_feat):
-                        m.next = "WAIT_Q"
+                with m.If(take & sel.last):
+                    m.next = "WAIT_Q"
 
             with m.State("WAIT_Q"):
-                with m.If(sel_done):
-                    m.d.sync += [l_issue.eq(1), l_j.eq(0)]
+                with m.If(row_done):
+                    m.d.comb += l1.start.eq(1)
                     m.next = "L1"
 
             with m.State("L1"):
-                with m.If(en):
-                    with m.If(l_issue):
-                        m.d.sync += l_j.eq(l_j + 1)
-                        with m.If(l_j == n_keys - 1):
-                            m.d.sync += l_issue.eq(0)
-                    with m.Elif(~Cat(*lv[1:]).any() & ~self.s.valid):
-                        m.d.sync += row_cnt.eq(row_cnt + 1)
-                        with m.If(row_cnt + 1 == self.n_queries):
-                            m.next = "LOAD_W"
-                        with m.Else():
-                            m.next = "ROW_Q"
+                with m.If(l1.drained):
+                    m.d.sync += row_cnt.eq(row_cnt + 1)
+                    with m.If(row_cnt + 1 == self.n_queries):
+                        m.next = "LOAD_W"
+                    with m.Else():
+                        m.next = "ROW_Q"
 
         in_w, in_k, in_q = fsm.ongoing("LOAD_W"), fsm.ongoing("LOAD_K"), fsm.ongoing("ROW_Q")
         m.d.comb += [
-            self.wq.ready.eq(in_w & (wq_cnt <= d_in)),
-            self.wk.ready.eq(in_w & (wk_cnt <= d_in)),
-            wq_w.en.eq(self.wq.valid & self.wq.ready & (wq_cnt < d_in)),
-            wk_w.en.eq(self.wk.valid & self.wk.ready & (wk_cnt < d_in)),
-            wq_w.addr.eq(wq_cnt), wk_w.addr.eq(wk_cnt),
-            wq_w.data.eq(self.wq.payload), wk_w.data.eq(self.wk.payload),
+            sel.load.eq(in_w),
             self.xkv.ready.eq(in_k & (j_cnt < n_keys)),
             self.xq.ready.eq(in_q),
             take.eq((self.xkv.valid & self.xkv.ready) | (self.xq.valid & self.xq.ready)),
-            last_feat.eq(i_cnt == d_in - 1),
-            first_feat.eq(i_cnt == 0),
-            is_q.eq(in_q),
-            self.idle.eq(in_w & (wq_cnt == 0) & (wk_cnt == 0)),
+            sel.x.valid.eq(take),
+            sel.x.payload.value.eq(Mux(in_q, self.xq.payload, self.xkv.payload)),
+            sel.x.payload.q.eq(in_q),
+            sel.x.payload.j.eq(j_cnt),
+            sel.tau.eq(self.tau),
+            l1.n_keys.eq(n_keys),
+            self.idle.eq(in_w & sel.empty),
         ]
-
-        # ---- select-accumulate: stage 0 accept + W row registered, stage 1 add --------------------
-        # The W memories are read one cycle ahead (address i_next), so in stage 0 their outputs
-        # already hold row i_cnt: a block-RAM read has most of an ECP5 cycle as clock-to-out
-        # (~5.8 ns, no DP16KD output register through yosys), so it goes straight into fabric
-        # registers (both rows: a W_Q/W_K multiplexer before them would sit on that path) and the
-        # adders of stage 1 start from flip-flops. Same cycle as the synchronous read at i_cnt.
-        x_in = Mux(in_q, self.xq.payload, self.xkv.payload)
-        m.d.comb += [wq_r.addr.eq(i_next), wk_r.addr.eq(i_next)]
-        # Plain bit vectors, not ``Signal(wrow)``: the ArrayLayout view emits per-element alias wires
-        # ``wq1[c]`` beside the register ``wq1``, and yosys 0.70's ABC9 reintegration maps the
-        # name "wq1[c]" of both (bit c of wq1, element c) and aborts on eatt (size assertion).
-        wq1, wk1 = Signal(wrow.size, name="wq1"), Signal(wrow.size, name="wk1")
-        m.d.sync += [sel1.eq(x_in > self.tau), first1.eq(first_feat), last1.eq(last_feat), q1.eq(is_q),
-                     v1.eq(take), j1.eq(j_cnt), wq1.eq(wq_r.data), wk1.eq(wk_r.data)]
-        w_row = Mux(q1, wq1, wk1)  # raw bits of the selected W row
-        new_acc = Signal(arow)
-        for c in range(d):
-            w_c = w_row[c * f.weight_width:(c + 1) * f.weight_width].as_signed()
-            base = Mux(first1, Mux(q1, bq[c], bk[c]), acc[c])
-            m.d.comb += new_acc[c].eq(base + Mux(sel1, w_c, 0))
-        m.d.comb += sel_done.eq(0)
-        with m.If(v1):
-            m.d.sync += acc.eq(new_acc)
-            with m.If(last1):
-                m.d.comb += sel_done.eq(1)
-                with m.If(q1):
-                    m.d.sync += q_row.eq(new_acc)
-                with m.Else():
-                    m.d.comb += [k_w.en.eq(1), k_w.addr.eq(j1), k_w.data.eq(new_acc)]
-
-        # ---- L1 pass: K read, register, |q − k|, adder tree, score out ----------------------------
-        m.d.comb += [k_r.addr.eq(l_j), k_r.en.eq(en)]
-        k_d = Signal(arow)
-        with m.If(en):
-            m.d.sync += k_d.eq(k_r.data)
-        absd = []
-        for c in range(d):
-            diff = q_row[c] - k_d[c]
-            reg = Signal(unsigned(aw), name=f"absd{c}")
-            with m.If(en):
-                m.d.sync += reg.eq(Mux(diff < 0, -diff, diff))
-            absd.append(reg)
-        l1 = _adder_tree(m, absd, "l1_tree", en)
-        with m.If(en):
-            m.d.sync += [self.s.valid.eq(lv[-1]), self.s.payload.eq(-l1)]
         return m
 
 
-class Eatt(wiring.Component):
+class Eatt(CheckedComponent):
     """One E-ATT head: :class:`EattAlign` and the shared :class:`SoftmaxPV` back end."""
 
     def __init__(self, *, d_in: int = 16, d: int = 8, n_max: int = 8, lanes: int = 2, weight_width: int = 12,
                  token_fmt: QFormat = QFormat(13, 7), v_fmt: QFormat = QFormat(16, 8),
                  out_fmt: QFormat = QFormat(16, 8)) -> None:
-        try:
-            for name, value in (("d_in", d_in), ("d", d), ("n_max", n_max), ("lanes", lanes)):
-                _check_int(name, value, 1)
-            _check_int("weight_width", weight_width, 2)
-            if d % lanes:
-                raise ValueError(f"lanes={lanes} must divide d={d}")
-            for name, fmt in (("token_fmt", token_fmt), ("v_fmt", v_fmt), ("out_fmt", out_fmt)):
-                if not isinstance(fmt, QFormat):
-                    raise TypeError(f"{name} must be a QFormat, not {fmt!r}")
-            self._fmts = EattFormats(d_in=d_in, d=d, n_max=n_max, token_fmt=token_fmt, weight_width=weight_width,
-                                     v_fmt=v_fmt, out_fmt=out_fmt)
-        except (TypeError, ValueError):
-            self._MustUse__used = True
-            raise
+        self._fmts = EattFormats(d_in=d_in, d=d, n_max=n_max, token_fmt=token_fmt, weight_width=weight_width,
+                                 v_fmt=v_fmt, out_fmt=out_fmt)
         self._lanes = lanes
         f = self._fmts
         bf = f.backend
-        wrow = ArrayLayout(signed(f.weight_width), d)
         super().__init__({
-            "wq": In(stream.Signature(wrow)),
-            "wk": In(stream.Signature(wrow)),
+            "wq": In(stream.Signature(_w_row(f))),
+            "wk": In(stream.Signature(_w_row(f))),
             "xkv": In(stream.Signature(shape_of(f.token_fmt))),
             "xq": In(stream.Signature(shape_of(f.token_fmt))),
             "v": In(stream.Signature(ArrayLayout(shape_of(bf.v_fmt), lanes))),
@@ -320,6 +415,21 @@ class Eatt(wiring.Component):
             "config_error": Out(1),
             "idle": Out(1),
         })
+
+    @classmethod
+    def check_params(cls, *, d_in: int, d: int, n_max: int, lanes: int, weight_width: int, token_fmt: QFormat,
+                     v_fmt: QFormat, out_fmt: QFormat) -> None:
+        for name, value in (("d_in", d_in), ("d", d), ("n_max", n_max), ("lanes", lanes)):
+            check_int(name, value, 1)
+        check_int("weight_width", weight_width, 2)
+        if d % lanes:
+            raise ValueError(f"lanes={lanes} must divide d={d}")
+        for name, fmt in (("token_fmt", token_fmt), ("v_fmt", v_fmt), ("out_fmt", out_fmt)):
+            if not isinstance(fmt, QFormat):
+                raise TypeError(f"{name} must be a QFormat, not {fmt!r}")
+        # the formats' own checks (token_fmt signed, weight_width bound), before the object exists
+        EattFormats(d_in=d_in, d=d, n_max=n_max, token_fmt=token_fmt, weight_width=weight_width,
+                    v_fmt=v_fmt, out_fmt=out_fmt)
 
     @property
     def fmts(self) -> EattFormats:
@@ -339,7 +449,7 @@ class Eatt(wiring.Component):
 
     @property
     def latency(self) -> dict[str, int]:
-        return {"select": EattAlign.SELECT_LATENCY, "l1": 3 + tree_stages(self._fmts.d) + 1,
+        return {"select": EattAlign.SELECT_LATENCY, "l1": EattL1.latency_of(self._fmts.d),
                 "exp": SoftmaxPV.EXP_LATENCY, "pv": SoftmaxPV.PV_LATENCY, "norm": ReciprocalScaler.LATENCY}
 
     def manifest_extra(self) -> dict:

@@ -109,6 +109,14 @@ def generate_files(block: str, overrides: Mapping[str, Any] | None = None, out_d
 
         raise ParamError(f"unknown bus {bus!r}; choose one of {', '.join(BUSES)}")
     spec = get_block(block)
+    if bus == "axi":
+        from .axi import check_fifo_depth
+        from .registry import ParamError
+
+        try:  # before the block exists: a bad option leaves no unused elaboratable behind
+            check_fifo_depth(fifo_depth)
+        except ValueError as exc:
+            raise ParamError(f"block {block}: --bus axi: {exc}") from exc
     component, params = spec.elaborate(overrides)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,8 +129,7 @@ def generate_files(block: str, overrides: Mapping[str, Any] | None = None, out_d
 
         try:
             wrapper = AxiWrapper(component, fifo_depth=fifo_depth)
-        except (ValueError, TypeError) as exc:
-            component._MustUse__silence = True  # not an unused-elaboratable warning on top of the error
+        except (ValueError, TypeError) as exc:  # the block's ports cannot be wrapped (a design error)
             raise ParamError(f"block {block}: --bus axi: {exc}") from exc
         top = f"{block}_axi"
         data["inner_ports"] = data["ports"]

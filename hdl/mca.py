@@ -10,16 +10,18 @@ Protocol (every stream ``amaranth.lib.stream``), one head:
    ``ws_width`` bits with ``ws_frac`` fractional bits, the table's ``ws_fmt``); ``bias`` one row
    b_V in ``h_fmt``; ``a`` the attention probabilities A (``a_fmt`` UQ1.15) **column by column**
    (``n_queries`` beats per key j, j = 0..n_keys-1). At the end of each column the sample count
-   ``r_j`` (eq. 9, see the golden module) is computed from the column maximum by a 6-stage
-   pipeline (two multiplies by the registers ``n_keys`` and ``inv_alpha``, round up, saturate,
-   square, round up and clamp to [1, d_in]).
+   ``r_j`` (eq. 9, see the golden module) is computed from the column maximum by
+   :class:`SampleCount` (``R_LATENCY`` = 10 cycles: two registered multiplies by the registers
+   ``inv_alpha`` and ``n_keys``, round up, saturate, registered square, round up and clamp to
+   [1, d_in]).
 2. The seed register ``seed`` is loaded into the xorshift32 state, which is then advanced
    ``PRNG_WARMUP`` (4) times.
 3. Per key token j: ``x`` takes its ``d_in`` values (``token_fmt``); then ``r_j`` samples are
    drawn, **one per cycle**: the PRNG advances, ``u`` = its top ``cdf_bits`` bits enters a
    ``K``-stage binary search of the CDF (``K = ceil(log2 d_in)``, 2 cycles per stage, one read
-   port per stage, so a new sample enters every cycle), the sampled index reads ``X[j][s]`` and
-   the row ``W[s]/p(s)``, ``d`` multipliers and accumulators sum ``X[j][s]·W[s]/p(s)``; then
+   port per stage, so a new sample enters every cycle: :class:`CdfSearch`), the sampled index reads
+   ``X[j][s]`` and the row ``W[s]/p(s)``, ``d`` registered multipliers and accumulators sum
+   ``X[j][s]·W[s]/p(s)`` (:class:`SampleAccumulator`); then
    a ``lanes``-wide :class:`hdl.arith.SharedReciprocalScaler` divides by ``r_j`` (``RecipSpec`` of
    ``count_fmt``), b_V is added with saturation and the row ``H̃[j]`` goes to the back end.
 4. The back end (:class:`hdl.softmax_pv.SoftmaxPV`, probability mode, shared with E-ATT) takes the
@@ -35,7 +37,7 @@ inv_alpha_raw(α)``), ``n_keys`` (1..n_max), ``n_queries`` (1..m_max). Outputs: 
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.memory import Memory
@@ -46,10 +48,14 @@ from golden.mca import PRNG_WARMUP, MCAFormats
 from golden.softmax_pv import SoftmaxPVFormats
 
 from .arith import SharedReciprocalScaler
+from .checked import CheckedComponent
 from .fixed import saturate, shape_of
+from .primitives import WIDE_MULTIPLY_LATENCY, RegisteredMultiplier, registered_multiply
+from .primitives import registered_wide_multiply as wide_multiply
 from .softmax_pv import SoftmaxPV
 
-__all__ = ["Mca", "xorshift32_next", "build_mca", "mca_formats"]
+__all__ = ["Mca", "SampleCount", "CdfSearch", "SampleAccumulator", "RowScaler", "ABuffer", "xorshift32_next",
+           "build_mca", "mca_formats"]
 
 
 def xorshift32_next(x):
@@ -66,35 +72,264 @@ def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> None
         raise ValueError(f"{name} must be in [{lo}, {hi if hi is not None else 'inf'}], not {value}")
 
 
-class Mca(wiring.Component):
+class SampleCount(wiring.Component):
+    """Column maximum -> sample count r_j (eq. 9, :func:`golden.mca.sample_counts_fixed`), one column
+    per cycle: ``cm·inv_alpha`` and ``·n_keys`` (registered wide multiplies), round up, saturate to
+    ``sqrt_fmt``, square (registered multiply), round up and clamp to [1, d_in].
+
+    ``go`` with ``col`` and ``cm`` at an edge: ``w_en`` with ``w_addr = col`` and ``r`` is high in the
+    cycle after :attr:`LATENCY` edges (the r memory's write port samples it). ``busy``: a column in
+    flight. ``inv_alpha`` and ``n_keys`` are held during a head (registers of the host).
+    """
+
+    #: ``go`` to ``w_en``: 2 wide multiplies (3 each), round up, saturate, square (2)
+    LATENCY = 2 * WIDE_MULTIPLY_LATENCY + 2 + RegisteredMultiplier.LATENCY
+
+    def __init__(self, *, d_in: int, n_max: int, fmts: MCAFormats) -> None:
+        self._d_in, self._fmts = d_in, fmts
+        super().__init__({
+            "go": In(1), "col": In(range(n_max)), "cm": In(shape_of(fmts.a_fmt)),
+            "inv_alpha": In(24), "n_keys": In(unsigned(n_max.bit_length())),
+            "w_en": Out(1), "w_addr": Out(range(n_max)), "r": Out(unsigned(fmts.count_fmt.width)), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        f, m = self._fmts, Module()
+        # (valid, column) travel beside the arithmetic
+        rv = [Signal(name=f"rv{i}") for i in range(self.LATENCY)]
+        rj = [Signal.like(self.col, name=f"rj{i}") for i in range(self.LATENCY)]
+        m.d.sync += [rv[0].eq(self.go), rj[0].eq(self.col)]
+        m.d.sync += [b.eq(a) for a, b in zip(rv[:-1] + rj[:-1], rv[1:] + rj[1:], strict=True)]
+        # every product on a registered multiplier (DSP registers on ECP5); the 24- and 40-bit
+        # operands are cut into 18-bit chunks summed one register later
+        p1 = wide_multiply(m, self.cm, self.inv_alpha, platform=platform, name="alpha_")
+        p2 = wide_multiply(m, self.n_keys, p1, platform=platform, name="n_")
+        drop = f.a_fmt.frac + f.alpha_frac - f.sqrt_fmt.frac
+        t_up = Signal(unsigned(len(p2) + 1))
+        m.d.sync += t_up.eq((p2 + ((1 << drop) - 1)) >> drop if drop > 0 else p2 << -drop)
+        t_sat = Signal(unsigned(f.sqrt_fmt.width))
+        m.d.sync += t_sat.eq(saturate(t_up, f.sqrt_fmt)[0])
+        sq, _ = registered_multiply(m, t_sat, t_sat, platform=platform, name="sq_")
+        f2 = 2 * f.sqrt_fmt.frac
+        r_raw = (sq + ((1 << f2) - 1)) >> f2
+        m.d.comb += [self.r.eq(Mux(r_raw < 1, 1, Mux(r_raw > self._d_in, self._d_in, r_raw))),
+                     self.w_en.eq(rv[-1]), self.w_addr.eq(rj[-1]), self.busy.eq(Cat(*rv).any())]
+        return m
+
+
+class CdfSearch(wiring.Component):
+    """Inverse-CDF sampling: ``u`` -> row index s with ``cdf[s] <= u < cdf[s + 1]``, a new ``u``
+    every cycle: the u register, then ``K = ceil(log2 d_in)`` binary-search stages of 2 cycles
+    (registered read of the stage's own CDF read port, compare). Owns the CDF memory (``w_*``).
+
+    ``valid`` with ``u`` at an edge: ``index`` / ``index_valid`` after :attr:`latency` edges.
+    ``busy``: a sample in flight.
+    """
+
+    def __init__(self, *, d_in: int, cdf_bits: int) -> None:
+        self._d_in, self._B = d_in, cdf_bits
+        self._K = max(1, (d_in - 1).bit_length())
+        super().__init__({
+            "w_en": In(1), "w_addr": In(self._K), "w_data": In(cdf_bits + 1),
+            "u": In(cdf_bits), "valid": In(1),
+            "index": Out(self._K), "index_valid": Out(1), "busy": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        return 1 + 2 * self._K
+
+    def elaborate(self, platform):
+        K, B, m = self._K, self._B, Module()
+        m.submodules.cdfmem = cdfmem = Memory(shape=unsigned(B + 1), depth=1 << K, init=[])
+        cdf_w = cdfmem.write_port()
+        m.d.comb += [cdf_w.en.eq(self.w_en), cdf_w.addr.eq(self.w_addr), cdf_w.data.eq(self.w_data)]
+        u0, sv = Signal(B), Signal()
+        m.d.sync += [u0.eq(self.u), sv.eq(self.valid)]
+        s_idx, s_u, s_v = Const(0, K), u0, sv
+        valids = [sv]
+        for st in range(K):
+            bit, rd = K - 1 - st, cdfmem.read_port()
+            addr = Signal(K, name=f"srch_addr{st}")
+            m.d.comb += [addr.eq(s_idx | ((1 << bit) - 1)), rd.addr.eq(addr)]
+            addr_d = Signal(K, name=f"srch_addr_d{st}")
+            u_d, v_d, idx_d = Signal(B, name=f"srch_u{st}"), Signal(name=f"srch_v{st}"), Signal(K, name=f"srch_i{st}")
+            m.d.sync += [addr_d.eq(addr), u_d.eq(s_u), v_d.eq(s_v), idx_d.eq(s_idx)]
+            take = (addr_d < self._d_in) & (rd.data <= u_d)
+            idx_n = Signal(K, name=f"srch_s{st + 1}")
+            u_n, v_n = Signal(B, name=f"srch_un{st}"), Signal(name=f"srch_vn{st}")
+            m.d.sync += [idx_n.eq(idx_d | Mux(take, 1 << bit, 0)), u_n.eq(u_d), v_n.eq(v_d)]
+            s_idx, s_u, s_v = idx_n, u_n, v_n
+            valids += [v_d, v_n]
+        m.d.comb += [self.index.eq(s_idx), self.index_valid.eq(s_v), self.busy.eq(Cat(*valids).any())]
+        return m
+
+
+class SampleAccumulator(wiring.Component):
+    """``acc[c] += X[s]·(W[s]/p(s))[c]`` for each sampled ``index`` s, one per cycle. Owns the token
+    memory X (``x_w_*``) and the pre-scaled rows (``ws_w_*``).
+
+    ``valid`` with ``index`` at an edge: ``acc`` includes the sample after :attr:`LATENCY` edges
+    (X/W read, operand registers, product register: the registered multipliers, add). ``clear``
+    zeroes ``acc`` (priority over an add). ``busy``: a sample in flight.
+    """
+
+    #: index to accumulator: read, operand register, product register, add
+    LATENCY = 2 + RegisteredMultiplier.LATENCY
+
+    def __init__(self, *, d_in: int, d: int, token_fmt: QFormat, ws_fmt: QFormat, acc_width: int) -> None:
+        self._d_in, self._d, self._token_fmt, self._ws_fmt = d_in, d, token_fmt, ws_fmt
+        row = ArrayLayout(shape_of(ws_fmt), d)
+        k = max(1, (d_in - 1).bit_length())
+        super().__init__({
+            "x_w_en": In(1), "x_w_addr": In(range(d_in)), "x_w_data": In(shape_of(token_fmt)),
+            "ws_w_en": In(1), "ws_w_addr": In(range(d_in)), "ws_w_data": In(row),
+            "index": In(k), "valid": In(1), "clear": In(1),
+            "acc": Out(ArrayLayout(signed(acc_width), d)), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m, d_in = Module(), self._d_in
+        m.submodules.wsmem = wsmem = Memory(shape=ArrayLayout(shape_of(self._ws_fmt), self._d), depth=d_in, init=[])
+        m.submodules.xmem = xmem = Memory(shape=shape_of(self._token_fmt), depth=d_in, init=[])
+        ws_w, x_w, ws_r, x_r = wsmem.write_port(), xmem.write_port(), wsmem.read_port(), xmem.read_port()
+        m.d.comb += [ws_w.en.eq(self.ws_w_en), ws_w.addr.eq(self.ws_w_addr), ws_w.data.eq(self.ws_w_data),
+                     x_w.en.eq(self.x_w_en), x_w.addr.eq(self.x_w_addr), x_w.data.eq(self.x_w_data),
+                     x_r.addr.eq(self.index), ws_r.addr.eq(self.index)]
+        rd_v, reg_v, prod_v = Signal(), Signal(), Signal()
+        m.d.sync += [rd_v.eq(self.valid), reg_v.eq(rd_v), prod_v.eq(reg_v)]
+        # the read data enter the multipliers' operand registers (the DSP's own on ECP5)
+        prods = [registered_multiply(m, x_r.data, ws_r.data[c], platform=platform, name=f"smp{c}_")[0]
+                 for c in range(self._d)]
+        with m.If(self.clear):
+            m.d.sync += self.acc.eq(0)
+        with m.Elif(prod_v):
+            m.d.sync += [self.acc[c].eq(self.acc[c] + p) for c, p in enumerate(prods)]
+        m.d.comb += self.busy.eq(rd_v | reg_v | prod_v)
+        return m
+
+
+class RowScaler(wiring.Component):
+    """H̃ row of a token: ``acc / r`` (one :class:`hdl.arith.SharedReciprocalScaler` lookup of ``r``
+    for the ``lanes`` multipliers) + bias with saturation, ``d/lanes`` beats on ``v``.
+
+    ``start`` at an edge begins a row (``acc``, ``bias``, ``r`` held until ``done``); ``done`` is
+    high with the handshake of the row's last beat. ``acc_overflow`` / ``h_overflow``: a lane's
+    accumulator saturated to ``acc_fmt`` as it entered the divider / a beat's quotient or bias add
+    saturated, in that cycle.
+    """
+
+    def __init__(self, *, d: int, lanes: int, acc_width: int, acc_fmt: QFormat, fmts: MCAFormats) -> None:
+        self._d, self._L, self._C, self._acc_fmt, self._fmts = d, lanes, d // lanes, acc_fmt, fmts
+        super().__init__({
+            "acc": In(ArrayLayout(signed(acc_width), d)), "bias": In(ArrayLayout(shape_of(fmts.h_fmt), d)),
+            "r": In(unsigned(fmts.count_fmt.width)), "start": In(1),
+            "v": Out(stream.Signature(ArrayLayout(shape_of(fmts.h_fmt), lanes))),
+            "done": Out(1), "acc_overflow": Out(1), "h_overflow": Out(1),
+        })
+
+    def elaborate(self, platform):
+        f, L, C, m = self._fmts, self._L, self._C, Module()
+        issue, dv_c, h_cnt, stall = Signal(), Signal(range(C)), Signal(range(C)), Signal()
+        m.d.comb += stall.eq(self.v.valid & ~self.v.ready)
+        m.submodules.recip = unit = SharedReciprocalScaler(spec=f.recip(), value_fmt=self._acc_fmt,
+                                                           out_fmt=f.h_fmt, lanes=L)
+        m.d.comb += [unit.den.eq(self.r), unit.valid_in.eq(issue), unit.en.eq(~stall),
+                     self.v.valid.eq(unit.valid_out)]
+        overs_acc, h_overs = [], []
+        for lane in range(L):
+            sel, b_sel = self.acc[lane], self.bias[lane]
+            for c in range(1, C):   # chunk c of the row: lanes c·L .. c·L + L - 1
+                sel = Mux(dv_c == c, self.acc[c * L + lane], sel)
+                b_sel = Mux(h_cnt == c, self.bias[c * L + lane], b_sel)
+            val, ovf = saturate(sel, self._acc_fmt)
+            value = Signal(shape_of(self._acc_fmt), name=f"div_value{lane}")
+            m.d.comb += [value.eq(val), unit.value[lane].eq(value)]
+            h, b_over = saturate(unit.result[lane] + b_sel, f.h_fmt)
+            m.d.comb += self.v.payload[lane].eq(h)
+            overs_acc.append(ovf)
+            h_overs += [unit.overflow[lane], b_over]
+        with m.If(self.start):
+            m.d.sync += [issue.eq(1), dv_c.eq(0), h_cnt.eq(0)]
+        with m.Elif(issue & ~stall):
+            m.d.sync += dv_c.eq(dv_c + 1)
+            with m.If(dv_c == C - 1):
+                m.d.sync += [dv_c.eq(0), issue.eq(0)]
+        took = self.v.valid & self.v.ready
+        with m.If(took):
+            m.d.sync += h_cnt.eq(Mux(h_cnt == C - 1, 0, h_cnt + 1))
+        m.d.comb += [self.done.eq(took & (h_cnt == C - 1)),
+                     self.h_overflow.eq(took & Cat(*h_overs).any()),
+                     self.acc_overflow.eq(issue & ~stall & Cat(*overs_acc).any())]
+        return m
+
+
+class ABuffer(wiring.Component):
+    """The A matrix of a head: written column by column in LOAD (``w_*``: row ``w_row`` of column
+    ``w_col``), read row by row onto ``s`` (``n_rows`` rows of ``n_keys`` beats) after ``start``.
+    ``done``: no read in flight (high before the first ``start`` and after the last beat)."""
+
+    def __init__(self, *, n_max: int, m_max: int, a_shape: Shape) -> None:
+        self._jb = max(1, (n_max - 1).bit_length())
+        self._n_max, self._m_max = n_max, m_max
+        super().__init__({
+            "w_en": In(1), "w_col": In(self._jb), "w_row": In(range(m_max)), "w_data": In(a_shape),
+            "n_keys": In(unsigned(n_max.bit_length())), "n_rows": In(unsigned(m_max.bit_length())),
+            "start": In(1), "s": Out(stream.Signature(a_shape)), "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m, jb = Module(), self._jb
+        m.submodules.amem = amem = Memory(shape=self.w_data.shape(), depth=self._m_max << jb, init=[])
+        a_w, a_r = amem.write_port(), amem.read_port()
+        issue, o_i, o_j, stall = Signal(), Signal(range(self._m_max + 1)), Signal(jb), Signal()
+        m.d.comb += [a_w.en.eq(self.w_en), a_w.addr.eq(Cat(self.w_col, self.w_row)), a_w.data.eq(self.w_data),
+                     stall.eq(self.s.valid & ~self.s.ready),
+                     a_r.addr.eq(Cat(o_j, o_i)), a_r.en.eq(~stall), self.s.payload.eq(a_r.data),
+                     self.done.eq(~issue & ~self.s.valid)]
+        with m.If(~stall):
+            m.d.sync += self.s.valid.eq(issue)
+        with m.If(self.start):
+            m.d.sync += [issue.eq(1), o_i.eq(0), o_j.eq(0)]
+        with m.Elif(~stall & issue):
+            with m.If(o_j == self.n_keys - 1):
+                m.d.sync += [o_j.eq(0), o_i.eq(o_i + 1)]
+                with m.If(o_i == self.n_rows - 1):
+                    m.d.sync += issue.eq(0)
+            with m.Else():
+                m.d.sync += o_j.eq(o_j + 1)
+        return m
+
+
+class Mca(CheckedComponent):
     """One MCA head (see the module docstring)."""
 
-    #: column maximum -> r_j written: ·inv_alpha, ·n, round up, saturate, square (registered), then round up + clamp
-    R_LATENCY = 5
+    #: column maximum -> r_j written (:class:`SampleCount`)
+    R_LATENCY = SampleCount.LATENCY
     #: cycles per sample once the pipeline is full
     CYCLES_PER_SAMPLE = 1
+
+    @classmethod
+    def check_params(cls, *, d_in: int, d: int, n_max: int, m_max: int, lanes: int, cdf_bits: int,
+                     ws_width: int, ws_frac: int, fmts: MCAFormats) -> None:
+        _check_int("d_in", d_in, 1, 4095)
+        _check_int("d", d, 1)
+        _check_int("n_max", n_max, 1)
+        _check_int("m_max", m_max, 1)
+        _check_int("lanes", lanes, 1)
+        _check_int("cdf_bits", cdf_bits, 1, 32)
+        _check_int("ws_width", ws_width, 4, 40)
+        _check_int("ws_frac", ws_frac, -32, 56)
+        if d % lanes:
+            raise ValueError(f"lanes={lanes} must divide d={d}")
+        if not isinstance(fmts, MCAFormats):
+            raise TypeError(f"fmts must be an MCAFormats, not {fmts!r}")
+        if d_in > fmts.count_fmt.max_int:
+            raise ValueError(f"d_in={d_in} exceeds count_fmt {fmts.count_fmt}")
 
     def __init__(self, *, d_in: int = 16, d: int = 4, n_max: int = 8, m_max: int = 8, lanes: int = 2,
                  cdf_bits: int = 16, ws_width: int = 18, ws_frac: int = 12,
                  fmts: MCAFormats = MCAFormats()) -> None:
-        try:
-            _check_int("d_in", d_in, 1, 4095)
-            _check_int("d", d, 1)
-            _check_int("n_max", n_max, 1)
-            _check_int("m_max", m_max, 1)
-            _check_int("lanes", lanes, 1)
-            _check_int("cdf_bits", cdf_bits, 1, 32)
-            _check_int("ws_width", ws_width, 4, 40)
-            _check_int("ws_frac", ws_frac, -32, 56)
-            if d % lanes:
-                raise ValueError(f"lanes={lanes} must divide d={d}")
-            if not isinstance(fmts, MCAFormats):
-                raise TypeError(f"fmts must be an MCAFormats, not {fmts!r}")
-            if d_in > fmts.count_fmt.max_int:
-                raise ValueError(f"d_in={d_in} exceeds count_fmt {fmts.count_fmt}")
-        except (TypeError, ValueError):
-            self._MustUse__used = True
-            raise
         self._d_in, self._d, self._n_max, self._m_max, self._lanes = d_in, d, n_max, m_max, lanes
         self._cdf_bits, self._ws_width, self._ws_frac, self._fmts = cdf_bits, ws_width, ws_frac, fmts
         self._back_fmts = SoftmaxPVFormats(n_max, v_fmt=fmts.h_fmt, out_fmt=fmts.out_fmt, softmax=False,
@@ -158,8 +393,15 @@ class Mca(wiring.Component):
 
     @property
     def sample_latency(self) -> int:
-        """PRNG step to accumulation: u register, 2 per search step, X/W read, register, product, add."""
-        return 1 + 2 * self.search_steps + 4
+        """PRNG step to accumulation: u register, 2 per search step, X/W read, operand and product
+        registers, add (:class:`CdfSearch`, :class:`SampleAccumulator`)."""
+        return 1 + 2 * self.search_steps + SampleAccumulator.LATENCY
+
+    @property
+    def acc_width(self) -> int:
+        """Accumulator bits: r_j <= d_in products, and at least the accumulator format (saturate()
+        takes a value at least as wide as the format)."""
+        return max(self._fmts.token_fmt.width + self._ws_width + self._d_in.bit_length(), self.acc_fmt.width)
 
     @property
     def formats(self) -> dict[str, QFormat]:
@@ -185,157 +427,40 @@ class Mca(wiring.Component):
     # -- hardware --------------------------------------------------------------------------------
     def elaborate(self, platform):
         f = self._fmts
-        d_in, d, n_max, m_max, L, C = self._d_in, self._d, self._n_max, self._m_max, self._lanes, self.chunks
-        B = self._cdf_bits
-        K = self.search_steps
+        d_in, d, n_max, m_max, L = self._d_in, self._d, self._n_max, self._m_max, self._lanes
         m = Module()
         m.submodules.back = back = SoftmaxPV(d=d, lanes=L, fmts=self._back_fmts)
         wiring.connect(m, wiring.flipped(self.o), back.o)
         self._probe_v = back.v  # H̃ rows into the back end (probed by the unit tests)
-
-        jb = max(1, (n_max - 1).bit_length())
-        wsrow = ArrayLayout(shape_of(self.ws_fmt), d)
-        m.submodules.cdfmem = cdfmem = Memory(shape=unsigned(B + 1), depth=1 << K, init=[])
-        m.submodules.wsmem = wsmem = Memory(shape=wsrow, depth=d_in, init=[])
-        m.submodules.xmem = xmem = Memory(shape=shape_of(f.token_fmt), depth=d_in, init=[])
-        m.submodules.amem = amem = Memory(shape=shape_of(f.a_fmt), depth=m_max << jb, init=[])
+        m.submodules.rcount = rcount = SampleCount(d_in=d_in, n_max=n_max, fmts=f)
+        m.submodules.search = search = CdfSearch(d_in=d_in, cdf_bits=self._cdf_bits)
+        m.submodules.accum = accum = SampleAccumulator(d_in=d_in, d=d, token_fmt=f.token_fmt, ws_fmt=self.ws_fmt,
+                                                       acc_width=self.acc_width)
+        m.submodules.scaler = scaler = RowScaler(d=d, lanes=L, acc_width=self.acc_width, acc_fmt=self.acc_fmt,
+                                                 fmts=f)
+        m.submodules.abuf = abuf = ABuffer(n_max=n_max, m_max=m_max, a_shape=shape_of(f.a_fmt))
+        wiring.connect(m, scaler.v, back.v)
+        wiring.connect(m, abuf.s, back.s)
         m.submodules.rmem = rmem = Memory(shape=unsigned(f.count_fmt.width), depth=n_max, init=[])
-        cdf_w, ws_w, x_w, a_w, r_w = (mem.write_port() for mem in (cdfmem, wsmem, xmem, amem, rmem))
-        cdf_rs = [cdfmem.read_port() for _ in range(K)]
-        ws_r, x_r = wsmem.read_port(), xmem.read_port()
-        r_r = rmem.read_port(domain="comb")  # small; read in the cycle the token's X load ends
-        a_r = amem.read_port()
+        r_w, r_r = rmem.write_port(), rmem.read_port(domain="comb")  # small; read as the token's X load ends
         bias = Signal(ArrayLayout(shape_of(f.h_fmt), d))
 
         n_keys, n_q = self.n_keys, self.n_queries
         cfg_ok = (n_keys >= 1) & (n_keys <= n_max) & (n_q >= 1) & (n_q <= m_max)
-        c_cnt = Signal(range(d_in + 1))
-        w_cnt = Signal(range(d_in + 1))
-        b_done = Signal()
-        a_i = Signal(range(m_max))
-        a_j = Signal(range(n_max + 1))
-        cm = Signal(shape_of(f.a_fmt))
-        warm = Signal(range(PRNG_WARMUP + 1))
-        state = Signal(32)
-        tok = Signal(range(n_max + 1))
-        xi = Signal(range(d_in))
-        r_cur = Signal(unsigned(f.count_fmt.width))
-        k_cnt = Signal(unsigned(f.count_fmt.width))
-        s_issue = Signal()
-        dv_issue = Signal()
-        dv_c = Signal(range(C))
-        h_cnt = Signal(range(C))
-        o_i = Signal(range(m_max + 1))
-        o_j = Signal(jb)
-        o_issue = Signal()
+        c_cnt, w_cnt, b_done = Signal(range(d_in + 1)), Signal(range(d_in + 1)), Signal()
+        a_i, a_j, cm = Signal(range(m_max)), Signal(range(n_max + 1)), Signal(shape_of(f.a_fmt))
+        warm, state, nxt = Signal(range(PRNG_WARMUP + 1)), Signal(32), Signal(32)
+        tok, xi = Signal(range(n_max + 1)), Signal(range(d_in))
+        r_cur, k_cnt = Signal(unsigned(f.count_fmt.width)), Signal(unsigned(f.count_fmt.width))
+        s_issue, a_take = Signal(), Signal()
+        m.d.comb += [nxt.eq(xorshift32_next(state)),
+                     search.u.eq(nxt[32 - self._cdf_bits:]), search.valid.eq(s_issue),
+                     accum.index.eq(search.index), accum.valid.eq(search.index_valid),
+                     scaler.acc.eq(accum.acc), scaler.bias.eq(bias), scaler.r.eq(r_cur),
+                     rcount.inv_alpha.eq(self.inv_alpha), rcount.n_keys.eq(n_keys), rcount.col.eq(a_j),
+                     r_w.en.eq(rcount.w_en), r_w.addr.eq(rcount.w_addr), r_w.data.eq(rcount.r),
+                     abuf.n_keys.eq(n_keys), abuf.n_rows.eq(n_q)]
 
-        # ---- r_j pipeline (column maximum -> sample count) -------------------------------------------
-        r_go = Signal()
-        r_cm = Signal(shape_of(f.a_fmt))
-        rv = [Signal(name=f"rv{i}") for i in range(self.R_LATENCY)]
-        rj = [Signal(range(n_max), name=f"rj{i}") for i in range(self.R_LATENCY)]
-        m.d.sync += [rv[0].eq(r_go), rj[0].eq(a_j)]
-        m.d.sync += [rv[i].eq(rv[i - 1]) for i in range(1, self.R_LATENCY)]
-        m.d.sync += [rj[i].eq(rj[i - 1]) for i in range(1, self.R_LATENCY)]
-        p1 = Signal(unsigned(f.a_fmt.width + 24))
-        p2 = Signal(unsigned(len(p1) + len(n_keys)))
-        m.d.sync += [p1.eq(r_cm * self.inv_alpha), p2.eq(p1 * n_keys)]
-        drop = f.a_fmt.frac + f.alpha_frac - f.sqrt_fmt.frac
-        t_up = Signal(unsigned(len(p2) + 1))
-        if drop > 0:
-            m.d.sync += t_up.eq((p2 + ((1 << drop) - 1)) >> drop)
-        else:
-            m.d.sync += t_up.eq(p2 << -drop)
-        t_sat = Signal(unsigned(f.sqrt_fmt.width))
-        m.d.sync += t_sat.eq(saturate(t_up, f.sqrt_fmt)[0])
-        sq = Signal(unsigned(2 * f.sqrt_fmt.width))
-        m.d.sync += sq.eq(t_sat * t_sat)
-        f2 = 2 * f.sqrt_fmt.frac
-        r_raw = (sq + ((1 << f2) - 1)) >> f2
-        r_val = Mux(r_raw < 1, 1, Mux(r_raw > d_in, d_in, r_raw))
-        m.d.comb += [r_w.en.eq(rv[-1]), r_w.addr.eq(rj[-1]), r_w.data.eq(r_val)]
-
-        # ---- sampling pipeline ------------------------------------------------------------------------
-        nxt = Signal(32)
-        m.d.comb += nxt.eq(xorshift32_next(state))
-        u0 = Signal(B)
-        sv = Signal()
-        m.d.sync += [u0.eq(nxt[32 - B:]), sv.eq(s_issue)]
-        s_idx, s_u, s_v = Const(0, K), u0, sv
-        valids = [sv]
-        for st in range(K):
-            bit = K - 1 - st
-            addr = Signal(K, name=f"srch_addr{st}")
-            m.d.comb += [addr.eq(s_idx | ((1 << bit) - 1)), cdf_rs[st].addr.eq(addr)]
-            addr_d = Signal(K, name=f"srch_addr_d{st}")
-            u_d, v_d, idx_d = Signal(B, name=f"srch_u{st}"), Signal(name=f"srch_v{st}"), Signal(K, name=f"srch_i{st}")
-            m.d.sync += [addr_d.eq(addr), u_d.eq(s_u), v_d.eq(s_v), idx_d.eq(s_idx)]
-            take = (addr_d < d_in) & (cdf_rs[st].data <= u_d)
-            idx_n = Signal(K, name=f"srch_s{st + 1}")
-            u_n, v_n = Signal(B, name=f"srch_un{st}"), Signal(name=f"srch_vn{st}")
-            m.d.sync += [idx_n.eq(idx_d | Mux(take, 1 << bit, 0)), u_n.eq(u_d), v_n.eq(v_d)]
-            s_idx, s_u, s_v = idx_n, u_n, v_n
-            valids += [v_d, v_n]
-        # sampled index -> X[j][s], W[s]/p(s) read; registered; products; accumulate
-        m.d.comb += [x_r.addr.eq(s_idx), ws_r.addr.eq(s_idx)]
-        rd_v = Signal()
-        m.d.sync += rd_v.eq(s_v)
-        x_d = Signal(shape_of(f.token_fmt))
-        ws_d = Signal(wsrow)
-        reg_v = Signal()
-        m.d.sync += [x_d.eq(x_r.data), ws_d.eq(ws_r.data), reg_v.eq(rd_v)]
-        pw = f.token_fmt.width + self._ws_width
-        prods = [Signal(range(-(1 << (pw - 1)), 1 << (pw - 1)), name=f"smp_prod{c}") for c in range(d)]
-        prod_v = Signal()
-        m.d.sync += [p.eq(x_d * ws_d[c]) for c, p in enumerate(prods)]
-        m.d.sync += prod_v.eq(reg_v)
-        # wide enough for r_j <= d_in products, and at least the accumulator format (saturate()
-        # takes a value at least as wide as the format)
-        aw = max(pw + d_in.bit_length(), self.acc_fmt.width)
-        acc = [Signal(range(-(1 << (aw - 1)), 1 << (aw - 1)), name=f"smp_acc{c}") for c in range(d)]
-        clear_acc = Signal()
-        with m.If(clear_acc):
-            m.d.sync += [a.eq(0) for a in acc]
-        with m.Elif(prod_v):
-            m.d.sync += [a.eq(a + p) for a, p in zip(acc, prods, strict=True)]
-        pipe_busy = Cat(*valids, rd_v, reg_v, prod_v).any()
-
-        # ---- division, bias, H̃ row to the back end ---------------------------------------------------
-        stall = Signal()
-        m.d.comb += stall.eq(back.v.valid & ~back.v.ready)
-        acc_fmt = self.acc_fmt
-        overs_acc = []
-        h_overs = []
-        # one reciprocal lookup of r_j shared by the lanes' multipliers
-        m.submodules.recip = unit = SharedReciprocalScaler(spec=f.recip(), value_fmt=acc_fmt, out_fmt=f.h_fmt, lanes=L)
-        m.d.comb += [unit.den.eq(r_cur), unit.valid_in.eq(dv_issue), unit.en.eq(~stall)]
-        for lane in range(L):
-            sel = acc[lane]
-            for c in range(1, C):
-                sel = Mux(dv_c == c, acc[c * L + lane], sel)
-            val, ovf = saturate(sel, acc_fmt)
-            value = Signal(shape_of(acc_fmt), name=f"div_value{lane}")
-            m.d.comb += value.eq(val)
-            overs_acc.append(ovf)
-            m.d.comb += unit.value[lane].eq(value)
-            b_sel = bias[lane]
-            for c in range(1, C):
-                b_sel = Mux(h_cnt == c, bias[c * L + lane], b_sel)
-            h, b_over = saturate(unit.result[lane] + b_sel, f.h_fmt)
-            m.d.comb += back.v.payload[lane].eq(h)
-            h_overs += [unit.overflow[lane], b_over]
-        m.d.comb += back.v.valid.eq(unit.valid_out)
-
-        # ---- A rows to the back end (read buffer, stalled by back.s.ready) ----------------------------
-        s_stall = Signal()
-        m.d.comb += s_stall.eq(back.s.valid & ~back.s.ready)
-        m.d.comb += [a_r.addr.eq(Cat(o_j, o_i)), a_r.en.eq(~s_stall),
-                     back.s.payload.eq(a_r.data)]
-        with m.If(~s_stall):
-            m.d.sync += back.s.valid.eq(o_issue)
-
-        # ---- control ------------------------------------------------------------------------------------
-        a_take = Signal()
         with m.FSM(name="mca") as fsm:
             with m.State("LOAD"):
                 m.d.sync += self.config_error.eq(~cfg_ok)
@@ -346,17 +471,16 @@ class Mca(wiring.Component):
                 with m.If(self.bias.valid & self.bias.ready):
                     m.d.sync += [b_done.eq(1), bias.eq(self.bias.payload)]
                 with m.If(a_take):
-                    new_cm = Mux((a_i == 0) | (self.a.payload > cm), self.a.payload, cm)
+                    new_cm = Mux((a_i == 0) | (self.a.payload > cm), self.a.payload, cm)  # column maximum
                     m.d.sync += cm.eq(new_cm)
                     with m.If((a_i == 0) & (a_j == 0)):
                         m.d.sync += [self.samples_total.eq(0), self.acc_overflow.eq(0), self.h_overflow.eq(0)]
                     with m.If(a_i == n_q - 1):
                         m.d.sync += [a_i.eq(0), a_j.eq(a_j + 1)]
-                        m.d.comb += [r_go.eq(1), r_cm.eq(new_cm)]
+                        m.d.comb += [rcount.go.eq(1), rcount.cm.eq(new_cm)]
                     with m.Else():
                         m.d.sync += a_i.eq(a_i + 1)
-                with m.If(cfg_ok & (c_cnt == d_in) & (w_cnt == d_in) & b_done & (a_j == n_keys)
-                          & ~Cat(*rv).any()):
+                with m.If(cfg_ok & (c_cnt == d_in) & (w_cnt == d_in) & b_done & (a_j == n_keys) & ~rcount.busy):
                     m.d.sync += [c_cnt.eq(0), w_cnt.eq(0), b_done.eq(0), a_j.eq(0), state.eq(self.seed),
                                  warm.eq(0), tok.eq(0), xi.eq(0)]
                     m.next = "WARM"
@@ -371,45 +495,30 @@ class Mca(wiring.Component):
                     m.d.sync += xi.eq(Mux(xi == d_in - 1, 0, xi + 1))
                     with m.If(xi == d_in - 1):
                         m.d.sync += [s_issue.eq(1), k_cnt.eq(0), r_cur.eq(r_r.data)]
-                        m.d.comb += clear_acc.eq(1)
+                        m.d.comb += accum.clear.eq(1)
                         m.next = "SAMPLE"
 
-            with m.State("SAMPLE"):
+            with m.State("SAMPLE"):  # r_cur samples, one per cycle, then wait for the pipeline to drain
                 with m.If(s_issue):
-                    m.d.sync += [state.eq(nxt), k_cnt.eq(k_cnt + 1),
-                                 self.samples_total.eq(self.samples_total + 1)]
+                    m.d.sync += [state.eq(nxt), k_cnt.eq(k_cnt + 1), self.samples_total.eq(self.samples_total + 1)]
                     with m.If(k_cnt == r_cur - 1):
                         m.d.sync += s_issue.eq(0)
-                with m.Elif(~pipe_busy):
-                    m.d.sync += [dv_issue.eq(1), dv_c.eq(0), h_cnt.eq(0)]
+                with m.Elif(~search.busy & ~accum.busy):
+                    m.d.comb += scaler.start.eq(1)
                     m.next = "DIV"
 
             with m.State("DIV"):
-                with m.If(dv_issue & ~stall):
-                    m.d.sync += dv_c.eq(dv_c + 1)
-                    with m.If(dv_c == C - 1):
-                        m.d.sync += [dv_c.eq(0), dv_issue.eq(0)]
-                with m.If(back.v.valid & back.v.ready):
-                    m.d.sync += h_cnt.eq(h_cnt + 1)
-                    with m.If(h_cnt == C - 1):
-                        m.d.sync += [h_cnt.eq(0), tok.eq(tok + 1)]
-                        with m.If(tok == n_keys - 1):
-                            m.d.sync += [o_issue.eq(1), o_i.eq(0), o_j.eq(0)]
-                            m.next = "OUT"
-                        with m.Else():
-                            m.next = "TOKEN_X"
+                with m.If(scaler.done):
+                    m.d.sync += tok.eq(tok + 1)
+                    with m.If(tok == n_keys - 1):
+                        m.d.comb += abuf.start.eq(1)
+                        m.next = "OUT"
+                    with m.Else():
+                        m.next = "TOKEN_X"
 
             with m.State("OUT"):
-                with m.If(~s_stall):
-                    with m.If(o_issue):
-                        with m.If(o_j == n_keys - 1):
-                            m.d.sync += [o_j.eq(0), o_i.eq(o_i + 1)]
-                            with m.If(o_i == n_q - 1):
-                                m.d.sync += o_issue.eq(0)
-                        with m.Else():
-                            m.d.sync += o_j.eq(o_j + 1)
-                    with m.Elif(~back.s.valid):
-                        m.next = "LOAD"
+                with m.If(abuf.done):
+                    m.next = "LOAD"
 
         in_load, in_x = fsm.ongoing("LOAD"), fsm.ongoing("TOKEN_X")
         m.d.comb += [
@@ -419,20 +528,20 @@ class Mca(wiring.Component):
             self.a.ready.eq(in_load & cfg_ok & (a_j < n_keys)),
             a_take.eq(self.a.valid & self.a.ready),
             self.x.ready.eq(in_x),
-            cdf_w.en.eq(self.cdf.valid & self.cdf.ready), cdf_w.addr.eq(c_cnt), cdf_w.data.eq(self.cdf.payload),
-            ws_w.en.eq(self.ws.valid & self.ws.ready), ws_w.addr.eq(w_cnt), ws_w.data.eq(self.ws.payload),
-            a_w.en.eq(a_take), a_w.addr.eq(Cat(a_j.as_unsigned()[:jb], a_i)),
-            a_w.data.eq(self.a.payload),
-            x_w.en.eq(self.x.valid & in_x), x_w.addr.eq(xi), x_w.data.eq(self.x.payload),
+            search.w_en.eq(self.cdf.valid & self.cdf.ready), search.w_addr.eq(c_cnt),
+            search.w_data.eq(self.cdf.payload),
+            accum.ws_w_en.eq(self.ws.valid & self.ws.ready), accum.ws_w_addr.eq(w_cnt),
+            accum.ws_w_data.eq(self.ws.payload),
+            accum.x_w_en.eq(self.x.valid & in_x), accum.x_w_addr.eq(xi), accum.x_w_data.eq(self.x.payload),
+            abuf.w_en.eq(a_take), abuf.w_col.eq(a_j), abuf.w_row.eq(a_i), abuf.w_data.eq(self.a.payload),
             r_r.addr.eq(tok),
             back.n_keys.eq(n_keys), back.n_rows.eq(n_q),
             self.out_overflow.eq(back.overflow),
             self.idle.eq(in_load & (c_cnt == 0) & (w_cnt == 0) & ~b_done & (a_j == 0) & (a_i == 0) & back.idle),
         ]
-        with m.If(back.v.valid & back.v.ready):
-            with m.If(Cat(*h_overs).any()):
-                m.d.sync += self.h_overflow.eq(1)
-        with m.If(dv_issue & ~stall & Cat(*overs_acc).any()):
+        with m.If(scaler.h_overflow):
+            m.d.sync += self.h_overflow.eq(1)
+        with m.If(scaler.acc_overflow):
             m.d.sync += self.acc_overflow.eq(1)
         return m
 

@@ -32,11 +32,18 @@ Update pipeline (cycle 0 = the ct beat's transfer; no stalls, bubbles carry vali
  cM+2 W: write both lanes (distinct addresses after merging); W2 keeps them one more cycle
 ====  =====================================================================================
 
-``UPDATE_LATENCY`` = M + 3 = 5 + ``ExpUnit.LATENCY``.
+``UPDATE_LATENCY`` = M + 3 = 5 + ``ExpUnit.LATENCY`` (``PagIssue.LATENCY`` = M, then
+``PagApControl.WRITE_LATENCY`` = 2 to the write, committed at the end of that cycle).
 A read issued at cM sees writes committed up to the end of cM-1 (read ports are not
 transparent), so the two younger in-flight writes (stage W: written at the end of this cycle;
 stage W2: written at the end of the previous cycle, after our read) are forwarded. AP entries
 never written in the current batch read as 0 through a ``written`` bitmap cleared at batch start.
+
+Parts (submodules; the parent holds the CS1/CS2/AP1/AP2 memories and wires them):
+:class:`PagSequencer` ``seq`` (LOAD/RUN/DRAIN/READOUT, CS writes, readout walk),
+:class:`PagIssue` ``issue`` (control c0 .. cM: index checks, merge decisions),
+:class:`PagApControl` ``apctl`` (control cM .. cM+2: AP reads, forwarding selects, write-back,
+``written`` bitmaps) and ``b`` :class:`PagTile` ``tile<c>`` (the values: ADD_EXP, MERGE, ACC).
 """
 
 from __future__ import annotations
@@ -55,9 +62,11 @@ from golden.pag import check_pag_formats
 
 from . import faults
 from .arith import ExpUnit
+from .checked import CheckedComponent
 from .fixed import index_bits, round_shift_const, saturate, shape_of
 
-__all__ = ["PagTile", "ProbabilityAggregation", "pag_formats_from_params"]
+__all__ = ["PagApControl", "PagIssue", "PagSequencer", "PagTile", "ProbabilityAggregation", "pag_ct_layout",
+           "pag_formats_from_params"]
 
 # One-hot operand sources of the ACC stage (per lane; none set = never written = 0): memory,
 # in-flight writes of the same region's lanes a/b in stage W, then in stage W2.
@@ -66,20 +75,44 @@ SEL_BITS = 5
 # Lanes: 0 = region 1 / token j (x1), 1 = region 1 / token j+1 (x3),
 #        2 = region 2 / token j (x2), 3 = region 2 / token j+1 (x4).
 LANES = 4
+#: the CS memories' read latency (c0 address -> c1 data)
+CS_READ_LATENCY = 1
 
 
+def pag_ct_layout(k1_max: int, k2_max: int) -> data.StructLayout:
+    """A ``ct`` beat (two tokens' cluster indices); also the four lane addresses of the AP control."""
+    return data.StructLayout({"ct1": data.ArrayLayout(unsigned(index_bits(k1_max)), 2),
+                              "ct2": data.ArrayLayout(unsigned(index_bits(k2_max)), 2)})
 
 
-class PagTile(wiring.Component):
+def _lane(view: data.View, lane: int):
+    """Lane ``lane`` (order of ``LANES``) of a :func:`pag_ct_layout` view."""
+    return (view.ct1, view.ct2)[lane // 2][lane % 2]
+
+
+def _check_ints(**values: object) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, not {value!r}")
+        if value < 1:
+            raise ValueError(f"{name}={value} out of range: expected >= 1")
+
+
+class PagTile(CheckedComponent):
     """Datapath of one PAG tile: two ADD_EXP units, two merge units, four AP accumulate lanes.
 
-    Addresses, merge decisions and forwarding selects come from the shared control in
-    :class:`ProbabilityAggregation`; the tile holds the values. Port timing (see module doc):
-    ``cs*``/``valid_*`` at c1, ``merge*`` at cM, ``rd``/``sel``/``act`` at cM+1, ``new`` = stage W.
+    Addresses, merge decisions and forwarding selects come from the shared control
+    (:class:`PagIssue`, :class:`PagApControl`); the tile holds the values. Port timing (see module
+    doc): ``cs*``/``valid_*`` at c1, ``merge*`` at cM = c1 + ``MERGE_DELAY``, ``rd``/``sel``/``act``
+    at cM+1, ``new`` = stage W (c1 + ``LATENCY``).
     """
 
+    #: cycles from the CS words (c1) to the merge inputs (cM): the ADD register and the ExpUnit
+    MERGE_DELAY = 1 + ExpUnit.LATENCY
+    #: cycles from the CS words (c1) to the updated AP words on ``new`` (stage W = cM+2)
+    LATENCY = MERGE_DELAY + 2
+
     def __init__(self, *, cs_fmt: QFormat, exp_spec: ExpSpec, ap_fmt: QFormat) -> None:
-        check_pag_formats(cs_fmt, exp_spec, ap_fmt)
         self._cs_fmt, self._exp_spec, self._ap_fmt = cs_fmt, exp_spec, ap_fmt
         cs_shape, ap_shape = shape_of(cs_fmt), shape_of(ap_fmt)
         super().__init__({
@@ -93,6 +126,10 @@ class PagTile(wiring.Component):
             "clear_flags": In(1),
             "add_overflow": Out(1), "exp_overflow": Out(1), "ap_overflow": Out(1),
         })
+
+    @classmethod
+    def check_params(cls, *, cs_fmt: QFormat, exp_spec: ExpSpec, ap_fmt: QFormat) -> None:
+        check_pag_formats(cs_fmt, exp_spec, ap_fmt)
 
     def elaborate(self, platform):
         m = Module()
@@ -162,61 +199,24 @@ class PagTile(wiring.Component):
         return m
 
 
-class ProbabilityAggregation(wiring.Component):
-    """PAG: ``b`` tiles computing AP (DESIGN §3 step 7) bit-exactly as
-    :func:`golden.pag.probability_aggregation`; see the module doc for the protocol and pipeline.
+def _pipeline_stage(m: Module, name: str, xs: list, vs: list, v_name: str) -> tuple[list[Signal], list[Signal]]:
+    """One register stage of lane addresses ``xs`` and valids ``vs`` (``{name}_x<i>``, ``{name}_<v_name><i>``)."""
+    xr = [Signal(len(x), name=f"{name}_x{i}") for i, x in enumerate(xs)]
+    vr = [Signal(name=f"{name}_{v_name}{i}") for i in range(len(vs))]
+    m.d.sync += [a.eq(b) for a, b in zip(xr + vr, list(xs) + list(vs), strict=True)]
+    return xr, vr
 
-    Ports: ``cs`` (in stream, ``b`` signed scores per beat), ``ct`` (in stream, ``ct1[2]``,
-    ``ct2[2]``), ``ap`` (out stream, ``ap[b]`` + ``last``), config ``k1``, ``k2``, ``n``; per-tile
-    sticky flags ``add_overflow``, ``exp_overflow``, ``ap_overflow`` (bit c = tile c, cleared by
-    the first CS beat of a batch), sticky ``index_error`` (a CT value >= k1/k2: that update is
-    dropped), combinational ``config_error`` (k1, k2 or n out of range: ``cs`` is not accepted).
-    """
 
-    #: cycles from a ct beat's transfer to its AP updates being written (end of that cycle)
-    UPDATE_LATENCY = 5 + ExpUnit.LATENCY
-    #: cycles from the last ct beat's transfer to the first ``ap`` beat being valid
-    READOUT_LATENCY = UPDATE_LATENCY + 1
+class _PagCapacities(CheckedComponent):
+    """Capacities ``k1_max``/``k2_max`` shared by the PAG and its control parts (checked before creation)."""
 
-    #: deliberate faults for the tests (:mod:`hdl.faults`)
-    FAULTS = {"no_merge": "equal clusters of the two halves are not merged (two updates of one word)",
-              "no_forward": "no forwarding of the AP word being written back"}
+    def _keep(self, k1_max: int, k2_max: int) -> None:
+        self._k1_max, self._k2_max = k1_max, k2_max
+        self._ct_layout = pag_ct_layout(k1_max, k2_max)
 
-    def __init__(self, *, b: int, k1_max: int, k2_max: int, n_max: int, cs_fmt: QFormat, exp_spec: ExpSpec,
-                 ap_fmt: QFormat) -> None:
-        for name, value, lo in (("b", b, 1), ("k1_max", k1_max, 1), ("k2_max", k2_max, 1), ("n_max", n_max, 1)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, not {value!r}")
-            if value < lo:
-                raise ValueError(f"{name}={value} out of range: expected >= {lo}")
-        check_pag_formats(cs_fmt, exp_spec, ap_fmt)
-        self._b, self._k1_max, self._k2_max, self._n_max = b, k1_max, k2_max, n_max
-        self._cs_fmt, self._exp_spec, self._ap_fmt = cs_fmt, exp_spec, ap_fmt
-        self._faults = faults.active(self)
-        self.ct1_bits, self.ct2_bits = index_bits(k1_max), index_bits(k2_max)
-        ct_layout = data.StructLayout({
-            "ct1": data.ArrayLayout(unsigned(self.ct1_bits), 2),
-            "ct2": data.ArrayLayout(unsigned(self.ct2_bits), 2),
-        })
-        ap_layout = data.StructLayout({"ap": data.ArrayLayout(shape_of(ap_fmt), b), "last": 1})
-        super().__init__({
-            "k1": In(range(k1_max + 1)),
-            "k2": In(range(k2_max + 1)),
-            "n": In(range(n_max + 1)),
-            "cs": In(stream.Signature(data.ArrayLayout(shape_of(cs_fmt), b))),
-            "ct": In(stream.Signature(ct_layout)),
-            "ap": Out(stream.Signature(ap_layout)),
-            "add_overflow": Out(b),
-            "exp_overflow": Out(b),
-            "ap_overflow": Out(b),
-            "index_error": Out(1),
-            "config_error": Out(1),
-        })
-
-    # -- read-only parameters ----------------------------------------------------------------
-    @property
-    def b(self) -> int:
-        return self._b
+    @classmethod
+    def check_params(cls, *, k1_max: int, k2_max: int) -> None:
+        _check_ints(k1_max=k1_max, k2_max=k2_max)
 
     @property
     def k1_max(self) -> int:
@@ -225,6 +225,322 @@ class ProbabilityAggregation(wiring.Component):
     @property
     def k2_max(self) -> int:
         return self._k2_max
+
+
+class PagSequencer(_PagCapacities):
+    """Batch phases of the PAG (LOAD, RUN, DRAIN, READOUT; module doc) and the CS load.
+
+    LOAD accepts ``k1 + k2`` ``cs`` beats (only with a valid configuration, else ``config_error``)
+    and writes beat ``t`` to CS1[t] / CS2[t - k1] one cycle later (``cs_we`` bit = region,
+    ``cs_addr``, ``cs_data``); ``batch_start`` is high the cycle after the first beat. RUN accepts
+    ``ceil(n/2)`` ct beats (``ct_ready``); ``tok_valid`` marks the tokens of the beat being
+    transferred. DRAIN waits ``update_latency - 1`` cycles. READOUT walks ``ro_idx`` over region 1
+    then region 2 while ``advance`` (the ``ap`` register can load); ``ap_valid`` / ``ap_last`` /
+    ``ap_region2`` describe the word read one cycle earlier. The first ``ap`` beat is valid
+    :attr:`readout_latency` cycles after the last ct beat.
+    """
+
+    #: cycles from the end of DRAIN to the first ``ap`` beat being valid (the AP read is registered)
+    READOUT_DELAY = 1
+
+    def __init__(self, *, b: int, k1_max: int, k2_max: int, n_max: int, cs_fmt: QFormat,
+                 update_latency: int) -> None:
+        self._keep(k1_max, k2_max)
+        self._b, self._n_max, self._update_latency = b, n_max, update_latency
+        depth = max(k1_max, k2_max)
+        super().__init__({
+            "k1": In(range(k1_max + 1)), "k2": In(range(k2_max + 1)), "n": In(range(n_max + 1)),
+            "config_error": Out(1),
+            "cs": In(stream.Signature(data.ArrayLayout(shape_of(cs_fmt), b))),
+            "cs_we": Out(2), "cs_addr": Out(range(depth)), "cs_data": Out(b * cs_fmt.width),
+            "ct_valid": In(1), "ct_ready": Out(1), "tok_valid": Out(2),
+            "batch_start": Out(1),
+            "readout": Out(1), "advance": Out(1), "ro_idx": Out(range(depth)),
+            "ap_valid": Out(1), "ap_ready": In(1), "ap_last": Out(1), "ap_region2": Out(1),
+        })
+
+    @classmethod
+    def check_params(cls, *, b: int, k1_max: int, k2_max: int, n_max: int, cs_fmt: QFormat,
+                     update_latency: int) -> None:
+        _check_ints(b=b, k1_max=k1_max, k2_max=k2_max, n_max=n_max, update_latency=update_latency)
+        if update_latency < 2:
+            raise ValueError(f"update_latency={update_latency} out of range: expected >= 2")
+        if not isinstance(cs_fmt, QFormat):
+            raise TypeError(f"cs_fmt must be a QFormat, not {cs_fmt!r}")
+
+    @property
+    def readout_latency(self) -> int:
+        """Cycles from the last ct beat's transfer to the first ``ap`` beat being valid."""
+        return self._update_latency + self.READOUT_DELAY
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg_ok = ((self.k1 >= 1) & (self.k1 <= self._k1_max) & (self.k2 >= 1) & (self.k2 <= self._k2_max)
+                  & (self.n >= 1) & (self.n <= self._n_max))
+        m.d.comb += self.config_error.eq(~cfg_ok)
+        load_idx = Signal.like(self.cs_addr, name="load_idx")
+        load_in2 = Signal()
+        tokens = Signal(range(self._n_max + 2))
+        drain = Signal(range(self._update_latency))
+        ro_in2 = Signal()
+        ro_done = Signal()
+        m.d.comb += self.advance.eq(~self.ap_valid | self.ap_ready)
+        take_cs = self.cs.valid & self.cs.ready
+        take_ct = self.ct_valid & self.ct_ready
+        last_beat = tokens + 2 >= self.n
+        m.d.comb += self.tok_valid.eq(Cat(take_ct, take_ct & (tokens + 1 < self.n)))
+
+        with m.FSM(name="phase") as fsm:
+            with m.State("LOAD"):
+                with m.If(take_cs):
+                    with m.If(~load_in2 & (load_idx == self.k1 - 1)):
+                        m.d.sync += [load_in2.eq(1), load_idx.eq(0)]
+                    with m.Elif(load_in2 & (load_idx == self.k2 - 1)):
+                        m.d.sync += [load_in2.eq(0), load_idx.eq(0), tokens.eq(0)]
+                        m.next = "RUN"
+                    with m.Else():
+                        m.d.sync += load_idx.eq(load_idx + 1)
+            with m.State("RUN"):
+                with m.If(take_ct):
+                    m.d.sync += tokens.eq(tokens + 2)
+                    with m.If(last_beat):
+                        m.d.sync += drain.eq(self._update_latency - 2)
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 0):
+                    m.d.sync += [self.ro_idx.eq(0), ro_in2.eq(0), ro_done.eq(0)]
+                    m.next = "READOUT"
+            with m.State("READOUT"):
+                with m.If(self.advance):
+                    m.d.sync += [self.ap_valid.eq(~ro_done), self.ap_region2.eq(ro_in2),
+                                 self.ap_last.eq(ro_in2 & (self.ro_idx == self.k2 - 1))]
+                    with m.If(~ro_done):
+                        with m.If(~ro_in2 & (self.ro_idx == self.k1 - 1)):
+                            m.d.sync += [ro_in2.eq(1), self.ro_idx.eq(0)]
+                        with m.Elif(ro_in2 & (self.ro_idx == self.k2 - 1)):
+                            m.d.sync += ro_done.eq(1)
+                        with m.Else():
+                            m.d.sync += self.ro_idx.eq(self.ro_idx + 1)
+                with m.If(self.ap_valid & self.ap_ready & self.ap_last):
+                    m.d.sync += self.ap_valid.eq(0)
+                    m.next = "LOAD"
+
+        # Plain assigns (not FSM-case processes): Icarus does not run an ``always @*`` whose only
+        # inputs keep their initial values, which would leave a ready output X until the state moves.
+        m.d.comb += [
+            self.cs.ready.eq(fsm.ongoing("LOAD") & cfg_ok),
+            self.ct_ready.eq(fsm.ongoing("RUN")),
+            self.readout.eq(fsm.ongoing("READOUT")),
+        ]
+        # Registered (high fanout: every bitmap bit and flag); takes effect the cycle after the
+        # first CS beat, still before the earliest ct beat (k1 + k2 >= 2 CS beats).
+        m.d.sync += self.batch_start.eq(take_cs & ~load_in2 & (load_idx == 0))
+        # The CS write is registered (timing: the LUT-RAM write enables fan out widely; they no
+        # longer hang off the phase FSM and cs.ready).
+        m.d.sync += [self.cs_we.eq(Cat(take_cs & ~load_in2, take_cs & load_in2)), self.cs_addr.eq(load_idx),
+                     self.cs_data.eq(self.cs.payload.as_value())]
+        return m
+
+
+class PagIssue(_PagCapacities):
+    """Shared control pipeline c0 .. cM of the PAG tiles (module doc): checks the ct beat's
+    indices against ``k1``/``k2`` (a bad token is dropped and raises the sticky ``index_error``,
+    cleared by ``batch_start``), carries the four lane addresses and the two token valids to cM
+    and decides the merges (``x1 == x3``, ``x2 == x4``) on the way.
+
+    Outputs: ``valid`` at c1 (the tiles' ADD stage); ``addr``, ``tok``, ``merge`` and ``act`` (lane
+    valids after merging: lane b of a merged region carries nothing) at cM = c0 + ``LATENCY``.
+    """
+
+    #: deliberate faults (:mod:`hdl.faults`); :class:`ProbabilityAggregation` passes its own down
+    FAULTS = {"no_merge": "equal clusters of the two halves are not merged (two updates of one word)"}
+    #: cycles from the ct beat (c0) to its tokens' valids at the tiles' ADD stage (c1)
+    VALID_LATENCY = CS_READ_LATENCY
+    #: cycles from the ct beat (c0) to cM, where the tiles merge: M = 2 + ExpUnit.LATENCY
+    LATENCY = VALID_LATENCY + PagTile.MERGE_DELAY
+
+    def __init__(self, *, k1_max: int, k2_max: int) -> None:
+        self._keep(k1_max, k2_max)
+        self._merge = "no_merge" not in faults.active(self)
+        super().__init__({
+            "k1": In(range(k1_max + 1)), "k2": In(range(k2_max + 1)),
+            "ct": In(self._ct_layout), "tok_valid": In(2),
+            "batch_start": In(1),
+            "valid": Out(2),
+            "addr": Out(self._ct_layout), "tok": Out(2), "merge": Out(2), "act": Out(LANES),
+            "index_error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ct, k1, k2 = self.ct, self.k1, self.k2
+        ok = [(ct.ct1[i] < k1) & (ct.ct2[i] < k2) for i in range(2)]
+        bad = Cat(*[self.tok_valid[i] & ~ok[i] for i in range(2)]).any()
+        bad_q = Signal()
+        m.d.sync += bad_q.eq(bad)
+        with m.If(self.batch_start):
+            m.d.sync += self.index_error.eq(0)
+        with m.Elif(bad_q):
+            m.d.sync += self.index_error.eq(1)
+
+        def stage(name: str, xs, vs):
+            return _pipeline_stage(m, name, xs, vs, "v")
+
+        x1s, v1s = stage("p1", [_lane(ct, i) for i in range(LANES)],
+                         [self.tok_valid[i] & ok[i] for i in range(2)])
+        x2s, v2s = stage("p2", x1s, v1s)
+        mg2 = [Signal(name=f"p2_merge{r + 1}") for r in range(2)]
+        m.d.sync += [mg2[r].eq(v1s[0] & v1s[1] & (x1s[2 * r] == x1s[2 * r + 1]) & self._merge) for r in range(2)]
+        xs, vs, mg = x2s, v2s, mg2
+        for s in range(3, self.LATENCY + 1):  # follow the tiles' ExpUnit to cM
+            xs, vs = stage(f"p{s}", xs, vs)
+            mgn = [Signal(name=f"p{s}_merge{r + 1}") for r in range(2)]
+            m.d.sync += [mgn[r].eq(mg[r]) for r in range(2)]
+            mg = mgn
+        m.d.comb += [self.valid.eq(Cat(*v1s)), self.tok.eq(Cat(*vs)), self.merge.eq(Cat(*mg)),
+                     self.act.eq(Cat(vs[0], vs[1] & ~mg[0], vs[0], vs[1] & ~mg[1]))]
+        m.d.comb += [_lane(self.addr, i).eq(xs[i]) for i in range(LANES)]
+        return m
+
+
+class PagApControl(_PagCapacities):
+    """AP memory control of the PAG (cM .. cM+2, module doc): AP read addresses at cM (port a of
+    each region also serves the readout at ``ro_idx``), the one-hot operand selects ``sel`` of
+    the tiles' ACC stage at cM+1 (memory word, or the newest in-flight write of the same address
+    in stage W or W2; none: never written this batch, 0), the write-back addresses and enables
+    at cM+2, and the per-region ``written`` bitmaps (cleared by ``batch_start``).
+    ``ro_written``: the readout word read at the previous ``advance`` was written this batch.
+    """
+
+    #: deliberate faults (:mod:`hdl.faults`); :class:`ProbabilityAggregation` passes its own down
+    FAULTS = {"no_forward": "no forwarding of the AP word being written back"}
+    #: cycles from the lane addresses (cM) to the operand selects / ACC stage (cM+1)
+    SEL_LATENCY = 1
+    #: cycles from the lane addresses (cM) to their write-back (cM+2, committed at its end)
+    WRITE_LATENCY = 2
+
+    def __init__(self, *, k1_max: int, k2_max: int) -> None:
+        self._keep(k1_max, k2_max)
+        self._forward = "no_forward" not in faults.active(self)
+        depth = max(k1_max, k2_max)
+        super().__init__({
+            "addr": In(self._ct_layout), "act": In(LANES),
+            "batch_start": In(1),
+            "readout": In(1), "advance": In(1), "ro_idx": In(range(depth)),
+            "rd_addr": Out(self._ct_layout), "rd_en": Out(LANES),
+            "sel": Out(data.ArrayLayout(unsigned(SEL_BITS), LANES)), "acc_act": Out(LANES),
+            "wr_addr": Out(self._ct_layout), "wr_en": Out(LANES),
+            "ro_written": Out(2),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depths = (self._k1_max, self._k2_max)
+        xms = [_lane(self.addr, i) for i in range(LANES)]
+
+        # ---- cM: AP reads ----------------------------------------------------------------------
+        written = [Signal(d, name=f"written{r + 1}") for r, d in enumerate(depths)]
+        for i in range(LANES):
+            region = i // 2
+            if i % 2 == 0:  # port a also serves the readout (entries never written read as 0)
+                addr = Mux(self.readout, self.ro_idx, xms[i])
+                en = Mux(self.readout, self.advance, 1)
+                with m.If(en):
+                    m.d.sync += self.ro_written[region].eq(written[region].bit_select(addr, 1))
+            else:
+                addr, en = xms[i], Const(1)
+            m.d.comb += [_lane(self.rd_addr, i).eq(addr), self.rd_en[i].eq(en)]
+
+        # ---- cM+1 / cM+2: the lanes' addresses and valids in stages ACC, W, W2 --------------------
+        def stage(name: str, xs, ls):
+            return _pipeline_stage(m, name, xs, ls, "act")
+
+        xa, la = stage("acc", xms, list(self.act))
+        xw, lw = stage("w", xa, la)
+        # One-hot operand selects, decided at cM for the next cycle (registered, off the ACC
+        # loop): the update now in ACC will be in W, the one now in W will be in W2; newest wins.
+        for i in range(LANES):
+            base, region = i & ~1, i // 2
+            hit = lambda xr, lr, j, i=i: lr[j] & (xr[j] == xms[i])  # noqa: E731
+            if self._forward:
+                hw = [hit(xa, la, base), hit(xa, la, base + 1)]
+                hw2 = [hit(xw, lw, base), hit(xw, lw, base + 1)]
+            else:
+                hw = hw2 = [Const(0), Const(0)]
+            any_w = hw[0] | hw[1]
+            any_w2 = ~any_w & (hw2[0] | hw2[1])
+            mem = ~any_w & ~(hw2[0] | hw2[1]) & written[region].bit_select(xms[i], 1)
+            m.d.sync += self.sel[i].eq(Cat(mem, hw[0], hw[1], any_w2 & hw2[0], any_w2 & hw2[1]))
+        m.d.comb += self.acc_act.eq(Cat(*la))
+
+        # ---- cM+2: write back, mark written ---------------------------------------------------------
+        m.d.comb += [_lane(self.wr_addr, i).eq(xw[i]) for i in range(LANES)] + [self.wr_en.eq(Cat(*lw))]
+        for region in range(2):
+            with m.If(self.batch_start):
+                m.d.sync += written[region].eq(0)
+            with m.Else():
+                sets = Cat(*[(lw[2 * region] & (xw[2 * region] == a)) | (lw[2 * region + 1] & (xw[2 * region + 1] == a))
+                             for a in range(depths[region])])
+                m.d.sync += written[region].eq(written[region] | sets)
+        return m
+
+
+class ProbabilityAggregation(_PagCapacities):
+    """PAG: ``b`` tiles computing AP (DESIGN §3 step 7) bit-exactly as
+    :func:`golden.pag.probability_aggregation`; see the module doc for the protocol and pipeline.
+
+    Ports: ``cs`` (in stream, ``b`` signed scores per beat), ``ct`` (in stream, ``ct1[2]``,
+    ``ct2[2]``), ``ap`` (out stream, ``ap[b]`` + ``last``), config ``k1``, ``k2``, ``n``; per-tile
+    sticky flags ``add_overflow``, ``exp_overflow``, ``ap_overflow`` (bit c = tile c, cleared by
+    the first CS beat of a batch), sticky ``index_error`` (a CT value >= k1/k2: that update is
+    dropped), combinational ``config_error`` (k1, k2 or n out of range: ``cs`` is not accepted).
+
+    Parts: :class:`PagSequencer` (``seq``: phases, CS load, readout walk), :class:`PagIssue`
+    (``issue``: c0 .. cM), :class:`PagApControl` (``apctl``: AP reads, forwarding, write-back),
+    ``b`` :class:`PagTile` (``tile<c>``); the parent holds the CS1/CS2/AP1/AP2 memories.
+    """
+
+    #: cycles from a ct beat's transfer to its AP updates being written (end of that cycle)
+    UPDATE_LATENCY = PagIssue.LATENCY + PagApControl.WRITE_LATENCY + 1
+    #: cycles from the last ct beat's transfer to the first ``ap`` beat being valid
+    READOUT_LATENCY = UPDATE_LATENCY + PagSequencer.READOUT_DELAY
+
+    #: deliberate faults for the tests (:mod:`hdl.faults`), passed down to the part that holds them
+    FAULTS = {**PagIssue.FAULTS, **PagApControl.FAULTS}
+
+    def __init__(self, *, b: int, k1_max: int, k2_max: int, n_max: int, cs_fmt: QFormat, exp_spec: ExpSpec,
+                 ap_fmt: QFormat) -> None:
+        self._keep(k1_max, k2_max)
+        self._b, self._n_max = b, n_max
+        self._cs_fmt, self._exp_spec, self._ap_fmt = cs_fmt, exp_spec, ap_fmt
+        self._faults = faults.active(self)
+        self.ct1_bits, self.ct2_bits = index_bits(k1_max), index_bits(k2_max)
+        ap_layout = data.StructLayout({"ap": data.ArrayLayout(shape_of(ap_fmt), b), "last": 1})
+        super().__init__({
+            "k1": In(range(k1_max + 1)),
+            "k2": In(range(k2_max + 1)),
+            "n": In(range(n_max + 1)),
+            "cs": In(stream.Signature(data.ArrayLayout(shape_of(cs_fmt), b))),
+            "ct": In(stream.Signature(self._ct_layout)),
+            "ap": Out(stream.Signature(ap_layout)),
+            "add_overflow": Out(b),
+            "exp_overflow": Out(b),
+            "ap_overflow": Out(b),
+            "index_error": Out(1),
+            "config_error": Out(1),
+        })
+
+    @classmethod
+    def check_params(cls, *, b: int, k1_max: int, k2_max: int, n_max: int, cs_fmt: QFormat, exp_spec: ExpSpec,
+                     ap_fmt: QFormat) -> None:
+        _check_ints(b=b, k1_max=k1_max, k2_max=k2_max, n_max=n_max)
+        check_pag_formats(cs_fmt, exp_spec, ap_fmt)
+
+    # -- read-only parameters ----------------------------------------------------------------
+    @property
+    def b(self) -> int:
+        return self._b
 
     @property
     def n_max(self) -> int:
@@ -259,229 +575,70 @@ class ProbabilityAggregation(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         b, cs_w, ap_w = self._b, self._cs_fmt.width, self._ap_fmt.width
-        k1_max, k2_max = self._k1_max, self._k2_max
-        depths = (k1_max, k2_max)
-        addr_bits = (self.ct1_bits, self.ct2_bits)
-
-        cs_mem = [Memory(shape=unsigned(b * cs_w), depth=d, init=[]) for d in depths]
-        ap_mem = [Memory(shape=unsigned(b * ap_w), depth=d, init=[]) for d in depths]
+        caps = dict(k1_max=self._k1_max, k2_max=self._k2_max)
+        cs_mem = [Memory(shape=unsigned(b * cs_w), depth=d, init=[]) for d in caps.values()]
+        ap_mem = [Memory(shape=unsigned(b * ap_w), depth=d, init=[]) for d in caps.values()]
         m.submodules.cs1, m.submodules.cs2 = cs_mem
         m.submodules.ap1, m.submodules.ap2 = ap_mem
         cs_wr = [mem.write_port() for mem in cs_mem]
-        # [region][lane a/b]; transparent for the (registered) CS write: a ct beat right after the
-        # last CS beat reads the word that write lands
-        cs_rd = [[mem.read_port(domain="sync", transparent_for=(wr,)) for _ in range(2)]
-                 for mem, wr in zip(cs_mem, cs_wr, strict=True)]
-        ap_wr = [[mem.write_port() for _ in range(2)] for mem in ap_mem]
-        ap_rd = [[mem.read_port(domain="sync") for _ in range(2)] for mem in ap_mem]
+        # [lane]; transparent for the (registered) CS write: a ct beat right after the last CS beat
+        # reads the word that write lands
+        cs_rd = [cs_mem[i // 2].read_port(domain="sync", transparent_for=(cs_wr[i // 2],)) for i in range(LANES)]
+        ap_wr = [ap_mem[i // 2].write_port() for i in range(LANES)]
+        ap_rd = [ap_mem[i // 2].read_port(domain="sync") for i in range(LANES)]
 
+        m.submodules.seq = seq = PagSequencer(b=b, n_max=self._n_max, cs_fmt=self._cs_fmt,
+                                              update_latency=self.UPDATE_LATENCY, **caps)
+        with faults.injected(PagIssue, *(self._faults & PagIssue.FAULTS.keys())):
+            m.submodules.issue = issue = PagIssue(**caps)
+        with faults.injected(PagApControl, *(self._faults & PagApControl.FAULTS.keys())):
+            m.submodules.apctl = apctl = PagApControl(**caps)
         tiles = []
         for c in range(b):
-            tile = PagTile(cs_fmt=self._cs_fmt, exp_spec=self._exp_spec, ap_fmt=self._ap_fmt)
-            m.submodules[f"tile{c}"] = tile
+            m.submodules[f"tile{c}"] = tile = PagTile(cs_fmt=self._cs_fmt, exp_spec=self._exp_spec,
+                                                      ap_fmt=self._ap_fmt)
             tiles.append(tile)
 
-        cfg_ok = ((self.k1 >= 1) & (self.k1 <= k1_max) & (self.k2 >= 1) & (self.k2 <= k2_max)
-                  & (self.n >= 1) & (self.n <= self._n_max))
-        m.d.comb += self.config_error.eq(~cfg_ok)
-
-        # ---- batch control ----------------------------------------------------------------
-        load_idx = Signal(range(max(depths)))
-        load_in2 = Signal()
-        tokens = Signal(range(self._n_max + 2))
-        drain = Signal(range(self.UPDATE_LATENCY))
-        batch_start = Signal()  # cycle after the first CS beat of a batch: clear bitmaps and flags
-        readout = Signal()
-        ro_idx = Signal(range(max(depths)))
-        ro_in2 = Signal()
-        ro_done = Signal()
-        o_in2 = Signal()
-        advance = Signal()
-        m.d.comb += advance.eq(~self.ap.valid | self.ap.ready)
-
-        take_cs = self.cs.valid & self.cs.ready
-        take_ct = self.ct.valid & self.ct.ready
-        last_beat = tokens + 2 >= self.n
-
-        with m.FSM(name="phase") as fsm:
-            with m.State("LOAD"):
-                with m.If(take_cs):
-                    with m.If(~load_in2 & (load_idx == self.k1 - 1)):
-                        m.d.sync += [load_in2.eq(1), load_idx.eq(0)]
-                    with m.Elif(load_in2 & (load_idx == self.k2 - 1)):
-                        m.d.sync += [load_in2.eq(0), load_idx.eq(0), tokens.eq(0)]
-                        m.next = "RUN"
-                    with m.Else():
-                        m.d.sync += load_idx.eq(load_idx + 1)
-            with m.State("RUN"):
-                with m.If(take_ct):
-                    m.d.sync += tokens.eq(tokens + 2)
-                    with m.If(last_beat):
-                        m.d.sync += drain.eq(self.UPDATE_LATENCY - 2)
-                        m.next = "DRAIN"
-            with m.State("DRAIN"):
-                m.d.sync += drain.eq(drain - 1)
-                with m.If(drain == 0):
-                    m.d.sync += [ro_idx.eq(0), ro_in2.eq(0), ro_done.eq(0)]
-                    m.next = "READOUT"
-            with m.State("READOUT"):
-                with m.If(advance):
-                    m.d.sync += [self.ap.valid.eq(~ro_done), o_in2.eq(ro_in2),
-                                 self.ap.payload.last.eq(ro_in2 & (ro_idx == self.k2 - 1))]
-                    with m.If(~ro_done):
-                        with m.If(~ro_in2 & (ro_idx == self.k1 - 1)):
-                            m.d.sync += [ro_in2.eq(1), ro_idx.eq(0)]
-                        with m.Elif(ro_in2 & (ro_idx == self.k2 - 1)):
-                            m.d.sync += ro_done.eq(1)
-                        with m.Else():
-                            m.d.sync += ro_idx.eq(ro_idx + 1)
-                with m.If(self.ap.valid & self.ap.ready & self.ap.payload.last):
-                    m.d.sync += self.ap.valid.eq(0)
-                    m.next = "LOAD"
-
-        # Plain assigns (not FSM-case processes): Icarus does not run an ``always @*`` whose only
-        # inputs keep their initial values, which would leave a ready output X until the state moves.
+        # ---- sequencer: config, streams, CS load ------------------------------------------------
+        wiring.connect(m, wiring.flipped(self.cs), seq.cs)
         m.d.comb += [
-            self.cs.ready.eq(fsm.ongoing("LOAD") & cfg_ok),
-            self.ct.ready.eq(fsm.ongoing("RUN")),
-            readout.eq(fsm.ongoing("READOUT")),
+            seq.k1.eq(self.k1), seq.k2.eq(self.k2), seq.n.eq(self.n), self.config_error.eq(seq.config_error),
+            seq.ct_valid.eq(self.ct.valid), self.ct.ready.eq(seq.ct_ready),
+            self.ap.valid.eq(seq.ap_valid), seq.ap_ready.eq(self.ap.ready), self.ap.payload.last.eq(seq.ap_last),
         ]
-        # Registered (high fanout: every bitmap bit and flag); takes effect the cycle after the
-        # first CS beat, still before the earliest ct beat (k1 + k2 >= 2 CS beats).
-        m.d.sync += batch_start.eq(take_cs & ~load_in2 & (load_idx == 0))
-
-        # CS load: beat t goes to CS1[t] (t < k1) or CS2[t - k1]. The write is registered (timing: the
-        # LUT-RAM write enables fan out widely; they no longer hang off the phase FSM and cs.ready).
-        wr_en = Signal(2)
-        wr_addr = Signal.like(load_idx, name="cs_wr_addr")
-        wr_data = Signal(b * cs_w, name="cs_wr_data")
-        m.d.sync += [wr_en.eq(Cat(take_cs & ~load_in2, take_cs & load_in2)), wr_addr.eq(load_idx),
-                     wr_data.eq(self.cs.payload.as_value())]
         for region, port in enumerate(cs_wr):
-            m.d.comb += [port.addr.eq(wr_addr), port.data.eq(wr_data), port.en.eq(wr_en[region])]
+            m.d.comb += [port.addr.eq(seq.cs_addr), port.data.eq(seq.cs_data), port.en.eq(seq.cs_we[region])]
 
-        # ---- c0: accept a ct beat, read CS ------------------------------------------------
-        payload = self.ct.payload
-        x0 = [payload.ct1[0], payload.ct1[1], payload.ct2[0], payload.ct2[1]]  # lane order
-        ok1 = [payload.ct1[i] < self.k1 for i in range(2)]
-        ok2 = [payload.ct2[i] < self.k2 for i in range(2)]
-        present = [take_ct, take_ct & (tokens + 1 < self.n)]
-        bad = Cat(*[present[i] & ~(ok1[i] & ok2[i]) for i in range(2)]).any()
-        v0 = [present[i] & ok1[i] & ok2[i] for i in range(2)]
-        for region in range(2):
-            for lane in range(2):
-                m.d.comb += [cs_rd[region][lane].addr.eq(x0[2 * region + lane]), cs_rd[region][lane].en.eq(1)]
-        bad_q = Signal()
-        m.d.sync += bad_q.eq(bad)
-        with m.If(batch_start):
-            m.d.sync += self.index_error.eq(0)
-        with m.Elif(bad_q):
-            m.d.sync += self.index_error.eq(1)
+        # ---- c0: CS reads at the beat's cluster indices; the issue pipeline to cM -----------------
+        m.d.comb += [cs_rd[i].addr.eq(_lane(self.ct.payload, i)) for i in range(LANES)]
+        m.d.comb += [cs_rd[i].en.eq(1) for i in range(LANES)]
+        m.d.comb += [issue.k1.eq(self.k1), issue.k2.eq(self.k2), issue.ct.eq(self.ct.payload),
+                     issue.tok_valid.eq(seq.tok_valid), issue.batch_start.eq(seq.batch_start),
+                     self.index_error.eq(issue.index_error)]
 
-        # ---- control pipeline c1 .. cM (addresses, token valids, merge decisions) --------------
-        def stage(name: str, xs, vs):
-            xr = [Signal(addr_bits[i // 2], name=f"{name}_x{i}") for i in range(LANES)]
-            vr = [Signal(name=f"{name}_v{i}") for i in range(2)]
-            m.d.sync += ([a.eq(bv) for a, bv in zip(xr, xs, strict=True)]
-                         + [a.eq(bv) for a, bv in zip(vr, vs, strict=True)])
-            return xr, vr
-
-        x1s, v1s = stage("p1", x0, v0)
-        x2s, v2s = stage("p2", x1s, v1s)
-        merge_on = "no_merge" not in self._faults
-        mg2 = [Signal(name=f"p2_merge{r + 1}") for r in range(2)]
-        m.d.sync += [mg2[r].eq(v1s[0] & v1s[1] & (x1s[2 * r] == x1s[2 * r + 1]) & merge_on) for r in range(2)]
-        xs, vs, mg = x2s, v2s, mg2
-        for s in range(3, 3 + ExpUnit.LATENCY):  # follow the ExpUnit to cM
-            xs, vs = stage(f"p{s}", xs, vs)
-            mgn = [Signal(name=f"p{s}_merge{r + 1}") for r in range(2)]
-            m.d.sync += [mgn[r].eq(mg[r]) for r in range(2)]
-            mg = mgn
-        xms, vms, mgm = xs, vs, mg
-        for c, tile in enumerate(tiles):
-            d1a, d1b = cs_rd[0][0].data, cs_rd[0][1].data
-            d2a, d2b = cs_rd[1][0].data, cs_rd[1][1].data
-            sl = slice(c * cs_w, (c + 1) * cs_w)
-            m.d.comb += [
-                tile.cs1_a.eq(d1a[sl]), tile.cs1_b.eq(d1b[sl]), tile.cs2_a.eq(d2a[sl]), tile.cs2_b.eq(d2b[sl]),
-                tile.valid_a.eq(v1s[0]), tile.valid_b.eq(v1s[1]),
-                tile.merge1.eq(mgm[0]), tile.merge2.eq(mgm[1]),
-                tile.clear_flags.eq(batch_start),
-            ]
-
-        # ---- cM: lane valids after merging, AP reads ------------------------------------------
-        actm = [vms[0], vms[1] & ~mgm[0], vms[0], vms[1] & ~mgm[1]]
-        written = [Signal(d, name=f"written{r + 1}") for r, d in enumerate(depths)]
-        wbit = [Signal(name=f"readout_written{r + 1}") for r in range(2)]
-        for region in range(2):
-            for lane in range(2):
-                i = 2 * region + lane
-                port = ap_rd[region][lane]
-                if lane == 0:  # port a also serves the readout (entries never written read as 0)
-                    addr = Mux(readout, ro_idx, xms[i])
-                    en = Mux(readout, advance, 1)
-                    with m.If(en):
-                        m.d.sync += wbit[region].eq(written[region].bit_select(addr, 1))
-                else:
-                    addr, en = xms[i], Const(1)
-                m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
-
-        # ---- cM+1: forwarding selects -------------------------------------------------------
-        xa = [Signal(addr_bits[i // 2], name=f"acc_x{i}") for i in range(LANES)]
-        la = [Signal(name=f"acc_act{i}") for i in range(LANES)]
-        xw = [Signal(addr_bits[i // 2], name=f"w_x{i}") for i in range(LANES)]
-        lw = [Signal(name=f"w_act{i}") for i in range(LANES)]
-        xw2 = [Signal(addr_bits[i // 2], name=f"w2_x{i}") for i in range(LANES)]
-        lw2 = [Signal(name=f"w2_act{i}") for i in range(LANES)]
-        m.d.sync += ([a.eq(bv) for a, bv in zip(xa, xms, strict=True)]
-                     + [a.eq(bv) for a, bv in zip(la, actm, strict=True)]
-                     + [a.eq(bv) for a, bv in zip(xw, xa, strict=True)]
-                     + [a.eq(bv) for a, bv in zip(lw, la, strict=True)]
-                     + [a.eq(bv) for a, bv in zip(xw2, xw, strict=True)]
-                     + [a.eq(bv) for a, bv in zip(lw2, lw, strict=True)])
-        # One-hot operand selects, decided at cM for the next cycle (registered, off the ACC
-        # loop): the update now in ACC will be in W, the one now in W will be in W2; newest wins.
-        forward_on = "no_forward" not in self._faults
-        sels = []
+        # ---- cM .. cM+2: AP control; the readout shares port a of each region --------------------
+        m.d.comb += [apctl.addr.eq(issue.addr), apctl.act.eq(issue.act), apctl.batch_start.eq(seq.batch_start),
+                     apctl.readout.eq(seq.readout), apctl.advance.eq(seq.advance), apctl.ro_idx.eq(seq.ro_idx)]
         for i in range(LANES):
-            base, region = i & ~1, i // 2
-            hit = lambda xr, lr, j, i=i: lr[j] & (xr[j] == xms[i])  # noqa: E731
-            if forward_on:
-                hw = [hit(xa, la, base), hit(xa, la, base + 1)]
-                hw2 = [hit(xw, lw, base), hit(xw, lw, base + 1)]
-            else:
-                hw = hw2 = [Const(0), Const(0)]
-            any_w = hw[0] | hw[1]
-            any_w2 = ~any_w & (hw2[0] | hw2[1])
-            mem = ~any_w & ~(hw2[0] | hw2[1]) & written[region].bit_select(xms[i], 1)
-            sel = Signal(SEL_BITS, name=f"acc_sel{i}")
-            m.d.sync += sel.eq(Cat(mem, hw[0], hw[1], any_w2 & hw2[0], any_w2 & hw2[1]))
-            sels.append(sel)
+            m.d.comb += [ap_rd[i].addr.eq(_lane(apctl.rd_addr, i)), ap_rd[i].en.eq(apctl.rd_en[i]),
+                         ap_wr[i].addr.eq(_lane(apctl.wr_addr, i)), ap_wr[i].en.eq(apctl.wr_en[i]),
+                         ap_wr[i].data.eq(Cat(*[tile.new[i] for tile in tiles]))]
+
+        # ---- tiles: word slices of the shared memories, control from issue / apctl -----------------
         for c, tile in enumerate(tiles):
-            rd = [ap_rd[i // 2][i % 2].data[c * ap_w:(c + 1) * ap_w] for i in range(LANES)]
-            m.d.comb += [tile.rd[i].eq(rd[i]) for i in range(LANES)]
-            m.d.comb += [tile.sel[i].eq(sels[i]) for i in range(LANES)] + [tile.act.eq(Cat(*la))]
-
-        # ---- cM+2: write back, mark written -------------------------------------------------
-        for region in range(2):
-            for lane in range(2):
-                i = 2 * region + lane
-                port = ap_wr[region][lane]
-                m.d.comb += [port.addr.eq(xw[i]), port.en.eq(lw[i]),
-                             port.data.eq(Cat(*[tile.new[i] for tile in tiles]))]
-            with m.If(batch_start):
-                m.d.sync += written[region].eq(0)
-            with m.Else():
-                sets = Cat(*[(lw[2 * region] & (xw[2 * region] == a)) | (lw[2 * region + 1] & (xw[2 * region + 1] == a))
-                             for a in range(depths[region])])
-                m.d.sync += written[region].eq(written[region] | sets)
-
-        # ---- readout payload (port a data; 0 where never written) ------------------------------
-        for c in range(b):
-            sl = slice(c * ap_w, (c + 1) * ap_w)
-            v1 = Mux(wbit[0], ap_rd[0][0].data[sl], 0)
-            v2 = Mux(wbit[1], ap_rd[1][0].data[sl], 0)
-            m.d.comb += self.ap.payload.ap[c].eq(Mux(o_in2, v2, v1))
+            cs_sl, ap_sl = slice(c * cs_w, (c + 1) * cs_w), slice(c * ap_w, (c + 1) * ap_w)
+            m.d.comb += [
+                tile.cs1_a.eq(cs_rd[0].data[cs_sl]), tile.cs1_b.eq(cs_rd[1].data[cs_sl]),
+                tile.cs2_a.eq(cs_rd[2].data[cs_sl]), tile.cs2_b.eq(cs_rd[3].data[cs_sl]),
+                tile.valid_a.eq(issue.valid[0]), tile.valid_b.eq(issue.valid[1]),
+                tile.merge1.eq(issue.merge[0]), tile.merge2.eq(issue.merge[1]),
+                tile.sel.eq(apctl.sel), tile.act.eq(apctl.acc_act), tile.clear_flags.eq(seq.batch_start),
+            ]
+            m.d.comb += [tile.rd[i].eq(ap_rd[i].data[ap_sl]) for i in range(LANES)]
+            # readout payload: port a of the region being read out, 0 where never written
+            v1 = Mux(apctl.ro_written[0], ap_rd[0].data[ap_sl], 0)
+            v2 = Mux(apctl.ro_written[1], ap_rd[2].data[ap_sl], 0)
+            m.d.comb += self.ap.payload.ap[c].eq(Mux(seq.ap_region2, v2, v1))
         m.d.comb += [
             self.add_overflow.eq(Cat(*[t.add_overflow for t in tiles])),
             self.exp_overflow.eq(Cat(*[t.exp_overflow for t in tiles])),

@@ -41,12 +41,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from golden.fixed import QFormat
 from golden.systolic import SystolicConfig
 
+from .checked import CheckedComponent
 from .primitives import RegisteredMultiplier, registered_multiply
 from .registry import BlockSpec, Param, ParamError
 
@@ -62,7 +63,7 @@ def op_layout(cols: int) -> data.StructLayout:
                               "col": unsigned(cols)})
 
 
-class PE(wiring.Component):
+class PE(CheckedComponent):
     """A PE of column ``col`` of a ``cols``-wide array; see the module docstring."""
 
     PORT_LATENCY = 1
@@ -70,17 +71,6 @@ class PE(wiring.Component):
     SUM_LATENCY = PORT_LATENCY + RegisteredMultiplier.LATENCY + 1
 
     def __init__(self, *, x_width: int, y_width: int, acc_width: int, col: int = 0, cols: int = 1) -> None:
-        self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
-        for name, value, lo, hi in (("x_width", x_width, 2, 27), ("y_width", y_width, 2, 27),
-                                    ("acc_width", acc_width, 4, 60), ("cols", cols, 1, 64)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"PE {name} must be an int, not {value!r}")
-            if not lo <= value <= hi:
-                raise ValueError(f"PE {name}={value} out of range [{lo}, {hi}]")
-        if acc_width < x_width + y_width:
-            raise ValueError(f"PE acc_width={acc_width} out of range: expected >= x_width + y_width")
-        if not 0 <= col < cols:
-            raise ValueError(f"PE col={col} out of range [0, {cols - 1}]")
         self._x_width, self._y_width, self._acc_width = x_width, y_width, acc_width
         self._col, self._cols = col, cols
         ol = op_layout(cols)
@@ -94,7 +84,19 @@ class PE(wiring.Component):
             "chain_out": Out(signed(acc_width)), "chain_sat_out": Out(1),
             "value": Out(signed(x_width)), "acc": Out(signed(acc_width)), "acc_sat": Out(1),
         })
-        self._MustUse__silence = False
+
+    @classmethod
+    def check_params(cls, *, x_width: int, y_width: int, acc_width: int, col: int, cols: int) -> None:
+        for name, value, lo, hi in (("x_width", x_width, 2, 27), ("y_width", y_width, 2, 27),
+                                    ("acc_width", acc_width, 4, 60), ("cols", cols, 1, 64)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"PE {name} must be an int, not {value!r}")
+            if not lo <= value <= hi:
+                raise ValueError(f"PE {name}={value} out of range [{lo}, {hi}]")
+        if acc_width < x_width + y_width:
+            raise ValueError(f"PE acc_width={acc_width} out of range: expected >= x_width + y_width")
+        if not 0 <= col < cols:
+            raise ValueError(f"PE col={col} out of range [0, {cols - 1}]")
 
     x_width = property(lambda self: self._x_width)
     y_width = property(lambda self: self._y_width)

@@ -26,12 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .checked import CheckedComponent
+
 __all__ = ["FPGATarget", "ECP5_TARGET", "platform_family", "is_ecp5", "registered_multiply",
-           "RegisteredMultiplier", "MULT18X18D_WIDTH", "REGISTERED_READ_NOTE", "RegisteredReadMemory",
+           "RegisteredMultiplier", "MULT18X18D_WIDTH",
+           "registered_wide_multiply", "WIDE_MULTIPLY_LATENCY", "REGISTERED_READ_NOTE", "RegisteredReadMemory",
            "DP16KD_ASPECTS", "LUTRAM_MAX_DEPTH", "dp16kd_tiles"]
 
 
@@ -135,7 +137,6 @@ def registered_multiply(m: Module, a: Value, b: Value, *, platform: Any = None, 
 
     for what, w, sgn in (("a", aw, a_signed), ("b", bw, b_signed)):
         if w > MULT18X18D_WIDTH:
-            m._MustUse__silence = True  # no 'never used' warning on top of the error
             raise ValueError(
                 f"registered multiply{' ' + name.rstrip('_') if name else ''}: operand {what} is {w} bits "
                 f"({'signed' if sgn else 'unsigned'}); an ECP5 MULT18X18D takes at most {MULT18X18D_WIDTH}. "
@@ -190,7 +191,40 @@ def registered_multiply(m: Module, a: Value, b: Value, *, platform: Any = None, 
     return product, tag_out
 
 
-class RegisteredMultiplier(wiring.Component):
+#: clock edges of :func:`registered_wide_multiply`: the chunk multipliers, then the sum register
+WIDE_MULTIPLY_LATENCY = 3
+
+
+def registered_wide_multiply(m: Module, a: Value, b: Value, *, platform: Any = None, name: str = "",
+                             domain: str = "sync") -> Value:
+    """Registered unsigned ``a * b`` with ``b`` wider than one DSP operand; returns the product.
+
+    ``b`` is cut into :data:`MULT18X18D_WIDTH`-bit chunks, each multiplied by ``a`` on a
+    :func:`registered_multiply` (one MULT18X18D each on ECP5), and the shifted chunk products are
+    summed into one register: latency :data:`WIDE_MULTIPLY_LATENCY` (3) on every platform, result
+    ``len(a) + len(b)`` bits, exact. ``a`` must fit one operand (<= 18 bits); both unsigned.
+    """
+    a, b = _operand(a, "a"), _operand(b, "b")
+    if a.shape().signed or b.shape().signed:
+        raise ValueError("registered wide multiply: operands must be unsigned")
+    if len(a) > MULT18X18D_WIDTH:
+        raise ValueError(f"registered wide multiply{' ' + name.rstrip('_') if name else ''}: operand a is "
+                         f"{len(a)} bits; at most {MULT18X18D_WIDTH} (split the narrower operand into a)")
+    width = len(a) + len(b)
+    total = Signal(unsigned(width), name=f"{name}sum")
+    parts = []
+    for k, lo in enumerate(range(0, len(b), MULT18X18D_WIDTH)):
+        chunk = b[lo:lo + MULT18X18D_WIDTH]
+        prod, _ = registered_multiply(m, a, chunk, platform=platform, name=f"{name}part{k}_", domain=domain)
+        parts.append(prod << lo if lo else prod)
+    acc = parts[0]
+    for part in parts[1:]:
+        acc = acc + part
+    m.d[domain] += total.eq(acc)
+    return total
+
+
+class RegisteredMultiplier(CheckedComponent):
     """``p = (a * b)[:width]``, ``LATENCY`` cycles after ``a``/``b``; see :func:`registered_multiply`.
 
     ``a_shape``/``b_shape``: operand shapes (signed or not); ``width``: product bits (default the
@@ -202,14 +236,16 @@ class RegisteredMultiplier(wiring.Component):
 
     def __init__(self, a_shape: Any, b_shape: Any, *, width: int | None = None, domain: str = "sync") -> None:
         a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
-        full = a_shape.width + b_shape.width
-        width = full if width is None else width
-        if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= full:
-            self._MustUse__silence = True
-            raise ValueError(f"RegisteredMultiplier width={width!r} out of range [1, {full}]")
+        width = a_shape.width + b_shape.width if width is None else width
         self._width, self._domain = width, domain
         p_shape = signed(width) if (a_shape.signed or b_shape.signed) else unsigned(width)
         super().__init__({"a": In(a_shape), "b": In(b_shape), "p": Out(p_shape)})
+
+    @classmethod
+    def check_params(cls, *, a_shape: Any, b_shape: Any, width: int | None, domain: str) -> None:
+        full = Shape.cast(a_shape).width + Shape.cast(b_shape).width
+        if width is not None and (not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= full):
+            raise ValueError(f"RegisteredMultiplier width={width!r} out of range [1, {full}]")
 
     width = property(lambda self: self._width)
 
@@ -251,7 +287,7 @@ def dp16kd_tiles(width: int, depth: int) -> list[int]:
     return tiles
 
 
-class RegisteredReadMemory(wiring.Component):
+class RegisteredReadMemory(CheckedComponent):
     """Simple dual-port RAM, zero-initialised, read latency ``LATENCY`` = 2: the address is sampled
     at an edge with ``r_en`` (stage 1), the word is registered at a later edge with ``r_data_en``
     (stage 2, the output register) and is on ``r_data`` after it. With both enables high the word
@@ -279,10 +315,6 @@ class RegisteredReadMemory(wiring.Component):
     LATENCY = 2
 
     def __init__(self, *, width: int, depth: int, domain: str = "sync", bram: bool | None = None) -> None:
-        for what, value in (("width", width), ("depth", depth)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                self._MustUse__silence = True
-                raise ValueError(f"RegisteredReadMemory: {what}={value!r} must be an integer >= 1")
         if bram is None:
             bram = depth > LUTRAM_MAX_DEPTH
         self._width, self._depth, self._domain, self._bram = width, depth, domain, bool(bram)
@@ -290,6 +322,12 @@ class RegisteredReadMemory(wiring.Component):
             "w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1),
             "r_addr": In(range(depth)), "r_en": In(1), "r_data_en": In(1), "r_data": Out(width),
         })
+
+    @classmethod
+    def check_params(cls, *, width: int, depth: int, domain: str, bram: bool | None) -> None:
+        for what, value in (("width", width), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"RegisteredReadMemory: {what}={value!r} must be an integer >= 1")
 
     width = property(lambda self: self._width)
     depth = property(lambda self: self._depth)

@@ -25,24 +25,36 @@ Passes per row (``C = d/lanes``), one item per cycle each, in series:
    :class:`hdl.arith.ExpUnit` into the weight buffer, ``den = Σ e`` (n + ``EXP_LATENCY`` cycles);
 3. PV: ``lanes`` multipliers ``p·V`` into ``d`` accumulators (n·C + ``PV_LATENCY`` cycles);
 4. NORM: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` (softmax) or a rounding shift and
-   saturation (probability mode) straight into ``o`` (C beats, stalled by ``o.ready``).
+   saturation (probability mode, :class:`ProbNormalizer`) straight into ``o`` (C beats, stalled
+   by ``o.ready``).
+
+:class:`SoftmaxPV` holds the buffers and the datapaths; :class:`SoftmaxPVControl` [ctrl] is its
+control (the FSM, the pass counters, the handshakes).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.fixed import QFormat
 from golden.lut import ExpSpec, RecipSpec
 from golden.softmax_pv import SoftmaxPVFormats
 
 from .arith import ExpUnit, ReciprocalScaler
+from .checked import CheckedComponent, check_positive_ints
 from .fixed import round_shift_const, saturate, shape_of
 
-__all__ = ["SoftmaxPV", "ScoreExp", "PVAccumulator", "Normalizer", "delay_line"]
+__all__ = ["SoftmaxPV", "SoftmaxPVControl", "ScoreExp", "PVAccumulator", "Normalizer", "ProbNormalizer", "delay_line"]
+
+
+def _check_d_lanes(d: object, lanes: object) -> None:
+    check_positive_ints(d=d, lanes=lanes)
+    if d % lanes:
+        raise ValueError(f"lanes={lanes} must divide d={d}")
 
 
 def delay_line(m: Module, value: Value, cycles: int, name: str, en: Value | None = None) -> list[Value]:
@@ -59,7 +71,7 @@ def delay_line(m: Module, value: Value, cycles: int, name: str, en: Value | None
     return out
 
 
-class ScoreExp(wiring.Component):
+class ScoreExp(CheckedComponent):
     """``e = exp(sat(round_half_up((score − smax)·scale_mant / 2^scale_shift)))``: the softmax
     input scaling and the shared :class:`hdl.arith.ExpUnit`, one score per cycle (LATTE, E-ATT).
 
@@ -82,6 +94,14 @@ class ScoreExp(wiring.Component):
             "y": Out(shape_of(exp_spec.out_fmt)),
             "valid_out": Out(1),
         })
+
+    @classmethod
+    def check_params(cls, *, score_width: int, diff_width: int, scale_mant_bits: int, scale_shift_bits: int,
+                     exp_spec: ExpSpec) -> None:
+        check_positive_ints(score_width=score_width, diff_width=diff_width, scale_mant_bits=scale_mant_bits,
+                            scale_shift_bits=scale_shift_bits)
+        if not isinstance(exp_spec, ExpSpec):
+            raise TypeError(f"exp_spec must be an ExpSpec, not {exp_spec!r}")
 
     def elaborate(self, platform):
         m = Module()
@@ -114,7 +134,7 @@ class ScoreExp(wiring.Component):
         return m
 
 
-class PVAccumulator(wiring.Component):
+class PVAccumulator(CheckedComponent):
     """``acc[c·lanes + l] += p · v[l]`` for the chunk ``c`` of the item: ``lanes`` multipliers
     (registered), then ``d`` accumulators; ``clear`` zeroes them (LATTE, E-ATT, MCA)."""
 
@@ -131,6 +151,10 @@ class PVAccumulator(wiring.Component):
             "clear": In(1),
             "acc": Out(ArrayLayout(acc_shape, d)),
         })
+
+    @classmethod
+    def check_params(cls, *, p_shape, v_shape, acc_shape, d: int, lanes: int) -> None:
+        _check_d_lanes(d, lanes)
 
     def elaborate(self, platform):
         m = Module()
@@ -155,7 +179,7 @@ class PVAccumulator(wiring.Component):
         return m
 
 
-class Normalizer(wiring.Component):
+class Normalizer(CheckedComponent):
     """Output normalisation: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` divide the
     accumulators of chunk ``chunk`` by ``den`` (clock enable ``en`` for output back-pressure)."""
 
@@ -173,6 +197,12 @@ class Normalizer(wiring.Component):
             "overflow": Out(1),
             "valid_out": Out(1),
         })
+
+    @classmethod
+    def check_params(cls, *, recip_spec: RecipSpec, acc_fmt, out_fmt, d: int, lanes: int) -> None:
+        _check_d_lanes(d, lanes)
+        if not isinstance(recip_spec, RecipSpec):
+            raise TypeError(f"recip_spec must be a RecipSpec, not {recip_spec!r}")
 
     def elaborate(self, platform):
         m = Module()
@@ -200,30 +230,205 @@ class Normalizer(wiring.Component):
         return m
 
 
-class SoftmaxPV(wiring.Component):
-    """The back end of one attention head (see the module docstring)."""
+class ProbNormalizer(CheckedComponent):
+    """Output normalisation in probability mode: per lane, the accumulator of chunk ``chunk`` by a
+    rounding shift to ``out_fmt`` and saturation, registered (clock enable ``en`` for output
+    back-pressure); ``overflow`` flags a saturated lane of the registered result (MCA)."""
+
+    LATENCY = 1
+
+    def __init__(self, *, acc_fmt: QFormat, out_fmt: QFormat, d: int, lanes: int) -> None:
+        self._acc_fmt, self._out_fmt, self._d, self._lanes = acc_fmt, out_fmt, d, lanes
+        super().__init__({
+            "acc": In(ArrayLayout(shape_of(acc_fmt), d)),
+            "chunk": In(range(max(d // lanes, 2))),
+            "valid_in": In(1),
+            "en": In(1, init=1),
+            "result": Out(ArrayLayout(shape_of(out_fmt), lanes)),
+            "overflow": Out(1),
+            "valid_out": Out(1),
+        })
+
+    @classmethod
+    def check_params(cls, *, acc_fmt: QFormat, out_fmt: QFormat, d: int, lanes: int) -> None:
+        _check_d_lanes(d, lanes)
+        for name, fmt in (("acc_fmt", acc_fmt), ("out_fmt", out_fmt)):
+            if not isinstance(fmt, QFormat):
+                raise TypeError(f"{name} must be a QFormat, not {fmt!r}")
+
+    def elaborate(self, platform):
+        m = Module()
+        L, C, acc_fmt, out_fmt = self._lanes, self._d // self._lanes, self._acc_fmt, self._out_fmt
+        overs = []
+        with m.If(self.en):
+            m.d.sync += self.valid_out.eq(self.valid_in)
+        for lane in range(L):
+            value = Signal(shape_of(acc_fmt), name=f"norm_value{lane}")
+            selected = self.acc[lane]
+            for c in range(1, C):  # a Mux chain, not a Switch (Icarus, see Normalizer)
+                selected = Mux(self.chunk == c, self.acc[c * L + lane], selected)
+            m.d.comb += value.eq(selected)
+            res, over = saturate(round_shift_const(value, acc_fmt.frac - out_fmt.frac, out_fmt.rounding), out_fmt)
+            over_reg = Signal(name=f"prob_over{lane}")
+            with m.If(self.en):
+                m.d.sync += [self.result[lane].eq(res), over_reg.eq(over)]
+            overs.append(over_reg)
+        m.d.comb += self.overflow.eq(Cat(*overs).any())
+        return m
+
+
+class SoftmaxPVControl(CheckedComponent):
+    """The control of :class:`SoftmaxPV`: the ``backend`` FSM (LOAD, SCORE, EXP, PV, NORM), its
+    counters and the stream handshakes; the parent holds the buffers and the datapaths.
+
+    LOAD counts ``n_keys·C`` V beats (``v_we``/``v_waddr``; ``load_done`` pulses when it ends);
+    SCORE takes ``n_keys`` weights (``s_take``/``s_addr``; ``row_start`` pulses with the last);
+    EXP (softmax mode) issues the score reads ``x_addr``, ``x_valid`` one cycle later with their
+    data; PV issues (weight ``p_addr``, V ``v_raddr``) reads and hands the accumulator the item's
+    ``pv_chunk``/``pv_valid`` after the reads' register (:attr:`PV_ISSUE_DELAY`); NORM issues
+    ``n_valid``/``n_chunk`` per chunk while ``o`` is not stalled. Each pass waits for its pipeline
+    (``exp_latency``, ``pv_latency`` cycles) to drain before the next starts."""
+
+    #: PV: weight and V reads, their register, then the accumulator's inputs
+    PV_ISSUE_DELAY = 2
+
+    def __init__(self, *, n_max: int, chunks: int, softmax: bool, exp_latency: int, pv_latency: int) -> None:
+        self._n_max, self._chunks, self._softmax = n_max, chunks, softmax
+        self._exp_latency, self._pv_latency = exp_latency, pv_latency
+        vdepth = n_max * chunks
+        super().__init__({
+            "n_keys": In(unsigned(n_max.bit_length())), "n_rows": In(unsigned(16)),
+            "v_valid": In(1), "v_ready": Out(1), "v_we": Out(1), "v_waddr": Out(range(vdepth + 1)),
+            "s_valid": In(1), "s_ready": Out(1), "s_take": Out(1), "s_addr": Out(range(n_max)),
+            "o_valid": In(1), "o_ready": In(1),
+            "load_done": Out(1), "row_start": Out(1),
+            "x_addr": Out(range(n_max)), "x_valid": Out(1),
+            "p_addr": Out(range(n_max)), "v_raddr": Out(range(vdepth)), "pv_chunk": Out(range(chunks)),
+            "pv_valid": Out(1),
+            "n_valid": Out(1), "n_chunk": Out(range(chunks)),
+            "idle": Out(1), "config_error": Out(1),
+        })
+
+    @classmethod
+    def check_params(cls, *, n_max: int, chunks: int, softmax: bool, exp_latency: int, pv_latency: int) -> None:
+        check_positive_ints(n_max=n_max, chunks=chunks, exp_latency=exp_latency)
+        if not isinstance(softmax, bool):
+            raise TypeError(f"softmax must be a bool, not {softmax!r}")
+        check_positive_ints(pv_latency=pv_latency)
+        if pv_latency < cls.PV_ISSUE_DELAY:
+            raise ValueError(f"pv_latency must be >= {cls.PV_ISSUE_DELAY}, not {pv_latency}")
+
+    def elaborate(self, platform):
+        m = Module()
+        n_max, C, vdepth = self._n_max, self._chunks, self._n_max * self._chunks
+        n_keys = self.n_keys
+        keys_ok = (n_keys >= 1) & (n_keys <= n_max)
+        v_total = Signal(range(vdepth + 1))
+        m.d.comb += v_total.eq(n_keys * C)
+        v_cnt = self.v_waddr
+        row_cnt = Signal(16)
+        s_cnt = self.s_addr
+        x_issue = Signal()
+        x_t = self.x_addr
+        xv = delay_line(m, x_issue, self._exp_latency, "xv")
+        p_issue = Signal()
+        p_t = self.p_addr
+        p_c = Signal(range(C))
+        p_base = Signal(range(vdepth))
+        pv = delay_line(m, p_issue, self._pv_latency, "pv")
+        pc = delay_line(m, p_c, self._pv_latency, "pc")
+        n_issue = self.n_valid
+        n_c = self.n_chunk
+        o_cnt = Signal(range(C))
+        stall = Signal()
+        m.d.comb += stall.eq(self.o_valid & ~self.o_ready)
+
+        with m.FSM(name="backend") as fsm:
+            with m.State("LOAD"):
+                m.d.sync += self.config_error.eq(~keys_ok)
+                with m.If(self.v_valid & self.v_ready):
+                    m.d.sync += v_cnt.eq(v_cnt + 1)
+                with m.If(keys_ok & (v_cnt == v_total)):
+                    m.d.sync += [v_cnt.eq(0), row_cnt.eq(0), s_cnt.eq(0)]
+                    m.d.comb += self.load_done.eq(1)
+                    with m.If(self.n_rows != 0):
+                        m.next = "SCORE"
+
+            with m.State("SCORE"):
+                with m.If(self.s_valid):
+                    m.d.sync += s_cnt.eq(s_cnt + 1)
+                    with m.If(s_cnt == n_keys - 1):
+                        m.d.sync += s_cnt.eq(0)
+                        m.d.comb += self.row_start.eq(1)
+                        if self._softmax:
+                            m.d.sync += [x_issue.eq(1), x_t.eq(0)]
+                            m.next = "EXP"
+                        else:
+                            m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0), p_base.eq(0)]
+                            m.next = "PV"
+
+            with m.State("EXP"):
+                with m.If(x_issue):
+                    m.d.sync += x_t.eq(x_t + 1)
+                    with m.If(x_t == n_keys - 1):
+                        m.d.sync += x_issue.eq(0)
+                with m.Elif(~Cat(*xv[1:]).any()):
+                    m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0), p_base.eq(0)]
+                    m.next = "PV"
+
+            with m.State("PV"):
+                with m.If(p_issue):
+                    with m.If(p_c == C - 1):
+                        m.d.sync += [p_c.eq(0), p_t.eq(p_t + 1), p_base.eq(p_base + C)]
+                        with m.If(p_t == n_keys - 1):
+                            m.d.sync += p_issue.eq(0)
+                    with m.Else():
+                        m.d.sync += p_c.eq(p_c + 1)
+                with m.Elif(~Cat(*pv[1:]).any()):
+                    m.d.sync += [n_issue.eq(1), n_c.eq(0), o_cnt.eq(0)]
+                    m.next = "NORM"
+
+            with m.State("NORM"):
+                with m.If(n_issue & ~stall):
+                    m.d.sync += n_c.eq(n_c + 1)
+                    with m.If(n_c == C - 1):
+                        m.d.sync += [n_c.eq(0), n_issue.eq(0)]
+                with m.If(self.o_valid & self.o_ready):
+                    m.d.sync += o_cnt.eq(o_cnt + 1)
+                    with m.If(o_cnt == C - 1):
+                        m.d.sync += [o_cnt.eq(0), row_cnt.eq(row_cnt + 1)]
+                        with m.If(row_cnt + 1 == self.n_rows):
+                            m.next = "LOAD"
+                        with m.Else():
+                            m.next = "SCORE"
+
+        # Handshakes as plain assignments outside the FSM (Icarus, see LATTE).
+        in_load, in_score = fsm.ongoing("LOAD"), fsm.ongoing("SCORE")
+        m.d.comb += [
+            self.v_ready.eq(in_load & keys_ok & (v_cnt < v_total)),
+            self.v_we.eq(self.v_valid & self.v_ready),
+            self.s_ready.eq(in_score), self.s_take.eq(self.s_valid & in_score),
+            self.idle.eq(in_load & (v_cnt == 0)),
+            self.x_valid.eq(xv[1]),
+            self.v_raddr.eq(p_base + p_c),
+            self.pv_chunk.eq(pc[self.PV_ISSUE_DELAY]), self.pv_valid.eq(pv[self.PV_ISSUE_DELAY]),
+        ]
+        return m
+
+
+class SoftmaxPV(CheckedComponent):
+    """The back end of one attention head (see the module docstring): the V, score and weight
+    buffers and the datapaths (:class:`ScoreExp`, :class:`PVAccumulator`, :class:`Normalizer` or
+    :class:`ProbNormalizer`), sequenced by :class:`SoftmaxPVControl`."""
 
     #: EXP: score buffer read, then :class:`ScoreExp`
     EXP_LATENCY = 1 + ScoreExp.LATENCY
     #: PV: read, register, then :class:`PVAccumulator` (product, accumulate)
     PV_LATENCY = 1 + PVAccumulator.LATENCY
-    #: NORM in probability mode: one register (round + saturate)
-    PROB_NORM_LATENCY = 1
+    #: NORM in probability mode: :class:`ProbNormalizer` (round + saturate, registered)
+    PROB_NORM_LATENCY = ProbNormalizer.LATENCY
 
     def __init__(self, *, d: int, lanes: int, fmts: SoftmaxPVFormats) -> None:
-        for name, value in (("d", d), ("lanes", lanes)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                self._MustUse__used = True
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if value < 1:
-                self._MustUse__used = True
-                raise ValueError(f"{name} must be >= 1, not {value}")
-        if d % lanes:
-            self._MustUse__used = True
-            raise ValueError(f"lanes={lanes} must divide d={d}")
-        if not isinstance(fmts, SoftmaxPVFormats):
-            self._MustUse__used = True
-            raise TypeError(f"fmts must be a SoftmaxPVFormats, not {fmts!r}")
         self._d, self._lanes, self._fmts = d, lanes, fmts
         f = fmts
         ports = {
@@ -240,6 +445,12 @@ class SoftmaxPV(wiring.Component):
             ports["scale_mant"] = In(unsigned(f.scale_mant_bits))
             ports["scale_shift"] = In(unsigned(f.scale_shift_bits))
         super().__init__(ports)
+
+    @classmethod
+    def check_params(cls, *, d: int, lanes: int, fmts: SoftmaxPVFormats) -> None:
+        _check_d_lanes(d, lanes)
+        if not isinstance(fmts, SoftmaxPVFormats):
+            raise TypeError(f"fmts must be a SoftmaxPVFormats, not {fmts!r}")
 
     @property
     def fmts(self) -> SoftmaxPVFormats:
@@ -275,172 +486,68 @@ class SoftmaxPV(wiring.Component):
         L, C, n_max = self._lanes, self.chunks, f.n_max
         m = Module()
         chunk = ArrayLayout(shape_of(f.v_fmt), L)
-        vdepth = n_max * C
-        m.submodules.vmem = vmem = Memory(shape=chunk, depth=vdepth, init=[])
+        m.submodules.vmem = vmem = Memory(shape=chunk, depth=n_max * C, init=[])
         m.submodules.pmem = pmem = Memory(shape=shape_of(f.p_fmt), depth=n_max, init=[])
         v_w, v_r = vmem.write_port(), vmem.read_port()
         p_w, p_r = pmem.write_port(), pmem.read_port()
-
-        n_keys = self.n_keys
-        keys_ok = (n_keys >= 1) & (n_keys <= n_max)
-        v_total = Signal(range(vdepth + 1))
-        m.d.comb += v_total.eq(n_keys * C)
-        v_cnt = Signal(range(vdepth + 1))
-        row_cnt = Signal(16)
-        s_cnt = Signal(range(n_max))
-
+        m.submodules.ctrl = ctrl = SoftmaxPVControl(n_max=n_max, chunks=C, softmax=f.softmax,
+                                                    exp_latency=self.EXP_LATENCY, pv_latency=self.PV_LATENCY)
         m.submodules.pv = pvacc = PVAccumulator(p_shape=shape_of(f.p_fmt), v_shape=shape_of(f.v_fmt),
                                                 acc_shape=shape_of(f.acc_fmt), d=self._d, lanes=L)
-        acc = [pvacc.acc[i] for i in range(self._d)]
-        clear_acc = Signal()
-        m.d.comb += pvacc.clear.eq(clear_acc)
-        den = Signal(shape_of(f.den_fmt))
+        stall = Signal()
+        m.d.comb += [
+            stall.eq(self.o.valid & ~self.o.ready),
+            ctrl.n_keys.eq(self.n_keys), ctrl.n_rows.eq(self.n_rows),
+            ctrl.v_valid.eq(self.v.valid), self.v.ready.eq(ctrl.v_ready),
+            ctrl.s_valid.eq(self.s.valid), self.s.ready.eq(ctrl.s_ready),
+            ctrl.o_valid.eq(self.o.valid), ctrl.o_ready.eq(self.o.ready),
+            self.idle.eq(ctrl.idle), self.config_error.eq(ctrl.config_error),
+            v_w.en.eq(ctrl.v_we), v_w.addr.eq(ctrl.v_waddr), v_w.data.eq(self.v.payload),
+            pvacc.clear.eq(ctrl.row_start),
+        ]
 
-        # EXP pass (softmax mode)
         if f.softmax:
+            # SCORE: buffer and running maximum; EXP: ScoreExp, weights into the buffer, den = Σ e
             m.submodules.smem = smem = Memory(shape=signed(f.score_width), depth=n_max, init=[])
             s_w, s_r = smem.write_port(), smem.read_port()
-            smax = Signal(signed(f.score_width))
             m.submodules.sexp = sexp = ScoreExp(score_width=f.score_width, diff_width=f.diff_width,
                                                 scale_mant_bits=f.scale_mant_bits,
                                                 scale_shift_bits=f.scale_shift_bits, exp_spec=f.exp_spec)
-        x_issue = Signal()
-        x_t = Signal(range(n_max))
-        x_w = Signal(range(n_max))
-        xv = delay_line(m, x_issue, self.EXP_LATENCY, "xv")
-
-        # PV pass
-        p_issue = Signal()
-        p_t = Signal(range(n_max))
-        p_c = Signal(range(C))
-        p_base = Signal(range(vdepth))
-        pv = delay_line(m, p_issue, self.PV_LATENCY, "pv")
-        pc = delay_line(m, p_c, self.PV_LATENCY, "pc")
-
-        # NORM pass
-        n_issue = Signal()
-        n_c = Signal(range(C))
-        o_cnt = Signal(range(C))
-        stall = Signal()
-        m.d.comb += stall.eq(self.o.valid & ~self.o.ready)
-
-        with m.FSM(name="backend") as fsm:
-            with m.State("LOAD"):
-                m.d.sync += self.config_error.eq(~keys_ok)
-                with m.If(self.v.valid & self.v.ready):
-                    m.d.sync += v_cnt.eq(v_cnt + 1)
-                with m.If(keys_ok & (v_cnt == v_total)):
-                    m.d.sync += [v_cnt.eq(0), row_cnt.eq(0), s_cnt.eq(0), self.overflow.eq(0)]
-                    with m.If(self.n_rows != 0):
-                        m.next = "SCORE"
-
-            with m.State("SCORE"):
-                with m.If(self.s.valid):
-                    m.d.sync += s_cnt.eq(s_cnt + 1)
-                    with m.If(s_cnt == n_keys - 1):
-                        m.d.sync += [s_cnt.eq(0), den.eq(0)]
-                        m.d.comb += clear_acc.eq(1)
-                        if f.softmax:
-                            m.d.sync += [x_issue.eq(1), x_t.eq(0), x_w.eq(0)]
-                            m.next = "EXP"
-                        else:
-                            m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0), p_base.eq(0)]
-                            m.next = "PV"
-
-            with m.State("EXP"):
-                with m.If(x_issue):
-                    m.d.sync += x_t.eq(x_t + 1)
-                    with m.If(x_t == n_keys - 1):
-                        m.d.sync += x_issue.eq(0)
-                with m.Elif(~Cat(*xv[1:]).any()):
-                    m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0), p_base.eq(0)]
-                    m.next = "PV"
-
-            with m.State("PV"):
-                with m.If(p_issue):
-                    with m.If(p_c == C - 1):
-                        m.d.sync += [p_c.eq(0), p_t.eq(p_t + 1), p_base.eq(p_base + C)]
-                        with m.If(p_t == n_keys - 1):
-                            m.d.sync += p_issue.eq(0)
-                    with m.Else():
-                        m.d.sync += p_c.eq(p_c + 1)
-                with m.Elif(~Cat(*pv[1:]).any()):
-                    m.d.sync += [n_issue.eq(1), n_c.eq(0), o_cnt.eq(0)]
-                    m.next = "NORM"
-
-            with m.State("NORM"):
-                with m.If(n_issue & ~stall):
-                    m.d.sync += n_c.eq(n_c + 1)
-                    with m.If(n_c == C - 1):
-                        m.d.sync += [n_c.eq(0), n_issue.eq(0)]
-                with m.If(self.o.valid & self.o.ready):
-                    m.d.sync += o_cnt.eq(o_cnt + 1)
-                    with m.If(o_cnt == C - 1):
-                        m.d.sync += [o_cnt.eq(0), row_cnt.eq(row_cnt + 1)]
-                        with m.If(row_cnt + 1 == self.n_rows):
-                            m.next = "LOAD"
-                        with m.Else():
-                            m.next = "SCORE"
-
-        # Handshakes and memory enables as plain assignments outside the FSM (Icarus, see LATTE).
-        in_load, in_score = fsm.ongoing("LOAD"), fsm.ongoing("SCORE")
-        m.d.comb += [
-            self.v.ready.eq(in_load & keys_ok & (v_cnt < v_total)),
-            v_w.en.eq(self.v.valid & self.v.ready), v_w.addr.eq(v_cnt), v_w.data.eq(self.v.payload),
-            self.s.ready.eq(in_score),
-            self.idle.eq(in_load & (v_cnt == 0)),
-        ]
-        s_take = self.s.valid & in_score
-
-        if f.softmax:
-            # SCORE: buffer and running maximum
-            m.d.comb += [s_w.en.eq(s_take), s_w.addr.eq(s_cnt), s_w.data.eq(self.s.payload)]
-            with m.If(s_take & ((s_cnt == 0) | (self.s.payload > smax))):
+            smax = Signal(signed(f.score_width))
+            den = Signal(shape_of(f.den_fmt))
+            x_w = Signal(range(n_max))
+            m.d.comb += [s_w.en.eq(ctrl.s_take), s_w.addr.eq(ctrl.s_addr), s_w.data.eq(self.s.payload)]
+            with m.If(ctrl.s_take & ((ctrl.s_addr == 0) | (self.s.payload > smax))):
                 m.d.sync += smax.eq(self.s.payload)
-            # EXP datapath: score buffer read, ScoreExp, exp values into the weight buffer, den
-            m.d.comb += s_r.addr.eq(x_t)
-            m.d.comb += [sexp.score.eq(s_r.data), sexp.smax.eq(smax), sexp.scale_mant.eq(self.scale_mant),
-                         sexp.scale_shift.eq(self.scale_shift), sexp.valid_in.eq(xv[1])]
+            with m.If(ctrl.row_start):
+                m.d.sync += [den.eq(0), x_w.eq(0)]
+            m.d.comb += [s_r.addr.eq(ctrl.x_addr),
+                         sexp.score.eq(s_r.data), sexp.smax.eq(smax), sexp.scale_mant.eq(self.scale_mant),
+                         sexp.scale_shift.eq(self.scale_shift), sexp.valid_in.eq(ctrl.x_valid)]
             with m.If(sexp.valid_out):
                 m.d.comb += [p_w.en.eq(1), p_w.addr.eq(x_w), p_w.data.eq(sexp.y)]
                 m.d.sync += [x_w.eq(x_w + 1), den.eq(den + sexp.y)]
         else:
-            m.d.comb += [p_w.en.eq(s_take), p_w.addr.eq(s_cnt), p_w.data.eq(self.s.payload)]
+            m.d.comb += [p_w.en.eq(ctrl.s_take), p_w.addr.eq(ctrl.s_addr), p_w.data.eq(self.s.payload)]
 
         # PV datapath: t0 addresses, t1 data registered, t2 products registered, t3 accumulate
-        m.d.comb += [p_r.addr.eq(p_t), v_r.addr.eq(p_base + p_c)]
+        m.d.comb += [p_r.addr.eq(ctrl.p_addr), v_r.addr.eq(ctrl.v_raddr)]
         p_d = Signal(shape_of(f.p_fmt))
         v_d = Signal(chunk)
         m.d.sync += [p_d.eq(p_r.data), v_d.eq(v_r.data)]
-        m.d.comb += [pvacc.p.eq(p_d), pvacc.v.eq(v_d), pvacc.chunk.eq(pc[2]), pvacc.valid.eq(pv[2])]
+        m.d.comb += [pvacc.p.eq(p_d), pvacc.v.eq(v_d), pvacc.chunk.eq(ctrl.pv_chunk), pvacc.valid.eq(ctrl.pv_valid)]
 
-        # NORM datapath
+        # NORM datapath: straight into the output stream, clock-enabled by o.ready
         if f.softmax:
             m.submodules.norm = norm = Normalizer(recip_spec=f.recip_spec, acc_fmt=f.acc_fmt, out_fmt=f.out_fmt,
                                                   d=self._d, lanes=L)
-            m.d.comb += [norm.acc.eq(pvacc.acc), norm.den.eq(den), norm.chunk.eq(n_c), norm.valid_in.eq(n_issue),
-                         norm.en.eq(~stall), self.o.payload.eq(norm.result), self.o.valid.eq(norm.valid_out)]
-            overs = [norm.overflow]
+            m.d.comb += norm.den.eq(den)
         else:
-            overs = []
-            valid_out = Signal(name="prob_valid")
-            with m.If(~stall):
-                m.d.sync += valid_out.eq(n_issue)
-            for lane in range(L):
-                value = Signal(shape_of(f.acc_fmt), name=f"norm_value{lane}")
-                selected = acc[lane]
-                for c in range(1, C):  # a Mux chain, not a Switch (Icarus)
-                    selected = Mux(n_c == c, acc[c * L + lane], selected)
-                m.d.comb += value.eq(selected)
-                res, over = saturate(round_shift_const(value, f.acc_fmt.frac - f.out_fmt.frac, f.out_fmt.rounding),
-                                     f.out_fmt)
-                res_reg = Signal(shape_of(f.out_fmt), name=f"prob_out{lane}")
-                over_reg = Signal(name=f"prob_over{lane}")
-                with m.If(~stall):
-                    m.d.sync += [res_reg.eq(res), over_reg.eq(over)]
-                m.d.comb += self.o.payload[lane].eq(res_reg)
-                overs.append(over_reg)
-            m.d.comb += self.o.valid.eq(valid_out)
-        with m.If(self.o.valid & self.o.ready & Cat(*overs).any()):
+            m.submodules.norm = norm = ProbNormalizer(acc_fmt=f.acc_fmt, out_fmt=f.out_fmt, d=self._d, lanes=L)
+        m.d.comb += [norm.acc.eq(pvacc.acc), norm.chunk.eq(ctrl.n_chunk), norm.valid_in.eq(ctrl.n_valid),
+                     norm.en.eq(~stall), self.o.payload.eq(norm.result), self.o.valid.eq(norm.valid_out)]
+        with m.If(ctrl.load_done):
+            m.d.sync += self.overflow.eq(0)
+        with m.If(self.o.valid & self.o.ready & norm.overflow):
             m.d.sync += self.overflow.eq(1)
         return m

@@ -41,6 +41,12 @@ LOAD beat per loaded column. Score dot products stay at most d long (the queries
 registers). A shortcut (Q̄) phase may have d_out < d beats; the input is then held
 ``SHORTCUT_GAP + d - d_out`` cycles (:func:`golden.systolic.shortcut_gap` with ``gap=SHORTCUT_GAP``).
 ``protocol_error`` also reports a tiled pass longer than ``psum_depth`` beats.
+
+Parts: :class:`ArrayInputGate` (the ``ready`` holds above) and :class:`ArrayInputStage` (input
+register and residual subtractors), tested alone in tests/test_systolic_array.py; the PEs are
+inlined (:func:`hdl.pe.pe_logic`), the PPEs are :class:`hdl.ppe.PPE` submodules. The array's block
+parameters (``ARRAY_PARAMS``, :func:`config_from_params`, ...) are defined here and shared with
+the ``ppe`` and ``cta`` blocks.
 """
 
 from __future__ import annotations
@@ -49,20 +55,23 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, SystolicConfig
+from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, ConfigError, SystolicConfig
 
+from .checked import CheckedComponent
 from .delay_line import DelayLine, DelayTimebase
 from .fixed import index_bits, shape_of
 from .pe import PE, op_layout, pe_logic
-from .ppe import ARRAY_PARAMS, PPE, config_from_params, tag_layout, validate_params
-from .registry import BlockSpec
+from .ppe import PPE, tag_layout
+from .registry import BlockSpec, Param, ParamError
 
-__all__ = ["SystolicArray", "SHORTCUT_GAP", "beat_layout", "res_layout", "out_layout"]
+__all__ = ["SystolicArray", "ArrayInputGate", "ArrayInputStage", "SHORTCUT_GAP", "beat_layout", "res_layout",
+           "out_layout", "array_latencies",
+           "ARRAY_PARAMS", "config_from_params", "params_from_config", "validate_params"]
 
 #: idle input cycles after the last beat of a shortcut (Q̄) phase of d beats: row f must latch
 #: Q̄[i][f] from its column's shortcut bus (``PPE.SHORTCUT_LATENCY`` after the partial sum) before
 #: the next phase's first beat selects that row's operand (the PE's bypass takes it in the cycle it
-#: arrives). One cycle less lets a score beat multiply a stale query (tests/test_systolic_golden.py
+#: arrives). One cycle less lets a score beat multiply a stale query (tests/test_systolic_array.py
 #: fails); the paper's unregistered PE needs 1. Golden cycle models take it as ``gap``.
 SHORTCUT_GAP = PPE.SHORTCUT_LATENCY + 2
 
@@ -98,7 +107,107 @@ def _valid_only(layout: data.Layout) -> wiring.Signature:
     return wiring.Signature({"valid": Out(1), "payload": Out(layout)})
 
 
-class SystolicArray(wiring.Component):
+class ArrayInputGate(CheckedComponent):
+    """The array's input gate (Fig. 10 (c), (d)): ``ready`` is held low ``gap + d - d_out`` cycles
+    after the last beat of a shortcut (Q̄) phase of d_out <= d beats, and an output phase's first
+    DF2 beat waits until ``d`` cycles after the previous output phase's last beat.
+    ``error`` (combinational, for the sticky ``protocol_error``): a shortcut phase interrupted by
+    a bubble or longer than d beats. ``beat`` is the offered beat (its control fields are read)."""
+
+    def __init__(self, *, cfg: SystolicConfig, gap: int) -> None:
+        self._cfg, self._gap = cfg, gap
+        super().__init__({"valid": In(1), "beat": In(beat_layout(cfg)),
+                          "ready": Out(1), "fire": Out(1), "error": Out(1)})
+
+    @classmethod
+    def check_params(cls, *, cfg: SystolicConfig, gap: int) -> None:
+        if not isinstance(cfg, SystolicConfig):
+            raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
+        if not isinstance(gap, int) or isinstance(gap, bool) or gap < 0:
+            raise ValueError(f"gap={gap!r} must be an int >= 0")
+
+    cfg = property(lambda self: self._cfg)
+    gap = property(lambda self: self._gap)
+
+    def elaborate(self, platform):
+        m = Module()
+        d, gap, beat, fire = self._cfg.d, self._gap, self.beat, self.fire
+        hold = Signal(range(gap + d + 1))
+        since_df2 = Signal(range(d + 1), init=d)
+        df2_blocked = (beat.op == OP_DF2) & beat.first & (since_df2 < d)
+        m.d.comb += [self.ready.eq((hold == 0) & ~df2_blocked), fire.eq(self.valid & self.ready)]
+        sc_beat = fire & (beat.op == OP_DF1) & beat.shortcut
+        sc_beats = Signal(range(d + 2))
+        sc_now = Mux(beat.first, 1, sc_beats + 1)
+        with m.If(sc_beat):
+            m.d.sync += sc_beats.eq(Mux(sc_now > d, d + 1, sc_now))
+        with m.If(sc_beat & beat.last):
+            m.d.sync += hold.eq(gap + d - Mux(sc_now > d, d, sc_now))
+        with m.Elif(hold != 0):
+            m.d.sync += hold.eq(hold - 1)
+        with m.If(fire & (beat.op == OP_DF2) & beat.last):
+            m.d.sync += since_df2.eq(1)
+        with m.Elif(since_df2 != d):
+            m.d.sync += since_df2.eq(since_df2 + 1)
+        sc_open = Signal()
+        with m.If(sc_beat):
+            m.d.sync += sc_open.eq(~beat.last)
+        m.d.comb += self.error.eq((sc_open & ~fire) | (sc_beat & (sc_now > d)))
+        return m
+
+
+class ArrayInputStage(CheckedComponent):
+    """The array's input register with the left-edge residual subtractors (seed 001 Fig. 8):
+    ``x - c`` (``c`` aligned to the token format, saturating; ``residual_over`` flags a lane
+    that saturated, combinationally with ``fire``) replaces ``x`` in residual beats. Registers,
+    ``LATENCY`` cycles after the beat: ``x`` (d lanes), ``y`` (b lanes), ``op`` (the
+    :func:`hdl.pe.op_layout` of the beat, NOP when ``fire`` is low) and ``tag`` (the
+    :func:`hdl.ppe.tag_layout`), as plain packed vectors (few named signals in the netlist)."""
+
+    LATENCY = 1
+
+    def __init__(self, *, cfg: SystolicConfig) -> None:
+        self._cfg = cfg
+        super().__init__({
+            "beat": In(beat_layout(cfg)), "fire": In(1),
+            "x": Out(cfg.x_width * cfg.d), "y": Out(cfg.y_width * cfg.b),
+            "op": Out(op_layout(cfg.b).size), "tag": Out(tag_layout(cfg).size), "residual_over": Out(1),
+        })
+
+    @classmethod
+    def check_params(cls, *, cfg: SystolicConfig) -> None:
+        ArrayInputGate.check_params(cfg=cfg, gap=0)
+
+    cfg = property(lambda self: self._cfg)
+
+    def elaborate(self, platform):
+        cfg, beat = self._cfg, self.beat
+        m = Module()
+        xw, tw = cfg.x_width, cfg.token_fmt.width
+        shift = cfg.token_fmt.frac - cfg.qkv_fmt.frac
+        lanes, res_over = [], []
+        tmin, tmax = Const(cfg.token_fmt.min_int, tw), Const(cfg.token_fmt.max_int, tw)
+        for j in range(cfg.d):
+            diff = Signal(signed(tw + 1), name=f"residual{j}")
+            m.d.comb += diff.eq(beat.x[j] - (beat.c[j] << shift))
+            over = diff[tw] ^ diff[tw - 1]   # a (tw+1)-bit difference overflowed iff its top bits differ
+            res_over.append(over)
+            sat = Mux(over, Mux(diff[tw], tmin, tmax), diff[:tw]).as_signed()
+            lanes.append(Mux(beat.residual, sat, beat.x[j])[:xw])
+        m.d.sync += self.x.eq(Cat(*lanes))
+        m.d.comb += self.residual_over.eq(self.fire & beat.residual & Cat(*res_over).any())
+        m.d.sync += self.y.eq(beat.y.as_value())
+        op = Mux(self.fire, beat.op, 0)
+        col_hot = (Const(1, cfg.b) << beat.col)[:cfg.b]
+        m.d.sync += [
+            self.op.eq(Cat(op == OP_LOAD, op == OP_DF1, op == OP_DF2, beat.first, col_hot)),
+            self.tag.eq(Cat(op, beat.col, beat.phase, beat.first, beat.last, beat.sub, beat.shortcut, beat.scale,
+                            beat.accumulate, beat.partial)),
+        ]
+        return m
+
+
+class SystolicArray(CheckedComponent):
     """See the module docstring."""
 
     #: implementations of the input skew / output deskew (``skew=``): delay lines in memory, or the
@@ -106,11 +215,6 @@ class SystolicArray(wiring.Component):
     SKEWS = ("memory", "registers")
 
     def __init__(self, *, cfg: SystolicConfig, skew: str = "memory") -> None:
-        self._MustUse__silence = True  # no 'never used' warning when a parameter is rejected
-        if not isinstance(cfg, SystolicConfig):
-            raise TypeError(f"cfg must be a SystolicConfig, not {cfg!r}")
-        if skew not in self.SKEWS:
-            raise ValueError(f"skew={skew!r}: expected one of {', '.join(self.SKEWS)}")
         self._cfg = cfg
         self._skew = skew
         super().__init__({
@@ -119,7 +223,12 @@ class SystolicArray(wiring.Component):
             "out": Out(_valid_only(out_layout(cfg))),
             "overflow": Out(1), "residual_overflow": Out(1), "protocol_error": Out(1),
         })
-        self._MustUse__silence = False
+
+    @classmethod
+    def check_params(cls, *, cfg: SystolicConfig, skew: str) -> None:
+        ArrayInputStage.check_params(cfg=cfg)
+        if skew not in cls.SKEWS:
+            raise ValueError(f"skew={skew!r}: expected one of {', '.join(cls.SKEWS)}")
 
     @property
     def cfg(self) -> SystolicConfig:
@@ -127,11 +236,11 @@ class SystolicArray(wiring.Component):
 
     @property
     def RES_LATENCY(self) -> int:  # noqa: N802 (a constant of this configuration)
-        return 1 + (self._cfg.d - 1) + PE.SUM_LATENCY + PPE.LATENCY + (self._cfg.b - 1)
+        return array_latencies(self._cfg)["res"]
 
     @property
     def OUT_LATENCY(self) -> int:  # noqa: N802
-        return 1 + self._cfg.d + PPE.COPY_DELAY + PPE.OUT_LATENCY + self._cfg.b - 1
+        return array_latencies(self._cfg)["out"]
 
     @property
     def latency(self) -> dict[str, int]:
@@ -172,64 +281,16 @@ class SystolicArray(wiring.Component):
         cfg = self._cfg
         b, d = cfg.b, cfg.d
         m = Module()
-        beat = self.i.payload
-        tl = tag_layout(cfg)
-        ol = op_layout(b)
+        xw, yw = cfg.x_width, cfg.y_width
 
-        # ---- input gate: shortcut hand-over gap, output-phase spacing ----------------------------
-        # A shortcut phase of d_out <= d beats holds the input SHORTCUT_GAP + d - d_out cycles.
-        hold = Signal(range(SHORTCUT_GAP + d + 1))
-        since_df2 = Signal(range(d + 1), init=d)
-        df2_blocked = (beat.op == OP_DF2) & beat.first & (since_df2 < d)
-        m.d.comb += self.i.ready.eq((hold == 0) & ~df2_blocked)
-        fire = self.i.valid & self.i.ready
-        sc_beats = Signal(range(d + 2))
-        sc_now = Mux(beat.first, 1, sc_beats + 1)
-        with m.If(fire & (beat.op == OP_DF1) & beat.shortcut):
-            m.d.sync += sc_beats.eq(Mux(sc_now > d, d + 1, sc_now))
-        with m.If(fire & (beat.op == OP_DF1) & beat.shortcut & beat.last):
-            m.d.sync += hold.eq(SHORTCUT_GAP + d - Mux(sc_now > d, d, sc_now))
-        with m.Elif(hold != 0):
-            m.d.sync += hold.eq(hold - 1)
-        with m.If(fire & (beat.op == OP_DF2) & beat.last):
-            m.d.sync += since_df2.eq(1)
-        with m.Elif(since_df2 != d):
-            m.d.sync += since_df2.eq(since_df2 + 1)
-        sc_open = Signal()
-        with m.If(fire & (beat.op == OP_DF1) & beat.shortcut):
-            m.d.sync += sc_open.eq(~beat.last)
-        with m.If((sc_open & ~fire) | (fire & (beat.op == OP_DF1) & beat.shortcut & (sc_now > d))):
-            m.d.sync += self.protocol_error.eq(1)
-
-        # ---- input register with the left-edge residual subtractors -----------------------------
-        # (packed registers and plain bit vectors: few named signals in the flat netlist)
-        xw, yw, tw = cfg.x_width, cfg.y_width, cfg.token_fmt.width
-        ob, tb = ol.size, tl.size
-        in_x = Signal(xw * d)
-        in_y = Signal(yw * b)
-        in_op = Signal(ob)
-        in_tag = Signal(tb)
-        shift = cfg.token_fmt.frac - cfg.qkv_fmt.frac
-        lanes, res_over = [], []
-        tmin, tmax = Const(cfg.token_fmt.min_int, tw), Const(cfg.token_fmt.max_int, tw)
-        for j in range(d):
-            diff = Signal(signed(tw + 1), name=f"residual{j}")
-            m.d.comb += diff.eq(beat.x[j] - (beat.c[j] << shift))
-            over = diff[tw] ^ diff[tw - 1]   # a (tw+1)-bit difference overflowed iff its top bits differ
-            res_over.append(over)
-            sat = Mux(over, Mux(diff[tw], tmin, tmax), diff[:tw]).as_signed()
-            lanes.append(Mux(beat.residual, sat, beat.x[j])[:xw])
-        m.d.sync += in_x.eq(Cat(*lanes))
-        with m.If(fire & beat.residual & Cat(*res_over).any()):
+        # ---- input gate (shortcut hand-over gap, output-phase spacing) and input register --------
+        m.submodules.gate = gate = ArrayInputGate(cfg=cfg, gap=SHORTCUT_GAP)
+        m.submodules.input = inp = ArrayInputStage(cfg=cfg)
+        m.d.comb += [gate.valid.eq(self.i.valid), gate.beat.eq(self.i.payload), self.i.ready.eq(gate.ready),
+                     inp.beat.eq(self.i.payload), inp.fire.eq(gate.fire)]
+        with m.If(inp.residual_over):
             m.d.sync += self.residual_overflow.eq(1)
-        m.d.sync += in_y.eq(beat.y.as_value())
-        op = Mux(fire, beat.op, 0)
-        col_hot = (Const(1, b) << beat.col)[:b]
-        m.d.sync += [
-            in_op.eq(Cat(op == OP_LOAD, op == OP_DF1, op == OP_DF2, beat.first, col_hot)),
-            in_tag.eq(Cat(op, beat.col, beat.phase, beat.first, beat.last, beat.sub, beat.shortcut, beat.scale,
-                          beat.accumulate, beat.partial)),
-        ]
+        in_x, in_y, in_op, in_tag = inp.x, inp.y, inp.op, inp.tag
 
         # ---- row skew (left edge) and column skew (bottom edge) ---------------------------------
         # skew="memory": fixed delay lines (hdl.delay_line) in LUT RAM sharing one write pointer;
@@ -260,7 +321,7 @@ class SystolicArray(wiring.Component):
             # yosys merges the triangle's operation bits into) beside each row's x delay line
             op_line = [in_op]
             for k in range(1, d):
-                nxt = Signal(ob, name=f"skew_op{k}")
+                nxt = Signal(len(in_op), name=f"skew_op{k}")
                 m.d.sync += nxt.eq(op_line[-1])
                 op_line.append(nxt)
             for j in range(d):
@@ -273,7 +334,7 @@ class SystolicArray(wiring.Component):
         # bottom operand leaving the top PE of column i): a d-cycle line, then a register per column.
         ppe_tags = [delayed(in_tag, d, 0, "tag_line")]
         for i in range(1, b):
-            t = Signal(tb, name=f"tag{i + d}")
+            t = Signal(len(in_tag), name=f"tag{i + d}")
             m.d.sync += t.eq(ppe_tags[-1])
             ppe_tags.append(t)
 
@@ -327,12 +388,97 @@ class SystolicArray(wiring.Component):
         ]
         for i in range(b):
             m.d.comb += [self.res.payload.data[i].eq(ppe_res[i][1]), self.out.payload.data[i].eq(ppe_out[i][1])]
-        with m.If(Cat(*psum_errors).any()):
+        with m.If(gate.error | Cat(*psum_errors).any()):
             m.d.sync += self.protocol_error.eq(1)
         with m.If((self.res.valid & self.res.payload.over.any()) | (self.out.valid & self.out.payload.over.any())
                   | self.residual_overflow):
             m.d.sync += self.overflow.eq(1)
         return m
+
+
+def array_latencies(cfg: SystolicConfig) -> dict[str, int]:
+    """``RES_LATENCY`` and ``OUT_LATENCY`` of an array of ``cfg`` without building one (the CTA block reads
+    them for its cycle model)."""
+    return {"res": ArrayInputStage.LATENCY + (cfg.d - 1) + PE.SUM_LATENCY + PPE.LATENCY + (cfg.b - 1),
+            "out": ArrayInputStage.LATENCY + cfg.d + PPE.COPY_DELAY + PPE.OUT_LATENCY + cfg.b - 1}
+
+
+# ---- registry: the array's parameters (also the PPE's, hdl.ppe, and the CTA's, hdl.cta) ---------------
+
+def config_from_params(p: dict) -> SystolicConfig:
+    """SystolicConfig from block parameters (shared by pe / ppe / systolic_array)."""
+    from golden.fixed import QFormat, Rounding
+
+    return SystolicConfig(
+        b=p["b"], d=p["d"],
+        token_fmt=QFormat(p["token_width"], p["token_frac"]),
+        dir_fmt=QFormat(p["dir_width"], p["dir_frac"]),
+        weight_fmt=QFormat(p["weight_width"], p["weight_frac"]),
+        bias_fmt=QFormat(p["bias_width"], p["bias_frac"]),
+        inv_w_fmt=QFormat(p["inv_w_width"], p["inv_w_frac"], signed=False),
+        qkv_fmt=QFormat(p["qkv_width"], p["qkv_frac"]),
+        acc_width=p["acc_width"],
+        score_fmt=QFormat(p["score_width"], p["score_frac"]),
+        ap_fmt=QFormat(p["ap_width"], p["ap_frac"], signed=False),
+        den_width=p["den_width"],
+        hash_fmt=QFormat(p["hash_width"], 0, rounding=Rounding.TRUNCATE),
+        out_fmt=QFormat(p["out_width"], p["out_frac"]),
+        d_in_max=p.get("d_in_max", 1024),
+        psum_depth=p.get("psum_depth", 512),
+        d_h=p.get("d_h", 0),
+    )
+
+
+def params_from_config(cfg: SystolicConfig) -> dict:
+    """Block parameters of ``cfg`` (inverse of :func:`config_from_params`)."""
+    p = {"b": cfg.b, "d": cfg.d, "acc_width": cfg.acc_width, "den_width": cfg.den_width,
+         "hash_width": cfg.hash_fmt.width, "d_in_max": cfg.d_in_max, "psum_depth": cfg.psum_depth,
+         "d_h": cfg.d_h}
+    for name, fmt in (("token", cfg.token_fmt), ("dir", cfg.dir_fmt), ("weight", cfg.weight_fmt),
+                      ("bias", cfg.bias_fmt), ("inv_w", cfg.inv_w_fmt), ("qkv", cfg.qkv_fmt),
+                      ("score", cfg.score_fmt), ("ap", cfg.ap_fmt), ("out", cfg.out_fmt)):
+        p[f"{name}_width"], p[f"{name}_frac"] = fmt.width, fmt.frac
+    if config_from_params(p) != cfg:
+        raise ValueError("configuration has settings that are not block parameters (rounding modes, scale bits)")
+    return p
+
+
+def _fmt_params(width: int, frac: int, name: str, what: str, lo: int = 2, hi: int = 27) -> tuple[Param, Param]:
+    return (Param(f"{name}_width", width, f"{what}: width", min=lo, max=hi),
+            Param(f"{name}_frac", frac, f"{what}: fractional bits", min=0, max=hi))
+
+
+#: parameters shared by ppe and systolic_array (formats, DESIGN §2)
+ARRAY_PARAMS: tuple[Param, ...] = (
+    Param("b", 8, "array width: columns (batch of b centroids / queries)", min=1, max=64),
+    Param("d", 64, "array height: rows (dot-product length per pass, head dimension)", min=2, max=256),
+    Param("d_in_max", 1024, "longest LSH / linear dot product (runs in ceil(d_in / d) passes)", min=1, max=65536),
+    Param("psum_depth", 512, "PPE partial-sum buffer words: beats per pass of a tiled phase", min=1, max=65536),
+    Param("d_h", 0, "head dimension d_h of the 1/sqrt(d_h) score scale (0: d)", min=0, max=256),
+    *_fmt_params(13, 7, "token", "tokens X^Q, X^KV, residuals (signed)"),
+    *_fmt_params(12, 9, "dir", "LSH directions A (signed)"),
+    *_fmt_params(12, 10, "weight", "weights W^Q, W^K, W^V (signed)"),
+    *_fmt_params(12, 8, "bias", "LSH bias b (signed)"),
+    *_fmt_params(12, 10, "inv_w", "LSH 1/w (unsigned)"),
+    *_fmt_params(12, 6, "qkv", "centroids and Q̄ K̄ V̄ (signed)"),
+    Param("acc_width", 36, "PE accumulators / partial sums (signed, saturating)", min=16, max=60),
+    *_fmt_params(16, 8, "score", "compressed scores (signed, saturating)"),
+    *_fmt_params(16, 10, "ap", "aggregated probabilities AP (unsigned)", hi=26),
+    Param("den_width", 24, "Σ AP accumulator width (unsigned, saturating)", min=4, max=48),
+    Param("hash_width", 8, "hash values (signed integers, saturating)", min=2, max=27),
+    *_fmt_params(12, 6, "out", "normalized outputs (signed, saturating)"),
+)
+
+
+def validate_params(p: dict) -> None:
+    for name in ("token", "dir", "weight", "bias", "inv_w", "qkv", "score", "ap", "out"):
+        if p[f"{name}_frac"] >= p[f"{name}_width"] + (1 if name in ("inv_w", "ap") else 0):
+            raise ParamError(f"parameter {name}_frac={p[f'{name}_frac']} out of range: expected < {name}_width")
+    try:
+        config_from_params(p)
+    except ConfigError as exc:  # its field is a SystolicConfig setting: token_fmt.frac -> token_frac
+        name = exc.field.replace("_fmt.", "_").replace("_fmt", "")
+        raise ParamError(f"parameter {name}: {str(exc).removeprefix('SystolicConfig ')}") from None
 
 
 BLOCKS = [
@@ -346,3 +492,4 @@ BLOCKS = [
         fpga_params={"b": 4, "d": 16},
     ),
 ]
+

@@ -43,7 +43,7 @@ def _real_head_case(params: dict, tmp: Path, layer: int, head_idx: int, prune: f
 def main(argv: list[str] | None = None) -> int:
     from golden.latte import bit_operations
     from golden.latte_cycles import latte_cycles_per_head
-    from hdl.latte import build_latte
+    from hdl.latte import Latte, latte_formats
     from hdl.registry import get_block
     from sim.runner import run_cocotb
 
@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     params = get_block("latte").resolve(BENCH_CONFIG)
-    dut = build_latte(**params)  # only for its timing model and formats, never elaborated
-    dut._MustUse__silence = True  # amaranth's UnusedElaboratable opt-out
-    fmts, d_h, lanes = dut.fmts, dut.d_h, dut.lanes
+    fmts, lanes = latte_formats(**params), params["lanes"]
+    d_h, chunks = fmts.d_h, fmts.d_h // lanes
+    latencies = Latte.latencies_for(lanes=lanes, include_ll=params["include_ll"])  # no component built
     if max(args.n) > params["n_max"]:
         print(f"bench latte: n={max(args.n)} exceeds n_max={params['n_max']}", file=sys.stderr)
         return 2
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         ideal_overlap = (m * n * d_h + kept * d_h) / lanes
         bops = bit_operations(m, n, d_h, kept)
         # timing model (exact)
-        model = latte_cycles_per_head(n, r["kept_rows"], chunks=dut.chunks, latencies=dut.cycle_latencies())
+        model = latte_cycles_per_head(n, r["kept_rows"], chunks=chunks, latencies=latencies)
         row = {"case": r.get("label", "random"), "n": n, "m": m, "tau": r.get("tau", None), "kept": kept,
                "kept_ratio": kept / (m * n), "cycles": r["cycles"], "ideal": ideal, "ratio": r["cycles"] / ideal,
                "ideal_overlap": ideal_overlap, "ratio_overlap": r["cycles"] / ideal_overlap,

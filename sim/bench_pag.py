@@ -1,8 +1,9 @@
 """PAG throughput benchmark (``attn-rtl bench pag``) and the Amaranth-simulator driver of the PAG.
 
 :func:`simulate_pag` drives :class:`hdl.pag.ProbabilityAggregation` in the Amaranth simulator
-with one process per stream (CS producer, CT producer, AP consumer; optional random valid/ready
-stalls) and records the transfer cycles of every batch; the unit tests and this benchmark use it.
+through the same transaction script as the cocotb testbench (:func:`sim.tb_pag.run_pag_batches`
+on :mod:`sim.streams`: CS and CT sources, an AP sink, optional random valid/ready stalls) and
+records the transfer cycles of every batch; the unit tests and this benchmark use it.
 The benchmark measures, for n = 128 and 512, the cycles of one batch of ``b`` rows from the first
 CT beat to the first AP beat (ideal ``ceil(n/2)`` + the update pipeline depth)
 and the whole batch including the CS load and AP readout, and checks AP bit-exactly.
@@ -15,7 +16,6 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from golden.pag import probability_aggregation
 from hdl.pag import ProbabilityAggregation, pag_formats_from_params
@@ -103,131 +103,30 @@ def default_wait_cycles(dut: ProbabilityAggregation, batches: list[PagBatch], p_
 
 
 def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: float = 0.0, p_out: float = 0.0,
-                 seed: int = 1, max_cycles: int = 200_000, wait_cycles: int | None = None) -> list[BatchRun]:
-    """Run ``batches`` back to back; ``p_in``: probability a producer withholds valid in a cycle,
-    ``p_out``: probability the AP consumer withholds ready. Returns one :class:`BatchRun` each.
+                 seed: int = 1, max_cycles: int | None = None, wait_cycles: int | None = None,
+                 check: bool = True) -> list[BatchRun]:
+    """Run ``batches`` back to back in the Amaranth simulator; ``p_in``: probability a producer
+    withholds valid in a cycle, ``p_out``: probability the AP consumer withholds ready. Returns one
+    :class:`BatchRun` each.
 
-    Every wait is bounded: a producer waiting for the previous batch's readout or for ``ready`` on
-    one beat, and the consumer waiting for one AP beat, fail (``AssertionError`` from
-    :class:`sim.tbutil.CycleDeadline`, naming the stream, batch and beat awaited) after
-    ``wait_cycles`` cycles (default :func:`default_wait_cycles`); the whole run after ``max_cycles``."""
-    from sim.tbutil import CycleDeadline
+    The transaction script is the cocotb testbench's (:func:`sim.tb_pag.run_pag_batches`, on the
+    shared stream harness :mod:`sim.streams`): ``check`` compares every AP beat ``==`` with
+    :func:`golden_of` as it arrives (``False``: counted only). Every wait is bounded
+    (:class:`sim.streams.StreamError` naming the stream and beat): a beat's handshake or an AP beat
+    after ``wait_cycles`` (default :func:`default_wait_cycles`), the run after ``wait_cycles`` per
+    batch plus one, the simulation after ``max_cycles`` (default: one wait more); AP beats past the
+    expected ones fail, also in the drain window after the last batch."""
+    from sim.streams import run_amaranth
+    from sim.tb_pag import run_pag_batches  # (imports this module: not at the top)
 
     if wait_cycles is None:
         wait_cycles = default_wait_cycles(dut, batches, p_in, p_out)
     if wait_cycles < 1:
         raise ValueError(f"wait_cycles must be >= 1, not {wait_cycles}")
-    rng = random.Random(seed)
-    started = [0]  # batches whose CS load the producer has begun
-    finished = [0]  # batches fully read out
-    runs: list[BatchRun] = []
-    log: list[dict[str, int]] = [dict() for _ in batches]
-
-    def note(i: int, key: str, cycle: int) -> None:
-        log[i].setdefault(f"first_{key}", cycle)
-        log[i][f"last_{key}"] = cycle
-
-    async def cs_producer(ctx):
-        cycle = 0
-        for i, batch in enumerate(batches):
-            wait = CycleDeadline(wait_cycles, f"batch {i - 1}'s AP readout before batch {i}'s CS load")
-            while finished[0] < i:  # the previous batch must be read out before the config changes
-                await ctx.tick()
-                cycle += 1
-                wait.tick(f"{finished[0]} batches read out")
-            ctx.set(dut.k1, batch.k1)
-            ctx.set(dut.k2, batch.k2)
-            ctx.set(dut.n, batch.n)
-            started[0] = i + 1
-            t = 0
-            wait = CycleDeadline(wait_cycles, f"cs.ready for batch {i}'s CS beat 0 of {batch.cs.shape[1]}")
-            while t < batch.cs.shape[1]:
-                offer = ctx.get(dut.cs.valid) or rng.random() >= p_in
-                ctx.set(dut.cs.valid, offer)
-                if offer:
-                    ctx.set(dut.cs.payload, [int(v) for v in batch.cs[:, t]])
-                ready = ctx.get(dut.cs.ready)
-                await ctx.tick()
-                if offer and ready:
-                    note(i, "cs", cycle)
-                    t += 1
-                    ctx.set(dut.cs.valid, 0)
-                    wait = CycleDeadline(wait_cycles, f"cs.ready for batch {i}'s CS beat {t} of {batch.cs.shape[1]}")
-                else:
-                    wait.tick()
-                cycle += 1
-            ctx.set(dut.cs.valid, 0)
-
-    async def ct_producer(ctx):
-        cycle = 0
-        for i, batch in enumerate(batches):
-            wait = CycleDeadline(wait_cycles, f"the start of batch {i}'s CS load before its CT beats")
-            while started[0] <= i:
-                await ctx.tick()
-                cycle += 1
-                wait.tick()
-            j = 0
-            beats = -(-batch.n // 2)
-            wait = CycleDeadline(wait_cycles, f"ct.ready for batch {i}'s CT beat 0 of {beats}")
-            while j < batch.n:
-                offer = ctx.get(dut.ct.valid) or rng.random() >= p_in
-                ctx.set(dut.ct.valid, offer)
-                if offer:
-                    second = j + 1 < batch.n
-                    # The unused second slot of an odd batch's last beat carries junk on purpose.
-                    ctx.set(dut.ct.payload, {
-                        "ct1": [int(batch.ct1[j]), int(batch.ct1[j + 1]) if second else (1 << dut.ct1_bits) - 1],
-                        "ct2": [int(batch.ct2[j]), int(batch.ct2[j + 1]) if second else (1 << dut.ct2_bits) - 1],
-                    })
-                ready = ctx.get(dut.ct.ready)
-                await ctx.tick()
-                if offer and ready:
-                    note(i, "ct", cycle)
-                    j += 2
-                    ctx.set(dut.ct.valid, 0)
-                    wait = CycleDeadline(wait_cycles, f"ct.ready for batch {i}'s CT beat {j // 2} of {beats}")
-                else:
-                    wait.tick()
-                cycle += 1
-            ctx.set(dut.ct.valid, 0)
-
-    async def ap_consumer(ctx):
-        cycle = 0
-        for i, batch in enumerate(batches):
-            rows = []
-            k = batch.cs.shape[1]
-            wait = CycleDeadline(wait_cycles, f"ap.valid for batch {i}'s AP beat 0 of {k}")
-            while True:
-                take = rng.random() >= p_out
-                ctx.set(dut.ap.ready, take)
-                valid = ctx.get(dut.ap.valid)
-                if valid:
-                    log[i].setdefault("first_ap_valid", cycle)
-                payload = ctx.get(dut.ap.payload)
-                flags = [ctx.get(s) for s in (dut.add_overflow, dut.exp_overflow, dut.ap_overflow, dut.index_error)]
-                await ctx.tick()
-                cycle += 1
-                if cycle > max_cycles:
-                    raise TimeoutError(f"PAG batch {i}: no completion after {max_cycles} cycles")
-                if valid and take:
-                    note(i, "ap", cycle - 1)
-                    rows.append([int(v) for v in payload.ap])
-                    if payload.last:
-                        break
-                    wait = CycleDeadline(wait_cycles, f"ap.valid for batch {i}'s AP beat {len(rows)} of {k}")
-                elif not valid:  # cycles the consumer itself withholds ready are not the PAG's
-                    wait.tick()
-            ctx.set(dut.ap.ready, 0)
-            runs.append(BatchRun(np.array(rows, dtype=np.int64).T, *flags, cycles=log[i]))
-            finished[0] = i + 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(cs_producer, background=True)
-    sim.add_testbench(ct_producer, background=True)
-    sim.add_testbench(ap_consumer)
-    sim.run()
-    return runs
+    script = lambda io: run_pag_batches(io, dut, batches, p_in=p_in, p_out=p_out,  # noqa: E731
+                                        rng=random.Random(seed), wait_cycles=wait_cycles, check=check)
+    # the script ends its run after wait_cycles per batch plus one, and the drain window (< one wait)
+    return run_amaranth(dut, script, deadline_cycles=max_cycles or wait_cycles * (len(batches) + 2))
 
 
 def golden_of(dut: ProbabilityAggregation, batch: PagBatch):
@@ -255,7 +154,7 @@ def _bench_amaranth(b: int, k: int, n: int) -> dict:
     dut = ProbabilityAggregation(b=b, k1_max=max(k, params["k1_max"]), k2_max=max(k, params["k2_max"]),
                                  n_max=max(n, params["n_max"]), cs_fmt=cs_fmt, exp_spec=exp_spec, ap_fmt=ap_fmt)
     batch = random_batch(np.random.default_rng(n), dut, n, k, k, cs_lo=-4 << cs_fmt.frac)
-    run, = simulate_pag(dut, [batch])
+    run, = simulate_pag(dut, [batch], check=False)  # compared below: a mismatch prints NO
     c = run.cycles
     return {"beats": c["last_ct"] - c["first_ct"] + 1, "compute": c["first_ap_valid"] - c["first_ct"],
             "whole": c["last_ap"] - c["first_cs"] + 1,

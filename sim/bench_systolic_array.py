@@ -34,8 +34,8 @@ def _table(cfg: SystolicConfig, stats: dict, recip_latency: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from hdl.arith import ReciprocalScaler
-    from hdl.ppe import config_from_params
     from hdl.registry import get_block, parse_overrides
+    from hdl.systolic_array import config_from_params
     from sim.runner import run_cocotb
 
     ap = argparse.ArgumentParser(prog="bench systolic_array")

@@ -76,9 +76,8 @@ def run_head(*, text: str | None = None, layer: int = DEFAULT_LAYER, head: int =
     from golden.lsh import make_lsh_params
     from golden.minilm import _load_cached
     from hdl.arith import ReciprocalScaler
-    from hdl.ppe import params_from_config
     from hdl.registry import get_block
-    from hdl.systolic_array import SHORTCUT_GAP
+    from hdl.systolic_array import SHORTCUT_GAP, params_from_config
     from sim.runner import run_cocotb
 
     t0 = time.monotonic()

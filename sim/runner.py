@@ -24,7 +24,7 @@ SIMULATORS = ("icarus", "verilator")
 
 __all__ = [
     "SIMULATORS", "CocotbResult", "tool_env", "check_simulator", "run_cocotb", "tb_params", "write_stats",
-    "verilator_make_flags",
+    "verilator_make_flags", "build_and_test",
 ]
 
 
@@ -128,8 +128,6 @@ def run_cocotb(
     ``netlist(build_dir, params)`` (post-synthesis simulation, :mod:`sim.netlist_sim`) returns the
     Verilog sources that replace the generated RTL (a netlist and its cell models); the testbench,
     its parameters and its manifest stay those of the RTL."""
-    from cocotb_tools.runner import get_results, get_runner
-
     from hdl.export import generate
     from hdl.registry import get_block
 
@@ -147,48 +145,45 @@ def run_cocotb(
     v_path, j_path = generate(block, params, build_dir)
     sources = netlist(build_dir, params) if netlist is not None else [v_path]
 
+    return build_and_test(block, block, sim, params, sources, j_path, build_dir, test_module=module,
+                          testcase=testcase, extra_env=extra_env, seed=seed, waves=waves)
+
+
+def build_and_test(block: str, top: str, sim: str, params: Mapping[str, Any], sources: list[Path], manifest: Path,
+                   build_dir: Path, *, test_module: str, testcase: str | list[str] | None = None,
+                   extra_env: Mapping[str, str] | None = None, seed: int | None = None,
+                   waves: bool = False) -> CocotbResult:
+    """Build ``sources`` (top ``top``) for ``sim`` in ``build_dir`` and run ``test_module`` with the
+    testbench environment (``ATTN_RTL_PARAMS``, ``ATTN_RTL_MANIFEST``, ``ATTN_RTL_STATS``, ...)."""
+    from cocotb_tools.runner import get_results, get_runner
+
     runner = get_runner(sim)
     build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style"] if sim == "verilator" else []
     t0 = time.monotonic()
     flags = verilator_make_flags() if sim == "verilator" else contextlib.nullcontext()
     with flags:
-        runner.build(
-            sources=sources,
-            hdl_toplevel=block,
-            build_dir=build_dir,
-            build_args=build_args,
-            timescale=("1ns", "1ps"),
-            waves=waves,
-            log_file=build_dir / "build.log",
-        )
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir, build_args=build_args,
+                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
     t1 = time.monotonic()
     stats_path = build_dir / f"stats_{os.getpid()}.json"
     stats_path.unlink(missing_ok=True)
     env = {
         "ATTN_RTL_BLOCK": block,
-        "ATTN_RTL_PARAMS": json.dumps(params),
-        "ATTN_RTL_MANIFEST": str(j_path),
+        "ATTN_RTL_PARAMS": json.dumps(dict(params)),
+        "ATTN_RTL_MANIFEST": str(manifest),
         "ATTN_RTL_STATS": str(stats_path),
         "ATTN_RTL_SIM": sim,
         "PYTHONPATH": os.environ["PYTHONPATH"],
     }
     env.update(extra_env or {})
-    results_xml = runner.test(
-        test_module=module,
-        hdl_toplevel=block,
-        testcase=testcase,
-        extra_env=env,
-        build_dir=build_dir,
-        test_dir=build_dir,
-        seed=seed,
-        waves=waves,
-        results_xml=str(build_dir / f"results_{os.getpid()}.xml"),
-        log_file=build_dir / "test.log",
-    )
+    results_xml = runner.test(test_module=test_module, hdl_toplevel=top, testcase=testcase, extra_env=env,
+                              build_dir=build_dir, test_dir=build_dir, seed=seed, waves=waves,
+                              results_xml=str(build_dir / f"results_{os.getpid()}.xml"),
+                              log_file=build_dir / "test.log")
     t2 = time.monotonic()
     tests, failed = get_results(results_xml)
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-    return CocotbResult(block, sim, params, tests, failed, build_dir, t1 - t0, t2 - t1, stats)
+    return CocotbResult(top, sim, dict(params), tests, failed, build_dir, t1 - t0, t2 - t1, stats)
 
 
 # ---- helpers for the testbench side ------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 The transaction core is simulator independent. Once per clock cycle it decides what every
 driver puts on its port (a :class:`Source` holds ``valid`` until the transfer, with random stalls
-from a seeded RNG; a :class:`Sink` drives ``ready`` from a random pattern), asks an *adapter* to
-apply those values, sample the named signals just before the rising edge and advance one edge,
-then records the transfers and feeds the :class:`Scoreboard`\\ s. The two adapters are thin:
+from a seeded RNG; a :class:`Sink` drives ``ready`` from a random pattern; a :class:`PipelineSource`
+drives a clock-enable pipeline, whose :class:`ValidMonitor` takes results on enabled edges only),
+asks an *adapter* to apply those values, sample the named signals just before the rising edge and
+advance one edge, then records the transfers and feeds the :class:`Scoreboard`\\ s. The two
+adapters are thin:
 
 * :class:`AmaranthIO` (async testbench: ``ctx.set`` / ``ctx.get`` / ``ctx.tick``),
 * :class:`CocotbIO` (signals by name on the dut; drive after the falling edge, sample in
@@ -29,11 +31,12 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+import numpy as np
 from amaranth.hdl import Shape, ShapeCastable, Value
 from amaranth.lib import data
 
 __all__ = [
-    "StreamError", "pack", "unpack", "layout_of", "Scoreboard", "Source", "Sink", "ValidMonitor",
+    "StreamError", "pack", "unpack", "layout_of", "Scoreboard", "Source", "Sink", "ValidMonitor", "PipelineSource",
     "StreamBench", "StreamIO", "AmaranthIO", "CocotbIO", "run_amaranth", "wait_for",
 ]
 
@@ -53,9 +56,72 @@ def layout_of(port_payload: Any) -> ShapeCastable | Shape:
 def pack(layout: Any, value: Any) -> int:
     """``value`` (dict / list / int, as ``layout.const`` takes it) as the port's raw bits."""
     if isinstance(layout, data.Layout):
-        return int(Value.cast(layout.const(value)).value) & ((1 << layout.size) - 1)
+        return _packer(layout)(value) & ((1 << layout.size) - 1)
     shape = Shape.cast(layout)
     return int(value) & ((1 << shape.width) - 1)
+
+
+# ``layout.const`` costs ~50 us a beat, too slow for the 10^6-vector soak (sim/vector_tb.py): plain
+# dict / list / int values of struct and array layouts are packed by a per-layout function built
+# once, with the same result; anything else (unknown keys, long lists, enums, consts) goes through
+# ``layout.const`` itself, which also raises its errors.
+_PACKERS: dict[int, tuple[Any, Callable[[Any], int]]] = {}
+
+
+def _const_bits(shape: Any, value: Any) -> int:
+    size = shape.size if isinstance(shape, data.Layout) else Shape.cast(shape).width
+    return int(Value.cast(shape.const(value)).value) & ((1 << size) - 1)
+
+
+def _packer(shape: Any) -> Callable[[Any], int]:
+    hit = _PACKERS.get(id(shape))
+    if hit is not None and hit[0] is shape:
+        return hit[1]
+    fn = _build_packer(shape)
+    if len(_PACKERS) > 512:  # layouts built on the fly must not pile up
+        _PACKERS.clear()
+    _PACKERS[id(shape)] = (shape, fn)  # (holding the layout keeps its id unique)
+    return fn
+
+
+def _build_packer(shape: Any) -> Callable[[Any], int]:
+    if isinstance(shape, data.StructLayout):
+        fields = [(name, f.offset, _packer(f.shape)) for name, f in shape]
+        names = {name for name, _, _ in fields}
+
+        def pack_struct(value: Any) -> int:
+            if not isinstance(value, Mapping) or not names.issuperset(value):
+                return _const_bits(shape, value)
+            raw = 0
+            for name, offset, sub in fields:
+                if name in value:
+                    raw |= sub(value[name]) << offset
+            return raw
+        return pack_struct
+    if isinstance(shape, data.ArrayLayout):
+        length, sub = shape.length, _packer(shape.elem_shape)
+        width = shape.size // length if length else 0
+
+        def pack_array(value: Any) -> int:
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray) or len(value) > length:
+                return _const_bits(shape, value)
+            raw = 0
+            for k, v in enumerate(value):
+                raw |= sub(v) << (k * width)
+            return raw
+        return pack_array
+    if isinstance(shape, data.Layout) or (isinstance(shape, ShapeCastable) and not isinstance(shape, Shape)):
+        return lambda value: _const_bits(shape, value)
+    mask = (1 << Shape.cast(shape).width) - 1
+
+    def pack_int(value: Any) -> int:
+        if isinstance(value, int):  # (bool and numpy ints below)
+            return value & mask
+        try:
+            return int(value.__index__()) & mask
+        except AttributeError:
+            return _const_bits(shape, value)
+    return pack_int
 
 
 def unpack(layout: Any, bits: int) -> Any:
@@ -275,19 +341,25 @@ class ValidMonitor(_Monitor):
 
     def __init__(self, name: str, *, valid: str, payload: str | None = None, layout: Any = None,
                  fields: Mapping[str, tuple[str, Any]] | None = None, scoreboard: Scoreboard | None = None,
-                 collate: Callable[[list], Any] | None = None, wait_cycles: int = 10_000) -> None:
+                 collate: Callable[[list], Any] | None = None, wait_cycles: int = 10_000,
+                 enable: str | None = None) -> None:
         if (payload is None) == (fields is None):
             raise ValueError(f"{name}: give exactly one of payload= or fields=")
         super().__init__(name, layout, scoreboard, collate, wait_cycles)
         self.valid, self.payload, self.fields = valid, payload, dict(fields or {})
+        #: a clock-enable pipeline's enable: its output is taken (and waited for) on enabled edges only
+        self.enable = enable
 
     def signals(self) -> list[str]:
-        return [self.valid] + ([self.payload] if self.payload else [sig for sig, _ in self.fields.values()])
+        names = [self.valid] + ([self.payload] if self.payload else [sig for sig, _ in self.fields.values()])
+        return names + ([self.enable] if self.enable else [])
 
     def drive(self, cycle: int, drain: bool) -> dict[str, int]:
         return {}
 
     def observe(self, cycle: int, s: Mapping[str, int | None]) -> None:
+        if self.enable is not None and not s[self.enable]:
+            return  # a held output register: the same result again, or still none
         valid = s[self.valid]
         if valid is None:
             raise StreamError(f"{self.name}: {self.valid} is X/Z at cycle {cycle}")
@@ -300,6 +372,55 @@ class ValidMonitor(_Monitor):
             if any(v is None for v in raw.values()):
                 raise StreamError(f"{self.name}: X/Z on a transfer at cycle {cycle}: {raw}")
             self._take(cycle, {k: unpack(shape, raw[k]) for k, (_, shape) in self.fields.items()})
+
+
+class PipelineSource:
+    """Drives a clock-enable pipeline (no ready): ``enable`` low on random stall cycles, and on
+    every enabled cycle the next item on its input signals with ``valid`` high (low once the items
+    are out; enabled with ``valid`` low in the drain window). ``fields`` = {item key: (signal name,
+    shape)}: each value is packed with its port's shape (:func:`pack`). Pair it with a
+    :class:`ValidMonitor` given ``enable=`` the same signal."""
+
+    def __init__(self, name: str, fields: Mapping[str, tuple[str, Any]], items: Iterable[Mapping[str, Any]] = (), *,
+                 valid: str = "valid_in", enable: str = "en", p_stall: float = 0.0,
+                 rng: random.Random | None = None, seed: int = 0) -> None:
+        self.name, self.fields, self.valid, self.enable = name, dict(fields), valid, enable
+        self.stall = _Stall(p_stall, rng, seed)
+        self.queue: list[dict[str, int]] = []
+        self.sent = 0
+        self.transfers: list[int] = []  #: cycle of every item (enabled, valid high)
+        self.enabled: list[int] = []  #: every enabled cycle (a pipeline's latency is counted in these)
+        self.push(items)
+
+    def push(self, items: Iterable[Mapping[str, Any]]) -> None:
+        for item in items:
+            unknown = set(item) - set(self.fields)
+            if unknown:
+                raise ValueError(f"{self.name}: item keys {sorted(unknown)} are not fields {sorted(self.fields)}")
+            self.queue.append({sig: pack(shape, item[key]) for key, (sig, shape) in self.fields.items()})
+
+    @property
+    def done(self) -> bool:
+        return self.sent == len(self.queue)
+
+    def signals(self) -> list[str]:
+        return []
+
+    def drive(self, cycle: int, drain: bool) -> dict[str, int]:
+        if not drain and self.stall():
+            return {self.enable: 0}
+        self.enabled.append(cycle)
+        if drain or self.done:
+            return {self.enable: 1, self.valid: 0}
+        self.transfers.append(cycle)
+        self.sent += 1
+        return {self.enable: 1, self.valid: 1, **self.queue[self.sent - 1]}
+
+    def observe(self, cycle: int, s: Mapping[str, int | None]) -> None:
+        pass
+
+    def pending(self) -> str | None:
+        return None if self.done else f"{self.name}: {self.sent} of {len(self.queue)} items sent"
 
 
 # ---- adapters -----------------------------------------------------------------------------------
@@ -318,7 +439,7 @@ class StreamIO(Protocol):
 
 class AmaranthIO:
     """Adapter for an Amaranth async testbench: names resolve on the component (``o__payload``
-    -> ``dut.o.payload``, ``_est_w.en`` -> ``dut._est_w.en``); values are raw unsigned bits."""
+    -> ``dut.o.payload``, ``front.est.est_en`` -> ``dut.front.est.est_en``); values are raw unsigned bits."""
 
     def __init__(self, ctx: Any, dut: Any) -> None:
         self.ctx, self.dut = ctx, dut
@@ -362,6 +483,13 @@ class CocotbIO:
     def __init__(self, dut: Any, clk: str = "clk") -> None:
         self.dut = dut
         self.clk = getattr(dut, clk)
+        self._handles: dict[str, Any] = {}  # (a handle lookup by name costs more than the read)
+
+    def _handle(self, name: str) -> Any:
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self._handles[name] = getattr(self.dut, name)
+        return handle
 
     async def start(self) -> None:
         from cocotb.triggers import FallingEdge
@@ -371,7 +499,7 @@ class CocotbIO:
     def _get(self, names: Sequence[str]) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
         for n in names:
-            value = getattr(self.dut, n).value
+            value = self._handle(n).value
             try:
                 out[n] = int(value) if not hasattr(value, "to_unsigned") else value.to_unsigned()
             except ValueError:
@@ -382,7 +510,7 @@ class CocotbIO:
         from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
         for name, value in drive.items():
-            getattr(self.dut, name).value = value
+            self._handle(name).value = value
         await ReadOnly()
         got = self._get(sample)
         await RisingEdge(self.clk)
@@ -454,7 +582,14 @@ class StreamBench:
                 drives.update(a.drive(self.cycle, drain))
             self.samples = await io.step(drives, names)
             for a in self.agents:
-                a.observe(self.cycle, self.samples)
+                try:
+                    a.observe(self.cycle, self.samples)
+                except StreamError as exc:
+                    # a stuck stream often stalls the others too: name every one still waiting
+                    others = [p for b in self.agents if b is not a and (p := b.pending())]
+                    if not str(exc).startswith("timeout") or not others:
+                        raise
+                    raise StreamError(f"{exc}; also outstanding: {'; '.join(others)}") from None
             if self.after is not None:
                 self.after(self, self.samples)
             self.cycle += 1

@@ -19,6 +19,7 @@ from cocotbext.axi import AxiStreamBus, AxiStreamSink, AxiStreamSource
 
 from golden.cta_host import load_beats
 from sim.runner import write_stats
+from sim.streams import pack, unpack
 from sim.tb_axi_common import AxiHarness, pause
 from sim.tb_cta import CtaTB, _deadline, _shape_from_env, make_trace, random_head
 
@@ -42,8 +43,7 @@ class CtaAxiTB(AxiHarness):
     async def run_head(self, trace, m: int, n: int, d_in: int, d_h: int, expect_rows: bool) -> tuple[list, dict]:
         beats = load_beats(trace, self.shape) if trace is not None else []
         if beats:
-            data = b"".join(int(self.ref.load_layout.const(bt).as_value().value).to_bytes(self.load_bytes, "little")
-                            for bt in beats)
+            data = b"".join(pack(self.ref.load_layout, bt).to_bytes(self.load_bytes, "little") for bt in beats)
             await self.src.send(data)
             await with_timeout(self.src.wait(), 50 * len(beats) * 10 + 10_000, "ns")
         for name, value in (("M", m), ("N", n), ("D_IN", d_in), ("D_H", d_h)):
@@ -55,14 +55,10 @@ class CtaAxiTB(AxiHarness):
             frame = await with_timeout(self.sink.recv(), deadline * 10, "ns")
             raw_bytes = bytes(frame.tdata)
             assert len(raw_bytes) % self.o_bytes == 0
-            width, d = self.shape.cfg.out_fmt.width, self.shape.cfg.d
             for r in range(len(raw_bytes) // self.o_bytes):
-                raw = int.from_bytes(raw_bytes[r * self.o_bytes:(r + 1) * self.o_bytes], "little")
-                vals = []
-                for e in range(d):
-                    v = (raw >> (e * width)) & ((1 << width) - 1)
-                    vals.append(v - (1 << width) if v >> (width - 1) else v)
-                rows.append(vals + [(raw >> (d * width)) & 1])
+                row = unpack(self.ref.o_layout, int.from_bytes(raw_bytes[r * self.o_bytes:(r + 1) * self.o_bytes],
+                                                               "little"))
+                rows.append(row["data"] + [row["last"]])  # as CtaTB.check compares them
         for _ in range(deadline // 20 + 100):  # AXI-Lite polls take >= 4 cycles each
             if await self.read("DONE") and not await self.read("BUSY"):
                 break
@@ -70,10 +66,9 @@ class CtaAxiTB(AxiHarness):
             raise AssertionError("DONE not set before the deadline")
         assert self.sink.empty(), "output beats after the last row"
         status = {name: await self.read(name.upper()) for name in STATUS}
-        raw = await self.read("CYCLES")
         from hdl.cta import STEPS
 
-        status["cycles"] = {s: (raw >> (32 * k)) & 0xFFFFFFFF for k, s in enumerate(STEPS)}
+        status["cycles"] = dict(zip(STEPS, unpack(self.ref.cycles_layout, await self.read("CYCLES")), strict=True))
         return rows, status
 
 

@@ -13,39 +13,24 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.triggers import with_timeout
-from cocotbext.axi import AxiStreamBus, AxiStreamSink, AxiStreamSource
 
 from golden.eatt import eatt_fixed_raw
 from hdl.eatt import eatt_formats
 from sim.runner import tb_params, write_stats
-from sim.tb_axi_common import AxiHarness, pause
-from sim.tb_eatt import pack, random_case, unpack_signed
+from sim.tb_axi_common import AxiStreamsHarness
+from sim.tb_eatt import eatt_items, random_case
 from sim.tbutil import tb_rng
 
 ROW_DEADLINE_CYCLES = 200_000
 INPUTS = ("wq", "wk", "xkv", "xq", "v")
 
 
-class EattAxiTB(AxiHarness):
+class EattAxiTB(AxiStreamsHarness):
     def __init__(self, dut, stall: float) -> None:
-        super().__init__(dut)
+        super().__init__(dut, "eatt", INPUTS, stall, salt=5)
         self.params = tb_params()
         self.fmts = eatt_formats(**self.params)
         self.lanes = self.params["lanes"]
-        rng = tb_rng(5)
-        self.src = {}
-        for name in INPUTS:
-            self.src[name] = AxiStreamSource(AxiStreamBus.from_prefix(dut, f"s_axis_{name}"), dut.clk, dut.rst)
-            if stall:
-                self.src[name].set_pause_generator(pause(rng, stall))
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_o"), dut.clk, dut.rst)
-        if stall:
-            self.sink.set_pause_generator(pause(rng, stall))
-
-    def _frame(self, name: str, words: list[int]) -> bytes:
-        nbytes = self.streams[name]["tdata_bytes"]
-        return b"".join(int(w).to_bytes(nbytes, "little") for w in words)
 
     async def run_head(self, case: dict) -> dict:
         f, L = self.fmts, self.lanes
@@ -55,32 +40,13 @@ class EattAxiTB(AxiHarness):
         for name, value in (("N_KEYS", n), ("N_QUERIES", m), ("TAU", case["tau"]), ("SCALE_MANT", case["mant"]),
                             ("SCALE_SHIFT", case["shift"]), ("O_LAST_BEATS", f.d // L)):
             await self.write(name, value)
-        ww, tw, vw = f.weight_width, f.token_fmt.width, f.v_fmt.width
-        words = {
-            "wq": [pack(r, ww) for r in case["wq"]] + [pack(case["bq"], ww)],
-            "wk": [pack(r, ww) for r in case["wk"]] + [pack(case["bk"], ww)],
-            "xkv": [pack([x], tw) for x in case["xkv"].ravel()],
-            "xq": [pack([x], tw) for x in case["xq"].ravel()],
-            "v": [pack(r[c:c + L], vw) for r in case["v"] for c in range(0, f.d, L)],
-        }
-        for name in INPUTS:
-            await self.src[name].send(self._frame(name, words[name]))
-        nbytes = self.streams["o"]["tdata_bytes"]
-        rows = []
-        for _ in range(m):
-            frame = bytes((await with_timeout(self.sink.recv(), ROW_DEADLINE_CYCLES * 10, "ns")).tdata)
-            assert len(frame) == nbytes * (f.d // L), f"output packet of {len(frame)} bytes"
-            row: list[int] = []
-            for c in range(f.d // L):
-                row += unpack_signed(int.from_bytes(frame[c * nbytes:(c + 1) * nbytes], "little"), L, f.out_fmt.width)
-            rows.append(row)
+        await self.send_items(eatt_items(case, L, f.d))
+        packets = await self.recv_rows(m, f.d // L, ROW_DEADLINE_CYCLES)
+        rows = [[x for beat in packet for x in beat] for packet in packets]
         out = np.array(rows)
         assert np.array_equal(out, want.out), f"output mismatch in {int(np.sum(out != want.out))} elements"
         assert await self.read("OVERFLOW") == int(want.back.overflow.any())
-        for _ in range(20):
-            if await self.read("IDLE"):
-                break
-        assert await self.read("IDLE") == 1, "block not idle after the head"
+        await self.finish()
         return {"m": m, "n": n, "elements": int(out.size)}
 
 

@@ -20,15 +20,12 @@ from cocotbext.axi import AxiStreamBus, AxiStreamSink, AxiStreamSource
 from golden.latte import encode_score_scale, latte_fixed_raw
 from hdl.latte import latte_formats, output_layout
 from sim.runner import tb_params, write_stats
+from sim.streams import unpack
 from sim.tb_axi_common import AxiHarness, pause
 from sim.tbutil import tb_rng
 
 #: deadline for one output row (cycles of 10 ns): far above the block's per-row cycles at n_max = 64
 ROW_DEADLINE_CYCLES = 50_000
-
-
-def _signed(raw: int, width: int) -> int:
-    return raw - (1 << width) if raw >> (width - 1) else raw
 
 
 class LatteAxiTB(AxiHarness):
@@ -38,9 +35,7 @@ class LatteAxiTB(AxiHarness):
         self.fmts = latte_formats(**self.params)
         self.lanes = self.params["lanes"]
         self.chunks = self.fmts.d_h // self.lanes
-        layout = output_layout(self.fmts, self.lanes)
-        self.data_off = layout["data"].offset
-        self.kept_off, self.kept_w = layout["kept"].offset, layout["kept"].shape.width
+        self.o_layout = output_layout(self.fmts, self.lanes)  # the one unpacking path (sim.streams.unpack)
         self.out_bytes = self.streams["o"]["tdata_bytes"]
         rng = tb_rng(3)
         self.src = {}
@@ -57,11 +52,10 @@ class LatteAxiTB(AxiHarness):
         assert len(frame) == self.chunks * self.out_bytes, f"output packet of {len(frame)} bytes"
         row: list[int] = []
         kept = -1
-        w = self.fmts.out_fmt.width
         for c in range(self.chunks):
-            word = int.from_bytes(frame[c * self.out_bytes:(c + 1) * self.out_bytes], "little")
-            row += [_signed((word >> (self.data_off + i * w)) & ((1 << w) - 1), w) for i in range(self.lanes)]
-            kept = (word >> self.kept_off) & ((1 << self.kept_w) - 1)
+            beat = unpack(self.o_layout, int.from_bytes(frame[c * self.out_bytes:(c + 1) * self.out_bytes], "little"))
+            row += beat["data"]
+            kept = beat["kept"]
         return row, kept
 
     async def run_head(self, q, k, v, tau: int, mant: int, shift: int) -> dict:
@@ -90,6 +84,8 @@ class LatteAxiTB(AxiHarness):
             if await self.read("IDLE"):
                 break
         assert await self.read("IDLE") == 1, "block not idle after the head"
+        # the IDLE polls (>= 4 cycles each) are the drain window: no beat may follow the last row
+        assert self.sink.empty(), "output beats after the last expected row"
         assert await self.read("CONFIG_ERROR") == 0
         return {"kept": int(want.kept_count.sum()), "elements": int(want.out.size)}
 

@@ -13,13 +13,10 @@ import os
 
 import cocotb
 import numpy as np
-from cocotb.triggers import with_timeout
-from cocotbext.axi import AxiStreamBus, AxiStreamSink, AxiStreamSource
 
 from golden.mca import mca_encode_fixed
 from sim.runner import tb_params, write_stats
-from sim.tb_axi_common import AxiHarness, pause
-from sim.tb_eatt import pack, unpack_signed
+from sim.tb_axi_common import AxiStreamsHarness
 from sim.tb_mca import FMTS, random_case
 from sim.tbutil import tb_rng
 
@@ -27,61 +24,32 @@ ROW_DEADLINE_CYCLES = 200_000
 INPUTS = ("cdf", "ws", "bias", "a", "x")
 
 
-class McaAxiTB(AxiHarness):
+class McaAxiTB(AxiStreamsHarness):
     def __init__(self, dut, stall: float) -> None:
-        super().__init__(dut)
+        super().__init__(dut, "mca", INPUTS, stall, salt=6)
         self.params = tb_params()
         self.lanes, self.d = self.params["lanes"], self.params["d"]
-        rng = tb_rng(6)
-        self.src = {}
-        for name in INPUTS:
-            self.src[name] = AxiStreamSource(AxiStreamBus.from_prefix(dut, f"s_axis_{name}"), dut.clk, dut.rst)
-            if stall:
-                self.src[name].set_pause_generator(pause(rng, stall))
-        self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_o"), dut.clk, dut.rst)
-        if stall:
-            self.sink.set_pause_generator(pause(rng, stall))
-
-    def _frame(self, name: str, words) -> bytes:
-        nbytes = self.streams[name]["tdata_bytes"]
-        mask = (1 << (8 * nbytes)) - 1
-        return b"".join((int(w) & mask).to_bytes(nbytes, "little") for w in words)
 
     async def run_head(self, x_raw, a_raw, table, bias_raw, alpha: float, seed: int) -> dict:
-        p, L = self.params, self.lanes
+        L = self.lanes
         want = mca_encode_fixed(x_raw, a_raw, table, alpha, seed, bias_raw, FMTS)
         m, n = a_raw.shape
         for name, value in (("SEED", seed), ("INV_ALPHA", FMTS.inv_alpha_raw(alpha)), ("N_KEYS", n),
                             ("N_QUERIES", m), ("O_LAST_BEATS", self.d // L)):
             await self.write(name, value)
-        words = {
-            "cdf": [int(v) for v in table.cdf],
-            "ws": [pack(r, p["ws_width"]) for r in table.ws_raw],
-            "bias": [pack(bias_raw, FMTS.h_fmt.width)],
-            "a": [int(v) for v in a_raw.T.ravel()],
-            "x": [pack([v], FMTS.token_fmt.width) for v in x_raw.ravel()],
-        }
-        for name in INPUTS:
-            await self.src[name].send(self._frame(name, words[name]))
-        nbytes = self.streams["o"]["tdata_bytes"]
-        rows = []
-        for _ in range(m):
-            frame = bytes((await with_timeout(self.sink.recv(), ROW_DEADLINE_CYCLES * 10, "ns")).tdata)
-            assert len(frame) == nbytes * (self.d // L), f"output packet of {len(frame)} bytes"
-            row: list[int] = []
-            for c in range(self.d // L):
-                row += unpack_signed(int.from_bytes(frame[c * nbytes:(c + 1) * nbytes], "little"), L,
-                                     FMTS.out_fmt.width)
-            rows.append(row)
+        items = {"cdf": [int(v) for v in table.cdf], "ws": [[int(v) for v in r] for r in table.ws_raw],
+                 "bias": [[int(v) for v in bias_raw]],
+                 "a": [int(v) for v in a_raw.T.ravel()],  # column by column
+                 "x": [int(v) for v in x_raw.ravel()]}
+        await self.send_items(items)
+        packets = await self.recv_rows(m, self.d // L, ROW_DEADLINE_CYCLES)
+        rows = [[x for beat in packet for x in beat] for packet in packets]
         y = np.array(rows)
         assert np.array_equal(y, want.y_raw), f"output mismatch in {int(np.sum(y != want.y_raw))} elements"
         assert await self.read("SAMPLES_TOTAL") == int(want.r.sum()), "SAMPLES_TOTAL != Σ r_j"
         flags = {k: bool(await self.read(k.upper())) for k in ("acc_overflow", "h_overflow", "out_overflow")}
         assert flags == want.flags, f"flags {flags} != golden {want.flags}"
-        for _ in range(20):
-            if await self.read("IDLE"):
-                break
-        assert await self.read("IDLE") == 1, "block not idle after the head"
+        await self.finish()
         return {"m": m, "elements": int(y.size), "samples": int(want.r.sum())}
 
 

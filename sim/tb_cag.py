@@ -19,19 +19,19 @@ from golden.cag import aggregate
 from golden.cim import cluster_index
 from hdl.cag import CentroidAggregator
 from sim.runner import write_stats
-from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of, wait_for
-from sim.tbutil import block_component, start_clock_and_reset, tb_rng, timeout_us
+from sim.streams import Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of, wait_for
+from sim.tbutil import BlockTB, timeout_us
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
-# Timeouts: simulated times measured at max_tokens = 64, dim = 4 (tests/test_cocotb_cim_cag.py),
+# Timeouts: simulated times measured at n_max = 64, d = 4 (tests/test_cocotb_cim_cag.py),
 # scaled by this run's capacity and dimension, or by the bench token count.
 _PARAMS = json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")
-_WORK = _PARAMS.get("max_tokens", 64) / 64 * max(1.0, _PARAMS.get("dim", 4) / 4)
+_WORK = _PARAMS.get("n_max", 64) / 64 * max(1.0, _PARAMS.get("d", 4) / 4)
 
 
 def cag_beats(comp: CentroidAggregator, x: np.ndarray, indices: np.ndarray, centroids: np.ndarray | None) -> list:
     n = len(indices)
-    zeros = [0] * comp.dim
+    zeros = [0] * comp.d
     return [{"index": int(indices[t]), "x": [int(v) for v in x[t]],
              "centroid": zeros if centroids is None else [int(v) for v in centroids[t]],
              "residual": int(centroids is not None), "last": int(t == n - 1)} for t in range(n)]
@@ -47,11 +47,11 @@ async def run_cag(io: StreamIO, comp: CentroidAggregator, x: np.ndarray, indices
     for fault injection). A run whose tokens were all refused ends when the block is idle again.
     Nothing may follow the last beat for ``drain`` cycles."""
     rng = rng or random.Random(0)
-    await wait_for(io, "idle", deadline_cycles=2 * comp.max_clusters + 100, what="CAG idle")
+    await wait_for(io, "idle", deadline_cycles=2 * comp.k_max + 100, what="CAG idle")
     await io.step({"clear": 1}, [])
     n = len(indices)
     if check:
-        want = aggregate(x, indices, max_clusters=comp.max_clusters, max_tokens=comp.max_tokens,
+        want = aggregate(x, indices, k_max=comp.k_max, n_max=comp.n_max,
                          token_fmt=comp.formats["token"], centroid_fmt=comp.formats["centroid"],
                          recip_spec=comp.recip_spec, residual_centroids=centroids)
         k = want.n_clusters
@@ -72,7 +72,7 @@ async def run_cag(io: StreamIO, comp: CentroidAggregator, x: np.ndarray, indices
         return not o.beats and i.done and bool(bench.samples.get("idle")) and bench.cycle > i.transfers[-1] + 3
 
     bench = StreamBench(i, o, before=lambda b: {"clear": 0}, until=finished, watch=["idle"], deadline_cycles=budget,
-                        drain_cycles=comp.max_clusters + 8)
+                        drain_cycles=comp.k_max + 8)
     await bench.run(io)
     regs = await io.peek(["n_clusters", "overflow", "saturated"])
     first, acc_done = i.transfers[0], i.transfers[-1]
@@ -82,17 +82,9 @@ async def run_cag(io: StreamIO, comp: CentroidAggregator, x: np.ndarray, indices
             "cavg_cycles": (last_out or acc_done) - acc_done}
 
 
-class CagTB:
-    def __init__(self, dut, salt: int = 0):
-        self.dut = dut
-        self.comp: CentroidAggregator = block_component("cag")
-        self.rng = tb_rng(salt)
-        self.nprng = np.random.default_rng(self.rng.randrange(1 << 30))
-        self.io = CocotbIO(dut)
-
-    async def reset(self) -> None:
-        await start_clock_and_reset(self.dut, {"i__valid": 0, "i__payload": 0, "o__ready": 0, "clear": 0})
-        await self.io.start()
+class CagTB(BlockTB):
+    BLOCK = "cag"
+    comp: CentroidAggregator
 
     async def run(self, x: np.ndarray, indices: np.ndarray, centroids: np.ndarray | None, p_in: float,
                   p_out: float) -> dict:
@@ -100,7 +92,7 @@ class CagTB:
 
     def check(self, x, indices, centroids, res: dict) -> None:
         c = self.comp
-        want = aggregate(x, indices, max_clusters=c.max_clusters, max_tokens=c.max_tokens,
+        want = aggregate(x, indices, k_max=c.k_max, n_max=c.n_max,
                          token_fmt=c.formats["token"], centroid_fmt=c.formats["centroid"], recip_spec=c.recip_spec,
                          residual_centroids=centroids)
         k = want.n_clusters
@@ -114,13 +106,13 @@ class CagTB:
 
     def tokens(self, n: int) -> np.ndarray:
         fmt = self.comp.formats["token"]
-        return self.nprng.integers(fmt.min_int, fmt.max_int + 1, size=(n, self.comp.dim))
+        return self.nprng.integers(fmt.min_int, fmt.max_int + 1, size=(n, self.comp.d))
 
     def cim_like(self, n: int, values: int) -> np.ndarray:
         """Indices as the CIM produces them (first appearance) from random short hash codes."""
         codes = self.nprng.integers(0, values, size=(n, 2))
         codes = np.repeat(codes, self.nprng.integers(1, 4, n), axis=0)[:n]  # same-cluster runs
-        idx, _, _ = cluster_index(codes, max_clusters=self.comp.max_clusters, hash_width=8)
+        idx, _, _ = cluster_index(codes, k_max=self.comp.k_max, hash_width=8)
         return idx
 
 
@@ -129,7 +121,7 @@ async def test_random_with_stalls(dut):
     tb = CagTB(dut, 1)
     await tb.reset()
     c = tb.comp
-    n = min(c.max_tokens, 3 * c.max_clusters)
+    n = min(c.n_max, 3 * c.k_max)
     checked = 0
     for values, p in ((3, 0.3), (2, 0.0), (4, 0.4)):
         x, idx = tb.tokens(n), tb.cim_like(n, values)
@@ -139,7 +131,7 @@ async def test_random_with_stalls(dut):
     # Residual tokens x - C1[CT1] (C1 rows random centroid values; saturation included).
     cf = c.formats["centroid"]
     ct1 = tb.cim_like(n, 3)
-    c1 = tb.nprng.integers(cf.min_int, cf.max_int + 1, size=(int(ct1.max()) + 1, c.dim))
+    c1 = tb.nprng.integers(cf.min_int, cf.max_int + 1, size=(int(ct1.max()) + 1, c.d))
     x, idx = tb.tokens(n), tb.cim_like(n, 3)
     res = await tb.run(x, idx, c1[ct1], 0.3, 0.3)
     tb.check(x, idx, c1[ct1], res)
@@ -151,7 +143,7 @@ async def test_directed(dut):
     tb = CagTB(dut, 2)
     await tb.reset()
     c = tb.comp
-    n = min(c.max_tokens, c.max_clusters)
+    n = min(c.n_max, c.k_max)
     n -= 1 - n % 2  # odd
     tf = c.formats["token"]
     cases = {
@@ -159,14 +151,14 @@ async def test_directed(dut):
         "all_distinct": (tb.tokens(n), np.arange(n)),
         "alternating": (tb.tokens(n), np.arange(n) % 2),
         "long_runs": (tb.tokens(n), np.repeat(np.arange(n), 7)[:n]),
-        "max_sums": (np.full((c.max_tokens, c.dim), tf.max_int), np.zeros(c.max_tokens, dtype=int)),
-        "min_sums": (np.full((c.max_tokens, c.dim), tf.min_int), np.arange(c.max_tokens) % 2),
-        "capacity_reached": (tb.tokens(c.max_clusters), np.arange(c.max_clusters)[::-1]),
-        "refused": (tb.tokens(7), np.array([0, c.max_clusters, 1, c.max_clusters, 1, 0, 2])),
-        "too_many_tokens": (tb.tokens(c.max_tokens + 3), np.zeros(c.max_tokens + 3, dtype=int)),
+        "max_sums": (np.full((c.n_max, c.d), tf.max_int), np.zeros(c.n_max, dtype=int)),
+        "min_sums": (np.full((c.n_max, c.d), tf.min_int), np.arange(c.n_max) % 2),
+        "capacity_reached": (tb.tokens(c.k_max), np.arange(c.k_max)[::-1]),
+        "refused": (tb.tokens(7), np.array([0, c.k_max, 1, c.k_max, 1, 0, 2])),
+        "too_many_tokens": (tb.tokens(c.n_max + 3), np.zeros(c.n_max + 3, dtype=int)),
     }
     for name, (x, idx) in cases.items():
-        if len(idx) > 20 * c.max_clusters:
+        if len(idx) > 20 * c.k_max:
             continue
         res = await tb.run(x, idx, None, 0.25, 0.25)
         tb.check(x, idx, None, res)

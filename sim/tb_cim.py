@@ -18,13 +18,13 @@ import numpy as np
 from golden.cim import cluster_index, skew_lanes
 from hdl.cim import ClusterIndexModule
 from sim.runner import write_stats
-from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of, wait_for
-from sim.tbutil import block_component, start_clock_and_reset, tb_rng, timeout_us
+from sim.streams import Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of, wait_for
+from sim.tbutil import BlockTB, timeout_us
 
 BENCH_N = os.environ.get("ATTN_RTL_BENCH_N")
-# Timeouts: simulated times measured at max_tokens = 64 (tests/test_cocotb_cim_cag.py), scaled by
+# Timeouts: simulated times measured at n_max = 64 (tests/test_cocotb_cim_cag.py), scaled by
 # this run's token capacity (the default-sized configurations are bigger) or bench token count.
-_CAPACITY = json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}").get("max_tokens", 64)
+_CAPACITY = json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}").get("n_max", 64)
 _WORK = _CAPACITY / 64
 
 
@@ -52,8 +52,8 @@ async def run_cim(io: StreamIO, comp: ClusterIndexModule, codes: np.ndarray, *, 
         await io.step({"clear": 1}, [])
     beats = cim_beats(comp, codes)
     if check:
-        want, _, _ = cluster_index(codes, max_clusters=comp.max_clusters, hash_width=comp.hash_width,
-                                   nodes_per_layer=comp.nodes_per_layer, max_tokens=comp.max_tokens)
+        want, _, _ = cluster_index(codes, k_max=comp.k_max, hash_width=comp.hash_width,
+                                   nodes_per_layer=comp.nodes_per_layer, n_max=comp.n_max)
         expected: list | int = want.tolist()
     else:
         expected = len(codes)
@@ -67,25 +67,17 @@ async def run_cim(io: StreamIO, comp: ClusterIndexModule, codes: np.ndarray, *, 
     return {"indices": o.beats, **regs, "cycles": o.transfers[-1] - i.transfers[0] + 1}
 
 
-class CimTB:
-    def __init__(self, dut, salt: int = 0):
-        self.dut = dut
-        self.comp: ClusterIndexModule = block_component("cim")
-        self.rng = tb_rng(salt)
-        self.nprng = np.random.default_rng(self.rng.randrange(1 << 30))
-        self.io = CocotbIO(dut)
-
-    async def reset(self) -> None:
-        await start_clock_and_reset(self.dut, {"i__valid": 0, "i__payload": 0, "o__ready": 0, "clear": 0})
-        await self.io.start()
+class CimTB(BlockTB):
+    BLOCK = "cim"
+    comp: ClusterIndexModule
 
     async def run(self, codes: np.ndarray, p_in: float, p_out: float, clear: bool = True) -> dict:
         return await run_cim(self.io, self.comp, codes, p_in=p_in, p_out=p_out, rng=self.rng, clear=clear)
 
     def check(self, codes: np.ndarray, res: dict) -> None:
         c = self.comp
-        want, k, over = cluster_index(codes, max_clusters=c.max_clusters, hash_width=c.hash_width,
-                                      nodes_per_layer=c.nodes_per_layer, max_tokens=c.max_tokens)
+        want, k, over = cluster_index(codes, k_max=c.k_max, hash_width=c.hash_width,
+                                      nodes_per_layer=c.nodes_per_layer, n_max=c.n_max)
         assert res["indices"] == want.tolist(), f"indices {res['indices']} != {want.tolist()}"
         assert res["n_clusters"] == k
         assert bool(res["overflow"]) == over
@@ -93,7 +85,7 @@ class CimTB:
 
     def random_codes(self, n: int, values: int) -> np.ndarray:
         lo = max(-(1 << (self.comp.hash_width - 1)), -(values // 2))
-        return self.nprng.integers(lo, lo + values, size=(n, self.comp.hash_len))
+        return self.nprng.integers(lo, lo + values, size=(n, self.comp.l))
 
 
 @cocotb.test(skip=BENCH_N is not None, **timeout_us(8.1, _WORK))
@@ -103,7 +95,7 @@ async def test_random_with_stalls(dut):
     c = tb.comp
     checked = 0
     for values, p in ((2, 0.3), (3, 0.0), (1 << c.hash_width, 0.4)):
-        codes = tb.random_codes(min(c.max_tokens, 3 * c.max_clusters // 2), values)
+        codes = tb.random_codes(min(c.n_max, 3 * c.k_max // 2), values)
         res = await tb.run(codes, p, p)
         tb.check(codes, res)
         checked += len(codes)
@@ -115,7 +107,7 @@ async def test_directed(dut):
     tb = CimTB(dut, 2)
     await tb.reset()
     c = tb.comp
-    l, n = c.hash_len, min(c.max_tokens, c.max_clusters)
+    l, n = c.l, min(c.n_max, c.k_max)
     half = 1 << (c.hash_width - 1)
     # n distinct codes: the token number in base 2**hash_width over the layers (may overflow at
     # narrow configs; the golden model says what must happen).
@@ -127,12 +119,12 @@ async def test_directed(dut):
         "identical": np.tile(a, (n - 1 if n % 2 == 0 else n, 1)),  # n odd
         "distinct": digits,
         "alternating": np.array([a, b] * (n // 4) + [a]),
-        "long_runs": np.repeat(tb.random_codes(max(3, n // 8), 2), 8, axis=0)[: c.max_tokens],
+        "long_runs": np.repeat(tb.random_codes(max(3, n // 8), 2), 8, axis=0)[: c.n_max],
     }
-    if c.max_clusters < c.max_tokens:
-        extra = np.stack([(np.arange(c.max_clusters + 1) >> (c.hash_width * j)) % (2 * half) - half
+    if c.k_max < c.n_max:
+        extra = np.stack([(np.arange(c.k_max + 1) >> (c.hash_width * j)) % (2 * half) - half
                           for j in range(l)], axis=1)
-        cases["capacity_exceeded"] = np.concatenate([extra, extra[:3]])[: c.max_tokens]
+        cases["capacity_exceeded"] = np.concatenate([extra, extra[:3]])[: c.n_max]
         cases["capacity_reached"] = extra[:-1]
     stats = {}
     for name, codes in cases.items():

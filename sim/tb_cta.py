@@ -1,11 +1,14 @@
+# amaranth: UnusedElaboratable=no
 """cocotb testbench of the ``cta`` block (the whole CTA accelerator) against golden.cta.
 
 :class:`CtaTB` owns the clock, reset, the ``load`` driver (random valid gaps), the ``o`` monitor
-(random ready drops) and the register interface; heads come from the golden package
+(random ready drops, every row compared ``==`` with the golden one as it arrives) and the register
+interface, all on the shared stream harness (:mod:`sim.streams`); heads come from the golden package
 (:func:`golden.cta.cta_fixed_trace`, :func:`golden.cta_host.load_beats`). Tests: random heads back to
 back (m != n, d_in over several passes, stalls), a refused run (wrong d_h) between them, and a head
-handed over in a pickle (``CTA_HEAD``: (shape, trace), written by ``attn-rtl run``). Every wait is
-bounded; rows after the last one fail the test.
+handed over in a pickle (``CTA_HEAD``: (shape, trace), written by ``attn-rtl run``). Every wait has a
+cycle deadline; the row count is explicit; a row after the last one, also within the drain window
+after ``done``, fails the test.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from golden.cta_host import CtaShape, load_beats
 from golden.lsh import make_lsh_params
 from golden.reference import HeadInputs
 
-__all__ = ["random_head", "make_trace", "CtaTB"]
+__all__ = ["random_head", "make_trace", "expected_rows", "CtaTB"]
 
 SA_FLAGS = ("hash_saturated", "linear_saturated", "score_saturated", "output_saturated")
 
@@ -41,16 +44,14 @@ def random_head(rng: np.random.Generator, m: int, n: int, d_in: int, d_h: int, c
 def make_trace(shape: CtaShape, head: HeadInputs, *, widths: Any = (1.5, 1.5, 0.7), seed: int = 0) -> CTAFixedTrace:
     """The bit-exact golden run of ``head`` on a block of ``shape`` (its formats and capacities)."""
     params = make_lsh_params(head.d_in, l=shape.l, widths=widths, seed=seed)
-    return cta_fixed_trace(head, lsh=params, cfg=shape.cfg, max_clusters=shape.clusters, exp_spec=shape.exp_spec,
-                           max_tokens=shape.n_max)
+    return cta_fixed_trace(head, lsh=params, cfg=shape.cfg, k_max=shape.clusters, exp_spec=shape.exp_spec,
+                           n_max=shape.n_max)
 
 
 def _latencies(shape: CtaShape) -> dict[str, int]:
-    from hdl.cta import Cta
+    from hdl.cta import cta_cycle_latencies
 
-    comp = Cta(shape=shape)
-    comp._MustUse__silence = True  # only its constants are read
-    return comp.cycle_latencies()
+    return cta_cycle_latencies(shape)
 
 
 def lsh_steps_run(trace: CTAFixedTrace) -> int:
@@ -109,98 +110,100 @@ def expected_status(trace: CTAFixedTrace) -> dict[str, int]:
 
 try:
     import cocotb
-    from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 except ImportError:  # pragma: no cover - cocotb is a dependency
     cocotb = None
 
 
+def expected_rows(shape: CtaShape, trace: CTAFixedTrace) -> list[list[int]]:
+    """The ``o`` rows of a run as the monitor collates them (``d`` lanes, then ``last``): the golden
+    output in the first ``d_h`` lanes, zeros past it, ``last`` on row m-1; none after a capacity error."""
+    if trace.flags["cim_overflow"]:
+        return []
+    d, d_h, m = shape.cfg.d, shape.d_h, trace.out.shape[0]
+    return [[int(v) for v in trace.out[i]] + [0] * (d - d_h) + [int(i == m - 1)] for i in range(m)]
+
+
 class CtaTB:
-    """Drivers and monitors of one ``cta`` DUT (see the module docstring)."""
+    """Clock, reset, the ``load`` driver, the ``o`` monitor and the registers of one ``cta`` DUT, on
+    the shared stream harness (:mod:`sim.streams`, cocotb adapter); payloads packed and unpacked
+    with the component's own ``lib.data`` layouts."""
+
+    #: cycles after ``done`` in which ``o`` is ready and any further row fails the run
+    DRAIN_CYCLES = 16
 
     def __init__(self, dut, shape: CtaShape, stall: float = 0.0, rng: random.Random | None = None) -> None:
         from hdl.cta import Cta
+        from sim.streams import CocotbIO, layout_of
 
         self.dut, self.shape, self.stall = dut, shape, stall
         self.rng = rng or random.Random(1)
         self.clears = 0     # CIM clears since reset (the cycle model places the epoch-wrap sweeps by it)
         comp = Cta(shape=shape)
-        self.load_layout = comp.load.payload.shape()
-        self.o_layout = comp.o.payload.shape()
-        comp._MustUse__silence = True  # only its layouts are used here
+        self.load_layout = layout_of(comp.load.payload)
+        self.o_layout = layout_of(comp.o.payload)
+        self.cycles_layout = layout_of(comp.cycles)
+        self.io = CocotbIO(dut)
 
     async def reset(self) -> None:
         from sim.tbutil import start_clock_and_reset
 
         await start_clock_and_reset(self.dut, {"load__valid": 0, "o__ready": 0, "start": 0})
+        await self.io.start()
         self.clears = 0
 
     async def load(self, beats: list[dict[str, Any]], deadline_per_beat: int = 50) -> None:
-        dut = self.dut
-        for bt in beats:
-            await FallingEdge(dut.clk)
-            while self.stall and self.rng.random() < self.stall:
-                dut.load__valid.value = 0
-                await FallingEdge(dut.clk)
-            dut.load__valid.value = 1
-            dut.load__payload.value = self.load_layout.const(bt).as_value().value
-            for _ in range(deadline_per_beat):
-                await ReadOnly()
-                ready = int(dut.load__ready.value)
-                await RisingEdge(dut.clk)
-                if ready:
-                    break
-                await FallingEdge(dut.clk)
-            else:
-                raise AssertionError(f"load beat not accepted within {deadline_per_beat} cycles")
-        await FallingEdge(dut.clk)
-        dut.load__valid.value = 0
+        """Send ``beats`` on ``load`` (random valid gaps); each beat must be taken within
+        ``deadline_per_beat`` cycles of being offered."""
+        from sim.streams import Source, StreamBench
 
-    async def run(self, m: int, n: int, d_in: int, d_h: int, deadline: int) -> tuple[list[list[int]], dict]:
-        """Start a run, collect the output rows (random ready), return (rows, status)."""
-        from sim.tbutil import read_unsigned
+        src = Source("load", self.load_layout, beats, p_stall=self.stall, rng=self.rng, wait_cycles=deadline_per_beat)
+        gaps = int(len(beats) / (1.0 - self.stall)) * 2 + 64   # valid gaps of the driver itself
+        await StreamBench(src, deadline_cycles=len(beats) * deadline_per_beat + gaps).run(self.io)
 
-        dut = self.dut
-        await FallingEdge(dut.clk)
-        dut.m.value, dut.n.value, dut.d_in.value, dut.d_h.value = m, n, d_in, d_h
-        dut.start.value = 1
-        await FallingEdge(dut.clk)
-        dut.start.value = 0
-        rows: list[list[int]] = []
-        width = self.shape.cfg.out_fmt.width
-        d = self.shape.cfg.d
-        for _cycle in range(deadline):
-            ready = int(not self.stall or self.rng.random() >= self.stall)
-            dut.o__ready.value = ready
-            await ReadOnly()
-            if ready and read_unsigned(dut.o__valid):
-                raw = dut.o__payload.value.to_unsigned()
-                vals = []
-                for e in range(d):
-                    v = (raw >> (e * width)) & ((1 << width) - 1)
-                    vals.append(v - (1 << width) if v >> (width - 1) else v)
-                rows.append(vals + [(raw >> (d * width)) & 1])
-            if read_unsigned(dut.done) and not read_unsigned(dut.busy):
-                break
-            await FallingEdge(dut.clk)
-        else:
-            state = getattr(dut, "fsm_state", None)
-            raise AssertionError(f"run not done within {deadline} cycles (sequencer state "
-                                 f"{None if state is None else read_unsigned(state)})")
-        await FallingEdge(dut.clk)
-        dut.o__ready.value = 1
-        for _ in range(16):
-            await ReadOnly()
-            assert not read_unsigned(dut.o__valid), "an output row after done"
-            await FallingEdge(dut.clk)
-        status = {name: read_unsigned(getattr(dut, name)) for name in
-                  ("k0", "k1", "k2", "size_error", "capacity_error", "sa_overflow", "protocol_error", "busy")}
-        raw = dut.cycles.value.to_unsigned()
+    async def run(self, m: int, n: int, d_in: int, d_h: int, deadline: int,
+                  expected: list[list[int]] | int = 0) -> tuple[list[list[int]], dict]:
+        """Start a run, receive its ``o`` rows (random ready), return (rows, status).
+
+        ``expected``: the rows (compared ``==`` as they arrive, see :func:`expected_rows`) or their
+        count; fails on a row past the last expected one (also in the drain window after ``done``),
+        on fewer rows than expected once the run is done, and when ``done`` is not reached within
+        ``deadline`` cycles. The default 0: no row may arrive (a refused run)."""
         from hdl.cta import STEPS
-        status["cycles"] = {s: (raw >> (32 * k)) & 0xFFFFFFFF for k, s in enumerate(STEPS)}
-        return rows, status
+        from sim.streams import Scoreboard, Sink, StreamBench, StreamError, unpack
+
+        config = {"m": m, "n": n, "d_in": d_in, "d_h": d_h}
+        rows = Scoreboard("o rows", expected)
+        sink = Sink("o", self.o_layout, rows, p_stall=self.stall, rng=self.rng, wait_cycles=deadline,
+                    collate=lambda beats: beats[0]["data"] + [beats[0]["last"]])
+
+        def finished(bench: StreamBench) -> bool:
+            return bool(bench.samples.get("done")) and not bench.samples.get("busy")
+
+        def after(bench: StreamBench, s) -> None:
+            # no row follows done (the drain window checks it), so missing rows fail right here
+            if finished(bench) and not rows.complete:
+                raise StreamError(f"o rows: run done (cycle {bench.cycle}) with {len(rows.items)} rows, "
+                                  f"expected {rows.expected}")
+
+        await self.io.step({**config, "start": 1}, [])  # the registers hold their values after it
+        bench = StreamBench(sink, deadline_cycles=deadline, drain_cycles=self.DRAIN_CYCLES,
+                            before=lambda b: None if b.cycle else {"start": 0}, after=after, until=finished,
+                            watch=["done", "busy"])
+        try:
+            await bench.run(self.io)
+        except StreamError as exc:
+            if not hasattr(self.dut, "fsm_state"):  # (only where the simulator exposes the sequencer)
+                raise
+            state = (await self.io.peek(["fsm_state"]))["fsm_state"]
+            raise StreamError(f"{exc} (sequencer state {state})") from None
+        names = ("k0", "k1", "k2", "size_error", "capacity_error", "sa_overflow", "protocol_error", "busy")
+        status: dict[str, Any] = await self.io.peek(names + ("cycles",))
+        status["cycles"] = dict(zip(STEPS, unpack(self.cycles_layout, status["cycles"]), strict=True))
+        return rows.items, status
 
     def check(self, trace: CTAFixedTrace, rows: list[list[int]], status: dict) -> None:
-        d_h, d = self.shape.d_h, self.shape.cfg.d
+        """Status, cycle counters and rows of a run == the golden run (rows also when they came
+        through another path, e.g. the AXI testbench)."""
         want = expected_status(trace)
         got = {k: status[k] for k in want}
         assert got == want, f"status {got} != golden {want}"
@@ -210,11 +213,10 @@ class CtaTB:
             assert rows == [], "rows after a capacity error"
             return
         check_cycles(self.shape, trace, status["cycles"], host_stalls=bool(self.stall), clears_before=clears_before)
-        assert len(rows) == trace.out.shape[0], f"expected {trace.out.shape[0]} rows, got {len(rows)}"
-        for i, row in enumerate(rows):
-            assert row[:d_h] == trace.out[i].tolist(), f"row {i}: RTL {row[:d_h]} != golden {trace.out[i].tolist()}"
-            assert row[d_h:d] == [0] * (d - d_h), f"row {i}: lanes past d_h not zero"
-            assert row[d] == int(i == len(rows) - 1), f"row {i}: last flag"
+        golden = expected_rows(self.shape, trace)
+        assert len(rows) == len(golden), f"expected {len(golden)} rows, got {len(rows)}"
+        for i, (row, want_row) in enumerate(zip(rows, golden, strict=True)):
+            assert row == want_row, f"row {i}: RTL {row} != golden {want_row} (d lanes, then last)"
 
 
 def _shape_from_env() -> CtaShape:
@@ -252,7 +254,9 @@ if cocotb is not None:
 
         shape = _shape_from_env()
         seed = int(os.environ.get("RANDOM_SEED", "1"))
-        tb = CtaTB(dut, shape, stall=float(os.environ.get("CTA_STALL", "0.25")), rng=random.Random(seed))
+        stall = float(os.environ.get("CTA_STALL", "0.25"))
+        cocotb.log.info(f"RANDOM_SEED={seed} stall probability {stall} (load valid gaps, o ready drops)")
+        tb = CtaTB(dut, shape, stall=stall, rng=random.Random(seed))
         rng = np.random.default_rng(seed & 0xFFFFFFFF)
         await tb.reset()
         d, n_max = shape.cfg.d, shape.n_max
@@ -283,7 +287,8 @@ if cocotb is not None:
             else:
                 raise AssertionError(f"case {k}: no head with the wanted clustering in 20 draws")
             await tb.load(load_beats(trace, shape))
-            rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in))
+            rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in),
+                                        expected_rows(shape, trace))
             cocotb.log.info(f"case {k}: m {m} n {n} d_in {d_in} k {[trace.k0, trace.k1, trace.k2]}")
             tb.check(trace, rows, status)
             # the figures are what the RTL reported (tb.check compared them with the golden model)
@@ -308,7 +313,7 @@ if cocotb is not None:
         await tb.load(load_beats(trace, shape))
         m, n, d_in = trace.x_q.shape[0], trace.x_kv.shape[0], trace.x_q.shape[1]
         t0 = time.monotonic()
-        rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in))
+        rows, status = await tb.run(m, n, d_in, shape.d_h, _deadline(shape, m, n, d_in), expected_rows(shape, trace))
         seconds = time.monotonic() - t0
         tb.check(trace, rows, status)
         write_stats({"head": {"cycles": status["cycles"], "k": [status["k0"], status["k1"], status["k2"]],

@@ -14,13 +14,10 @@ import random
 
 import cocotb
 import numpy as np
-from amaranth.hdl import signed, unsigned
-from amaranth.lib import data
 
 from golden.eatt import EattFormats, eatt_fixed_raw
 from golden.softmax_pv import encode_scale
 from hdl.eatt import eatt_formats
-from sim import streams
 from sim.runner import tb_params, write_stats
 from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, layout_of, wait_for
 from sim.tbutil import bench_work, block_component, npz_work, start_clock_and_reset, tb_rng, timeout_us
@@ -34,14 +31,19 @@ _P = {"d_in": 16, "d": 8, "n_max": 8, "lanes": 2, **json.loads(os.environ.get("A
 _WORK = _P["n_max"] * _P["d_in"] * _P["d"] / _P["lanes"] / 1152
 
 
-def pack(values, width: int) -> int:
-    """``values`` as ``width``-bit lanes, lane 0 in the LSBs (for the AXI testbenches' byte frames),
-    through the one packing path of ``sim/streams.py``."""
-    return streams.pack(data.ArrayLayout(unsigned(width), len(values)), [int(v) for v in values])
+def eatt_items(case: dict, lanes: int, d: int) -> dict[str, list]:
+    """The input stream items of one head as plain payload values (packed with each port's
+    ``lib.data`` layout by :func:`sim.streams.pack`): wq / wk rows then their bias row, one token
+    element per xkv / xq beat, ``lanes`` V values per v beat."""
+    rows = lambda w, b: [[int(v) for v in r] for r in w] + [[int(v) for v in b]]  # noqa: E731
+    return {"wq": rows(case["wq"], case["bq"]), "wk": rows(case["wk"], case["bk"]),
+            "xkv": [int(x) for x in case["xkv"].ravel()], "xq": [int(x) for x in case["xq"].ravel()],
+            "v": [[int(x) for x in r[c:c + lanes]] for r in case["v"] for c in range(0, d, lanes)]}
 
 
-def unpack_signed(word: int, count: int, width: int) -> list[int]:
-    return streams.unpack(data.ArrayLayout(signed(width), count), word)
+def lane_beats(rows: np.ndarray, lanes: int) -> list[list[int]]:
+    """Output rows as ``o`` beats of ``lanes`` values each (the monitor's items)."""
+    return [[int(x) for x in r[c:c + lanes]] for r in rows for c in range(0, rows.shape[1], lanes)]
 
 
 class StreamTB:
@@ -93,12 +95,7 @@ class EattTB(StreamTB):
         m, n = case["xq"].shape[0], case["xkv"].shape[0]
         config = {"n_keys": n, "n_queries": m, "tau": case["tau"], "scale_mant": case["mant"],
                   "scale_shift": case["shift"]}
-        rows = lambda w, b: [[int(v) for v in r] for r in w] + [[int(v) for v in b]]  # noqa: E731
-        streams = {"wq": rows(case["wq"], case["bq"]), "wk": rows(case["wk"], case["bk"]),
-                   "xkv": [int(x) for x in case["xkv"].ravel()], "xq": [int(x) for x in case["xq"].ravel()],
-                   "v": [[int(x) for x in r[c:c + L]] for r in case["v"] for c in range(0, f.d, L)]}
-        expected = [[int(x) for x in r[c:c + L]] for r in want.out for c in range(0, f.d, L)]
-        cycles, beats = await self.exchange(config, streams, expected)
+        cycles, beats = await self.exchange(config, eatt_items(case, L, f.d), lane_beats(want.out, L))
         out = np.array(beats).reshape(m, f.d)
         assert np.array_equal(out, want.out), f"output mismatch in {int(np.sum(out != want.out))} elements"
         assert (await self.io.peek(["overflow"]))["overflow"] == int(want.back.overflow.any())

@@ -14,12 +14,11 @@ import random
 
 import cocotb
 import numpy as np
-from amaranth.hdl import Value
 
-from golden.latte import LatteFormats, encode_score_scale, estimate_scores, latte_fixed_raw
+from golden.latte import LatteFormats, encode_score_scale, latte_fixed_raw
 from hdl.latte import Latte
 from sim.runner import tb_params, write_stats
-from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, ValidMonitor, layout_of
+from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of
 from sim.tbutil import bench_work, block_component, npz_work, start_clock_and_reset, tb_rng, timeout_us
 
 # Timeouts (simulated us) were measured on the configurations of tests/test_cocotb_latte.py, the
@@ -43,15 +42,14 @@ def _chunks(x: np.ndarray, lanes: int) -> list[list[int]]:
 
 
 async def run_latte_head(io: StreamIO, comp: Latte, q, k, v, tau: int, mant: int, shift: int, *, stall: float = 0.0,
-                         rng: random.Random | None = None, deadline_cycles: int | None = None,
-                         probe_est: bool = False) -> dict:
+                         rng: random.Random | None = None, deadline_cycles: int | None = None) -> dict:
     """One head through ``comp`` (Amaranth: the dut; cocotb: the component the Verilog came from),
     on either adapter. Every o row (data and kept count) is compared ``==`` with
     :func:`golden.latte.latte_fixed_raw` as it arrives; the q/k/v streams get random valid gaps and
     o random ready gaps (``stall``); nothing may follow the last row for ``DRAIN_CYCLES``; the block
-    must be idle within 3 cycles of the last row. ``probe_est`` (Amaranth only) also checks the
-    A_est buffer writes, one row of n estimates per query row, against
-    :func:`golden.latte.estimate_scores`. Returns the figures read from the RTL."""
+    must be idle within 3 cycles of the last row. The A_est buffer writes are checked by the
+    Amaranth tests on the ``front.est`` ports (``tests/test_latte.py``). Returns the figures read from
+    the RTL."""
     fmts, lanes = comp.fmts, comp.lanes
     m_rows, d_h = q.shape
     n = k.shape[0]
@@ -72,18 +70,6 @@ async def run_latte_head(io: StreamIO, comp: Latte, q, k, v, tau: int, mant: int
     rows = Sink("o", layout_of(comp.o.payload), Scoreboard("o rows", expected), p_stall=stall, rng=rng,
                 collate=row_of, wait_cycles=deadline)
     agents.append(rows)
-    if probe_est:
-        est_shape = Value.cast(comp._est_w.data).shape()
-        addr_shape = Value.cast(comp._est_w.addr).shape()
-
-        def est_row(beats: list[dict]) -> list[int] | None:
-            buf = {b["addr"]: b["data"] for b in beats}  # a rewritten address replaces its estimate
-            return [buf[j] for j in range(n)] if len(buf) == n else None
-
-        agents.append(ValidMonitor("EST rows", valid="_est_w.en", fields={
-            "addr": ("_est_w.addr", addr_shape), "data": ("_est_w.data", est_shape)},
-            scoreboard=Scoreboard("EST rows", estimate_scores(q, k).tolist()), collate=est_row,
-            wait_cycles=deadline))
     config = {"n_keys": n, "n_queries": m_rows, "tau": min(tau, fmts.tau_max), "scale_mant": mant,
               "scale_shift": shift}
     idle_after: list[int] = []
@@ -106,8 +92,7 @@ async def run_latte_head(io: StreamIO, comp: Latte, q, k, v, tau: int, mant: int
     assert regs["overflow"] == overflow, f"overflow {regs['overflow']} != golden {overflow}"
     assert regs["idle"] == 1, "block not idle after the head"
     return {"cycles": rows.transfers[-1] + 1, "kept": regs["kept_total"], "n": n, "m": m_rows, "kept_rows": kept,
-            "overflow": bool(regs["overflow"]), "out": np.array([r["row"] for r in rows.scoreboard.items]),
-            "est": np.array(agents[-1].scoreboard.items) if probe_est else None}
+            "overflow": bool(regs["overflow"]), "out": np.array([r["row"] for r in rows.scoreboard.items])}
 
 
 class LatteTB:

@@ -304,7 +304,7 @@ async def _reset(dut) -> None:
 
 
 def _cfg_from_env() -> SystolicConfig:
-    from hdl.ppe import config_from_params
+    from hdl.systolic_array import config_from_params
     from sim.runner import tb_params
 
     return config_from_params(tb_params())

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import random
 
+import numpy as np
 from cocotb.types import Logic
 
-from sim.streams import Scoreboard  # the one scoreboard (sim/streams.py); re-exported for older testbenches
+from sim.streams import CocotbIO, Scoreboard  # the one scoreboard (sim/streams.py); re-exported for older testbenches
 
 __all__ = ["Scoreboard", "CycleDeadline", "read_unsigned", "read_signed", "tb_rng",
            "block_component", "start_clock_and_reset", "timeout_us", "env_int", "bench_work", "npz_work"]
@@ -102,3 +103,23 @@ def npz_work(env: str, ref_mn: int, q_key: str, k_key: str) -> float:
 
     with np.load(path) as data:
         return data[q_key].shape[0] * data[k_key].shape[0] / ref_mn
+
+
+class BlockTB:
+    """The common part of a one-stream-in, one-stream-out block's cocotb TB: the DUT, its component
+    (whose ``lib.data`` layouts pack the payloads), seeded Python / NumPy RNGs and the cocotb
+    stream adapter. Subclasses name the registry ``BLOCK`` and the ``IDLE`` input values."""
+
+    BLOCK: str = ""
+    IDLE: dict[str, int] = {"i__valid": 0, "i__payload": 0, "o__ready": 0, "clear": 0}
+
+    def __init__(self, dut, salt: int = 0) -> None:
+        self.dut = dut
+        self.comp = block_component(self.BLOCK)
+        self.rng = tb_rng(salt)
+        self.nprng = np.random.default_rng(self.rng.randrange(1 << 30))
+        self.io = CocotbIO(dut)
+
+    async def reset(self) -> None:
+        await start_clock_and_reset(self.dut, self.IDLE)
+        await self.io.start()

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Portable vector testbenches: hex stimulus / expected files from the golden models plus a
 self-checking SystemVerilog bench (``attn-rtl export-tb``, ``attn-rtl soak``).
 
@@ -51,6 +52,8 @@ from typing import Any
 import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
+
+from sim import streams
 
 __all__ = [
     "Stream", "Segment", "Plan", "ADAPTERS", "ExportResult", "BenchResult", "export_tb", "write_vectors",
@@ -119,24 +122,9 @@ def _shape_width(shape: Any) -> int:
 
 def pack(shape: Any, value: Any) -> int:
     """Flat integer of ``value`` in ``shape`` (a ``lib.data`` layout or a plain shape): dicts for
-    struct layouts, sequences for array layouts, ints (two's complement) for plain shapes."""
-    if isinstance(shape, data.StructLayout):
-        raw = 0
-        for name, fld in shape:
-            if name in value:
-                raw |= pack(fld.shape, value[name]) << fld.offset
-        return raw
-    if isinstance(shape, data.ArrayLayout):
-        elem = shape.elem_shape
-        ew = _shape_width(elem)
-        if not isinstance(elem, data.Layout):
-            return _pack_ints(value, ew)
-        raw = 0
-        for k, v in enumerate(value):
-            raw |= pack(elem, v) << (k * ew)
-        return raw
-    width = _shape_width(shape)
-    return int(value) & ((1 << width) - 1)
+    struct layouts, sequences for array layouts, ints (two's complement) for plain shapes. The one
+    packing path, :func:`sim.streams.pack` (rows of int arrays in bulk: :func:`pack_rows`)."""
+    return streams.pack(shape, value)
 
 
 _BIT_CACHE: dict[int, np.ndarray] = {}
@@ -159,7 +147,9 @@ def _pack_ints(values: Any, width: int) -> int:
 
 def pack_rows(values: Any, width: int) -> list[int]:
     """``pack`` of every row of a 2-D integer array as a ``width``-bit little-endian array, vectorised:
-    the per-row Python loop of :func:`pack` dominated vector generation (LATTE / E-ATT / MCA)."""
+    the per-row Python loop of :func:`pack` dominated vector generation (LATTE / E-ATT / MCA). Equal
+    to :func:`sim.streams.pack` with ``ArrayLayout(signed(width), columns)`` per row
+    (tests/test_streams.py holds them together)."""
     arr = np.asarray(values, dtype=np.int64)
     arr = arr.reshape(arr.shape[0], -1) if arr.ndim != 2 else arr
     rows, count = arr.shape
@@ -247,12 +237,12 @@ def _cim(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
     segments = []
     left = n
     while left > 0:
-        t = int(min(left, comp.max_tokens, int(rng.integers(1, comp.max_tokens + 1)) if not corners else left))
-        t = max(1, min(t, comp.max_tokens))
+        t = int(min(left, comp.n_max, int(rng.integers(1, comp.n_max + 1)) if not corners else left))
+        t = max(1, min(t, comp.n_max))
         left -= t
         values = int(rng.choice([2, 3, 1 << comp.hash_width]))
         lo = max(-(1 << (comp.hash_width - 1)), -(values // 2))
-        codes = rng.integers(lo, lo + values, size=(t, comp.hash_len))
+        codes = rng.integers(lo, lo + values, size=(t, comp.l))
         if comp.internal_skew:
             beats = [pack(layout, {"hash": [int(v) for v in code]}) for code in codes]
         else:
@@ -260,8 +250,8 @@ def _cim(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
             beats = [pack(layout, {"hash": [int(v) for v in hashes[k]],
                                    "lane_valid": int(sum(1 << j for j in range(codes.shape[1]) if valid[k, j]))})
                      for k in range(len(hashes))]
-        want, k_cl, over = cluster_index(codes, max_clusters=comp.max_clusters, hash_width=comp.hash_width,
-                                         nodes_per_layer=comp.nodes_per_layer, max_tokens=comp.max_tokens)
+        want, k_cl, over = cluster_index(codes, k_max=comp.k_max, hash_width=comp.hash_width,
+                                         nodes_per_layer=comp.nodes_per_layer, n_max=comp.n_max)
         segments.append(Segment(items={"i": beats, "o": [int(v) for v in want]},
                                 status={"n_clusters": int(k_cl), "overflow": int(over), "protocol_error": 0},
                                 deadline=2 * comp.sweep_cycles + 20 * (len(beats) + 50)))
@@ -281,17 +271,17 @@ def _cag(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
     segments = []
     left = n
     while left > 0:
-        t = int(min(left, comp.max_tokens))
+        t = int(min(left, comp.n_max))
         left -= t
         values = int(rng.integers(2, 6))
-        x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(t, comp.dim))
+        x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(t, comp.d))
         codes = rng.integers(0, values, size=(t, 2))
         codes = np.repeat(codes, rng.integers(1, 4, t), axis=0)[:t]  # same-cluster runs
-        idx, _, _ = cluster_index(codes, max_clusters=comp.max_clusters, hash_width=8)
-        want = aggregate(x, idx, max_clusters=comp.max_clusters, max_tokens=comp.max_tokens,
+        idx, _, _ = cluster_index(codes, k_max=comp.k_max, hash_width=8)
+        want = aggregate(x, idx, k_max=comp.k_max, n_max=comp.n_max,
                          token_fmt=comp.formats["token"], centroid_fmt=comp.formats["centroid"],
                          recip_spec=comp.recip_spec, residual_centroids=None)
-        zeros = [0] * comp.dim
+        zeros = [0] * comp.d
         beats = [pack(il, {"index": int(idx[j]), "x": [int(v) for v in x[j]], "centroid": zeros, "residual": 0,
                            "last": int(j == t - 1)}) for j in range(t)]
         k = want.n_clusters
@@ -300,7 +290,7 @@ def _cag(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
         segments.append(Segment(items={"i": beats, "o": outs},
                                 status={"n_clusters": int(k), "overflow": int(want.overflow),
                                         "saturated": int(want.saturated)},
-                                deadline=2 * comp.max_clusters + 20 * (t + 100)))
+                                deadline=2 * comp.k_max + 20 * (t + 100)))
     return Plan([Stream("i", "in", ("i__payload",), "i__valid", "i__ready"),
                  Stream("o", "out", ("o__payload",), "o__valid", "o__ready")],
                 segments, n, "token", pulses=("clear",), status=("n_clusters", "overflow", "saturated"),
@@ -351,8 +341,7 @@ def _pag(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
 
 def _systolic_array(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
     from golden.systolic import OP_DF1
-    from hdl.ppe import config_from_params
-    from hdl.systolic_array import beat_layout, out_layout, res_layout
+    from hdl.systolic_array import beat_layout, config_from_params, out_layout, res_layout
     from sim.tb_systolic_array import corner_program, random_program
 
     cfg = config_from_params(params)
@@ -657,7 +646,8 @@ def _ppe(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
     from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, PH_LINEAR, PH_LSH, PH_OUTPUT, PH_SCORE, linear, lsh_hash
     from golden.systolic import output as sa_output
     from golden.systolic import scores as sa_scores
-    from hdl.ppe import PPE, config_from_params, tag_layout
+    from hdl.ppe import PPE, tag_layout
+    from hdl.systolic_array import config_from_params
 
     cfg = config_from_params(params)
     tl = tag_layout(cfg)
@@ -1259,7 +1249,6 @@ def make_plan(block: str, params: Mapping[str, Any], vectors: int, seed: int, *,
 
         spec = get_block(block)
         component = spec.build(**dict(params))
-        component._MustUse__silence = True
     rng = np.random.default_rng(seed)
     return ADAPTERS[block](component, dict(params), rng, vectors, corners)
 
@@ -1410,7 +1399,6 @@ def _soak_batch(block: str, params: Mapping[str, Any], n: int, seed: int, capaci
         from hdl.registry import get_block
 
         comp = _WORKER_COMPONENTS[key] = get_block(block).build(**dict(params))
-        comp._MustUse__silence = True
     plan = make_plan(block, params, n, seed, corners=False, component=comp)
     runs = []
     for segs in _chunks(plan, capacity):

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Hardware-cost report: the FPGA-sized configuration of every registered block, one table.
 
 ``run_report()`` synthesises each block's ``BlockSpec.fpga_params`` (defaults when empty) and
@@ -131,7 +132,6 @@ def _by_size(names: list[str]) -> list[str]:
             spec = get_block(name)
             component, _ = spec.elaborate(spec.fpga_params)
             sizes[name] = sum(len(Value.cast(v)) for _, _, v in component.signature.flatten(component))
-            component._MustUse__silence = True  # only inspected, never elaborated
         except (TypeError, ValueError):
             sizes[name] = 0
     return sorted(names, key=lambda n: (sizes[n], n))
@@ -232,8 +232,9 @@ def _render_merged(doc: dict[str, Any]) -> str:
              "", "Runs:", ""]
     for i, run in enumerate(runs):
         tools = ", ".join(f"{k} {v}" for k, v in run.get("tool_versions", {}).items())
-        lines.append(f"{i}. {run['date']}, {run['target']}, {run['seeds']} seeds: `{run['command']}`"
-                     + (f" ({tools})" if tools else ""))
+        goal = run.get("goal_mhz", doc.get("goal_mhz", TARGET_MHZ))
+        lines.append(f"{i}. {run['date']}, {run['target']}, {run['seeds']} seeds, goal {goal:g} MHz: "
+                     f"`{run['command']}`" + (f" ({tools})" if tools else ""))
     lines.append("")
     targets = list(dict.fromkeys(row["target"] for row in doc["rows"]))
     has_seeds = len({len(row.get("seeds", [])) for row in doc["rows"] if row.get("seeds")}) > 1
@@ -254,6 +255,7 @@ def _render_merged(doc: dict[str, Any]) -> str:
 def _run_record(doc: dict[str, Any]) -> dict[str, Any]:
     return {"target": doc["target"], "seeds": doc["seeds"], "command": doc["command"], "date": doc["date"],
             "tool_versions": doc.get("tool_versions", {}), "host": doc.get("host", {}),
+            "goal_mhz": doc.get("goal_mhz", TARGET_MHZ),
             "blocks": [row["block"] for row in doc["rows"]]}
 
 
@@ -268,17 +270,28 @@ def _as_merged(doc: dict[str, Any] | None) -> dict[str, Any]:
     return {"goal_mhz": doc.get("goal_mhz", TARGET_MHZ), "runs": [_run_record(doc)], "rows": rows}
 
 
-def merge_reports(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+def merge_reports(old: dict[str, Any] | None, new: dict[str, Any], *, keep_other_goal: bool = False) -> dict[str, Any]:
     """``old`` (merged, single-run or None) with the rows of the run ``new`` merged in.
 
     A row of ``new`` replaces the row of the same (block, target) in place; rows of other blocks or
     targets are kept; new blocks are appended. ``new`` is appended to ``runs`` and its rows name it.
-    A run's goal must match the report's: rows against different goals would not compare."""
+    A run's goal must match the report's (rows against different goals would not compare), except
+    when the run re-synthesises every (block, target) row of the report: then the goal changes, every
+    old row is replaced and the old runs stay listed as superseded. ``keep_other_goal``: change the
+    goal even so (a run cut short); the rows not re-synthesised stay, and their runs keep and show
+    their own goal (the nextpnr ``--freq`` they were placed for)."""
     merged = _as_merged(old)
-    if merged["runs"] and new.get("goal_mhz", TARGET_MHZ) != merged["goal_mhz"]:
-        raise ValueError(f"cannot merge a run with goal {new.get('goal_mhz')} MHz into a report with goal "
-                         f"{merged['goal_mhz']} MHz")
-    merged["goal_mhz"] = new.get("goal_mhz", TARGET_MHZ)
+    goal = new.get("goal_mhz", TARGET_MHZ)
+    if merged["runs"] and goal != merged["goal_mhz"]:
+        new_keys = {(row["block"], row.get("target", new["target"])) for row in new["rows"]}
+        missing = sorted(f"{b}/{t}" for b, t in {(r["block"], r["target"]) for r in merged["rows"]} - new_keys)
+        for run in merged["runs"]:
+            run.setdefault("goal_mhz", merged["goal_mhz"])
+        if missing and not keep_other_goal:
+            raise ValueError(f"cannot merge a run with goal {goal:g} MHz into a report with goal "
+                             f"{merged['goal_mhz']:g} MHz: the run must re-synthesise every row of the "
+                             f"report to change the goal (missing: {', '.join(missing)})")
+    merged["goal_mhz"] = goal
     run = len(merged["runs"])
     merged["runs"].append(_run_record(new))
     index = {(row["block"], row["target"]): i for i, row in enumerate(merged["rows"])}
@@ -308,12 +321,12 @@ def splice_markdown(existing: str, generated: str) -> str:
 
 
 def update_report(new: dict[str, Any], json_path: str | Path = PROJECT_REPORT_JSON,
-                  md_path: str | Path = PROJECT_REPORT_MD) -> dict[str, Any]:
+                  md_path: str | Path = PROJECT_REPORT_MD, *, keep_other_goal: bool = False) -> dict[str, Any]:
     """Merge the run ``new`` into ``json_path`` (created if missing) and regenerate the generated
-    part of ``md_path``; returns the merged document."""
+    part of ``md_path``; returns the merged document (``keep_other_goal``: see :func:`merge_reports`)."""
     json_path, md_path = Path(json_path), Path(md_path)
     old = json.loads(json_path.read_text()) if json_path.exists() else None
-    merged = merge_reports(old, new)
+    merged = merge_reports(old, new, keep_other_goal=keep_other_goal)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(merged, indent=2, default=str) + "\n")
     existing = md_path.read_text() if md_path.exists() else ""

@@ -18,16 +18,20 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hdl.checked import CheckedComponent
+
 __all__ = ["SerialWrapper"]
 
 
-class SerialWrapper(wiring.Component):
+class SerialWrapper(CheckedComponent):
     """Serial access to all ports of ``dut`` (see the module doc). ``in_bits``/``out_bits``: widths."""
 
-    def __init__(self, dut: wiring.Component) -> None:
+    @classmethod
+    def check_params(cls, *, dut: object) -> None:
         if not isinstance(dut, wiring.Component):
-            self._MustUse__silence = True  # no "created but never used" warning for a rejected wrapper
             raise TypeError(f"dut must be an amaranth.lib.wiring.Component, not {dut!r}")
+
+    def __init__(self, dut: wiring.Component) -> None:
         self._dut = dut
         self._inputs = [Value.cast(v) for _, m, v in dut.signature.flatten(dut) if m.flow == In]
         self._outputs = [Value.cast(v) for _, m, v in dut.signature.flatten(dut) if m.flow == Out]

@@ -34,7 +34,7 @@ def drive_cag(dut: CentroidAggregator, runs: list[dict], *, p_in: float = 0.0, p
 def check_runs(dut: CentroidAggregator, runs: list[dict], **kw) -> list[dict]:
     got = drive_cag(dut, runs, check=True, **kw)
     for run, res in zip(runs, got, strict=True):
-        want = aggregate(run["x"], run["indices"], max_clusters=dut.max_clusters, max_tokens=dut.max_tokens,
+        want = aggregate(run["x"], run["indices"], k_max=dut.k_max, n_max=dut.n_max,
                          recip_spec=dut.recip_spec, residual_centroids=run.get("centroids"))
         k = want.n_clusters
         assert res["n_clusters"] == k
@@ -64,7 +64,7 @@ def _runs_of(rng: np.random.Generator, n: int, k: int, mean_run: float) -> np.nd
 @pytest.mark.parametrize("p_in,p_out", [(0.0, 0.0), (0.3, 0.4)])
 def test_random_runs_with_stalls(p_in, p_out):
     rng = np.random.default_rng(4)
-    dut = CentroidAggregator(dim=3, max_clusters=16, max_tokens=64)
+    dut = CentroidAggregator(d=3, k_max=16, n_max=64)
     runs = [{"x": _tokens(rng, 47, 3), "indices": _runs_of(rng, 47, 16, 2.0)},
             {"x": _tokens(rng, 30, 3), "indices": rng.integers(0, 5, 30)}]
     check_runs(dut, runs, p_in=p_in, p_out=p_out, seed=7)
@@ -73,7 +73,7 @@ def test_random_runs_with_stalls(p_in, p_out):
 def test_directed_patterns():
     rng = np.random.default_rng(8)
     d, n = 2, 37  # n odd
-    dut = CentroidAggregator(dim=d, max_clusters=40, max_tokens=40)
+    dut = CentroidAggregator(d=d, k_max=40, n_max=40)
     runs = [
         {"x": _tokens(rng, n, d), "indices": np.zeros(n, int)},  # one cluster, one long run
         {"x": _tokens(rng, n, d), "indices": np.arange(n)},  # all distinct
@@ -87,11 +87,11 @@ def test_directed_patterns():
 
 def test_capacity_and_refused_tokens():
     rng = np.random.default_rng(9)
-    dut = CentroidAggregator(dim=2, max_clusters=4, max_tokens=10)
+    dut = CentroidAggregator(d=2, k_max=4, n_max=10)
     runs = [
         {"x": _tokens(rng, 10, 2), "indices": np.array([0, 1, 2, 3, 3, 2, 1, 0, 0, 3])},  # exactly full
         {"x": _tokens(rng, 9, 2), "indices": np.array([0, 4, 1, 4, 1, 2, 4, 2, 4])},  # sentinel 4 refused
-        {"x": _tokens(rng, 13, 2), "indices": np.array([0] * 13)},  # more than max_tokens
+        {"x": _tokens(rng, 13, 2), "indices": np.array([0] * 13)},  # more than n_max
         {"x": _tokens(rng, 3, 2), "indices": np.array([4, 4, 4])},  # nothing accepted: no centroid
         {"x": _tokens(rng, 4, 2), "indices": np.array([2, 2, 3, 2])},  # clusters 0, 1 empty: zero rows
     ]
@@ -102,7 +102,7 @@ def test_capacity_and_refused_tokens():
 def test_residual_input():
     rng = np.random.default_rng(10)
     d, n = 4, 29
-    dut = CentroidAggregator(dim=d, max_clusters=8, max_tokens=32)
+    dut = CentroidAggregator(d=d, k_max=8, n_max=32)
     ct1 = rng.integers(0, 5, n)
     c1 = rng.integers(CENTROID_FMT.min_int, CENTROID_FMT.max_int + 1, (5, d))
     x = _tokens(rng, n, d)
@@ -117,12 +117,15 @@ def test_residual_input():
 def test_throughput_and_latency():
     rng = np.random.default_rng(12)
     n, k = 60, 9
-    dut = CentroidAggregator(dim=2, max_clusters=16, max_tokens=64)
+    dut = CentroidAggregator(d=2, k_max=16, n_max=64)
     got = check_runs(dut, [{"x": _tokens(rng, n, 2), "indices": _runs_of(rng, n, k, 3.0)}])[0]
     assert got["acc_done"] - got["first"] + 1 == n  # CACC: one token per cycle
     kk = got["n_clusters"]
     # After the last token: stages 1-2, flush, k reads, read latency + word register, scaler latency.
     assert got["last_out"] - got["acc_done"] == 3 + kk + 2 + ReciprocalScaler.LATENCY, got
+    # the class constants (readable without building a CAG) state the same figures
+    assert CentroidAggregator.FLUSH_LATENCY + CentroidAggregator.CAVG_LATENCY == 3 + 2 + ReciprocalScaler.LATENCY
+    assert dut.latency == {"cacc": 3, "cavg": 2 + ReciprocalScaler.LATENCY, "flush": 3}
 
 
 @pytest.mark.parametrize("fault", ["no_run_register", "no_forward"])
@@ -130,19 +133,19 @@ def test_disabled_hazard_paths_fail(fault):
     """Without the run register (or the same-edge forward) stale sums are read back."""
     rng = np.random.default_rng(13)
     with faults.injected(CentroidAggregator, fault):
-        dut = CentroidAggregator(dim=2, max_clusters=8, max_tokens=32)
-        broken = CentroidAggregator(dim=2, max_clusters=8, max_tokens=32)
+        dut = CentroidAggregator(d=2, k_max=8, n_max=32)
+        broken = CentroidAggregator(d=2, k_max=8, n_max=32)
     idx = np.array([0, 0, 1, 0, 1, 1, 2, 0, 2, 0, 0])
     run = {"x": _tokens(rng, len(idx), 2), "indices": idx}
     got = drive_cag(dut, [run])[0]
-    want = aggregate(run["x"], idx, max_clusters=8, max_tokens=32, recip_spec=dut.recip_spec)
+    want = aggregate(run["x"], idx, k_max=8, n_max=32, recip_spec=dut.recip_spec)
     assert [g[2] for g in got["beats"]] != want.centroids.tolist()
     with pytest.raises(StreamError, match="centroid beats: mismatch at index"):  # the checked harness stops at once
         drive_cag(broken, [run], check=True)
 
 
 @pytest.mark.parametrize("kw,name", [
-    ({"dim": 0}, "dim"), ({"max_tokens": 1.5}, "max_tokens"), ({"token_fmt": QFormat(8, 2, signed=False)}, "token_fmt"),
+    ({"d": 0}, "d"), ({"n_max": 1.5}, "n_max"), ({"token_fmt": QFormat(8, 2, signed=False)}, "token_fmt"),
 ])
 def test_bad_parameters(kw, name):
     with pytest.raises((ValueError, TypeError), match=name):
@@ -157,11 +160,11 @@ def test_golden_matches_float_models():
 
     rng = np.random.default_rng(14)
     codes = rng.integers(-2, 2, size=(300, 4))
-    idx, k, over = cluster_index(codes, max_clusters=300, hash_width=3)
+    idx, k, over = cluster_index(codes, k_max=300, hash_width=3)
     ref_idx, ref_k = cluster_indices(codes)
     assert idx.tolist() == ref_idx.tolist() and k == ref_k and not over
     x = _tokens(rng, 300, 5)
-    res = aggregate(x, idx, max_clusters=300, max_tokens=512)
+    res = aggregate(x, idx, k_max=300, n_max=512)
     mean, counts = centroids(TOKEN_FMT.to_float(x), idx, k)
     assert res.counts.tolist() == counts.tolist()
     err = np.abs(CENTROID_FMT.to_float(res.centroids) - mean) / CENTROID_FMT.lsb

@@ -33,8 +33,8 @@ def drive_cim(dut: ClusterIndexModule, runs: list[np.ndarray], *, p_in: float = 
 def check_runs(dut: ClusterIndexModule, runs: list[np.ndarray], **kw) -> list[dict]:
     got = drive_cim(dut, runs, check=True, **kw)
     for codes, res in zip(runs, got, strict=True):
-        want, k, over = cluster_index(codes, max_clusters=dut.max_clusters, hash_width=dut.hash_width,
-                                      nodes_per_layer=dut.nodes_per_layer, max_tokens=dut.max_tokens)
+        want, k, over = cluster_index(codes, k_max=dut.k_max, hash_width=dut.hash_width,
+                                      nodes_per_layer=dut.nodes_per_layer, n_max=dut.n_max)
         assert res["indices"] == want.tolist()
         assert res["n_clusters"] == k
         assert bool(res["overflow"]) == over
@@ -50,14 +50,14 @@ def _codes(rng: np.random.Generator, n: int, l: int, lo: int, hi: int) -> np.nda
 @pytest.mark.parametrize("p_in,p_out", [(0.0, 0.0), (0.3, 0.3)])
 def test_random_codes_with_stalls(p_in, p_out, internal_skew):
     rng = np.random.default_rng(11)
-    dut = ClusterIndexModule(hash_len=4, hash_width=3, max_tokens=64, max_clusters=64, internal_skew=internal_skew)
+    dut = ClusterIndexModule(l=4, hash_width=3, n_max=64, k_max=64, internal_skew=internal_skew)
     # Few distinct values per layer: many shared prefixes, repeats and fresh codes.
     runs = [_codes(rng, 45, 4, -1, 1), _codes(rng, 33, 4, -4, 3)]
     check_runs(dut, runs, p_in=p_in, p_out=p_out, seed=3)
 
 
 def test_directed_identical_distinct_alternating_runs():
-    dut = ClusterIndexModule(hash_len=3, hash_width=3, max_tokens=40, max_clusters=40, epoch_bits=2)
+    dut = ClusterIndexModule(l=3, hash_width=3, n_max=40, k_max=40, epoch_bits=2)
     rng = np.random.default_rng(5)
     same = np.tile([[2, -3, 1]], (17, 1))  # one cluster
     distinct = np.stack([np.arange(31) % 8 - 4, np.arange(31) // 8, np.zeros(31, int)], axis=1)  # 31 clusters
@@ -71,7 +71,7 @@ def test_directed_identical_distinct_alternating_runs():
 
 def test_capacity_exactly_reached_and_exceeded():
     l, hw, cap = 3, 2, 6
-    dut = ClusterIndexModule(hash_len=l, hash_width=hw, max_tokens=32, max_clusters=cap, nodes_per_layer=3)
+    dut = ClusterIndexModule(l=l, hash_width=hw, n_max=32, k_max=cap, nodes_per_layer=3)
     exact = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 0], [0, 1, 1], [1, 0, 0], [1, 0, 1], [0, 1, 1]])
     over_leaf = np.concatenate([exact, [[1, 0, -1], [0, 0, 0], [1, 0, -1], [1, 0, 1]]])  # 7th cluster refused
     over_node = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [-2, 1, 0], [0, 0, 0], [-2, 1, 0]])  # 4th depth-1 node
@@ -81,8 +81,8 @@ def test_capacity_exactly_reached_and_exceeded():
     assert cap in got[1]["indices"] and got[1]["indices"][-1] != cap
 
 
-def test_max_tokens_exceeded():
-    dut = ClusterIndexModule(hash_len=2, hash_width=2, max_tokens=5, max_clusters=8)
+def test_n_max_exceeded():
+    dut = ClusterIndexModule(l=2, hash_width=2, n_max=5, k_max=8)
     codes = np.array([[0, 0], [1, 1], [0, 0], [1, 0], [0, 1], [0, 0], [1, 1]])
     got = check_runs(dut, [codes])
     assert got[0]["indices"][5:] == [8, 8] and got[0]["n_tokens"] == 5
@@ -90,31 +90,31 @@ def test_max_tokens_exceeded():
 
 @pytest.mark.parametrize("internal_skew", [False, True])
 def test_single_layer_and_full_throughput(internal_skew):
-    check_runs(ClusterIndexModule(hash_len=1, hash_width=3, max_tokens=16, max_clusters=8, internal_skew=internal_skew),
+    check_runs(ClusterIndexModule(l=1, hash_width=3, n_max=16, k_max=8, internal_skew=internal_skew),
                [np.array([[3], [-4], [3], [3], [0], [-4], [1]])], p_in=0.3, p_out=0.3, seed=2)
     rng = np.random.default_rng(3)
-    dut = ClusterIndexModule(hash_len=5, hash_width=2, max_tokens=128, max_clusters=128, internal_skew=internal_skew)
+    dut = ClusterIndexModule(l=5, hash_width=2, n_max=128, k_max=128, internal_skew=internal_skew)
     got = check_runs(dut, [_codes(rng, 100, 5, -1, 0)])
     # One token per cycle: first beat to last index (inclusive) = n + latency (2 cycles per layer + 1).
-    assert dut.latency == 2 * dut.hash_len + 1
+    assert dut.latency == 2 * dut.l + 1
     assert got[0]["cycles"] == 100 + dut.latency, got[0]["cycles"]
 
 
 def test_bypass_is_needed():
     """With the write bypass removed, consecutive equal new codes get several clusters."""
     with faults.injected(ClusterIndexModule, "no_bypass"):
-        dut = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16)
-        broken = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16)
+        dut = ClusterIndexModule(l=3, hash_width=2, n_max=16, k_max=16)
+        broken = ClusterIndexModule(l=3, hash_width=2, n_max=16, k_max=16)
     codes = np.array([[1, 0, 1]] * 4 + [[0, 0, 0], [1, 0, 0], [1, 0, 0]])
     got = drive_cim(dut, [codes])[0]
-    want, k, _ = cluster_index(codes, max_clusters=16, hash_width=2)
+    want, k, _ = cluster_index(codes, k_max=16, hash_width=2)
     assert got["indices"] != want.tolist() and got["n_clusters"] != k
     with pytest.raises(StreamError, match="indices: mismatch at index"):  # the checked harness stops at once
         drive_cim(broken, [codes], check=True)
 
 
 def test_protocol_error_on_broken_skew():
-    dut = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16)
+    dut = ClusterIndexModule(l=3, hash_width=2, n_max=16, k_max=16)
     seen = {}
 
     async def tb(ctx):
@@ -133,8 +133,8 @@ def test_protocol_error_on_broken_skew():
 
 
 @pytest.mark.parametrize("kw,name", [
-    ({"hash_len": 0}, "hash_len"), ({"hash_width": 13}, "hash_width"), ({"max_clusters": 0}, "max_clusters"),
-    ({"nodes_per_layer": 300}, "nodes_per_layer"), ({"hash_len": 2.0}, "hash_len"),
+    ({"l": 0}, "l"), ({"hash_width": 13}, "hash_width"), ({"k_max": 0}, "k_max"),
+    ({"nodes_per_layer": 300}, "nodes_per_layer"), ({"l": 2.0}, "l"),
 ])
 def test_bad_parameters(kw, name):
     with pytest.raises((ValueError, TypeError), match=name):
@@ -143,4 +143,4 @@ def test_bad_parameters(kw, name):
 
 def test_golden_rejects_out_of_range_hashes():
     with pytest.raises(ValueError, match="hash_codes"):
-        cluster_index(np.array([[8, 0]]), max_clusters=4, hash_width=4)
+        cluster_index(np.array([[8, 0]]), k_max=4, hash_width=4)

@@ -5,8 +5,8 @@ import pytest
 
 from tests.cocotb_helpers import run_block
 
-CIM_SMALL = {"hash_len": 4, "hash_width": 3, "max_tokens": 64, "max_clusters": 32, "epoch_bits": 2}
-CAG_SMALL = {"dim": 4, "max_clusters": 16, "max_tokens": 64}
+CIM_SMALL = {"l": 4, "hash_width": 3, "n_max": 64, "k_max": 32, "epoch_bits": 2}
+CAG_SMALL = {"d": 4, "k_max": 16, "n_max": 64}
 
 
 @pytest.mark.cocotb
@@ -31,8 +31,8 @@ def test_cim_internal_skew_icarus():
 @pytest.mark.slow
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 @pytest.mark.parametrize("block,overrides", [
-    ("cim", {}), ("cag", {}), ("cim", {"hash_len": 6, "hash_width": 4, "max_clusters": 128, "internal_skew": True}),
-    ("cag", {"dim": 16, "max_clusters": 128, "lut_bits": 12, "mant_bits": 20}),
+    ("cim", {}), ("cag", {}), ("cim", {"l": 6, "hash_width": 4, "k_max": 128, "internal_skew": True}),
+    ("cag", {"d": 16, "k_max": 128, "lut_bits": 12, "mant_bits": 20}),
 ])
 def test_cim_cag_default_sizes(block, overrides, sim):
     stats = run_block(block, sim, overrides)

@@ -27,10 +27,10 @@ def make_case(*, m=6, n=7, d_in=9, d_h=3, b=2, d=4, l=2, n_max=16, d_in_max=12, 
     params = make_lsh_params(d_in, l=l, widths=widths, seed=seed)
     base = cta_fixed_config(head, params, d=d, b=b)
     from dataclasses import replace
-    cfg = replace(base, score_dim=d_h, d_in_max=d_in_max, psum_depth=max(2 * n_max, 2))
+    cfg = replace(base, d_h=d_h, d_in_max=d_in_max, psum_depth=max(2 * n_max, 2))
     shape = CtaShape(cfg=cfg, l=l, n_max=n_max)
-    trace = cta_fixed_trace(head, lsh=params, cfg=cfg, max_clusters=shape.clusters, exp_spec=shape.exp_spec,
-                            max_tokens=n_max)
+    trace = cta_fixed_trace(head, lsh=params, cfg=cfg, k_max=shape.clusters, exp_spec=shape.exp_spec,
+                            n_max=n_max)
     return shape, trace
 
 
@@ -124,7 +124,7 @@ def test_capacity_exceeded_stops_with_a_status():
     shape, trace = make_case(m=6, n=7, widths=(1e-3, 1e-3, 1e-3), clusters=7, seed=7)
     small = CtaShape(cfg=shape.cfg, l=shape.l, n_max=shape.n_max, k_max=4)
     trace = cta_fixed_trace(_head(np.random.default_rng(7), 6, 7, 9, 3, 7), lsh=make_lsh_params(9, l=2, widths=1e-3,
-                            seed=7), cfg=shape.cfg, max_clusters=4, exp_spec=small.exp_spec, max_tokens=16)
+                            seed=7), cfg=shape.cfg, k_max=4, exp_spec=small.exp_spec, n_max=16)
     assert trace.flags["cim_overflow"]
     rows, st = run_cta(small, trace)
     assert st["capacity_error"] == 1 and rows == [] and st["busy"] == 0

@@ -63,7 +63,7 @@ def test_array_runs_a_head_program():
     """The RTL array (Amaranth simulator) on a whole small head: every compared result == golden
     at the cycle the golden model predicts."""
     from sim.tb_systolic_array import check_records, timing_matches_model
-    from tests.test_systolic_golden import run_array
+    from tests.test_systolic_array import run_array
 
     hp = head_program(_trace(m=5, n=7, d_in=11, d_h=3, d=4, b=2, clusters=3, seed=9))
     assert hp.trace.k0 % 2 == 1   # the last query batch is padded

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus
 SMALL = {
     "exp_unit": {},
     "recip_unit": {},
-    "cim": {"hash_len": 4, "hash_width": 3, "max_tokens": 64, "max_clusters": 32, "epoch_bits": 2},
-    "cag": {"dim": 4, "max_clusters": 16, "max_tokens": 64},
+    "cim": {"l": 4, "hash_width": 3, "n_max": 64, "k_max": 32, "epoch_bits": 2},
+    "cag": {"d": 4, "k_max": 16, "n_max": 64},
     "pag": {"b": 3, "k1_max": 7, "k2_max": 5, "n_max": 40, "ap_width": 20},
     "systolic_array": {"b": 2, "d": 4, "acc_width": 30, "score_width": 10, "score_frac": 4, "hash_width": 4,
                        "den_width": 18},

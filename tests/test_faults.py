@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """hdl.faults: the one way to build a deliberately broken block (see its module docstring)."""
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from hdl.registry import blocks
 
 def test_faults_hold_only_inside_the_block_and_only_for_their_class() -> None:
     with faults.injected(CentroidAggregator, "no_forward"):
-        broken = CentroidAggregator(dim=2, max_clusters=8, max_tokens=32)
+        broken = CentroidAggregator(d=2, k_max=8, n_max=32)
         assert faults.active(broken) == {"no_forward"}
-        other = ClusterIndexModule(hash_len=3, hash_width=2, max_tokens=16, max_clusters=16)
-    correct = CentroidAggregator(dim=2, max_clusters=8, max_tokens=32)
+        other = ClusterIndexModule(l=3, hash_width=2, n_max=16, k_max=16)
+    correct = CentroidAggregator(d=2, k_max=8, n_max=32)
     assert faults.active(correct) == frozenset()
     # read once at construction: the broken instance stays broken outside the block
     assert correct._forward and correct._run_register and not broken._forward and broken._run_register

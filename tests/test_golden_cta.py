@@ -75,7 +75,7 @@ def test_cluster_indices_match_cim_golden():
     rng = np.random.default_rng(5)
     codes = rng.integers(-3, 3, size=(200, 6))
     ct, k = cluster_indices(codes)
-    idx, n_clusters, overflow = cim.cluster_index(codes, max_clusters=256, hash_width=4)
+    idx, n_clusters, overflow = cim.cluster_index(codes, k_max=256, hash_width=4)
     assert not overflow and n_clusters == k
     assert np.array_equal(idx, ct)
 
@@ -288,9 +288,9 @@ def test_fixed_degenerate_close_to_quantized_exact():
 def test_fixed_capacity_overflow_is_flagged():
     rng = np.random.default_rng(24)
     head = _fixed_head(rng)
-    res = cta_fixed(head, widths=1.0, max_clusters=4)
+    res = cta_fixed(head, widths=1.0, k_max=4)
     assert res.work["overflow"] and res.work["flags"]["cim_overflow"]
-    tr = cta_fixed_trace(head, widths=1.0, max_clusters=4)
+    tr = cta_fixed_trace(head, widths=1.0, k_max=4)
     refused = tr.ct0 == 4
     assert refused.any() and np.all(tr.out[refused] == 0)
     assert tr.k0 <= 4 and tr.k1 <= 4
@@ -322,5 +322,5 @@ def test_fixed_tiles_long_dot_products():
         cta_fixed(head, cfg="default")
     with pytest.raises(TypeError, match="bogus"):
         cta_fixed(head, bogus=1)
-    with pytest.raises(ValueError, match="max_clusters"):
-        cta_fixed(head, max_clusters=0)
+    with pytest.raises(ValueError, match="k_max"):
+        cta_fixed(head, k_max=0)

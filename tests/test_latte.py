@@ -13,7 +13,7 @@ from golden.latte import LatteFormats, compensated_scores, encode_score_scale, e
 from golden.latte_cycles import latte_cycles_per_head
 from hdl.latte import CompensationLanes, EstimateLanes, Latte, tree_stages
 from hdl.registry import ParamError, get_block
-from sim.streams import run_amaranth
+from sim.streams import AmaranthIO
 from sim.tb_latte import DRAIN_CYCLES, run_latte_head
 from tests.amaranth_helpers import run_sim
 
@@ -31,12 +31,32 @@ def run_head(dut: Latte, q, k, v, tau: int, mant: int, shift: int, stall: float 
     the same script the cocotb testbench runs); returns (outputs m×d_h, kept per row, cycles, probes).
 
     Rows are compared with the golden model as they arrive; the run fails after HEAD_DEADLINE
-    cycles, and on an o beat or EST row beyond the expected ones."""
-    res = run_amaranth(dut, lambda io: run_latte_head(io, dut, q, k, v, tau, mant, shift, stall=stall,
-                                                      rng=random.Random(seed), deadline_cycles=HEAD_DEADLINE,
-                                                      probe_est=probe_est),
-                       deadline_cycles=HEAD_DEADLINE + 2 * DRAIN_CYCLES + 16)
-    return res["out"], np.array(res["kept_rows"]), res["cycles"], {"est": res["est"]}
+    cycles, and on an o beat beyond the expected ones. ``probe_est`` also records the A_est buffer
+    writes (ports of the front engine's :class:`hdl.latte.EstimatePass`): probes["est"] is one
+    row of n estimates per query row, each row written at addresses 0..n-1 in order."""
+    box: dict = {}
+    writes: list[tuple[int, int]] = []
+
+    async def head(ctx):
+        box["res"] = await run_latte_head(AmaranthIO(ctx, dut), dut, q, k, v, tau, mant, shift, stall=stall,
+                                          rng=random.Random(seed), deadline_cycles=HEAD_DEADLINE)
+
+    async def est_monitor(ctx):
+        est = dut.front.est
+        while "res" not in box:  # ends with the head (run_sim's deadline bounds both)
+            _, _, en, addr, data = await ctx.tick().sample(est.est_en, est.est_addr, est.est_data)
+            if en:
+                writes.append((addr, data))
+
+    run_sim(dut, head, *([est_monitor] if probe_est else []), deadline_cycles=HEAD_DEADLINE + 2 * DRAIN_CYCLES + 16)
+    res = box["res"]
+    est = None
+    if probe_est:
+        n = k.shape[0]
+        assert len(writes) == n * q.shape[0], f"{len(writes)} A_est writes for {q.shape[0]} rows of {n} keys"
+        assert [a for a, _ in writes] == list(range(n)) * q.shape[0]
+        est = np.array([d for _, d in writes]).reshape(q.shape[0], n)
+    return res["out"], np.array(res["kept_rows"]), res["cycles"], {"est": est}
 
 
 def _case(rng, m, n, d_h, spread=128):
@@ -89,10 +109,13 @@ def test_cycles_match_the_timing_model_without_stalls():
 def test_cycle_latencies_passed_to_the_golden_model():
     # the constants the RTL hands to golden.latte_cycles (pinned: test_golden_latte pins the model's
     # numbers for these latencies; the Amaranth head tests compare the model with the RTL's cycles)
-    def latencies(**kwargs) -> dict[str, int]:
-        dut = Latte(**kwargs)
-        dut._MustUse__silence = True  # inspected, never elaborated
-        return dut.cycle_latencies()
+    def latencies(*, n_max: int, d_h: int, lanes: int, include_ll: bool = False) -> dict[str, int]:
+        # no component built for constants: the classmethod; elaborated: the instance method agrees
+        by_class = Latte.latencies_for(lanes=lanes, include_ll=include_ll)
+        dut = Latte(n_max=n_max, d_h=d_h, lanes=lanes, include_ll=include_ll)
+        Fragment.get(dut, None)
+        assert dut.cycle_latencies() == by_class
+        return by_class
 
     common = {"max": 1, "flag": 2, "exp": 13, "pv": 5, "norm": 9}
     assert latencies(n_max=8, d_h=8, lanes=4) == {**common, "est": 4, "comp": 8}
@@ -198,7 +221,6 @@ def test_tree_stages():
     assert [tree_stages(c) for c in (1, 2, 4, 5, 16, 17, 64)] == [1, 1, 1, 2, 2, 3, 3]
 
 
-@pytest.mark.filterwarnings("ignore:.*created but never used")  # constructors that raise
 def test_bad_parameters():
     with pytest.raises(ValueError, match="lanes"):
         Latte(d_h=16, lanes=3)

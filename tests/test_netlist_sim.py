@@ -46,7 +46,7 @@ def test_pag_netlist_run_fails_with_a_broken_cell_model(monkeypatch):
     assert logs and any("AP mismatch" in log.read_text() for log in logs)
 
 
-CIM_SMALL = {"hash_len": 4, "hash_width": 3, "max_tokens": 64, "max_clusters": 32, "epoch_bits": 2}
+CIM_SMALL = {"l": 4, "hash_width": 3, "n_max": 64, "k_max": 32, "epoch_bits": 2}
 
 
 def _cim_netlist_checks(netlist: str) -> None:

@@ -2,7 +2,6 @@
 """PAG: golden model checks and Amaranth-simulator tests of hdl.pag against golden.pag (bit-exact)."""
 
 import math
-import random
 
 import numpy as np
 import pytest
@@ -13,9 +12,8 @@ from golden.pag import add_exp, probability_aggregation
 from hdl import faults as hdl_faults
 from hdl.pag import ProbabilityAggregation, pag_formats_from_params
 from hdl.registry import ParamError, get_block
-from sim.bench_pag import BatchRun, PagBatch, default_wait_cycles, directed_batches, golden_of, random_batch
-from sim.streams import StreamError, run_amaranth
-from sim.tb_pag import run_pag_batches
+from sim.bench_pag import PagBatch, directed_batches, golden_of, random_batch, simulate_pag
+from sim.streams import StreamError
 
 CS_FMT = QFormat(16, 8)
 EXP = ExpSpec(QFormat(16, 8), QFormat(18, 14, signed=False))
@@ -32,16 +30,6 @@ def make_dut(faults=frozenset(), **over) -> ProbabilityAggregation:
     with hdl_faults.injected(ProbabilityAggregation, *faults):
         return ProbabilityAggregation(b=params["b"], k1_max=params["k1_max"], k2_max=params["k2_max"],
                                       n_max=params["n_max"], cs_fmt=cs_fmt, exp_spec=exp_spec, ap_fmt=ap_fmt)
-
-
-def simulate_pag(dut: ProbabilityAggregation, batches: list[PagBatch], *, p_in: float = 0.0, p_out: float = 0.0,
-                 seed: int = 1, check: bool = True) -> list[BatchRun]:
-    """The shared stream-harness script of the cocotb testbench (``sim.tb_pag.run_pag_batches``)
-    on the Amaranth simulator; ``check``: compare every ap beat with golden.pag as it arrives."""
-    wait = default_wait_cycles(dut, batches, p_in, p_out)
-    return run_amaranth(dut, lambda io: run_pag_batches(io, dut, batches, p_in=p_in, p_out=p_out,
-                                                        rng=random.Random(seed), wait_cycles=wait, check=check),
-                        deadline_cycles=wait * (len(batches) + 2))
 
 
 def check_runs(dut, batches, runs):

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from amaranth.back import rtlil, verilog
-from amaranth.hdl import ClockDomain, Module, signed, unsigned
+from amaranth.hdl import ClockDomain, Fragment, Module, signed, unsigned
 
 from golden.fixed import QFormat, mac
 from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, OP_NOP
@@ -206,7 +206,7 @@ def test_pe_ecp5_netlist_matches_rtl_and_golden(tmp_path):
     params = spec.resolve(spec.fpga_params)
     cfg = dict(params)
     component, _ = spec.elaborate(params)
-    component._MustUse__silence = True  # only its widths are needed
+    Fragment.get(component, None)  # only its widths are needed; elaborating it is cheap (and checks it)
     cfg["x_width"], cfg["y_width"] = component.x_width, component.y_width
     stim, checks = _stimulus(cfg, np.random.default_rng(13))
     rtl, net = run_pe_netlist(stim, params, tmp_path)
@@ -386,3 +386,55 @@ def test_dp16kd_model_matches_neutral_memory(tmp_path, width, depth):
     stats = dict(kv.split("=") for kv in line[0].split()[1:])
     assert int(stats["errors"]) == 0, run.stdout
     assert int(stats["checked"]) > 2000 and int(stats["nonzero"]) > 500 and int(stats["excluded"]) > 0
+
+
+# ---- registered_wide_multiply (operand wider than one MULT18X18D) ----------------------------------
+
+def _wide_dut(aw: int, bw: int, platform=None):
+    from amaranth.hdl import Signal
+
+    from hdl.primitives import registered_wide_multiply
+
+    m = Module()
+    a, b = Signal(unsigned(aw), name="a"), Signal(unsigned(bw), name="b")
+    p = Signal(unsigned(aw + bw), name="p")
+    m.d.comb += p.eq(registered_wide_multiply(m, a, b, platform=platform, name="w_"))
+    return m, a, b, p
+
+
+@pytest.mark.parametrize("aw,bw", [(16, 24), (11, 40), (5, 3)])
+def test_registered_wide_multiply_exact_with_latency_3(aw, bw):
+    """Exact ``a * b`` (b cut into 18-bit chunks) WIDE_MULTIPLY_LATENCY = 3 edges after the operands."""
+    from hdl.primitives import WIDE_MULTIPLY_LATENCY
+
+    m, a, b, p = _wide_dut(aw, bw)
+    rng = np.random.default_rng(aw + bw)
+    pairs = [((1 << aw) - 1, (1 << bw) - 1), (0, (1 << bw) - 1), (1, 1 << (bw - 1))]
+    pairs += [(int(rng.integers(0, 1 << aw)), int(rng.integers(0, 1 << min(bw, 62)))) for _ in range(20)]
+    seen = []
+
+    async def tb(ctx):
+        for k in range(len(pairs) + WIDE_MULTIPLY_LATENCY):
+            av, bv = pairs[k] if k < len(pairs) else (0, 0)
+            ctx.set(a, av)
+            ctx.set(b, bv)
+            seen.append(ctx.get(p))
+            await ctx.tick()
+
+    run_sim(m, tb)
+    assert WIDE_MULTIPLY_LATENCY == RegisteredMultiplier.LATENCY + 1
+    assert seen[WIDE_MULTIPLY_LATENCY:] == [av * bv for av, bv in pairs]
+
+
+def test_registered_wide_multiply_ecp5_one_dsp_per_chunk_and_refusals():
+    from amaranth.hdl import Signal
+
+    from hdl.primitives import registered_wide_multiply
+
+    m, a, b, p = _wide_dut(16, 40, ECP5_TARGET)
+    text = rtlil.convert(m, platform=ECP5_TARGET, ports=[a, b, p])
+    assert text.count("cell \\MULT18X18D") == 3          # 40 bits = 18 + 18 + 4
+    with pytest.raises(ValueError, match="operand a is 19 bits"):
+        registered_wide_multiply(Module(), Signal(19), Signal(30), platform=ECP5_TARGET)
+    with pytest.raises(ValueError, match="unsigned"):
+        registered_wide_multiply(Module(), Signal(signed(8)), Signal(30))

@@ -51,8 +51,8 @@ def test_params_reach_the_golden_run_of_the_block(tmp_path):
     hin, shape, trace, params, _ = cta_head_setup(text=FOX, layer=3, head=7, widths=hs.widths,
                                                   overrides={"l": hs.l})
     lsh = make_lsh_params(hin.d_in, l=6, widths=(5.0, 9.0, 40.0), seed=0)
-    ref = cta_fixed_trace(hin, lsh=lsh, cfg=shape.cfg, max_clusters=shape.clusters, exp_spec=shape.exp_spec,
-                          max_tokens=shape.n_max)
+    ref = cta_fixed_trace(hin, lsh=lsh, cfg=shape.cfg, k_max=shape.clusters, exp_spec=shape.exp_spec,
+                          n_max=shape.n_max)
     assert (trace.k0, trace.k1, trace.k2) == (ref.k0, ref.k1, ref.k2)
     assert np.array_equal(trace.out, ref.out) and params["l"] == 6
     # other widths give another run: the widths do reach it

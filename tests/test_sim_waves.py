@@ -18,7 +18,7 @@ def test_one_wave_file_per_test() -> None:
         check_simulator("icarus")
     except SimulatorMissing as exc:
         pytest.skip(str(exc))
-    res, files = _sim_waves("cim", {"max_clusters": 16, "max_tokens": 32}, "icarus", 5)
+    res, files = _sim_waves("cim", {"k_max": 16, "n_max": 32}, "icarus", 5)
     assert res.ok and res.tests == 2
     assert [f.name for f in files] == ["test_random_with_stalls.fst", "test_directed.fst"]
     sizes = [f.stat().st_size for f in files]

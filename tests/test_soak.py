@@ -48,7 +48,7 @@ def test_soak_reports_a_wrong_expected_value(tmp_path, monkeypatch):
 def test_soak_command_json(tmp_path, capsys):
     argv = ["soak", "cim", "--vectors", "300", "--seed", "3", "--sim", "icarus", "--batch", "100",
             "--out", str(tmp_path), "--json"]
-    for k, v in {"hash_len": 4, "hash_width": 3, "max_tokens": 64, "max_clusters": 32, "epoch_bits": 2}.items():
+    for k, v in {"l": 4, "hash_width": 3, "n_max": 64, "k_max": 32, "epoch_bits": 2}.items():
         argv += ["--set", f"{k}={v}"]
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)

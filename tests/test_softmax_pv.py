@@ -6,12 +6,13 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
+from amaranth.hdl import Fragment
 
-from golden.fixed import QFormat
+from golden.fixed import QFormat, requantize
 from golden.softmax_pv import SoftmaxPVFormats, encode_scale, softmax_pv_fixed, weighted_sum_fixed
 from hdl.arith import ExpUnit, ReciprocalScaler
-from hdl.softmax_pv import Normalizer, PVAccumulator, ScoreExp, SoftmaxPV
+from hdl.softmax_pv import Normalizer, ProbNormalizer, PVAccumulator, ScoreExp, SoftmaxPV
+from tests.amaranth_helpers import run_sim, wait_until
 
 
 def run_backend(dut: SoftmaxPV, w: np.ndarray, v: np.ndarray, mant: int = 0, shift: int = 0,
@@ -35,7 +36,7 @@ def run_backend(dut: SoftmaxPV, w: np.ndarray, v: np.ndarray, mant: int = 0, shi
                     await ctx.tick()
                 ctx.set(dut.v.valid, 1)
                 ctx.set(dut.v.payload, [int(x) for x in row[c:c + L]])
-                await ctx.tick().until(dut.v.ready)
+                await wait_until(ctx, dut.v.ready, 10_000, "v.ready")
                 ctx.set(dut.v.valid, 0)
         for i in range(m):
             start = None
@@ -74,10 +75,7 @@ def run_backend(dut: SoftmaxPV, w: np.ndarray, v: np.ndarray, mant: int = 0, shi
             res["row_cycles"].append(cycles)
         res["overflow"] = ctx.get(dut.overflow)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(main)
-    sim.run()
+    run_sim(dut, main, deadline_cycles=200_000)
     return np.array(res["out"]), res["row_cycles"], res["overflow"]
 
 
@@ -85,10 +83,11 @@ def test_latency_constants():
     assert ScoreExp.LATENCY == 7 + ExpUnit.LATENCY == 12 and SoftmaxPV.EXP_LATENCY == 13
     assert PVAccumulator.LATENCY == 2 and SoftmaxPV.PV_LATENCY == 3 and SoftmaxPV.PROB_NORM_LATENCY == 1
     assert Normalizer.LATENCY == ReciprocalScaler.LATENCY
+    assert ProbNormalizer.LATENCY == SoftmaxPV.PROB_NORM_LATENCY
     dut = SoftmaxPV(d=8, lanes=4, fmts=SoftmaxPVFormats(8))
+    Fragment.get(dut, None)  # built and elaborated: no unused-elaboratable warning
     assert dut.norm_latency == ReciprocalScaler.LATENCY
     assert dut.row_cycles(5) == 5 + (5 + 13 + 1) + (5 * 2 + 3 + 1) + (2 + 9)
-    dut._MustUse__silence = True
 
 
 @pytest.mark.parametrize("softmax", [True, False])
@@ -144,3 +143,43 @@ def test_bad_parameters(kwargs, exc, word):
         SoftmaxPVFormats(0)
     with pytest.raises(ValueError, match="score_width"):
         SoftmaxPVFormats(4, score_width=60)
+
+
+@pytest.mark.parametrize("rounding_fmt", [QFormat(12, 6), QFormat(8, 2)])
+def test_prob_normalizer_alone_matches_golden_requantize(rounding_fmt):
+    """Probability-mode NORM on its own: chunk ``c``'s lanes of the accumulators, requantized to
+    ``out_fmt`` (golden ``requantize``: rounding shift and saturation) LATENCY edges after
+    ``valid_in``; ``en`` low freezes the result and the valid flag (output back-pressure)."""
+    f = SoftmaxPVFormats(6, softmax=False, out_fmt=rounding_fmt)
+    d, lanes = 6, 2
+    dut = ProbNormalizer(acc_fmt=f.acc_fmt, out_fmt=f.out_fmt, d=d, lanes=lanes)
+    rng = np.random.default_rng(rounding_fmt.width)
+    lo, hi = f.acc_fmt.min_int, f.acc_fmt.max_int
+    shift = f.acc_fmt.frac - f.out_fmt.frac
+    assert shift > 0  # rounding bits exist
+    # mostly in the output's range (rounding matters: half-way low bits included), two saturating
+    acc = (rng.integers(f.out_fmt.min_int, f.out_fmt.max_int, d) << shift) + rng.integers(0, 1 << shift, d)
+    acc[2] = (3 << shift) + (1 << (shift - 1))  # exactly half-way: rounds up
+    acc[:2] = [lo, hi]
+    want_out, want_over = requantize(acc, f.acc_fmt.frac, f.out_fmt)
+    seen: list = []
+
+    async def bench(ctx):
+        ctx.set(dut.acc, [int(x) for x in acc])
+        for c in range(d // lanes):
+            ctx.set(dut.chunk, c)
+            ctx.set(dut.valid_in, 1)
+            await ctx.tick()
+            ctx.set(dut.valid_in, 0)
+            ctx.set(dut.chunk, (c + 1) % (d // lanes))  # the input moves on while en is low
+            ctx.set(dut.en, 0)
+            await ctx.tick().repeat(2)
+            ctx.set(dut.en, 1)
+            seen.append((ctx.get(dut.valid_out), [ctx.get(dut.result[i]) for i in range(lanes)],
+                         ctx.get(dut.overflow)))
+            await ctx.tick()
+            assert ctx.get(dut.valid_out) == 0
+
+    run_sim(dut, bench, deadline_cycles=64)
+    assert seen == [(1, [int(x) for x in want_out[c * lanes:(c + 1) * lanes]],
+                     int(want_over[c * lanes:(c + 1) * lanes].any())) for c in range(d // lanes)]

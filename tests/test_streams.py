@@ -24,6 +24,52 @@ def test_pack_unpack_round_trip_nested_signed():
     assert unpack(signed(6), pack(signed(6), -3)) == -3 and pack(unsigned(4), 17) == 1
 
 
+def _const_bits(layout, value) -> int:
+    from amaranth.hdl import Value
+
+    return int(Value.cast(layout.const(value)).value) & ((1 << layout.size) - 1)
+
+
+def test_pack_fast_path_equals_layout_const():
+    """:func:`pack` builds a packer per layout (``layout.const`` is too slow for the soak): random
+    nested values, numpy ints and arrays, missing keys and short lists give ``layout.const``'s bits,
+    and its errors stay its errors."""
+    import random
+
+    import numpy as np
+
+    rng = random.Random(7)
+    layout = data.StructLayout({"t": unsigned(3), "a": data.ArrayLayout(signed(7), 4),
+                                "s": data.StructLayout({"x": signed(4), "y": data.ArrayLayout(unsigned(2), 3)})})
+    for _ in range(300):
+        value = {"t": rng.randrange(-20, 20), "a": [rng.randrange(-200, 200) for _ in range(rng.randrange(5))],
+                 "s": {"x": np.int64(rng.randrange(-9, 9)), "y": np.array([rng.randrange(4) for _ in range(3)])}}
+        for drop in ("", "t", "s"):
+            v = {k: x for k, x in value.items() if k != drop}
+            assert pack(layout, v) == _const_bits(layout, {**v, "s": {**v["s"], "y": list(v["s"]["y"])}}
+                                                  if "s" in v else v)
+    with pytest.raises(ValueError, match="key 'z'"):
+        pack(layout, {"z": 1})
+    with pytest.raises(ValueError, match="key 4"):
+        pack(layout, {"a": [1, 2, 3, 4, 5]})
+    with pytest.raises(TypeError, match="mapping or a sequence"):
+        pack(layout, 5)
+
+
+def test_vector_tb_bulk_packing_is_the_same_path():
+    """The soak's bulk row packer (``sim.vector_tb.pack_rows``) and ``pack`` give the same bits."""
+    import numpy as np
+
+    from sim import vector_tb
+
+    rng = np.random.default_rng(3)
+    for width, cols in ((8, 1), (5, 13), (16, 8), (31, 3), (40, 2), (70, 2)):
+        rows = rng.integers(-(1 << min(width - 1, 62)), 1 << min(width - 1, 62), (20, cols))
+        layout = data.ArrayLayout(signed(width), cols)
+        assert vector_tb.pack_rows(rows, width) == [pack(layout, r) for r in rows], (width, cols)
+        assert [vector_tb.pack(layout, r) for r in rows] == [pack(layout, r.tolist()) for r in rows]
+
+
 def test_scoreboard_messages():
     sb = Scoreboard("o", [1, 2, 3])
     sb.add(1)
@@ -127,3 +173,62 @@ def test_cocotb_adapter_on_icarus(tmp_path):
     assert "waited 50 cycles for o item 20 (expected 20, got 19" in got["drop_last"]
     assert "o: item 12 arrived after the last expected one (expected 11)" in got["extra"]
     assert "run exceeded deadline_cycles=20" in got["deadline"]
+
+
+# ---- clock-enable pipelines (PipelineSource + ValidMonitor(enable=)) ------------------------------
+
+
+def _exp_pipeline(p_stall: float, expected=None, wait_cycles: int = 30):
+    import random
+
+    import numpy as np
+
+    from golden.fixed import QFormat
+    from golden.lut import ExpSpec
+    from hdl.arith import ExpUnit
+    from sim.streams import PipelineSource, ValidMonitor
+
+    spec = ExpSpec(QFormat(12, 6), QFormat(16, 12, signed=False), lut_bits=6, lut_frac=14)
+    dut = ExpUnit(spec=spec)
+    xs = np.arange(-40, 20)
+    y, over = spec(xs)
+    want = [{"y": int(a), "overflow": int(b)} for a, b in zip(y, over, strict=True)] if expected is None else expected
+    ports = dut.signature.members
+    src = PipelineSource("in", {"x": ("x", ports["x"].shape)}, [{"x": int(x)} for x in xs], p_stall=p_stall,
+                         rng=random.Random(5))
+    mon = ValidMonitor("out", valid="valid_out", enable="en", scoreboard=Scoreboard("results", want),
+                       fields={"y": ("y", ports["y"].shape), "overflow": ("overflow", 1)}, wait_cycles=wait_cycles)
+    bench = StreamBench(src, mon, deadline_cycles=1_000, drain_cycles=ExpUnit.LATENCY + 4)
+    run_amaranth(dut, bench.run, deadline_cycles=2_000)
+    return src, mon
+
+
+@pytest.mark.parametrize("p", [0.0, 0.4])
+def test_pipeline_results_once_each_with_enable_stalls(p):
+    """A held output register under en = 0 is not a second result; latency counts enabled edges."""
+    from hdl.arith import ExpUnit
+
+    src, mon = _exp_pipeline(p)
+    assert len(mon.scoreboard.items) == 60
+    assert sum(1 for c in src.enabled if c < mon.transfers[0]) == ExpUnit.LATENCY
+    if p == 0.0:
+        assert mon.transfers == list(range(ExpUnit.LATENCY, ExpUnit.LATENCY + 60))
+
+
+def test_pipeline_missing_and_extra_results_fail():
+    import numpy as np
+
+    from golden.fixed import QFormat
+    from golden.lut import ExpSpec
+
+    spec = ExpSpec(QFormat(12, 6), QFormat(16, 12, signed=False), lut_bits=6, lut_frac=14)
+    y, over = spec(np.arange(-40, 20))
+    want = [{"y": int(a), "overflow": int(b)} for a, b in zip(y, over, strict=True)]
+    with pytest.raises(StreamError, match=r"results: item 60 arrived after the last expected one \(expected 59\)"):
+        _exp_pipeline(0.3, expected=want[:-1])
+    with pytest.raises(StreamError, match=r"timeout: waited 30 cycles for results item 61 \(expected 61, got 60"):
+        _exp_pipeline(0.3, expected=want + [want[-1]])
+    shifted = [dict(w) for w in want]
+    shifted[17]["y"] += 1
+    with pytest.raises(StreamError, match=r"results: mismatch at index 17: got \{'y': \d+, 'overflow': 0\}"):
+        _exp_pipeline(0.3, expected=shifted)

@@ -310,6 +310,35 @@ def test_update_report_merges_rows_and_keeps_prose(tmp_path):
         merge_reports(merged, dict(_fake_run("ecp5", [], "x"), goal_mhz=200.0))
 
 
+def test_goal_change_needs_every_row_resynthesised():
+    """A run with another Fmax goal merges only when it re-synthesises every (block, target) row of
+    the report: then every row is new, the goal and the '≥' column follow, the old runs are superseded."""
+    from synth.report import merge_reports, render_markdown
+
+    old = merge_reports(None, _fake_run("ecp5", [_fake_row("alpha", 100, 180.0), _fake_row("beta", 200, 90.0)],
+                                        "run at 150", seeds=3))
+    old = merge_reports(old, _fake_run("ice40", [_fake_row("alpha", 700, 40.0, "ice40")], "ice40 at 150"))
+    ecp5_200 = dict(_fake_run("ecp5", [_fake_row("alpha", 101, 180.0), _fake_row("beta", 201, 95.0)], "run at 200"),
+                    goal_mhz=200.0)
+    with pytest.raises(ValueError, match="missing: alpha/ice40"):
+        merge_reports(old, ecp5_200)
+    both = dict(ecp5_200, rows=ecp5_200["rows"] + [_fake_row("alpha", 701, 41.0, "ice40")])
+    merged = merge_reports(old, both)
+    assert merged["goal_mhz"] == 200.0 and {r["run"] for r in merged["rows"]} == {2}
+    assert merged["runs"][0]["superseded"] and merged["runs"][1]["superseded"]
+    assert merged["runs"][2]["goal_mhz"] == 200.0
+    md = render_markdown(merged)
+    assert "≥200" in md and "≥150" not in md and "### alpha: 180.0 MHz" in md   # alpha misses 200
+    assert "0. 2026-12-04 00:00 UTC, ecp5, 3 seeds, goal 150 MHz:" in md and "seeds, goal 200 MHz: `run at 200`" in md
+    # a run cut short: the goal changes on request, the rows it did not redo keep their run (and goal)
+    kept = merge_reports(old, ecp5_200, keep_other_goal=True)
+    assert kept["goal_mhz"] == 200.0
+    assert [(r["block"], r["target"], r["run"]) for r in kept["rows"]] == [
+        ("alpha", "ecp5", 2), ("beta", "ecp5", 2), ("alpha", "ice40", 1)]
+    assert [r["goal_mhz"] for r in kept["runs"]] == [150.0, 150.0, 200.0]
+    assert "ice40, 1 seeds, goal 150 MHz: `ice40 at 150`" in render_markdown(kept)
+
+
 def test_splice_markdown_without_markers_and_half_marked():
     from synth.report import BEGIN_MARK, splice_markdown
 
@@ -366,3 +395,14 @@ def test_ecp5_hides_array_alias_names_but_keeps_ports(tmp_path):
     mod = netlist["modules"]["top"]
     assert set(mod["ports"]) >= {"a", "y", "clk", "rst"}
     assert not [n for n in mod["netnames"] if n.startswith("r[")]
+
+
+def test_cli_defaults_are_the_flow_constants():
+    # the CLI's register() is import-free and repeats synth.flow's values: they must agree
+    from attn_rtl.cli import build_parser
+    from synth.flow import TARGET_MHZ
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["synth"]
+    freq = next(a for a in sub._actions if "--freq" in a.option_strings)
+    assert freq.default == TARGET_MHZ

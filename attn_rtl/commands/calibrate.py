@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 from attn_rtl.cli import add_json_option
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from attn_rtl.cli import UserError, emit_json
-    from golden import cta_params
+    from attn_rtl.cli import UserError
     from golden.calibrate import QUICK_GRID, CalibConfig, calibrate_cta
     from golden.corpus import read_text_file
 
@@ -29,26 +30,16 @@ def _calibrate(args: argparse.Namespace) -> int:
         return _calibrate_knob(args, texts)
     cfg = CalibConfig(texts=texts, quick=args.quick, progress=not args.no_progress,
                       seeds=tuple(range(100, 100 + args.seeds)), grid=QUICK_GRID if args.quick else None)
-    t0 = time.perf_counter()
-    table = None
-    for budget_error, budget_cosine, out in _jobs(args):
-        try:
-            if table is None:
-                from golden.calibrate import build_table, single_thread_blas
-                from golden.minilm import MiniLM
+    from golden.calibrate import build_table, single_thread_blas
 
-                _check(budget_error, budget_cosine)
-                model = MiniLM.load()
-                with single_thread_blas():
-                    table = build_table(model, cfg)
-            params, summary = calibrate_cta(cfg, budget_error=budget_error, budget_cosine=budget_cosine,
-                                            model=model, table=table)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        path = cta_params.save(params, out)
-        emit_json(args.json, cta_params.to_dict(params))
-        if args.json == "-":
-            continue
+    def build(model):
+        with single_thread_blas():
+            return build_table(model, cfg)
+
+    def fit(budget_error, budget_cosine, model, table):
+        return calibrate_cta(cfg, budget_error=budget_error, budget_cosine=budget_cosine, model=model, table=table)
+
+    def describe(params, summary) -> None:
         pt = summary["calibration_point"]
         b = params.budget
         print(f"CTA calibrated for a {b['kind']} budget of {b['value']} on {summary['texts']} calibration texts, "
@@ -61,8 +52,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                   "they take their most accurate point")
         if summary.get("budget_met_on_calibration") is False:
             print("  the cosine budget is not met even with the most accurate setting tried")
-        print(f"wrote {path}  ({time.perf_counter() - t0:.1f} s); use it with: attn-rtl accuracy --params {path}")
-    return 0
+
+    return _calibrate_each(args, build, fit, describe)
 
 
 def _contributions(args: argparse.Namespace) -> int:
@@ -120,31 +111,16 @@ def _check(budget_error: float | None, budget_cosine: float | None) -> None:
 
 
 def _calibrate_knob(args: argparse.Namespace, texts: tuple[str, ...] | None) -> int:
-    from attn_rtl.cli import UserError, emit_json
-    from golden import cta_params
     from golden.calibrate import MCA_CALIB_SEEDS, KnobConfig, calibrate_knob
 
     seeds = tuple(MCA_CALIB_SEEDS[0] + i for i in range(args.seeds))
     cfg = KnobConfig(method=args.method, texts=texts, quick=args.quick, progress=not args.no_progress, seeds=seeds)
-    t0 = time.perf_counter()
-    table = None
-    for budget_error, budget_cosine, out in _jobs(args):
-        try:
-            if table is None:
-                from golden.calibrate import build_knob_table
-                from golden.minilm import MiniLM
+    from golden.calibrate import build_knob_table
 
-                _check(budget_error, budget_cosine)
-                model = MiniLM.load()
-                table = build_knob_table(model, cfg)
-            params, summary = calibrate_knob(cfg, budget_error=budget_error, budget_cosine=budget_cosine,
-                                             model=model, table=table)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        path = cta_params.save(params, out)
-        emit_json(args.json, cta_params.to_dict(params))
-        if args.json == "-":
-            continue
+    def fit(budget_error, budget_cosine, model, table):
+        return calibrate_knob(cfg, budget_error=budget_error, budget_cosine=budget_cosine, model=model, table=table)
+
+    def describe(params, summary) -> None:
         pt, b = summary["calibration_point"], params.budget
         seeds_text = f", PRNG seeds {list(params.seeds)}" if params.seeds else ""
         work = (f"kept keys {pt['kept_ratio']:.3f}  bit ops {pt['bit_ops_fraction']:.3f}" if params.method == "LATTE"
@@ -159,6 +135,35 @@ def _calibrate_knob(args: argparse.Namespace, texts: tuple[str, ...] | None) -> 
                   "candidate")
         if summary.get("budget_met_on_calibration") is False:
             print("  the cosine budget is not met even with the most accurate candidates")
+
+    return _calibrate_each(args, lambda model: build_knob_table(model, cfg), fit, describe)
+
+
+def _calibrate_each(args: argparse.Namespace, build: Callable[[Any], Any], fit: Callable[..., tuple[Any, dict]],
+                    describe: Callable[[Any, dict], None]) -> int:
+    """Every requested budget of one method: the table is built once (on the first budget, after the
+    budget checks), then ``fit`` per budget; each parameter file is saved, emitted and described."""
+    from attn_rtl.cli import UserError, emit_json
+    from golden import cta_params
+
+    t0 = time.perf_counter()
+    model = table = None
+    for budget_error, budget_cosine, out in _jobs(args):
+        try:
+            if table is None:
+                from golden.minilm import MiniLM
+
+                _check(budget_error, budget_cosine)
+                model = MiniLM.load()
+                table = build(model)
+            params, summary = fit(budget_error, budget_cosine, model, table)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        path = cta_params.save(params, out)
+        emit_json(args.json, cta_params.to_dict(params))
+        if args.json == "-":
+            continue
+        describe(params, summary)
         print(f"wrote {path}  ({time.perf_counter() - t0:.1f} s); use it with: attn-rtl accuracy --params {path}")
     return 0
 

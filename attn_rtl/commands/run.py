@@ -77,9 +77,8 @@ def _run_array(args: argparse.Namespace) -> int:
     from attn_rtl.cli import UserError, parse_sets
     from golden.systolic import out_latency, res_latency
     from hdl.arith import ReciprocalScaler
-    from hdl.ppe import config_from_params
     from hdl.registry import get_block
-    from hdl.systolic_array import SHORTCUT_GAP
+    from hdl.systolic_array import SHORTCUT_GAP, config_from_params
     from sim.runner import SimulatorMissing, run_cocotb
 
     t0 = time.monotonic()

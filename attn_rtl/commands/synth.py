@@ -134,7 +134,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     # Kept import-free (the CLI imports every command module); synth.flow has the same values.
-    TARGETS, TARGET_MHZ = ("generic", "ecp5", "ice40"), 150.0
+    TARGETS, TARGET_MHZ = ("generic", "ecp5", "ice40"), 200.0
     DEFAULT_BUILD_ROOT, DEFAULT_REPORT_DIR = "build/synth", "reports/synth"
     p = sub.add_parser("synth", help="synthesise a block with yosys/nextpnr (yowasp) or write the cost report",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -24,7 +24,15 @@ from golden.systolic import (
     scores,
 )
 from hdl.arith import ReciprocalScaler
-from hdl.systolic_array import SHORTCUT_GAP, SystolicArray, beat_layout, out_layout, res_layout
+from hdl.systolic_array import (
+    SHORTCUT_GAP,
+    ArrayInputGate,
+    ArrayInputStage,
+    SystolicArray,
+    beat_layout,
+    out_layout,
+    res_layout,
+)
 from sim.streams import pack, unpack
 from sim.tb_systolic_array import DRAIN_CYCLES, check_records, corner_program, random_program, timing_matches_model
 from tests.amaranth_helpers import run_sim
@@ -311,3 +319,87 @@ def test_tiled_pass_longer_than_the_buffer_is_refused():
     prog = build_program([phase], SystolicConfig(b=2, d=4))
     _, _, _, flags = run_array(cfg, prog)
     assert flags["protocol_error"] == 1
+
+
+# ---- the array's sub-components alone ---------------------------------------------------------------
+
+def test_input_gate_issues_beats_when_golden_issue_cycles_says():
+    """ArrayInputGate with a source that always offers the next beat: each beat fires in the cycle
+    golden.systolic.issue_cycles models (shortcut gap for d_out = d and d - 1, output-phase spacing)."""
+    cfg = SystolicConfig(b=2, d=4)
+    _, prog = random_program(cfg, np.random.default_rng(21), n_tokens=4, n_keys=3)
+    want = issue_cycles(prog.beats, cfg, gap=SHORTCUT_GAP)
+    dut = ArrayInputGate(cfg=cfg, gap=SHORTCUT_GAP)
+    fired: list[int] = []
+
+    async def tb(ctx):
+        cycle = 0
+        for bt in prog.beats:
+            ctx.set(dut.valid, 1)
+            ctx.set(dut.beat, bt)
+            for _ in range(cfg.d + SHORTCUT_GAP + 2):     # the longest hold
+                if ctx.get(dut.fire):
+                    break
+                assert not ctx.get(dut.error)
+                await ctx.tick()
+                cycle += 1
+            else:
+                raise AssertionError(f"beat {len(fired)} never accepted")
+            assert not ctx.get(dut.error)
+            fired.append(cycle)
+            await ctx.tick()
+            cycle += 1
+
+    run_sim(dut, tb, deadline_cycles=want[-1] + 10)
+    assert fired == want
+
+
+def test_input_gate_flags_a_bubble_inside_a_shortcut_phase():
+    cfg = SystolicConfig(b=2, d=4)
+    dut = ArrayInputGate(cfg=cfg, gap=SHORTCUT_GAP)
+    beat = {"op": OP_DF1, "shortcut": 1, "first": 1, "last": 0}
+    errors: list[int] = []
+
+    async def tb(ctx):
+        for valid in (1, 0):                                # first Q̄ beat, then a bubble
+            ctx.set(dut.beat, {**beat, "first": valid})
+            ctx.set(dut.valid, valid)
+            errors.append(ctx.get(dut.error))
+            await ctx.tick()
+
+    run_sim(dut, tb, deadline_cycles=5)
+    assert errors == [0, 1]
+
+
+def test_input_stage_residuals_match_golden():
+    """ArrayInputStage: x - c of residual beats (saturated) LATENCY cycles later, as
+    golden.systolic.residual_tokens; other beats pass x; a NOP when the beat does not fire."""
+    cfg = SystolicConfig(b=2, d=4)
+    rng = np.random.default_rng(22)
+    tf, qf = cfg.token_fmt, cfg.qkv_fmt
+    xs = rng.integers(tf.min_int, tf.max_int + 1, (10, cfg.d))
+    cs = rng.integers(qf.min_int, qf.max_int + 1, (10, cfg.d))
+    xs[0], cs[0] = tf.min_int, qf.max_int                  # saturates low
+    want, over = residual_tokens(xs, cs, cfg)
+    dut = ArrayInputStage(cfg=cfg)
+    xw = cfg.x_width
+    got: list[tuple[list[int], list[int], int]] = []
+
+    async def tb(ctx):
+        for t in range(len(xs) + ArrayInputStage.LATENCY):
+            if t < len(xs):
+                ctx.set(dut.beat, {"x": xs[t].tolist(), "c": cs[t].tolist(), "y": [0] * cfg.b, "op": OP_DF1,
+                                   "residual": t % 3 != 2})
+                ctx.set(dut.fire, 1)
+                got_over = ctx.get(dut.residual_over)
+                assert got_over == int(t % 3 != 2 and bool(over[t].any())), f"beat {t}"
+            if t >= ArrayInputStage.LATENCY:
+                packed = ctx.get(dut.x)
+                lanes = [(packed >> (j * xw)) & ((1 << xw) - 1) for j in range(cfg.d)]
+                got.append([v - (1 << xw) if v >> (xw - 1) else v for v in lanes])
+            await ctx.tick()
+
+    run_sim(dut, tb, deadline_cycles=len(xs) + 5)
+    for t, lanes in enumerate(got):
+        assert lanes == (xs[t] if t % 3 == 2 else want[t]).tolist(), f"beat {t}"
+    assert over[0].any()
