@@ -43,7 +43,8 @@ from .reference import HeadInputs, MethodResult
 
 __all__ = ["single_thread_blas", "GRID", "QUICK_GRID", "CALIB_SEEDS", "CalibConfig", "cta_core", "cta_fast",
            "cta_fast_heads", "mca_fast_heads", "cta_error_contributions",
-           "embed_cta", "HeadTable", "build_table", "select_error", "select_lagrange", "calibrate_cta", "table_point"]
+           "embed_cta", "HeadTable", "build_table", "select_error", "select_lagrange", "calibrate_cta", "table_point",
+           "check_budgets"]
 
 #: default width grid per level (w0 queries, w1 keys/values, w2 residuals)
 GRID: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]] = (
@@ -467,18 +468,22 @@ def _cosine(model: Any, texts: Sequence[str], widths: np.ndarray, seeds: Sequenc
             "cosine_seed_min": float(cos.mean(axis=1).min()), "cosine_seed_max": float(cos.mean(axis=1).max())}
 
 
-def calibrate_cta(cfg: CalibConfig, *, budget_error: float | None = None, budget_cosine: float | None = None,
-                  model: Any = None, table: HeadTable | None = None) -> tuple[CTAParams, dict[str, Any]]:
-    """Fit per-head widths for one budget; returns the parameters and a summary (also stored in
-    ``params.calibration``). ``table``: a :func:`build_table` of ``cfg`` (several budgets, one table)."""
-    from .minilm import MiniLM
-
+def check_budgets(budget_error: float | None, budget_cosine: float | None) -> None:
+    """Exactly one budget, in range: an error budget > 0 or a cosine budget in (0, 1)."""
     if (budget_error is None) == (budget_cosine is None):
         raise ValueError("give exactly one budget: an error budget or a cosine budget")
     if budget_error is not None and not (math.isfinite(budget_error) and budget_error > 0):
         raise ValueError(f"the error budget must be a number > 0, not {budget_error}")
     if budget_cosine is not None and not (math.isfinite(budget_cosine) and 0 < budget_cosine < 1):
         raise ValueError(f"the cosine budget must be in (0, 1), not {budget_cosine}")
+
+def calibrate_cta(cfg: CalibConfig, *, budget_error: float | None = None, budget_cosine: float | None = None,
+                  model: Any = None, table: HeadTable | None = None) -> tuple[CTAParams, dict[str, Any]]:
+    """Fit per-head widths for one budget; returns the parameters and a summary (also stored in
+    ``params.calibration``). ``table``: a :func:`build_table` of ``cfg`` (several budgets, one table)."""
+    from .minilm import MiniLM
+
+    check_budgets(budget_error, budget_cosine)
     t0 = time.perf_counter()
     model = MiniLM.load() if model is None else model
     with single_thread_blas():
@@ -807,12 +812,7 @@ def calibrate_knob(cfg: KnobConfig, *, budget_error: float | None = None, budget
     from .cta_params import HeadParams
     from .minilm import MiniLM
 
-    if (budget_error is None) == (budget_cosine is None):
-        raise ValueError("give exactly one budget: an error budget or a cosine budget")
-    if budget_error is not None and not (math.isfinite(budget_error) and budget_error > 0):
-        raise ValueError(f"the error budget must be a number > 0, not {budget_error}")
-    if budget_cosine is not None and not (math.isfinite(budget_cosine) and 0 < budget_cosine < 1):
-        raise ValueError(f"the cosine budget must be in (0, 1), not {budget_cosine}")
+    check_budgets(budget_error, budget_cosine)
     if cfg.method not in ("latte", "mca"):
         raise ValueError(f"unknown method {cfg.method!r}: calibrate latte or mca")
     t0 = time.perf_counter()

@@ -53,9 +53,9 @@ from typing import Any
 import numpy as np
 
 from .fixed import QFormat, Rounding, shift_round, signed_width
-from .lut import ExpSpec, RecipSpec
+from .lut import ExpSpec
 from .reference import HeadInputs, MethodResult, softmax
-from .softmax_pv import encode_scale
+from .softmax_pv import BackEndSpecs, encode_scale
 
 __all__ = [
     "INT8",
@@ -269,7 +269,7 @@ def _work(qh: QuantizedHead, mask: np.ndarray, tau: float, include_ll: bool) -> 
 # ---- fixed-point model of the RTL ----------------------------------------------------------------
 
 @dataclass(frozen=True)
-class LatteFormats:
+class LatteFormats(BackEndSpecs):
     """Every width and format of the ``latte`` block; shared by the golden model and ``hdl.latte``."""
 
     d_h: int
@@ -353,11 +353,7 @@ class LatteFormats:
 
     @property
     def exp_spec(self) -> ExpSpec:
-        return ExpSpec(self.exp_in_fmt, self.exp_out_fmt, lut_bits=self.exp_lut_bits, lut_frac=self.exp_lut_frac)
-
-    @property
-    def recip_spec(self) -> RecipSpec:
-        return RecipSpec(self.den_fmt, lut_bits=self.recip_lut_bits, mant_bits=self.recip_mant_bits)
+        return self.exp_spec_to(self.exp_out_fmt)
 
     def formats(self) -> dict[str, QFormat]:
         return {"qkv": INT8, "exp_in": self.exp_in_fmt, "exp_out": self.exp_out_fmt, "den": self.den_fmt,

@@ -28,8 +28,20 @@ from .lut import ExpSpec, RecipSpec
 __all__ = ["SoftmaxPVFormats", "SoftmaxPVOut", "encode_scale", "softmax_pv_fixed", "weighted_sum_fixed"]
 
 
+class BackEndSpecs:
+    """The exp and reciprocal specs of a formats record with ``exp_in_fmt``, ``den_fmt`` and the
+    LUT fields (shared by :class:`SoftmaxPVFormats` and :class:`golden.latte.LatteFormats`)."""
+
+    def exp_spec_to(self, out_fmt: QFormat) -> ExpSpec:
+        return ExpSpec(self.exp_in_fmt, out_fmt, lut_bits=self.exp_lut_bits, lut_frac=self.exp_lut_frac)
+
+    @property
+    def recip_spec(self) -> RecipSpec:
+        return RecipSpec(self.den_fmt, lut_bits=self.recip_lut_bits, mant_bits=self.recip_mant_bits)
+
+
 @dataclass(frozen=True)
-class SoftmaxPVFormats:
+class SoftmaxPVFormats(BackEndSpecs):
     """Every width of the back end; shared by the golden model and ``hdl.softmax_pv``."""
 
     n_max: int
@@ -82,11 +94,7 @@ class SoftmaxPVFormats:
 
     @property
     def exp_spec(self) -> ExpSpec:
-        return ExpSpec(self.exp_in_fmt, self.p_fmt, lut_bits=self.exp_lut_bits, lut_frac=self.exp_lut_frac)
-
-    @property
-    def recip_spec(self) -> RecipSpec:
-        return RecipSpec(self.den_fmt, lut_bits=self.recip_lut_bits, mant_bits=self.recip_mant_bits)
+        return self.exp_spec_to(self.p_fmt)
 
     def formats(self) -> dict[str, QFormat]:
         out = {"v": self.v_fmt, "p": self.p_fmt, "acc": self.acc_fmt, "out": self.out_fmt}

@@ -9,12 +9,16 @@ Amaranth private state has to be touched to silence the warning).
 
 from __future__ import annotations
 
+import atexit
 import inspect
-from typing import Any
+import re
+import warnings
+from typing import Any, TypeVar
 
+from amaranth.hdl import UnusedElaboratable
 from amaranth.lib import wiring
 
-__all__ = ["CheckedComponent", "check_int", "check_positive_ints"]
+__all__ = ["CheckedComponent", "check_int", "check_positive_ints", "inspect_only"]
 
 
 class CheckedComponent(wiring.Component):
@@ -53,3 +57,29 @@ def check_positive_ints(**values: object) -> None:
     """:func:`check_int` with lower bound 1 for every keyword, in order."""
     for name, value in values.items():
         check_int(name, value)
+
+
+_T = TypeVar("_T")
+_INSPECTED: list[Any] = []
+
+
+def inspect_only(component: _T) -> _T:
+    """``component``, built only to read its layouts or constants and never elaborated: Amaranth's
+    "created but never used" warning is filtered for this one object (a ``warnings`` filter on its
+    own repr), wherever it was created (a registry ``build`` creates it in the block's module, so
+    the per-file linter line of the caller would not apply)."""
+    _INSPECTED.append(component)  # kept alive: a test runner may reset the filters before it is collected
+    _ignore_unused(component)
+    return component
+
+
+def _ignore_unused(component: Any) -> None:
+    warnings.filterwarnings("ignore", message=re.escape(f"{component!r} created but never used"),
+                            category=UnusedElaboratable)
+
+
+@atexit.register
+def _before_teardown() -> None:
+    # the objects are collected at interpreter exit, after a test runner restored its filters
+    for component in _INSPECTED:
+        _ignore_unused(component)

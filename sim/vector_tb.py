@@ -53,6 +53,7 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
+from hdl.checked import inspect_only
 from sim import streams
 
 __all__ = [
@@ -1248,7 +1249,7 @@ def make_plan(block: str, params: Mapping[str, Any], vectors: int, seed: int, *,
         from hdl.registry import get_block
 
         spec = get_block(block)
-        component = spec.build(**dict(params))
+        component = inspect_only(spec.build(**dict(params)))
     rng = np.random.default_rng(seed)
     return ADAPTERS[block](component, dict(params), rng, vectors, corners)
 
@@ -1398,7 +1399,7 @@ def _soak_batch(block: str, params: Mapping[str, Any], n: int, seed: int, capaci
     if comp is None:
         from hdl.registry import get_block
 
-        comp = _WORKER_COMPONENTS[key] = get_block(block).build(**dict(params))
+        comp = _WORKER_COMPONENTS[key] = inspect_only(get_block(block).build(**dict(params)))
     plan = make_plan(block, params, n, seed, corners=False, component=comp)
     runs = []
     for segs in _chunks(plan, capacity):

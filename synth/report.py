@@ -27,6 +27,7 @@ from typing import Any
 
 from amaranth.hdl import Value
 
+from hdl.checked import inspect_only
 from hdl.registry import blocks, get_block
 
 from .flow import DEFAULT_BUILD_ROOT, TARGET_MHZ, DoesNotFit, SynthResult, add_seed, synth_block
@@ -130,7 +131,7 @@ def _by_size(names: list[str]) -> list[str]:
     for name in names:
         try:
             spec = get_block(name)
-            component, _ = spec.elaborate(spec.fpga_params)
+            component = inspect_only(spec.elaborate(spec.fpga_params)[0])
             sizes[name] = sum(len(Value.cast(v)) for _, _, v in component.signature.flatten(component))
         except (TypeError, ValueError):
             sizes[name] = 0

@@ -78,3 +78,21 @@ def test_defaults_are_filled_in_and_the_component_works():
 def test_unknown_parameter_is_a_type_error_naming_it():
     with pytest.raises(TypeError, match="widht"):
         _Widget(widht=3)
+
+
+def test_inspect_only_filters_the_warning_of_that_object_only():
+    from hdl.checked import inspect_only
+
+    def make_pair():
+        inspect_only(_Plain(width=2))
+        _Plain(width=3)  # not marked: still warns
+
+    Fragment.get(_Widget(), None)
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inspect_only(_Plain(width=2))  # the filter is installed inside this block too
+        make_pair()
+        gc.collect()
+    plain = [w for w in caught if issubclass(w.category, UnusedElaboratable) and "_Plain" in str(w.message)]
+    assert len(plain) == 1

@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from formal import check, stream_ports
 from formal.harness import SOLVER
 from formal.jobs import JOBS, MUTANTS, run_job, select
+from hdl.checked import inspect_only
 
 _BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.skipif(
@@ -97,7 +98,7 @@ def test_stream_ports_of_blocks():
     by_name = {j.name: j for j in JOBS}
     found = {}
     for name in ("systolic_array", "pag"):
-        component = by_name[name].component()
+        component = inspect_only(by_name[name].component())
         found[name] = stream_ports(component)
     assert found["systolic_array"] == [("i", "in"), ("res", "valid-only"), ("out", "valid-only")]
     assert found["pag"] == [("cs", "in"), ("ct", "in"), ("ap", "out")]
@@ -188,7 +189,7 @@ def test_every_stream_block_has_a_job():
     jobbed = {j.block for j in JOBS} | set(SKIPPED)
     missing = []
     for name, spec in blocks().items():
-        component, _ = spec.elaborate({})
+        component = inspect_only(spec.elaborate({})[0])
         if stream_ports(component) and name not in jobbed:
             missing.append(name)
     assert not missing, f"blocks with stream ports and no formal job: {missing}"
@@ -201,7 +202,7 @@ def test_latte_mutant_depth_reaches_an_output_beat():
     from golden.latte_cycles import latte_cycles_per_head
 
     job = next(j for j in JOBS if j.name == "latte")
-    dut = job.component()
+    dut = inspect_only(job.component())
     first = latte_cycles_per_head(1, [1], chunks=dut.chunks, latencies=dut.cycle_latencies())
     mutant = next(j for j in MUTANTS if j.name == "latte_no_stall")
     assert mutant.depth == LATTE_MUTANT_DEPTH >= first + 2, (mutant.depth, first)

@@ -20,6 +20,7 @@ from golden.mca import (
     xorshift32_draws,
 )
 from golden.reference import softmax
+from hdl.checked import inspect_only
 from hdl.mca import Mca, SampleCount
 from hdl.registry import ParamError, get_block
 from hdl.softmax_pv import SoftmaxPV
@@ -268,6 +269,7 @@ def test_registry():
     with pytest.raises(ParamError, match="lanes"):
         get_block("mca").elaborate({"d": 6, "lanes": 4})
     dut, params = get_block("mca").elaborate({})
+    inspect_only(dut)
     assert isinstance(dut, Mca) and params["d_in"] == 16
 
 

@@ -102,12 +102,9 @@ def _contributions(args: argparse.Namespace) -> int:
 
 def _check(budget_error: float | None, budget_cosine: float | None) -> None:
     """The budget checks of golden.calibrate, before the (long) table is built."""
-    import math
+    from golden.calibrate import check_budgets
 
-    if budget_error is not None and not (math.isfinite(budget_error) and budget_error > 0):
-        raise ValueError(f"the error budget must be a number > 0, not {budget_error}")
-    if budget_cosine is not None and not (math.isfinite(budget_cosine) and 0 < budget_cosine < 1):
-        raise ValueError(f"the cosine budget must be in (0, 1), not {budget_cosine}")
+    check_budgets(budget_error, budget_cosine)
 
 
 def _calibrate_knob(args: argparse.Namespace, texts: tuple[str, ...] | None) -> int:
