@@ -47,8 +47,10 @@ bench: setup
 accuracy: setup
 	$(VENV)/bin/attn-rtl accuracy
 
+# SYNTH_JOBS tool processes at once (yosys or one nextpnr seed each; the tools are single-threaded)
+SYNTH_JOBS ?= 2
 synth-report: setup
-	$(VENV)/bin/attn-rtl synth --report
+	$(VENV)/bin/attn-rtl synth --report --jobs $(SYNTH_JOBS)
 
 # SymbiYosys checks (formal/; solver: z3 from the z3-solver dev dependency) of the lib.stream rules on
 # every stream port of every block (incl. cta), the ready fan-in, and the CAG count, PAG no-lost-update

@@ -93,25 +93,13 @@ def _cim(faults: tuple[str, ...] = (), **kwargs: Any) -> Callable[[], wiring.Com
 
 
 def _latte_no_stall() -> wiring.Component:
-    """The mutant of the ``latte`` job: a LATTE whose Normalizer ignores ``o.ready`` (its clock
-    enable tied high), so a beat waiting for ready is replaced by the next one or dropped. Built
-    here, by overriding ``elaborate``: ``hdl.latte`` declares no ``FAULTS``."""
-    from functools import cached_property
+    """The mutant of the ``latte`` job: a LATTE whose Normalizer ignores ``o.ready`` (fault
+    ``no_stall`` of :class:`hdl.latte.LatteBack`), so a beat waiting for ready is replaced by the
+    next one or dropped."""
+    from hdl.latte import Latte
 
-    from hdl.latte import Latte, LatteBack
-
-    class BackNoStall(LatteBack):
-        def elaborate(self, platform):
-            m = super().elaborate(platform)
-            m.d.comb += m.submodules.norm.en.eq(1)  # a later comb assignment overrides ~stall
-            return m
-
-    class LatteNoStall(Latte):
-        @cached_property
-        def back(self) -> LatteBack:
-            return BackNoStall(fmts=self.fmts, lanes=self.lanes)
-
-    return LatteNoStall(**LATTE_SMALL)
+    with hdl_faults.injected(Latte, "no_stall"):
+        return Latte(**LATTE_SMALL)
 
 
 def _pag(faults: frozenset[str] = frozenset(), **params: Any) -> Callable[[], wiring.Component]:

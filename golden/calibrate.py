@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -386,6 +386,20 @@ def _bar(enabled: bool, total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True)
 
 
+def _layer_traces(model: Any, texts: Sequence[str], progress: bool, desc: str) -> Iterator[tuple[int, str, int, Any]]:
+    """``(text index, text, layer, layer trace)`` for every layer of every text's float trace, one
+    progress step a layer (a bar ``desc`` if ``progress``)."""
+    from .minilm import N_LAYERS
+
+    bar = _bar(progress, len(texts) * N_LAYERS, desc)
+    for ti, text in enumerate(texts):
+        tr = model.trace(text)
+        for li in range(N_LAYERS):
+            yield ti, text, li, tr.layers[li]
+            bar.update(1)
+    bar.close()
+
+
 def build_table(model: Any, cfg: CalibConfig) -> HeadTable:
     """Evaluate every grid point on every calibration text, layer, head and seed (see module doc)."""
     from .minilm import N_HEADS, N_LAYERS
@@ -400,29 +414,23 @@ def build_table(model: Any, cfg: CalibConfig) -> HeadTable:
     att, lin = np.zeros(shape), np.zeros(shape)
     att_ex, lin_ex = np.zeros((N_LAYERS, N_HEADS)), np.zeros((N_LAYERS, N_HEADS))
     cache = _LSHCache(model.layers[0].wq.shape[0], cfg.l)
-    bar = _bar(cfg.progress, len(texts) * N_LAYERS, "calibrate")
     ns = len(cfg.seeds)
-    for ti, text in enumerate(texts):
-        tr = model.trace(text)
-        for li in range(N_LAYERS):
-            lt = tr.layers[li]
-            n = lt.x.shape[0]
-            d = lt.q.shape[-1]
-            norm = np.linalg.norm(lt.ctx, axis=(1, 2))
-            for s in cfg.seeds:
-                lc = _LayerClusters(lt.x, s, cache)
-                for ci, widths in enumerate(combos):
-                    ct0, k0, ct1, k1, ct2, k2 = lc.triple(widths)
-                    out = cta_core(lt.q, lt.k, lt.v, ct0, k0, ct1, k1, ct2, k2)
-                    err_t[ti, li, :, ci] += np.linalg.norm(out - lt.ctx, axis=(1, 2)) / norm / ns
-                    w = cta_work(n, n, lt.x.shape[1], d, d, k0, k1, k2, cfg.l)
-                    att[li, :, ci] += w["attention_ops"] / ns
-                    lin[li, :, ci] += w["linear_macs"] / ns
-            w = cta_work(n, n, lt.x.shape[1], d, d, 1, 1, 1, cfg.l)
-            att_ex[li] += w["attention_ops_exact"]
-            lin_ex[li] += w["linear_macs_exact"]
-            bar.update(1)
-    bar.close()
+    for ti, _, li, lt in _layer_traces(model, texts, cfg.progress, "calibrate"):
+        n = lt.x.shape[0]
+        d = lt.q.shape[-1]
+        norm = np.linalg.norm(lt.ctx, axis=(1, 2))
+        for s in cfg.seeds:
+            lc = _LayerClusters(lt.x, s, cache)
+            for ci, widths in enumerate(combos):
+                ct0, k0, ct1, k1, ct2, k2 = lc.triple(widths)
+                out = cta_core(lt.q, lt.k, lt.v, ct0, k0, ct1, k1, ct2, k2)
+                err_t[ti, li, :, ci] += np.linalg.norm(out - lt.ctx, axis=(1, 2)) / norm / ns
+                w = cta_work(n, n, lt.x.shape[1], d, d, k0, k1, k2, cfg.l)
+                att[li, :, ci] += w["attention_ops"] / ns
+                lin[li, :, ci] += w["linear_macs"] / ns
+        w = cta_work(n, n, lt.x.shape[1], d, d, 1, 1, 1, cfg.l)
+        att_ex[li] += w["attention_ops_exact"]
+        lin_ex[li] += w["linear_macs_exact"]
     return HeadTable(combos, err_t.mean(axis=0), err_t.max(axis=0), att, lin, att_ex, lin_ex, len(texts),
                      tuple(cfg.seeds), time.perf_counter() - t0, err_t,
                      tuple(len(model.tokenize(t)) for t in texts))
@@ -693,37 +701,31 @@ def _latte_table(model: Any, cfg: KnobConfig, texts: Sequence[str]) -> KnobTable
             heads = [quant[(ti, li, h)] for ti in range(len(texts))]
             values[li, h] = [calibrate_tau(heads, p) for p in grid]
     shape, err_t, work, kept, work_ex, pairs = _knob_arrays(len(texts), c)
-    bar = _bar(cfg.progress, len(texts) * N_LAYERS, "calibrate latte")
-    for ti, text in enumerate(texts):
-        tr = model.trace(text)
-        for li in range(N_LAYERS):
-            exact = tr.layers[li].ctx
-            for h in range(N_HEADS):
-                qh = quant[(ti, li, h)]
-                a_est = estimate_scores(qh.q, qh.k)
-                gap = a_est.max(axis=1, keepdims=True) - a_est
-                score = compensated_scores(qh.q, qh.k) * qh.score_scale
-                v = qh.v * qh.s_v
-                norm = np.linalg.norm(exact[h])
-                m, n = gap.shape
-                for ci in range(c):
-                    mask = gap <= values[li, h, ci]
-                    out = _masked_softmax_out(score, mask, v)
-                    err_t[ti, li, h, ci] = np.linalg.norm(out - exact[h]) / norm
-                    k = int(mask.sum())
-                    kept[li, h, ci] += k
-                    work[li, h, ci] += bit_operations(m, n, qh.d_h, k)["bit_ops"]
-                work_ex[li, h] += bit_operations(m, n, qh.d_h, m * n)["bit_ops_full"]
-                pairs[li, h] += m * n
-            bar.update(1)
-    bar.close()
+    for ti, _, li, lt in _layer_traces(model, texts, cfg.progress, "calibrate latte"):
+        exact = lt.ctx
+        for h in range(N_HEADS):
+            qh = quant[(ti, li, h)]
+            a_est = estimate_scores(qh.q, qh.k)
+            gap = a_est.max(axis=1, keepdims=True) - a_est
+            score = compensated_scores(qh.q, qh.k) * qh.score_scale
+            v = qh.v * qh.s_v
+            norm = np.linalg.norm(exact[h])
+            m, n = gap.shape
+            for ci in range(c):
+                mask = gap <= values[li, h, ci]
+                out = _masked_softmax_out(score, mask, v)
+                err_t[ti, li, h, ci] = np.linalg.norm(out - exact[h]) / norm
+                k = int(mask.sum())
+                kept[li, h, ci] += k
+                work[li, h, ci] += bit_operations(m, n, qh.d_h, k)["bit_ops"]
+            work_ex[li, h] += bit_operations(m, n, qh.d_h, m * n)["bit_ops_full"]
+            pairs[li, h] += m * n
     return KnobTable("LATTE", "tau", values, err_t.mean(axis=0), err_t.max(axis=0), work, work_ex, kept, pairs,
                      len(texts), (), time.perf_counter() - t0, tuple(f"prune={p:g}" for p in grid))
 
 
 def _mca_table(model: Any, cfg: KnobConfig, texts: Sequence[str]) -> KnobTable:
     from .mca import _check_alpha
-    from .minilm import N_LAYERS
 
     t0 = time.perf_counter()
     grid = tuple(_check_alpha(a) for a in cfg.resolved_grid())
@@ -731,25 +733,20 @@ def _mca_table(model: Any, cfg: KnobConfig, texts: Sequence[str]) -> KnobTable:
         raise ValueError("MCA calibration needs at least one PRNG seed")
     c, ns = len(grid), len(cfg.seeds)
     shape, err_t, work, kept, work_ex, pairs = _knob_arrays(len(texts), c)
-    bar = _bar(cfg.progress, len(texts) * N_LAYERS, "calibrate mca")
-    for ti, text in enumerate(texts):
-        tr = model.trace(text)
-        for li in range(N_LAYERS):
-            exact = tr.layers[li].ctx
-            for h, hin in enumerate(model.head_inputs(text, li)):
-                norm = np.linalg.norm(exact[h])
-                d = hin.wv.shape[1]
-                for ci, a in enumerate(grid):
-                    for s in cfg.seeds:
-                        res = mca_fast(hin, alpha=a, seed=s)
-                        err_t[ti, li, h, ci] += np.linalg.norm(res.out - exact[h]) / norm / ns
-                        r_sum = res.work["mean_r"] * hin.n
-                        kept[li, h, ci] += r_sum / ns
-                        work[li, h, ci] += r_sum * d / ns
-                work_ex[li, h] += hin.n * hin.d_in * d
-                pairs[li, h] += hin.n * hin.d_in
-            bar.update(1)
-    bar.close()
+    for ti, text, li, lt in _layer_traces(model, texts, cfg.progress, "calibrate mca"):
+        exact = lt.ctx
+        for h, hin in enumerate(model.head_inputs(text, li)):
+            norm = np.linalg.norm(exact[h])
+            d = hin.wv.shape[1]
+            for ci, a in enumerate(grid):
+                for s in cfg.seeds:
+                    res = mca_fast(hin, alpha=a, seed=s)
+                    err_t[ti, li, h, ci] += np.linalg.norm(res.out - exact[h]) / norm / ns
+                    r_sum = res.work["mean_r"] * hin.n
+                    kept[li, h, ci] += r_sum / ns
+                    work[li, h, ci] += r_sum * d / ns
+            work_ex[li, h] += hin.n * hin.d_in * d
+            pairs[li, h] += hin.n * hin.d_in
     return KnobTable("MCA", "alpha", np.broadcast_to(np.asarray(grid), shape).copy(), err_t.mean(axis=0),
                      err_t.max(axis=0), work, work_ex, kept, pairs, len(texts), tuple(cfg.seeds),
                      time.perf_counter() - t0, tuple(f"alpha={a:g}" for a in grid))
@@ -880,19 +877,16 @@ def cta_error_contributions(model: Any, texts: Sequence[str], widths: np.ndarray
     att_ex = np.zeros((N_LAYERS, N_HEADS))
     att_text = np.zeros((len(texts), 2))   # per text: attention ops, exact ones (over layers and heads)
     cache = _LSHCache(model.layers[0].wq.shape[0], l)
-    for ti, text in enumerate(texts):
-        tr = model.trace(text)
-        for li in range(N_LAYERS):
-            lt = tr.layers[li]
-            n, d = lt.x.shape[0], lt.q.shape[-1]
-            for s in seeds:
-                lc = _LayerClusters(lt.x, s, cache)
-                for h in range(N_HEADS):
-                    _, k0, _, k1, _, k2 = lc.triple(widths[li, h])
-                    w = cta_work(n, n, lt.x.shape[1], d, d, k0, k1, k2, l)
-                    att[li, h] += w["attention_ops"] / len(seeds)
-                    att_ex[li, h] += w["attention_ops_exact"] / len(seeds)
-                    att_text[ti] += (w["attention_ops"] / len(seeds), w["attention_ops_exact"] / len(seeds))
+    for ti, _, li, lt in _layer_traces(model, texts, False, ""):
+        n, d = lt.x.shape[0], lt.q.shape[-1]
+        for s in seeds:
+            lc = _LayerClusters(lt.x, s, cache)
+            for h in range(N_HEADS):
+                _, k0, _, k1, _, k2 = lc.triple(widths[li, h])
+                w = cta_work(n, n, lt.x.shape[1], d, d, k0, k1, k2, l)
+                att[li, h] += w["attention_ops"] / len(seeds)
+                att_ex[li, h] += w["attention_ops_exact"] / len(seeds)
+                att_text[ti] += (w["attention_ops"] / len(seeds), w["attention_ops_exact"] / len(seeds))
     return {"texts": len(texts), "seeds": [int(s) for s in seeds],
             "tokens": [len(model.tokenize(t)) for t in texts],
             "cosine_everywhere": float(everywhere.mean()), "cosine_per_text": everywhere.tolist(),

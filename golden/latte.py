@@ -276,14 +276,7 @@ class LatteFormats(BackEndSpecs):
     n_max: int
     out_fmt: QFormat = QFormat(16, 8)
     include_ll: bool = False
-    exp_in_fmt: QFormat = QFormat(16, 11)
     exp_out_fmt: QFormat = QFormat(16, 15, signed=False)
-    exp_lut_bits: int = 8
-    exp_lut_frac: int = 16
-    recip_lut_bits: int = 10
-    recip_mant_bits: int = 16
-    scale_mant_bits: int = 16
-    scale_shift_bits: int = 6
 
     def __post_init__(self) -> None:
         for name in ("d_h", "n_max"):

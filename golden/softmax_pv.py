@@ -28,9 +28,19 @@ from .lut import ExpSpec, RecipSpec
 __all__ = ["SoftmaxPVFormats", "SoftmaxPVOut", "encode_scale", "softmax_pv_fixed", "weighted_sum_fixed"]
 
 
+@dataclass(frozen=True, kw_only=True)
 class BackEndSpecs:
-    """The exp and reciprocal specs of a formats record with ``exp_in_fmt``, ``den_fmt`` and the
-    LUT fields (shared by :class:`SoftmaxPVFormats` and :class:`golden.latte.LatteFormats`)."""
+    """The exp / reciprocal LUT and score-scale register fields (keyword-only, after the record's
+    own fields) and their specs, shared by :class:`SoftmaxPVFormats` and
+    :class:`golden.latte.LatteFormats`; the record provides ``den_fmt``."""
+
+    exp_in_fmt: QFormat = QFormat(16, 11)
+    exp_lut_bits: int = 8
+    exp_lut_frac: int = 16
+    recip_lut_bits: int = 10
+    recip_mant_bits: int = 16
+    scale_mant_bits: int = 16
+    scale_shift_bits: int = 6
 
     def exp_spec_to(self, out_fmt: QFormat) -> ExpSpec:
         return ExpSpec(self.exp_in_fmt, out_fmt, lut_bits=self.exp_lut_bits, lut_frac=self.exp_lut_frac)
@@ -50,13 +60,6 @@ class SoftmaxPVFormats(BackEndSpecs):
     score_width: int = 24
     softmax: bool = True
     p_fmt: QFormat = QFormat(16, 15, signed=False)
-    exp_in_fmt: QFormat = QFormat(16, 11)
-    exp_lut_bits: int = 8
-    exp_lut_frac: int = 16
-    recip_lut_bits: int = 10
-    recip_mant_bits: int = 16
-    scale_mant_bits: int = 16
-    scale_shift_bits: int = 6
 
     def __post_init__(self) -> None:
         if isinstance(self.n_max, bool) or not isinstance(self.n_max, int) or self.n_max < 1:

@@ -181,7 +181,10 @@ class CentroidAccumulator(_CagPart):
         s1_fwd_data = Signal(entry)
 
         s2_valid, s2_last = Signal(), Signal()
-        m.d.comb += self.i.ready.eq((state == ACC) & ~s1_last & ~s2_last & ~self.clear)
+        # ready is a flip-flop (the next value of "ACC, no run end in stages 1-2"), gated only by
+        # ``clear``: timing, the state decode stays out of the accept fan-out (rdy is set below)
+        rdy = Signal(init=1)
+        m.d.comb += self.i.ready.eq(rdy & ~self.clear)
         accept = self.i.valid & self.i.ready
         p = self.i.payload
         idx_ok = (p.index < K) & (tok_count < self._n_max)
@@ -201,20 +204,25 @@ class CentroidAccumulator(_CagPart):
         # whose inputs keep their initial values, and an X read address would poison the memory word.
         m.d.comb += [self.rd_addr.eq(Mux(state == ACC, idx, 0)), self.rd_en.eq(accept)]
         m.d.comb += [self.overflow_event.eq(accept & ~idx_ok), self.saturated_event.eq(take & res_sat.any())]
+        # Stage-1 data registers load every cycle (only s1_valid/s1_last qualify them): timing, the
+        # accept net then drives a few flip-flops, not the d token words.
+        m.d.sync += [s1_idx.eq(idx), s1_fresh.eq(~self.touched.bit_select(idx, 1)),
+                     s1_fwd.eq(self.wr_en & (self.wr_addr == idx) if self._forward else 0),
+                     s1_fwd_data.eq(self.wr_data)]
+        m.d.sync += [s1_x[e].eq(x_eff[e]) for e in range(d)]
         with m.If(accept):
-            m.d.sync += [s1_valid.eq(idx_ok), s1_last.eq(p.last), s1_idx.eq(idx),
-                         s1_fresh.eq(~self.touched.bit_select(idx, 1)),
-                         s1_fwd.eq(self.wr_en & (self.wr_addr == idx) if self._forward else 0),
-                         s1_fwd_data.eq(self.wr_data)]
-            m.d.sync += [s1_x[e].eq(x_eff[e]) for e in range(d)]
+            m.d.sync += [s1_valid.eq(idx_ok), s1_last.eq(p.last)]
             with m.If(tok_count < self._n_max):
                 m.d.sync += tok_count.eq(tok_count + 1)
-            with m.If(take):
-                m.d.sync += self.touched.bit_select(idx, 1).eq(1)
-                with m.If(p.index >= self.k):
-                    m.d.sync += self.k.eq(p.index + 1)
         with m.Else():
             m.d.sync += [s1_valid.eq(0), s1_last.eq(0)]
+        # touched and k follow stage 1 (from registers; timing). A token's fresh bit misses only the
+        # token one beat ahead of it, and a same-cluster token there continues its run (s2_sel_run
+        # wins over fresh); CAVG reads touched and k after the flush, two cycles after stage 1.
+        with m.If(s1_valid):
+            m.d.sync += self.touched.bit_select(s1_idx, 1).eq(1)
+            with m.If(s1_idx >= self.k):
+                m.d.sync += self.k.eq(s1_idx + 1)
 
         # ---- stage 1: register the memory word (timing: block-RAM output straight into flip-flops);
         # note a write-back landing at this edge, after the stage-0 read.
@@ -269,6 +277,10 @@ class CentroidAccumulator(_CagPart):
             m.d.sync += [r_valid.eq(0), state.eq(WAIT)]
         with m.If((state == WAIT) & self.restart):
             m.d.sync += [state.eq(ACC), self.touched.eq(0), self.k.eq(0), tok_count.eq(0)]
+        # next ready: next state ACC (ACC without a run end in stage 2, or WAIT left by restart) and
+        # no run end entering stage 1 or 2 at this edge (the comb ready of the earlier RTL, one edge early)
+        next_acc = Mux(state == ACC, ~s2_last, (state == WAIT) & self.restart)
+        m.d.sync += rdy.eq(next_acc & ~(accept & p.last) & ~s1_last)
         m.d.comb += self.idle.eq((state == ACC) & ~s1_valid & ~s1_last & ~s2_valid & ~s2_last)
         return m
 

@@ -10,15 +10,16 @@ Amaranth private state has to be touched to silence the warning).
 from __future__ import annotations
 
 import atexit
+import gc
 import inspect
 import re
 import warnings
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from amaranth.hdl import UnusedElaboratable
 from amaranth.lib import wiring
 
-__all__ = ["CheckedComponent", "check_int", "check_positive_ints", "inspect_only"]
+__all__ = ["CheckedComponent", "ReadOnlyParam", "check_int", "check_positive_ints", "inspect_only"]
 
 
 class CheckedComponent(wiring.Component):
@@ -63,6 +64,29 @@ _T = TypeVar("_T")
 _INSPECTED: list[Any] = []
 
 
+class ReadOnlyParam(Generic[_T]):
+    """Class attribute ``name = ReadOnlyParam[T]()``: the read-only value of ``self._name``, a
+    constructor parameter (one line instead of a three-line ``@property`` per parameter).
+    Assigning to it raises ``AttributeError`` like a property without a setter."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name, self._attr = name, f"_{name}"
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> ReadOnlyParam[_T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> _T | ReadOnlyParam[_T]:
+        if obj is None:
+            return self
+        return getattr(obj, self._attr)
+
+    def __set__(self, obj: object, value: object) -> None:
+        raise AttributeError(f"{self._name} is a read-only parameter")
+
+
 def inspect_only(component: _T) -> _T:
     """``component``, built only to read its layouts or constants and never elaborated: Amaranth's
     "created but never used" warning is filtered for this one object (a ``warnings`` filter on its
@@ -80,6 +104,10 @@ def _ignore_unused(component: Any) -> None:
 
 @atexit.register
 def _before_teardown() -> None:
-    # the objects are collected at interpreter exit, after a test runner restored its filters
+    # a test runner may have restored its filters: set them again, then let the objects go here,
+    # while ``warnings`` is intact (later, module teardown can collect them with its filters gone);
+    # callers that cache an inspected object hold it weakly
     for component in _INSPECTED:
         _ignore_unused(component)
+    _INSPECTED.clear()
+    gc.collect()

@@ -81,7 +81,7 @@ from golden.cta_host import TARGETS, CtaShape, load_layout_widths
 from golden.systolic import OP_DF1, OP_DF2, OP_LOAD, PH_LINEAR, PH_LSH, PH_OUTPUT, PH_SCORE
 
 from .cag import CentroidAggregator, cag_input_layout, cag_output_layout
-from .checked import CheckedComponent, check_positive_ints
+from .checked import CheckedComponent, ReadOnlyParam, check_positive_ints
 from .cim import ClusterIndexModule, cim_input_layout, cim_latency, cim_sweep_cycles
 from .fixed import index_bits, shape_of
 from .pag import ProbabilityAggregation
@@ -206,13 +206,11 @@ class _ShapeComponent(CheckedComponent):
         self._shape = shape
         super().__init__(signature)
 
+    shape = ReadOnlyParam[CtaShape]()
+
     @classmethod
     def check_params(cls, *, shape: Any, **_: Any) -> None:
         _check_shape(shape)
-
-    @property
-    def shape(self) -> CtaShape:
-        return self._shape
 
 
 # ---- small generic parts ------------------------------------------------------------------------------
@@ -230,17 +228,12 @@ class StepCounters(CheckedComponent):
             "cycles": Out(data.ArrayLayout(unsigned(width), steps)),
         })
 
+    steps = ReadOnlyParam[int]()
+    width = ReadOnlyParam[int]()
+
     @classmethod
     def check_params(cls, *, steps: Any, width: Any) -> None:
         check_positive_ints(steps=steps, width=width)
-
-    @property
-    def steps(self) -> int:
-        return self._steps
-
-    @property
-    def width(self) -> int:
-        return self._width
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -264,13 +257,11 @@ class StickyFlags(CheckedComponent):
         self._width = width
         super().__init__({"set": In(width), "clear": In(1), "flags": Out(width)})
 
+    width = ReadOnlyParam[int]()
+
     @classmethod
     def check_params(cls, *, width: Any) -> None:
         check_positive_ints(width=width)
-
-    @property
-    def width(self) -> int:
-        return self._width
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()
@@ -739,6 +730,15 @@ class Sequencer(_ShapeComponent):
             m.d.sync += [s.p.eq(s.p + 1), s.pbase.eq(s.pbase + self.shape.cfg.d)]
             m.next = reload
 
+    @contextmanager
+    def _count_to(self, m: Module, ctr: Signal, last: Any) -> Iterator[None]:
+        """One step of a loop over ``ctr`` = 0..``last``: ``ctr`` counts up; the body runs at ``last``
+        (and resets or leaves)."""
+        with m.If(ctr == last):
+            yield
+        with m.Else():
+            m.d.sync += ctr.eq(ctr + 1)
+
     def _on(self, m: Module, step: Any) -> None:
         """This cycle counts towards ``step``."""
         m.d.comb += [self.step_on.eq(1), self.step.eq(step)]
@@ -790,11 +790,9 @@ class Sequencer(_ShapeComponent):
                     with m.If(c == cc):
                         m.d.comb += self.item.payload.y[cc].eq(
                             Mux(h == 0, self.lsh_bias[0][cc], Mux(h == 1, self.lsh_bias[1][cc], self.lsh_bias[2][cc])))
-                with m.If(c == l - 1):
+                with self._count_to(m, c, l - 1):
                     m.d.sync += [c.eq(0), j.eq(0)]
                     m.next = "LSH_T"
-                with m.Else():
-                    m.d.sync += c.eq(c + 1)
         with m.State("LSH_T"):
             self._on(m, lsh_step)
             m.d.comb += self.res_cols.eq(l)
@@ -803,14 +801,12 @@ class Sequencer(_ShapeComponent):
                             first=j == 0, last=j == cnt - 1, residual=h == 2,
                             scale=Mux(h == 0, self.inv_w[0], Mux(h == 1, self.inv_w[1], self.inv_w[2])),
                             accumulate=p != 0, partial=~s.last_pass)
-                with m.If(j == cnt - 1):
+                with self._count_to(m, j, cnt - 1):
                     with m.If(s.last_pass):
                         m.next = "LSH_W"
                     with m.Else():
                         m.d.sync += [p.eq(p + 1), s.pbase.eq(s.pbase + d), c.eq(0)]
                         m.next = "LSH_L"
-                with m.Else():
-                    m.d.sync += j.eq(j + 1)
         with m.State("LSH_W"):
             self._on(m, lsh_step)
             m.d.comb += self.res_cols.eq(l)
@@ -873,11 +869,9 @@ class Sequencer(_ShapeComponent):
             with m.If(self.space):
                 self._issue(m, K_SA, op=OP_LOAD, col=c, phase=PH_LINEAR,
                             xsrc=Mux(t_base + c < d_h, XS_W, XS_ZERO), addr=(wsel * P + p) * d + t_base + c)
-                with m.If(c == b - 1):
+                with self._count_to(m, c, b - 1):
                     m.d.sync += [c.eq(0), j.eq(0)]
                     m.next = "KV_T"
-                with m.Else():
-                    m.d.sync += c.eq(c + 1)
         with m.State("KV_T"):
             self._on(m, _S["KV"])
             m.d.comb += [self.kv_route.eq(1), self.res_cols.eq(b)]
@@ -892,7 +886,7 @@ class Sequencer(_ShapeComponent):
                             with m.If(t_base + cc == t):
                                 m.d.comb += self.item.payload.y[cc].eq(
                                     Mux(kv_v, self.lin_bias[2][t], self.lin_bias[1][t]))
-                with m.If(j == cnt - 1):
+                with self._count_to(m, j, cnt - 1):
                     m.d.sync += j.eq(0)
                     with self._after_last_pass(m, s, reload="KV_L"):
                         m.d.sync += grp.eq(grp + 1)
@@ -903,8 +897,6 @@ class Sequencer(_ShapeComponent):
                             m.next = "AUX_W"
                         with m.Else():
                             m.next = "KV_L"
-                with m.Else():
-                    m.d.sync += j.eq(j + 1)
         with m.State("KV_W"):
             self._on(m, _S["KV"])
             m.d.comb += [self.kv_route.eq(1), self.res_cols.eq(b)]
@@ -926,11 +918,9 @@ class Sequencer(_ShapeComponent):
             with m.If(self.space):
                 self._issue(m, K_SA, op=OP_LOAD, col=c, phase=PH_LINEAR, xsrc=Mux(sb + c < k0, XS_C0, XS_ZERO),
                             addr=(sb + c) * P + p)
-                with m.If(c == b - 1):
+                with self._count_to(m, c, b - 1):
                     m.d.sync += [c.eq(0), j.eq(0)]
                     m.next = "Q_T"
-                with m.Else():
-                    m.d.sync += c.eq(c + 1)
         with m.State("Q_T"):
             self._on(m, _S["Q"])
             m.d.comb += [self.res_cols.eq(real), self.out_cols.eq(b)]
@@ -940,15 +930,13 @@ class Sequencer(_ShapeComponent):
                 for t in range(d_h):
                     with m.If(s.last_pass & (j == t)):
                         m.d.comb += [self.item.payload.y[cc].eq(self.lin_bias[0][t]) for cc in range(b)]
-                with m.If(j == d_h - 1):
+                with self._count_to(m, j, d_h - 1):
                     m.d.sync += j.eq(0)
                     with self._after_last_pass(m, s, reload="Q_L"):
                         with m.If(s.out_pending):   # the previous batch's output phase comes first
                             m.next = "OUT_T"
                         with m.Else():
                             m.next = "SC_T"
-                with m.Else():
-                    m.d.sync += j.eq(j + 1)
         with m.State("SC_T"):
             self._on(m, _S["SCORE"])
             m.d.comb += [self.res_cols.eq(real), self.out_cols.eq(b)]
@@ -956,7 +944,7 @@ class Sequencer(_ShapeComponent):
             with m.If(self.space):
                 self._issue(m, K_SA, op=OP_DF1, phase=PH_SCORE, xsrc=XS_KVK, addr=j, first=j == 0, last=j == kk - 1,
                             sub=j >= k1)
-                with m.If(j == kk - 1):
+                with self._count_to(m, j, kk - 1):
                     # the PAG runs on this batch's CS beside the next batch's Q̄ (Table I)
                     m.d.comb += self.pg_start.eq(1)
                     m.d.sync += [j.eq(0), s.out_pending.eq(1)]
@@ -966,8 +954,6 @@ class Sequencer(_ShapeComponent):
                     with m.Else():
                         m.d.sync += [sb.eq(sb + b), c.eq(0)]
                         m.next = "Q_L"
-                with m.Else():
-                    m.d.sync += j.eq(j + 1)
         with m.State("OUT_T"):    # cycles waiting for the PAG's AP count as the PAG step
             self._on(m, Mux(self.ap.valid, _S["OUTPUT"], _S["PAG"]))
             m.d.comb += [self.res_cols.eq(real), self.out_cols.eq(b)]
@@ -975,14 +961,12 @@ class Sequencer(_ShapeComponent):
                 m.d.comb += self.ap.ready.eq(1)
                 self._issue(m, K_SA, op=OP_DF2, phase=PH_OUTPUT, xsrc=XS_KVV, addr=j, first=j == 0, last=j == kk - 1)
                 m.d.comb += [self.item.payload.y[cc].eq(self.ap.payload.ap[cc]) for cc in range(b)]
-                with m.If(j == kk - 1):
+                with self._count_to(m, j, kk - 1):
                     m.d.sync += [j.eq(0), s.wait_rows.eq(s.wait_rows + d), s.out_pending.eq(0)]
                     with m.If(s.out_final):
                         m.next = "OUT_W"
                     with m.Else():
                         m.next = "SC_T"
-                with m.Else():
-                    m.d.sync += j.eq(j + 1)
         with m.State("OUT_W"):
             self._on(m, _S["OUTPUT"])
             m.d.comb += self.out_cols.eq(b)
@@ -997,10 +981,8 @@ class Sequencer(_ShapeComponent):
             self._on(m, _S["READ"])
             with m.If(self.space):
                 self._issue(m, K_OUT, last=j == self.run_m - 1)
-                with m.If(j == self.run_m - 1):
+                with self._count_to(m, j, self.run_m - 1):
                     m.next = "READ_W"
-                with m.Else():
-                    m.d.sync += j.eq(j + 1)
         with m.State("READ_W"):
             self._on(m, _S["READ"])
             with m.If(self.o_last):
@@ -1024,7 +1006,7 @@ def cta_cycle_latencies(shape: CtaShape) -> dict[str, int]:
             "pag_readout": ProbabilityAggregation.READOUT_LATENCY}
 
 
-class Cta(CheckedComponent):
+class Cta(_ShapeComponent):
     """See the module docstring. ``shape``: :class:`golden.cta_host.CtaShape` (SA configuration,
     hash length, capacities, exp unit)."""
 
@@ -1034,7 +1016,6 @@ class Cta(CheckedComponent):
     ISSUE_LATENCY = ArrayIssuer.LATENCY
 
     def __init__(self, *, shape: CtaShape) -> None:
-        self._shape = shape
         cfg = shape.cfg
         kk = shape.clusters
         super().__init__({
@@ -1047,15 +1028,7 @@ class Cta(CheckedComponent):
             "k0": Out(range(kk + 1)), "k1": Out(range(kk + 1)), "k2": Out(range(kk + 1)),
             "sa_overflow": Out(1), "cag_saturated": Out(1), "pag_overflow": Out(1), "protocol_error": Out(1),
             "cycles": Out(data.ArrayLayout(unsigned(32), len(STEPS))),
-        })
-
-    @classmethod
-    def check_params(cls, *, shape: Any) -> None:
-        _check_shape(shape)
-
-    @property
-    def shape(self) -> CtaShape:
-        return self._shape
+        }, shape=shape)
 
     def cycle_latencies(self) -> dict[str, int]:
         """The latency constants :func:`golden.cta_cycles.cta_step_cycles` models the run with

@@ -30,7 +30,7 @@ with the scale registers ``scale_mant``/``scale_shift`` (:func:`golden.eatt.eatt
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.lib.memory import Memory
@@ -40,40 +40,12 @@ from golden.eatt import EattFormats
 from golden.fixed import QFormat
 
 from .arith import ReciprocalScaler
-from .checked import CheckedComponent, check_int
+from .checked import CheckedComponent, ReadOnlyParam, check_int
 from .fixed import shape_of
-from .softmax_pv import SoftmaxPV, delay_line
+from .softmax_pv import LaneSplit, SoftmaxPV, adder_tree, delay_line, tree_stages
 
 __all__ = ["EattSelectSum", "EattL1", "EattAlign", "Eatt", "tree_stages", "build_eatt", "build_eatt_align",
            "eatt_formats"]
-
-
-def tree_stages(count: int) -> int:
-    """Register stages of a 4-input adder tree over ``count`` values (>= 1)."""
-    stages = 1
-    while count > 4:
-        count = -(-count // 4)
-        stages += 1
-    return stages
-
-
-def _adder_tree(m: Module, values: list[Value], name: str, en: Value) -> Signal:
-    level = 0
-    while True:
-        regs = []
-        for gi in range(0, len(values), 4):
-            group = values[gi:gi + 4]
-            expr = group[0]
-            for item in group[1:]:
-                expr = expr + item
-            reg = Signal(Value.cast(expr).shape(), name=f"{name}_l{level}_{gi // 4}")
-            with m.If(en):
-                m.d.sync += reg.eq(expr)
-            regs.append(reg)
-        values = regs
-        level += 1
-        if len(values) == 1:
-            return values[0]
 
 
 def _check_fmts(fmts: object) -> None:
@@ -98,13 +70,11 @@ class _EattPart(CheckedComponent):
 
     _fmts: EattFormats
 
+    fmts = ReadOnlyParam[EattFormats]()
+
     @classmethod
     def check_params(cls, *, fmts: EattFormats) -> None:
         _check_fmts(fmts)
-
-    @property
-    def fmts(self) -> EattFormats:
-        return self._fmts
 
 
 class EattSelectSum(_EattPart):
@@ -155,17 +125,22 @@ class EattSelectSum(_EattPart):
         # ---- loading: d_in W rows into the memory, then the bias row into its register
         wq_cnt = Signal(range(d_in + 2))
         wk_cnt = Signal(range(d_in + 2))
-        for port, cnt, mem, bias in ((self.wq, wq_cnt, wqmem, bq), (self.wk, wk_cnt, wkmem, bk)):
+        # full: a flip-flop equal to ``cnt == d_in + 1`` (timing: loaded -> restart -> the W read
+        # address starts from registers, not from the counters' compare)
+        fulls = []
+        for name, port, cnt, mem, bias in (("wq", self.wq, wq_cnt, wqmem, bq), ("wk", self.wk, wk_cnt, wkmem, bk)):
             w = mem.write_port()
-            m.d.comb += [port.ready.eq(self.load & (cnt <= d_in)),
+            full = Signal(name=f"{name}_full")
+            m.d.comb += [port.ready.eq(self.load & ~full),
                          w.en.eq(port.valid & port.ready & (cnt < d_in)), w.addr.eq(cnt), w.data.eq(port.payload)]
             with m.If(port.valid & port.ready):
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(cnt == d_in):
-                    m.d.sync += bias.eq(port.payload)
+                    m.d.sync += [bias.eq(port.payload), full.eq(1)]
+            fulls.append(full)
         with m.If(self.restart):
-            m.d.sync += [wq_cnt.eq(0), wk_cnt.eq(0)]
-        m.d.comb += [self.loaded.eq((wq_cnt == d_in + 1) & (wk_cnt == d_in + 1)),
+            m.d.sync += [wq_cnt.eq(0), wk_cnt.eq(0)] + [full.eq(0) for full in fulls]
+        m.d.comb += [self.loaded.eq(fulls[0] & fulls[1]),
                      self.empty.eq((wq_cnt == 0) & (wk_cnt == 0))]
 
         # ---- feature index: i_cnt only moves through i_next, so the W memories can be read at
@@ -286,7 +261,7 @@ class EattL1(_EattPart):
             with m.If(en):
                 m.d.sync += reg.eq(Mux(diff < 0, -diff, diff))
             absd.append(reg)
-        l1 = _adder_tree(m, absd, "l1_tree", en)
+        l1 = adder_tree(m, absd, "l1_tree", en)
         with m.If(en):
             m.d.sync += [self.s.valid.eq(lv[-1]), self.s.payload.eq(-l1)]
         return m
@@ -372,9 +347,16 @@ class EattAlign(_EattPart):
                         m.next = "ROW_Q"
 
         in_w, in_k, in_q = fsm.ongoing("LOAD_W"), fsm.ongoing("LOAD_K"), fsm.ongoing("ROW_Q")
+        # xkv.ready is a flip-flop holding the next value of "LOAD_K and j_cnt < n_keys" (timing: the
+        # key compare's carry chain stays out of take -> W read address); keys_ok only closes the port
+        # if the host breaks n_keys mid-head (n_keys is held during a head).
+        rdy_k = Signal()
+        leave_k = row_done & (sel.row.payload.j == n_keys - 1)
+        j_next_lt = Mux(take & sel.last, j_cnt + 1 < n_keys, j_cnt < n_keys)
+        m.d.sync += rdy_k.eq(Mux(in_w, keys_ok & sel.loaded, in_k & ~leave_k & j_next_lt))
         m.d.comb += [
             sel.load.eq(in_w),
-            self.xkv.ready.eq(in_k & (j_cnt < n_keys)),
+            self.xkv.ready.eq(rdy_k & keys_ok),
             self.xq.ready.eq(in_q),
             take.eq((self.xkv.valid & self.xkv.ready) | (self.xq.valid & self.xq.ready)),
             sel.x.valid.eq(take),
@@ -388,8 +370,11 @@ class EattAlign(_EattPart):
         return m
 
 
-class Eatt(CheckedComponent):
+class Eatt(LaneSplit, CheckedComponent):
     """One E-ATT head: :class:`EattAlign` and the shared :class:`SoftmaxPV` back end."""
+
+    LANE_DIM = "_fmts.d"
+    fmts = ReadOnlyParam[EattFormats]()
 
     def __init__(self, *, d_in: int = 16, d: int = 8, n_max: int = 8, lanes: int = 2, weight_width: int = 12,
                  token_fmt: QFormat = QFormat(13, 7), v_fmt: QFormat = QFormat(16, 8),
@@ -430,18 +415,6 @@ class Eatt(CheckedComponent):
         # the formats' own checks (token_fmt signed, weight_width bound), before the object exists
         EattFormats(d_in=d_in, d=d, n_max=n_max, token_fmt=token_fmt, weight_width=weight_width,
                     v_fmt=v_fmt, out_fmt=out_fmt)
-
-    @property
-    def fmts(self) -> EattFormats:
-        return self._fmts
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
-
-    @property
-    def chunks(self) -> int:
-        return self._fmts.d // self._lanes
 
     @property
     def formats(self) -> dict[str, QFormat]:

@@ -62,9 +62,20 @@ from amaranth.lib.wiring import In, Out
 from golden.fixed import QFormat
 from golden.latte import LatteFormats
 
-from .checked import CheckedComponent, check_positive_ints
+from . import faults
+from .checked import CheckedComponent, ReadOnlyParam, check_positive_ints
 from .fixed import shape_of
-from .softmax_pv import Normalizer, PVAccumulator, ScoreExp, delay_line
+from .softmax_pv import (
+    LaneSplit,
+    Normalizer,
+    PVAccumulator,
+    ScoreExp,
+    adder_tree,
+    delay_line,
+    issue_pass,
+    norm_pass,
+    tree_stages,
+)
 
 __all__ = ["Latte", "LatteFront", "LatteBack", "EstimatePass", "FilterPass", "CompensationPass", "EstimateLanes",
            "CompensationLanes", "tree_stages", "output_layout", "key_addr_width", "kept_entry_layout",
@@ -74,34 +85,6 @@ __all__ = ["Latte", "LatteFront", "LatteBack", "EstimatePass", "FilterPass", "Co
 def output_layout(fmts: LatteFormats, lanes: int) -> StructLayout:
     """Payload of the ``o`` stream: ``lanes`` outputs and the row's kept-key count."""
     return StructLayout({"data": ArrayLayout(shape_of(fmts.out_fmt), lanes), "kept": unsigned(fmts.count_width)})
-
-
-def tree_stages(count: int) -> int:
-    """Register stages of the adder tree over ``count`` values (4-input adds per stage, >= 1)."""
-    stages = 1
-    while count > 4:
-        count = -(-count // 4)
-        stages += 1
-    return stages
-
-
-def _adder_tree(m: Module, values: list[Value], name: str) -> Signal:
-    """Sum ``values`` with 4-input adders, one register per level (``tree_stages`` cycles)."""
-    level = 0
-    while True:
-        groups = [values[i:i + 4] for i in range(0, len(values), 4)]
-        regs = []
-        for gi, group in enumerate(groups):
-            expr = group[0]
-            for item in group[1:]:
-                expr = expr + item
-            reg = Signal(Value.cast(expr).shape(), name=f"{name}_l{level}_{gi}")
-            m.d.sync += reg.eq(expr)
-            regs.append(reg)
-        values = regs
-        level += 1
-        if len(values) == 1:
-            return values[0]
 
 
 def _small_mul(a: Value, b: Value) -> Value:
@@ -143,23 +126,11 @@ def score_entry_layout(aw: int, score_width: int) -> StructLayout:
     return StructLayout({"score": signed(score_width), "kb": unsigned(aw)})
 
 
-class _LatteParams:
+class _LatteParams(LaneSplit):
     """Read-only parameters of LATTE and its parts: the head's formats and lane count."""
 
-    _fmts: LatteFormats
-    _lanes: int
-
-    @property
-    def fmts(self) -> LatteFormats:
-        return self._fmts
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
-
-    @property
-    def chunks(self) -> int:
-        return self._fmts.d_h // self._lanes
+    LANE_DIM = "_fmts.d_h"
+    fmts = ReadOnlyParam[LatteFormats]()
 
     @property
     def aw(self) -> int:
@@ -227,7 +198,7 @@ class EstimateLanes(CheckedComponent):
             reg = Signal(signed(8), name=f"est_prod{lane}")
             m.d.sync += reg.eq(_small_mul(self.q[lane][4:8].as_signed(), self.k[lane][4:8].as_signed()))
             e_prod.append(reg)
-        e_sum = _adder_tree(m, e_prod, "est_tree")
+        e_sum = adder_tree(m, e_prod, "est_tree")
         e_acc = Signal(signed(self._est_width))
         e_new = Signal(signed(self._est_width))
         m.d.comb += e_new.eq(Mux(efirst[-1], e_sum, e_acc + e_sum))
@@ -309,7 +280,7 @@ class CompensationLanes(CheckedComponent):
                 p_ll = Signal(unsigned(8), name=f"comp_ll{lane}")
                 m.d.sync += p_ll.eq(_small_mul(ql, kl))
                 c_terms.append(p_ll)
-        c_sum = _adder_tree(m, c_terms, "comp_tree")
+        c_sum = adder_tree(m, c_terms, "comp_tree")
         c_acc = Signal(signed(self._cross_width))
         c_new = Signal(signed(self._cross_width))
         m.d.comb += c_new.eq(Mux(fc[-1] == 0, c_sum, c_acc + c_sum))
@@ -649,8 +620,12 @@ class LatteBack(_LatteEngine):
     PV_LATENCY = 3 + PVAccumulator.LATENCY
     #: NORM: the :class:`~hdl.softmax_pv.Normalizer`
     NORM_LATENCY = Normalizer.LATENCY
+    #: deliberate faults (:mod:`hdl.faults`), for the formal mutant ``latte_no_stall``
+    FAULTS = {"no_stall": "the Normalizer ignores o.ready (clock enable tied high): a beat waiting "
+                          "for ready is replaced by the next one or dropped"}
 
     def __init__(self, *, fmts: LatteFormats, lanes: int) -> None:
+        self._stall = "no_stall" not in faults.active(self)
         n_max, C = fmts.n_max, fmts.d_h // lanes
         aw = key_addr_width(n_max, C)
         super().__init__({
@@ -704,38 +679,21 @@ class LatteBack(_LatteEngine):
 
             with m.State("EXP"):
                 m.d.comb += self.sc_addr.eq(x_t)
-                with m.If(x_issue):
-                    m.d.sync += x_t.eq(x_t + 1)
-                    with m.If(x_t == kept - 1):
-                        m.d.sync += x_issue.eq(0)
-                with m.Elif(~_any(xv[1:])):
+                with issue_pass(m, issue=x_issue, t=x_t, last=kept - 1, pipe=xv):
                     m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0)]
                     m.next = "PV"
 
             with m.State("PV"):
                 m.d.comb += ek_r.addr.eq(p_t)
-                with m.If(p_issue):
-                    with m.If(p_c == C - 1):
-                        m.d.sync += [p_c.eq(0), p_t.eq(p_t + 1)]
-                        with m.If(p_t == kept - 1):
-                            m.d.sync += p_issue.eq(0)
-                    with m.Else():
-                        m.d.sync += p_c.eq(p_c + 1)
-                with m.Elif(~_any(pv[1:])):
+                with issue_pass(m, issue=p_issue, t=p_t, last=kept - 1, pipe=pv, c=p_c, chunks=C):
                     m.d.sync += [n_issue.eq(1), n_c.eq(0), o_cnt.eq(0)]
                     m.next = "NORM"
 
-            with m.State("NORM"):
-                with m.If(n_issue & ~stall):
-                    m.d.sync += n_c.eq(n_c + 1)
-                    with m.If(n_c == C - 1):
-                        m.d.sync += [n_c.eq(0), n_issue.eq(0)]
-                with m.If(self.o.valid & self.o.ready):
-                    m.d.sync += o_cnt.eq(o_cnt + 1)
-                    with m.If(o_cnt == C - 1):
-                        m.d.comb += self.row_done.eq(1)
-                        m.d.sync += o_cnt.eq(0)
-                        m.next = "IDLE"
+            with m.State("NORM"), norm_pass(m, issue=n_issue, c=n_c, o_cnt=o_cnt, stall=stall,
+                                            o_fire=self.o.valid & self.o.ready, chunks=C):
+                m.d.comb += self.row_done.eq(1)
+                m.d.sync += o_cnt.eq(0)
+                m.next = "IDLE"
         m.d.comb += [self.idle.eq(fsm.ongoing("IDLE")), self.in_exp.eq(fsm.ongoing("EXP"))]
 
         # EXP datapath: ScoreExp (diff, ×scale, rounding shift, saturate, exp), exp list, den
@@ -759,7 +717,8 @@ class LatteBack(_LatteEngine):
 
         # NORM datapath: the Normalizer's reciprocal scalers straight into the output stream
         m.d.comb += [norm.acc.eq(pvacc.acc), norm.den.eq(den), norm.chunk.eq(n_c), norm.valid_in.eq(n_issue),
-                     norm.en.eq(~stall), self.o.payload.data.eq(norm.result), self.o.valid.eq(norm.valid_out),
+                     norm.en.eq(~stall if self._stall else 1), self.o.payload.data.eq(norm.result),
+                     self.o.valid.eq(norm.valid_out),
                      self.o.payload.kept.eq(kept),
                      self.o_overflow.eq(self.o.valid & self.o.ready & norm.overflow)]
         return m
@@ -769,8 +728,11 @@ class Latte(_LatteParams, CheckedComponent):
     """One LATTE head (see the module docstring for the protocol and the passes): the front engine
     (:class:`LatteFront`) works on row i+1 while the back engine (:class:`LatteBack`) finishes row i."""
 
+    FAULTS = LatteBack.FAULTS
+
     def __init__(self, *, n_max: int = 16, d_h: int = 16, lanes: int = 4, out_fmt: QFormat = QFormat(16, 8),
                  include_ll: bool = False) -> None:
+        self._faults = faults.active(self)  # passed to the back engine, which is built later
         self._fmts = LatteFormats(d_h=d_h, n_max=n_max, out_fmt=out_fmt, include_ll=include_ll)
         self._lanes = lanes
         f = self._fmts
@@ -833,7 +795,8 @@ class Latte(_LatteParams, CheckedComponent):
 
     @cached_property
     def back(self) -> LatteBack:
-        return LatteBack(fmts=self._fmts, lanes=self._lanes)
+        with faults.injected(LatteBack, *self._faults):
+            return LatteBack(fmts=self._fmts, lanes=self._lanes)
 
     # pipeline depths (cycles from issuing an item to its result being written); every memory
     # read is registered before it feeds logic (timing)

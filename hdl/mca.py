@@ -48,11 +48,11 @@ from golden.mca import PRNG_WARMUP, MCAFormats
 from golden.softmax_pv import SoftmaxPVFormats
 
 from .arith import SharedReciprocalScaler
-from .checked import CheckedComponent
+from .checked import CheckedComponent, ReadOnlyParam
 from .fixed import saturate, shape_of
-from .primitives import WIDE_MULTIPLY_LATENCY, RegisteredMultiplier, registered_multiply
+from .primitives import WIDE_MULTIPLY_LATENCY, RegisteredMultiplier, RegisteredReadMemory, registered_multiply
 from .primitives import registered_wide_multiply as wide_multiply
-from .softmax_pv import SoftmaxPV
+from .softmax_pv import LaneSplit, SoftmaxPV
 
 __all__ = ["Mca", "SampleCount", "CdfSearch", "SampleAccumulator", "RowScaler", "ABuffer", "xorshift32_next",
            "build_mca", "mca_formats"]
@@ -120,7 +120,8 @@ class SampleCount(wiring.Component):
 class CdfSearch(wiring.Component):
     """Inverse-CDF sampling: ``u`` -> row index s with ``cdf[s] <= u < cdf[s + 1]``, a new ``u``
     every cycle: the u register, then ``K = ceil(log2 d_in)`` binary-search stages of 2 cycles
-    (registered read of the stage's own CDF read port, compare). Owns the CDF memory (``w_*``).
+    (read of the stage's own CDF copy, a :class:`hdl.primitives.RegisteredReadMemory` addressed one
+    edge early with the index the previous stage is registering; compare). Owns the CDF copies (``w_*``).
 
     ``valid`` with ``u`` at an edge: ``index`` / ``index_valid`` after :attr:`latency` edges.
     ``busy``: a sample in flight.
@@ -141,24 +142,31 @@ class CdfSearch(wiring.Component):
 
     def elaborate(self, platform):
         K, B, m = self._K, self._B, Module()
-        m.submodules.cdfmem = cdfmem = Memory(shape=unsigned(B + 1), depth=1 << K, init=[])
-        cdf_w = cdfmem.write_port()
-        m.d.comb += [cdf_w.en.eq(self.w_en), cdf_w.addr.eq(self.w_addr), cdf_w.data.eq(self.w_data)]
+        # one CDF copy per stage, each read through the block RAM's output register (timing: the
+        # compare starts from a register, not from the RAM's ~5.8 ns clock-to-out); the address of
+        # stage st + 1 is the index stage st is about to register, so each stage still takes 2 cycles
+        mems = [RegisteredReadMemory(width=B + 1, depth=1 << K) for _ in range(K)]
+        for st, mem in enumerate(mems):
+            m.submodules[f"cdfmem{st}"] = mem
+            m.d.comb += [mem.w_en.eq(self.w_en), mem.w_addr.eq(self.w_addr), mem.w_data.eq(self.w_data),
+                         mem.r_en.eq(1), mem.r_data_en.eq(1)]
+        m.d.comb += mems[0].r_addr.eq((1 << (K - 1)) - 1)
         u0, sv = Signal(B), Signal()
         m.d.sync += [u0.eq(self.u), sv.eq(self.valid)]
         s_idx, s_u, s_v = Const(0, K), u0, sv
         valids = [sv]
         for st in range(K):
-            bit, rd = K - 1 - st, cdfmem.read_port()
-            addr = Signal(K, name=f"srch_addr{st}")
-            m.d.comb += [addr.eq(s_idx | ((1 << bit) - 1)), rd.addr.eq(addr)]
-            addr_d = Signal(K, name=f"srch_addr_d{st}")
+            bit, rd = K - 1 - st, mems[st]
             u_d, v_d, idx_d = Signal(B, name=f"srch_u{st}"), Signal(name=f"srch_v{st}"), Signal(K, name=f"srch_i{st}")
-            m.d.sync += [addr_d.eq(addr), u_d.eq(s_u), v_d.eq(s_v), idx_d.eq(s_idx)]
-            take = (addr_d < self._d_in) & (rd.data <= u_d)
+            m.d.sync += [u_d.eq(s_u), v_d.eq(s_v), idx_d.eq(s_idx)]
+            take = ((idx_d | ((1 << bit) - 1)) < self._d_in) & (rd.r_data <= u_d)
+            idx_c = Signal(K, name=f"srch_c{st}")
+            m.d.comb += idx_c.eq(idx_d | Mux(take, 1 << bit, 0))
+            if st + 1 < K:
+                m.d.comb += mems[st + 1].r_addr.eq(idx_c | ((1 << (bit - 1)) - 1))
             idx_n = Signal(K, name=f"srch_s{st + 1}")
             u_n, v_n = Signal(B, name=f"srch_un{st}"), Signal(name=f"srch_vn{st}")
-            m.d.sync += [idx_n.eq(idx_d | Mux(take, 1 << bit, 0)), u_n.eq(u_d), v_n.eq(v_d)]
+            m.d.sync += [idx_n.eq(idx_c), u_n.eq(u_d), v_n.eq(v_d)]
             s_idx, s_u, s_v = idx_n, u_n, v_n
             valids += [v_d, v_n]
         m.d.comb += [self.index.eq(s_idx), self.index_valid.eq(s_v), self.busy.eq(Cat(*valids).any())]
@@ -301,7 +309,7 @@ class ABuffer(wiring.Component):
         return m
 
 
-class Mca(CheckedComponent):
+class Mca(LaneSplit, CheckedComponent):
     """One MCA head (see the module docstring)."""
 
     #: column maximum -> r_j written (:class:`SampleCount`)
@@ -354,30 +362,11 @@ class Mca(CheckedComponent):
             "idle": Out(1),
         })
 
-    # -- parameters ------------------------------------------------------------------------------
-    @property
-    def fmts(self) -> MCAFormats:
-        return self._fmts
-
-    @property
-    def d_in(self) -> int:
-        return self._d_in
-
-    @property
-    def d(self) -> int:
-        return self._d
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
-
-    @property
-    def chunks(self) -> int:
-        return self._d // self._lanes
-
-    @property
-    def cdf_bits(self) -> int:
-        return self._cdf_bits
+    # -- parameters (``lanes``, ``chunks``: :class:`LaneSplit`) -----------------------------------
+    fmts = ReadOnlyParam[MCAFormats]()
+    d_in = ReadOnlyParam[int]()
+    d = ReadOnlyParam[int]()
+    cdf_bits = ReadOnlyParam[int]()
 
     @property
     def ws_fmt(self) -> QFormat:
@@ -442,7 +431,9 @@ class Mca(CheckedComponent):
         wiring.connect(m, scaler.v, back.v)
         wiring.connect(m, abuf.s, back.s)
         m.submodules.rmem = rmem = Memory(shape=unsigned(f.count_fmt.width), depth=n_max, init=[])
-        r_w, r_r = rmem.write_port(), rmem.read_port(domain="comb")  # small; read as the token's X load ends
+        # synchronous read addressed by the token of the next cycle, so r_r.data == rmem[tok] in every
+        # TOKEN_X cycle and r_cur loads from a register, not from the RAM's address-to-data path
+        r_w, r_r = rmem.write_port(), rmem.read_port()
         bias = Signal(ArrayLayout(shape_of(f.h_fmt), d))
 
         n_keys, n_q = self.n_keys, self.n_queries
@@ -534,7 +525,8 @@ class Mca(CheckedComponent):
             accum.ws_w_data.eq(self.ws.payload),
             accum.x_w_en.eq(self.x.valid & in_x), accum.x_w_addr.eq(xi), accum.x_w_data.eq(self.x.payload),
             abuf.w_en.eq(a_take), abuf.w_col.eq(a_j), abuf.w_row.eq(a_i), abuf.w_data.eq(self.a.payload),
-            r_r.addr.eq(tok),
+            # DIV only leaves to TOKEN_X with tok + 1: read that one a cycle ahead (no handshake in the address)
+            r_r.addr.eq(Mux(fsm.ongoing("DIV"), tok + 1, tok)),
             back.n_keys.eq(n_keys), back.n_rows.eq(n_q),
             self.out_overflow.eq(back.overflow),
             self.idle.eq(in_load & (c_cnt == 0) & (w_cnt == 0) & ~b_done & (a_j == 0) & (a_i == 0) & back.idle),

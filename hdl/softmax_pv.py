@@ -34,27 +34,47 @@ control (the FSM, the pass counters, the handshakes).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from operator import attrgetter
+from typing import ClassVar
+
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Member, Out
 
 from golden.fixed import QFormat
 from golden.lut import ExpSpec, RecipSpec
 from golden.softmax_pv import SoftmaxPVFormats
 
 from .arith import ExpUnit, ReciprocalScaler
-from .checked import CheckedComponent, check_positive_ints
+from .checked import CheckedComponent, ReadOnlyParam, check_positive_ints
 from .fixed import round_shift_const, saturate, shape_of
 
-__all__ = ["SoftmaxPV", "SoftmaxPVControl", "ScoreExp", "PVAccumulator", "Normalizer", "ProbNormalizer", "delay_line"]
+__all__ = ["SoftmaxPV", "SoftmaxPVControl", "ScoreExp", "PVAccumulator", "Normalizer", "ProbNormalizer", "LaneSplit",
+           "adder_tree", "delay_line", "issue_pass", "norm_pass", "tree_stages"]
 
 
 def _check_d_lanes(d: object, lanes: object) -> None:
     check_positive_ints(d=d, lanes=lanes)
     if d % lanes:
         raise ValueError(f"lanes={lanes} must divide d={d}")
+
+
+class LaneSplit:
+    """Mixin of the heads and back end that move a vector ``lanes`` elements a beat: ``lanes`` and
+    ``chunks`` (beats a vector). The class sets ``_lanes``; ``LANE_DIM`` is the attribute path from
+    ``self`` to the vector length (the heads keep it in different places)."""
+
+    LANE_DIM: ClassVar[str] = "_d"
+    _lanes: int
+    lanes = ReadOnlyParam[int]()
+
+    @property
+    def chunks(self) -> int:
+        return attrgetter(self.LANE_DIM)(self) // self._lanes
 
 
 def delay_line(m: Module, value: Value, cycles: int, name: str, en: Value | None = None) -> list[Value]:
@@ -69,6 +89,78 @@ def delay_line(m: Module, value: Value, cycles: int, name: str, en: Value | None
                 m.d.sync += reg.eq(out[-1])
         out.append(reg)
     return out
+
+
+def tree_stages(count: int) -> int:
+    """Register stages of the adder tree over ``count`` values (4-input adds per stage, >= 1)."""
+    stages = 1
+    while count > 4:
+        count = -(-count // 4)
+        stages += 1
+    return stages
+
+
+def adder_tree(m: Module, values: list[Value], name: str, en: Value | None = None) -> Signal:
+    """Sum ``values`` with 4-input adders, one register per level (``tree_stages`` cycles, updated
+    while ``en``): the LATTE estimate / compensation lanes and the E-ATT L1 unit."""
+    level = 0
+    while True:
+        regs = []
+        for gi in range(0, len(values), 4):
+            group = values[gi:gi + 4]
+            expr = group[0]
+            for item in group[1:]:
+                expr = expr + item
+            reg = Signal(Value.cast(expr).shape(), name=f"{name}_l{level}_{gi // 4}")
+            if en is None:
+                m.d.sync += reg.eq(expr)
+            else:
+                with m.If(en):
+                    m.d.sync += reg.eq(expr)
+            regs.append(reg)
+        values = regs
+        level += 1
+        if len(values) == 1:
+            return values[0]
+
+
+@contextmanager
+def issue_pass(m: Module, *, issue: Signal, t: Signal, last: Value, pipe: list[Value], c: Signal | None = None,
+               chunks: int = 1, step: tuple = ()) -> Iterator[None]:
+    """The body of an EXP or PV state (the back ends of :class:`SoftmaxPVControl` and LATTE):
+    while ``issue``, one item a cycle for keys ``t`` = 0..``last`` (with ``c``: ``chunks`` chunks
+    a key, the ``step`` statements once a key); the ``with`` body runs once the pipeline behind
+    (valid bits ``pipe[1:]``) has drained."""
+    with m.If(issue):
+        if c is None:
+            m.d.sync += t.eq(t + 1)
+            with m.If(t == last):
+                m.d.sync += issue.eq(0)
+        else:
+            with m.If(c == chunks - 1):
+                m.d.sync += [c.eq(0), t.eq(t + 1), *step]
+                with m.If(t == last):
+                    m.d.sync += issue.eq(0)
+            with m.Else():
+                m.d.sync += c.eq(c + 1)
+    with m.Elif(~Cat(*pipe[1:]).any()):
+        yield
+
+
+@contextmanager
+def norm_pass(m: Module, *, issue: Signal, c: Signal, o_cnt: Signal, stall: Value, o_fire: Value,
+              chunks: int) -> Iterator[None]:
+    """The body of a NORM state: chunks ``c`` = 0..``chunks``-1 into the normaliser while ``issue``
+    (held by ``stall``), output beats counted in ``o_cnt``; the ``with`` body runs at the row's
+    last beat."""
+    with m.If(issue & ~stall):
+        m.d.sync += c.eq(c + 1)
+        with m.If(c == chunks - 1):
+            m.d.sync += [c.eq(0), issue.eq(0)]
+    with m.If(o_fire):
+        m.d.sync += o_cnt.eq(o_cnt + 1)
+        with m.If(o_cnt == chunks - 1):
+            yield
 
 
 class ScoreExp(CheckedComponent):
@@ -179,6 +271,21 @@ class PVAccumulator(CheckedComponent):
         return m
 
 
+def _normalizer_ports(acc_fmt: QFormat, out_fmt: QFormat, d: int, lanes: int, **extra: Member) -> dict:
+    """The ports of :class:`Normalizer` and :class:`ProbNormalizer`: chunk ``chunk`` of the ``d``
+    accumulators ``acc`` to ``lanes`` results; ``extra`` inputs stand after ``acc`` (port order)."""
+    return {
+        "acc": In(ArrayLayout(shape_of(acc_fmt), d)),
+        **extra,
+        "chunk": In(range(max(d // lanes, 2))),
+        "valid_in": In(1),
+        "en": In(1, init=1),
+        "result": Out(ArrayLayout(shape_of(out_fmt), lanes)),
+        "overflow": Out(1),
+        "valid_out": Out(1),
+    }
+
+
 class Normalizer(CheckedComponent):
     """Output normalisation: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` divide the
     accumulators of chunk ``chunk`` by ``den`` (clock enable ``en`` for output back-pressure)."""
@@ -187,16 +294,7 @@ class Normalizer(CheckedComponent):
 
     def __init__(self, *, recip_spec: RecipSpec, acc_fmt, out_fmt, d: int, lanes: int) -> None:
         self._spec, self._acc_fmt, self._out_fmt, self._d, self._lanes = recip_spec, acc_fmt, out_fmt, d, lanes
-        super().__init__({
-            "acc": In(ArrayLayout(shape_of(acc_fmt), d)),
-            "den": In(shape_of(recip_spec.den_fmt)),
-            "chunk": In(range(max(d // lanes, 2))),
-            "valid_in": In(1),
-            "en": In(1, init=1),
-            "result": Out(ArrayLayout(shape_of(out_fmt), lanes)),
-            "overflow": Out(1),
-            "valid_out": Out(1),
-        })
+        super().__init__(_normalizer_ports(acc_fmt, out_fmt, d, lanes, den=In(shape_of(recip_spec.den_fmt))))
 
     @classmethod
     def check_params(cls, *, recip_spec: RecipSpec, acc_fmt, out_fmt, d: int, lanes: int) -> None:
@@ -239,15 +337,7 @@ class ProbNormalizer(CheckedComponent):
 
     def __init__(self, *, acc_fmt: QFormat, out_fmt: QFormat, d: int, lanes: int) -> None:
         self._acc_fmt, self._out_fmt, self._d, self._lanes = acc_fmt, out_fmt, d, lanes
-        super().__init__({
-            "acc": In(ArrayLayout(shape_of(acc_fmt), d)),
-            "chunk": In(range(max(d // lanes, 2))),
-            "valid_in": In(1),
-            "en": In(1, init=1),
-            "result": Out(ArrayLayout(shape_of(out_fmt), lanes)),
-            "overflow": Out(1),
-            "valid_out": Out(1),
-        })
+        super().__init__(_normalizer_ports(acc_fmt, out_fmt, d, lanes))
 
     @classmethod
     def check_params(cls, *, acc_fmt: QFormat, out_fmt: QFormat, d: int, lanes: int) -> None:
@@ -367,40 +457,22 @@ class SoftmaxPVControl(CheckedComponent):
                             m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0), p_base.eq(0)]
                             m.next = "PV"
 
-            with m.State("EXP"):
-                with m.If(x_issue):
-                    m.d.sync += x_t.eq(x_t + 1)
-                    with m.If(x_t == n_keys - 1):
-                        m.d.sync += x_issue.eq(0)
-                with m.Elif(~Cat(*xv[1:]).any()):
-                    m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0), p_base.eq(0)]
-                    m.next = "PV"
+            with m.State("EXP"), issue_pass(m, issue=x_issue, t=x_t, last=n_keys - 1, pipe=xv):
+                m.d.sync += [p_issue.eq(1), p_t.eq(0), p_c.eq(0), p_base.eq(0)]
+                m.next = "PV"
 
-            with m.State("PV"):
-                with m.If(p_issue):
-                    with m.If(p_c == C - 1):
-                        m.d.sync += [p_c.eq(0), p_t.eq(p_t + 1), p_base.eq(p_base + C)]
-                        with m.If(p_t == n_keys - 1):
-                            m.d.sync += p_issue.eq(0)
-                    with m.Else():
-                        m.d.sync += p_c.eq(p_c + 1)
-                with m.Elif(~Cat(*pv[1:]).any()):
-                    m.d.sync += [n_issue.eq(1), n_c.eq(0), o_cnt.eq(0)]
-                    m.next = "NORM"
+            with m.State("PV"), issue_pass(m, issue=p_issue, t=p_t, last=n_keys - 1, pipe=pv, c=p_c, chunks=C,
+                                           step=(p_base.eq(p_base + C),)):
+                m.d.sync += [n_issue.eq(1), n_c.eq(0), o_cnt.eq(0)]
+                m.next = "NORM"
 
-            with m.State("NORM"):
-                with m.If(n_issue & ~stall):
-                    m.d.sync += n_c.eq(n_c + 1)
-                    with m.If(n_c == C - 1):
-                        m.d.sync += [n_c.eq(0), n_issue.eq(0)]
-                with m.If(self.o_valid & self.o_ready):
-                    m.d.sync += o_cnt.eq(o_cnt + 1)
-                    with m.If(o_cnt == C - 1):
-                        m.d.sync += [o_cnt.eq(0), row_cnt.eq(row_cnt + 1)]
-                        with m.If(row_cnt + 1 == self.n_rows):
-                            m.next = "LOAD"
-                        with m.Else():
-                            m.next = "SCORE"
+            with m.State("NORM"), norm_pass(m, issue=n_issue, c=n_c, o_cnt=o_cnt, stall=stall,
+                                            o_fire=self.o_valid & self.o_ready, chunks=C):
+                m.d.sync += [o_cnt.eq(0), row_cnt.eq(row_cnt + 1)]
+                with m.If(row_cnt + 1 == self.n_rows):
+                    m.next = "LOAD"
+                with m.Else():
+                    m.next = "SCORE"
 
         # Handshakes as plain assignments outside the FSM (Icarus, see LATTE).
         in_load, in_score = fsm.ongoing("LOAD"), fsm.ongoing("SCORE")
@@ -416,7 +488,7 @@ class SoftmaxPVControl(CheckedComponent):
         return m
 
 
-class SoftmaxPV(CheckedComponent):
+class SoftmaxPV(LaneSplit, CheckedComponent):
     """The back end of one attention head (see the module docstring): the V, score and weight
     buffers and the datapaths (:class:`ScoreExp`, :class:`PVAccumulator`, :class:`Normalizer` or
     :class:`ProbNormalizer`), sequenced by :class:`SoftmaxPVControl`."""
@@ -452,21 +524,8 @@ class SoftmaxPV(CheckedComponent):
         if not isinstance(fmts, SoftmaxPVFormats):
             raise TypeError(f"fmts must be a SoftmaxPVFormats, not {fmts!r}")
 
-    @property
-    def fmts(self) -> SoftmaxPVFormats:
-        return self._fmts
-
-    @property
-    def d(self) -> int:
-        return self._d
-
-    @property
-    def lanes(self) -> int:
-        return self._lanes
-
-    @property
-    def chunks(self) -> int:
-        return self._d // self._lanes
+    fmts = ReadOnlyParam[SoftmaxPVFormats]()
+    d = ReadOnlyParam[int]()
 
     @property
     def norm_latency(self) -> int:

@@ -24,7 +24,7 @@ BENCH_CONFIG = {"d_in": 384, "d": 32, "n_max": 32, "lanes": 8, "weight_width": 1
 def main(argv: list[str] | None = None) -> int:
     from hdl.registry import get_block
     from sim.real_heads import eatt_real_head_npz
-    from sim.runner import run_cocotb
+    from sim.runner import bench_rows
 
     ap = argparse.ArgumentParser(prog="attn-rtl bench eatt", description=__doc__.splitlines()[0])
     ap.add_argument("--sim", default="verilator", choices=("icarus", "verilator"))
@@ -44,10 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(tmpdir) / "real.npz"
             eatt_real_head_npz(path, n=params["n_max"], m=params["n_max"], n_max=params["n_max"])
             cases.append({"npz": str(path), "label": "MiniLM"})
-        res = run_cocotb("eatt", params, sim=args.sim, testcase="bench_cycles",
-                         extra_env={"EATT_BENCH": json.dumps(cases)})
-    if not res.ok:
-        print(f"bench eatt: cocotb failed (see {res.build_dir}/test.log)", file=sys.stderr)
+        bench = bench_rows("eatt", params, cases, sim=args.sim)
+    if bench is None:
         return 1
     print(f"eatt {params} on {args.sim}: cycles per head (first weight beat to last output beat), no stalls")
     print("ideal: max((m+n)·d_in, m·n, m·n·d/lanes) (bottleneck unit busy every cycle); "
@@ -55,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'case':>7} {'m':>4} {'n':>4} {'cycles':>8} {'ideal':>8} {'meas/ideal':>10} {'serial':>8} "
           f"{'meas/serial':>11}")
     rows = []
-    for r in res.stats["bench"]:
+    for r in bench:
         m, n = r["m"], r["n"]
         parts = [(m + n) * d_in, m * n, m * n * d // lanes]
         ideal, serial = max(parts), sum(parts) + m * n

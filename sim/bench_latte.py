@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from golden.latte_cycles import latte_cycles_per_head
     from hdl.latte import Latte, latte_formats
     from hdl.registry import get_block
-    from sim.runner import run_cocotb
+    from sim.runner import bench_rows
 
     ap = argparse.ArgumentParser(prog="attn-rtl bench latte", description=__doc__.splitlines()[0])
     ap.add_argument("--sim", default="icarus", choices=("icarus", "verilator"))
@@ -71,10 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_real:
             case, real_info = _real_head_case(params, Path(tmpdir), args.layer, args.head, args.prune)
             cases.append(case)
-        res = run_cocotb("latte", params, sim=args.sim, testcase="bench_cycles",
-                         extra_env={"LATTE_BENCH": json.dumps(cases)})
-    if not res.ok:
-        print(f"bench latte: cocotb failed (see {res.build_dir}/test.log)", file=sys.stderr)
+        bench = bench_rows("latte", params, cases, sim=args.sim)
+    if bench is None:
         return 1
     rows = []
     print(f"latte {params} on {args.sim}: cycles per head (m = n query rows), no stalls")
@@ -82,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
           "ideal∥: P·V overlapped (n²·d_h + kept·d_h)/lanes; model: golden.latte_cycles")
     print(f"{'case':>6} {'n':>4} {'tau':>6} {'kept':>6} {'cycles':>8} {'ideal':>8} {'meas/ideal':>10} "
           f"{'ideal∥':>8} {'meas/ideal∥':>11} {'model':>8} {'bitops saved':>12}")
-    for r in res.stats["bench"]:
+    for r in bench:
         n, m, kept = r["n"], r["m"], r["kept"]
         ideal = (m * n * d_h + 2 * kept * d_h) / lanes
         # with P·V on its own multipliers overlapping the next row, the bound is estimate + compensation

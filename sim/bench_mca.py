@@ -23,7 +23,7 @@ BENCH_CONFIG = {"d_in": 384, "d": 32, "n_max": 32, "m_max": 32, "lanes": 8, "cdf
 def main(argv: list[str] | None = None) -> int:
     from hdl.registry import get_block
     from sim.real_heads import mca_real_head_npz
-    from sim.runner import run_cocotb
+    from sim.runner import bench_rows
 
     ap = argparse.ArgumentParser(prog="attn-rtl bench mca", description=__doc__.splitlines()[0])
     ap.add_argument("--sim", default="verilator", choices=("icarus", "verilator"))
@@ -43,10 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         cases = [{"n": n, "m": n, "seed": n, "alpha": args.alpha, "a_scale": 2.0, "label": "random"} for n in args.n]
         cases.append({"npz": str(path), "label": "MiniLM"})
-        res = run_cocotb("mca", params, sim=args.sim, testcase="bench_cycles",
-                         extra_env={"MCA_BENCH": json.dumps(cases)})
-    if not res.ok:
-        print(f"bench mca: cocotb failed (see {res.build_dir}/test.log)", file=sys.stderr)
+        bench = bench_rows("mca", params, cases, sim=args.sim)
+    if bench is None:
         return 1
     d_in, d, lanes = params["d_in"], params["d"], params["lanes"]
     print(f"mca {params} on {args.sim}, alpha = {args.alpha}: cycles per head (first input beat to last output "
@@ -56,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'case':>7} {'m':>4} {'n':>4} {'Σr':>6} {'mean r':>7} {'FLOPs red.':>10} {'cycles':>8} {'ideal':>8} "
           f"{'meas/ideal':>10} {'serial':>8} {'meas/serial':>11}")
     rows = []
-    for r in res.stats["bench"]:
+    for r in bench:
         m, n, samples = r["m"], r["n"], r["samples"]
         parts = [n * d_in, samples, m * n * d // lanes]
         ideal, serial = max(parts), sum(parts) + m * n

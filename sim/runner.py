@@ -149,6 +149,20 @@ def run_cocotb(
                           testcase=testcase, extra_env=extra_env, seed=seed, waves=waves)
 
 
+def bench_rows(block: str, params: Mapping[str, Any], cases: list[dict[str, Any]], *,
+               sim: str) -> list[dict[str, Any]] | None:
+    """The cocotb ``bench_cycles`` test of ``block`` on ``cases`` (passed as ``<BLOCK>_BENCH``): the
+    rows it measured on the RTL, or None after printing where the failing run's log is."""
+    import sys
+
+    res = run_cocotb(block, params, sim=sim, testcase="bench_cycles",
+                     extra_env={f"{block.upper()}_BENCH": json.dumps(cases)})
+    if not res.ok:
+        print(f"bench {block}: cocotb failed (see {res.build_dir}/test.log)", file=sys.stderr)
+        return None
+    return res.stats["bench"]
+
+
 def build_and_test(block: str, top: str, sim: str, params: Mapping[str, Any], sources: list[Path], manifest: Path,
                    build_dir: Path, *, test_module: str, testcase: str | list[str] | None = None,
                    extra_env: Mapping[str, str] | None = None, seed: int | None = None,

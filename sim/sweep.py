@@ -345,6 +345,16 @@ def write_outputs(rows: Sequence[Mapping[str, Any]], axes: Sequence[str], out_di
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def finish(ax: Any) -> None:
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        paths.append(out / name)
+
     # Fig. 13: throughput vs SA width, one line per PAG parallelism (other axes at their first value)
     fig, ax = plt.subplots(figsize=(6, 4))
     others = [a for a in axes if a not in ("b", "pag")]
@@ -357,12 +367,8 @@ def write_outputs(rows: Sequence[Mapping[str, Any]], axes: Sequence[str], out_di
     ax.set_xlabel("SA width b")
     ax.set_ylabel("throughput (queries / 1000 cycles)")
     ax.set_title("Fig. 13: throughput vs SA width for PAG parallelism")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "fig13.png", dpi=120)
-    plt.close(fig)
-    paths.append(out / "fig13.png")
+    finish(ax)
+    save(fig, "fig13.png")
 
     # Pareto: cost (Fmax-less: PEs + PAG units; with synthesis: LUTs/cells) vs throughput, and error
     fig, axs = plt.subplots(1, 2, figsize=(10, 4))
@@ -380,13 +386,9 @@ def write_outputs(rows: Sequence[Mapping[str, Any]], axes: Sequence[str], out_di
         ax.set_xlabel(cost_label)
         ax.set_ylabel(ylab)
         ax.set_xscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=120)
-    plt.close(fig)
+        finish(ax)
+    save(fig, "pareto.png")
     for r in rows:
         r.pop("_cost", None)
         r.pop("_neg_err", None)
-    paths.append(out / "pareto.png")
     return paths

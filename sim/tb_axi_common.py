@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
@@ -161,6 +162,11 @@ class AxiStreamsHarness(AxiHarness):
             out.append([unpack(self.layouts["o"], int.from_bytes(frame[c * nbytes:(c + 1) * nbytes], "little"))
                         for c in range(beats_per_row)])
         return out
+
+    async def recv_matrix(self, rows: int, beats_per_row: int, deadline_cycles: int) -> np.ndarray:
+        """:meth:`recv_rows` of array payloads, each packet's beats joined into one row."""
+        packets = await self.recv_rows(rows, beats_per_row, deadline_cycles)
+        return np.array([[x for beat in packet for x in beat] for packet in packets])
 
     async def finish(self, polls: int = 20) -> None:
         """The block is idle after the head, and no beat follows the last expected row (the IDLE

@@ -9,17 +9,13 @@ receives the rows. Every element is compared ``==`` with :func:`golden.eatt.eatt
 
 from __future__ import annotations
 
-import os
-
 import cocotb
 import numpy as np
 
-from golden.eatt import eatt_fixed_raw
-from hdl.eatt import eatt_formats
-from sim.runner import tb_params, write_stats
+from sim.runner import write_stats
 from sim.tb_axi_common import AxiStreamsHarness
-from sim.tb_eatt import eatt_items, random_case
-from sim.tbutil import tb_rng
+from sim.tb_eatt import eatt_golden, eatt_items, eatt_setup, random_case
+from sim.tbutil import tb_np_rng, tb_rng
 
 ROW_DEADLINE_CYCLES = 200_000
 INPUTS = ("wq", "wk", "xkv", "xq", "v")
@@ -28,22 +24,17 @@ INPUTS = ("wq", "wk", "xkv", "xq", "v")
 class EattAxiTB(AxiStreamsHarness):
     def __init__(self, dut, stall: float) -> None:
         super().__init__(dut, "eatt", INPUTS, stall, salt=5)
-        self.params = tb_params()
-        self.fmts = eatt_formats(**self.params)
-        self.lanes = self.params["lanes"]
+        self.params, self.fmts, self.lanes = eatt_setup()
 
     async def run_head(self, case: dict) -> dict:
         f, L = self.fmts, self.lanes
-        want = eatt_fixed_raw(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"], case["tau"],
-                              case["v"], case["mant"], case["shift"], f)
+        want = eatt_golden(case, f)
         m, n = case["xq"].shape[0], case["xkv"].shape[0]
         for name, value in (("N_KEYS", n), ("N_QUERIES", m), ("TAU", case["tau"]), ("SCALE_MANT", case["mant"]),
                             ("SCALE_SHIFT", case["shift"]), ("O_LAST_BEATS", f.d // L)):
             await self.write(name, value)
         await self.send_items(eatt_items(case, L, f.d))
-        packets = await self.recv_rows(m, f.d // L, ROW_DEADLINE_CYCLES)
-        rows = [[x for beat in packet for x in beat] for packet in packets]
-        out = np.array(rows)
+        out = await self.recv_matrix(m, f.d // L, ROW_DEADLINE_CYCLES)
         assert np.array_equal(out, want.out), f"output mismatch in {int(np.sum(out != want.out))} elements"
         assert await self.read("OVERFLOW") == int(want.back.overflow.any())
         await self.finish()
@@ -55,7 +46,7 @@ async def heads_through_axi(dut):
     tb = EattAxiTB(dut, stall=0.3)
     await tb.start()
     f = tb.fmts
-    rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
+    rng = tb_np_rng()
     checked = 0
     for i in range(3):
         n = f.n_max if i == 0 else int(rng.integers(1, f.n_max + 1))

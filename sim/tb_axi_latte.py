@@ -22,7 +22,7 @@ from hdl.latte import latte_formats, output_layout
 from sim.runner import tb_params, write_stats
 from sim.streams import unpack
 from sim.tb_axi_common import AxiHarness, pause
-from sim.tbutil import tb_rng
+from sim.tbutil import tb_np_rng, tb_rng
 
 #: deadline for one output row (cycles of 10 ns): far above the block's per-row cycles at n_max = 64
 ROW_DEADLINE_CYCLES = 50_000
@@ -96,7 +96,7 @@ async def heads_through_axi(dut):
     tb = LatteAxiTB(dut, stall=0.3)
     await tb.start()
     f = tb.fmts
-    rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
+    rng = tb_np_rng()
     mant, shift = encode_score_scale(4.0 / (128 * 128 * np.sqrt(f.d_h)), f)
     checked = 0
     heads = int(os.environ.get("AXI_LATTE_HEADS", "4"))

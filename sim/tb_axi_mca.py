@@ -9,8 +9,6 @@ Every element, Σ r_j and the flags are compared ``==`` with :func:`golden.mca.m
 
 from __future__ import annotations
 
-import os
-
 import cocotb
 import numpy as np
 
@@ -18,7 +16,7 @@ from golden.mca import mca_encode_fixed
 from sim.runner import tb_params, write_stats
 from sim.tb_axi_common import AxiStreamsHarness
 from sim.tb_mca import FMTS, random_case
-from sim.tbutil import tb_rng
+from sim.tbutil import tb_np_rng, tb_rng
 
 ROW_DEADLINE_CYCLES = 200_000
 INPUTS = ("cdf", "ws", "bias", "a", "x")
@@ -42,9 +40,7 @@ class McaAxiTB(AxiStreamsHarness):
                  "a": [int(v) for v in a_raw.T.ravel()],  # column by column
                  "x": [int(v) for v in x_raw.ravel()]}
         await self.send_items(items)
-        packets = await self.recv_rows(m, self.d // L, ROW_DEADLINE_CYCLES)
-        rows = [[x for beat in packet for x in beat] for packet in packets]
-        y = np.array(rows)
+        y = await self.recv_matrix(m, self.d // L, ROW_DEADLINE_CYCLES)
         assert np.array_equal(y, want.y_raw), f"output mismatch in {int(np.sum(y != want.y_raw))} elements"
         assert await self.read("SAMPLES_TOTAL") == int(want.r.sum()), "SAMPLES_TOTAL != Σ r_j"
         flags = {k: bool(await self.read(k.upper())) for k in ("acc_overflow", "h_overflow", "out_overflow")}
@@ -58,7 +54,7 @@ async def heads_through_axi(dut):
     tb = McaAxiTB(dut, stall=0.3)
     await tb.start()
     p = tb.params
-    rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
+    rng = tb_np_rng()
     checked = 0
     for i in range(3):
         n = p["n_max"] if i == 0 else int(rng.integers(1, p["n_max"] + 1))

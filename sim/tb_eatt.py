@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable
+from typing import Any
 
 import cocotb
 import numpy as np
 
-from golden.eatt import EattFormats, eatt_fixed_raw
+from golden.eatt import EattFixedOut, EattFormats, eatt_fixed_raw
 from golden.softmax_pv import encode_scale
 from hdl.eatt import eatt_formats
 from sim.runner import tb_params, write_stats
 from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, layout_of, wait_for
-from sim.tbutil import bench_work, block_component, npz_work, start_clock_and_reset, tb_rng, timeout_us
+from sim.tbutil import bench_work, block_component, npz_work, start_clock_and_reset, tb_np_rng, tb_rng, timeout_us
 
 DEADLINE = 200_000  # cycles any single wait may take
 
@@ -39,6 +41,18 @@ def eatt_items(case: dict, lanes: int, d: int) -> dict[str, list]:
     return {"wq": rows(case["wq"], case["bq"]), "wk": rows(case["wk"], case["bk"]),
             "xkv": [int(x) for x in case["xkv"].ravel()], "xq": [int(x) for x in case["xq"].ravel()],
             "v": [[int(x) for x in r[c:c + lanes]] for r in case["v"] for c in range(0, d, lanes)]}
+
+
+def eatt_setup() -> tuple[dict, EattFormats, int]:
+    """The parameters of the block under test (``ATTN_RTL_PARAMS``), its formats and lane count."""
+    params = tb_params()
+    return params, eatt_formats(**params), params["lanes"]
+
+
+def eatt_golden(case: dict, f: EattFormats) -> EattFixedOut:
+    """The bit-exact expected result of one head (a :func:`random_case` dict)."""
+    return eatt_fixed_raw(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"], case["tau"],
+                          case["v"], case["mant"], case["shift"], f)
 
 
 def lane_beats(rows: np.ndarray, lanes: int) -> list[list[int]]:
@@ -80,18 +94,29 @@ class StreamTB:
     async def wait_idle(self, cycles: int = 8) -> None:
         await wait_for(self.io, "idle", deadline_cycles=cycles, what="block idle after the head")
 
+    async def run_head(self, *args: Any) -> dict:
+        """One head through the block, checked ``==``; returns its figures (the subclass's)."""
+        raise NotImplementedError
+
+    async def run_bench(self, env: str, head_args: Callable[[dict], tuple], omit: tuple[str, ...] = ()) -> None:
+        """The benchmark run: ``run_head(*head_args(case))`` for each case of the JSON list in ``env``;
+        the cases with their results (less ``omit``) go to the stats as ``bench``."""
+        await self.start()
+        results = []
+        for spec in json.loads(os.environ[env]):
+            res = await self.run_head(*head_args(spec))
+            results.append({**spec, **{k: v for k, v in res.items() if k not in omit}})
+        write_stats({"bench": results})
+
 
 class EattTB(StreamTB):
     def __init__(self, dut, stall: float = 0.0):
         super().__init__(dut, "eatt", ["wq", "wk", "xkv", "xq", "v"], stall)
-        self.params = tb_params()
-        self.fmts: EattFormats = eatt_formats(**self.params)
-        self.lanes = self.params["lanes"]
+        self.params, self.fmts, self.lanes = eatt_setup()
 
     async def run_head(self, case: dict) -> dict:
         f, L = self.fmts, self.lanes
-        want = eatt_fixed_raw(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"], case["tau"],
-                              case["v"], case["mant"], case["shift"], f)
+        want = eatt_golden(case, f)
         m, n = case["xq"].shape[0], case["xkv"].shape[0]
         config = {"n_keys": n, "n_queries": m, "tau": case["tau"], "scale_mant": case["mant"],
                   "scale_shift": case["shift"]}
@@ -103,16 +128,21 @@ class EattTB(StreamTB):
         return {"cycles": cycles, "m": m, "n": n, "selected": int(want.align.bits_q.sum() + want.align.bits_kv.sum())}
 
 
-def random_case(rng: np.random.Generator, f: EattFormats, m: int, n: int, tau: int | None = None) -> dict:
+def random_case(rng: np.random.Generator, f: EattFormats, m: int, n: int, tau: int | None = None,
+                v_spread: int = 2000) -> dict:
+    """A random head (m queries, n keys; random τ unless given) in the raw integers of ``f``."""
     wf = f.weight_fmt()
     case = {
         "xq": rng.integers(-300, 300, (m, f.d_in)), "xkv": rng.integers(-300, 300, (n, f.d_in)),
         "wq": rng.integers(wf.min_int, wf.max_int + 1, (f.d_in, f.d)),
         "wk": rng.integers(wf.min_int, wf.max_int + 1, (f.d_in, f.d)),
         "bq": rng.integers(wf.min_int, wf.max_int + 1, f.d), "bk": rng.integers(wf.min_int, wf.max_int + 1, f.d),
-        "v": rng.integers(-2000, 2000, (n, f.d)),
+        "v": rng.integers(-v_spread, v_spread, (n, f.d)),
         "tau": int(rng.integers(0, 200)) if tau is None else tau,
     }
+    if not f.token_fmt.contains(case["xq"]).all():
+        raise ValueError(f"token_fmt {f.token_fmt} cannot hold the random tokens (±300)")
+    # scores of a few units: scale for ~d·2^(w+2) L1 spreads
     case["mant"], case["shift"] = encode_scale(8.0 / (f.d * 2.0 ** (f.weight_width + 2)), f.backend)
     return case
 
@@ -122,7 +152,7 @@ async def random_heads(dut):
     """Random heads back to back (m != n included), random τ, random stalls on every stream."""
     tb = EattTB(dut, stall=0.3)
     await tb.start()
-    rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
+    rng = tb_np_rng()
     f = tb.fmts
     checked = 0
     for i in range(5):
@@ -156,16 +186,21 @@ async def directed_corners(dut):
     write_stats({"directed": "ok"})
 
 
+def _load_npz(path: str) -> dict:
+    """A head saved by :func:`sim.real_heads.eatt_real_head_npz`, as a :func:`random_case` dict."""
+    data = np.load(path)
+    case = {k: data[k] for k in ("xq", "xkv", "wq", "wk", "bq", "bk", "v")}
+    case.update({k: int(data[k]) for k in ("tau", "mant", "shift")})
+    return case
+
+
 @cocotb.test(skip=not os.environ.get("EATT_REAL_HEAD"),
              **timeout_us(56.9, npz_work("EATT_REAL_HEAD", 32, "xq", "xkv")))
 async def real_head(dut):
     """A real MiniLM head prepared by pytest (quantized tokens, weights, V, τ, scale registers)."""
-    data = np.load(os.environ["EATT_REAL_HEAD"])
     tb = EattTB(dut, stall=0.1)
     await tb.start()
-    case = {k: data[k] for k in ("xq", "xkv", "wq", "wk", "bq", "bk", "v")}
-    case.update({k: int(data[k]) for k in ("tau", "mant", "shift")})
-    res = await tb.run_head(case)
+    res = await tb.run_head(_load_npz(os.environ["EATT_REAL_HEAD"]))
     write_stats({"real_cycles": res["cycles"], "real_m": res["m"], "real_n": res["n"],
                  "real_selected": res["selected"]})
 
@@ -174,17 +209,11 @@ async def real_head(dut):
              **timeout_us(56.9, bench_work(json.loads(os.environ.get("EATT_BENCH") or "[]"), 32)))
 async def bench_cycles(dut):
     """No stalls; cycles per head for each case of EATT_BENCH (JSON: [{n, m, seed} | {npz}])."""
-    cases = json.loads(os.environ["EATT_BENCH"])
     tb = EattTB(dut, stall=0.0)
-    await tb.start()
-    results = []
-    for spec in cases:
+
+    def head_args(spec: dict) -> tuple[dict]:
         if "npz" in spec:
-            data = np.load(spec["npz"])
-            case = {k: data[k] for k in ("xq", "xkv", "wq", "wk", "bq", "bk", "v")}
-            case.update({k: int(data[k]) for k in ("tau", "mant", "shift")})
-        else:
-            case = random_case(np.random.default_rng(spec.get("seed", 0)), tb.fmts, spec["m"], spec["n"])
-        res = await tb.run_head(case)
-        results.append({**spec, **res})
-    write_stats({"bench": results})
+            return (_load_npz(spec["npz"]),)
+        return (random_case(np.random.default_rng(spec.get("seed", 0)), tb.fmts, spec["m"], spec["n"]),)
+
+    await tb.run_bench("EATT_BENCH", head_args)

@@ -19,7 +19,7 @@ from golden.latte import LatteFormats, encode_score_scale, latte_fixed_raw
 from hdl.latte import Latte
 from sim.runner import tb_params, write_stats
 from sim.streams import CocotbIO, Scoreboard, Sink, Source, StreamBench, StreamIO, layout_of
-from sim.tbutil import bench_work, block_component, npz_work, start_clock_and_reset, tb_rng, timeout_us
+from sim.tbutil import bench_work, block_component, npz_work, start_clock_and_reset, tb_np_rng, tb_rng, timeout_us
 
 # Timeouts (simulated us) were measured on the configurations of tests/test_cocotb_latte.py, the
 # largest having n_max**2 * d_h / lanes = 4096; larger parameter sets scale the bound.
@@ -170,7 +170,7 @@ async def random_heads(dut):
     """Random heads back to back (m != n included), random τ, random stalls on every stream."""
     tb = LatteTB(dut, stall=0.3)
     await tb.start()
-    rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
+    rng = tb_np_rng()
     f = tb.fmts
     checked = 0
     for i in range(8):

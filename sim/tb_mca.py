@@ -19,7 +19,7 @@ from golden.mca import MCAFormats, SamplingTable, make_sampling_table, mca_encod
 from golden.reference import softmax
 from sim.runner import tb_params, write_stats
 from sim.tb_eatt import StreamTB
-from sim.tbutil import bench_work, npz_work, timeout_us
+from sim.tbutil import bench_work, npz_work, tb_np_rng, timeout_us
 
 FMTS = MCAFormats()
 
@@ -90,7 +90,7 @@ async def random_heads(dut):
     """Random heads back to back, random seeds and α, random stalls on every stream."""
     tb = McaTB(dut, stall=0.3)
     await tb.start()
-    rng = np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
+    rng = tb_np_rng()
     p = tb.params
     checked = 0
     for i in range(4):
@@ -147,18 +147,13 @@ async def real_head(dut):
              **timeout_us(47.7, bench_work(json.loads(os.environ.get("MCA_BENCH") or "[]"), 32)))
 async def bench_cycles(dut):
     """No stalls; cycles and Σ r_j per head for each case of MCA_BENCH."""
-    cases = json.loads(os.environ["MCA_BENCH"])
     tb = McaTB(dut, stall=0.0)
-    await tb.start()
-    results = []
-    for spec in cases:
+
+    def head_args(spec: dict) -> tuple:
         if "npz" in spec:
-            args = _load_npz(spec["npz"])
-        else:
-            rng = np.random.default_rng(spec.get("seed", 0))
-            x, a, table, b = random_case(rng, tb.params, spec["m"], spec["n"], a_scale=spec.get("a_scale", 2.0))
-            args = (x, a, table, b, spec.get("alpha", 0.5), spec.get("seed", 0) + 1)
-        res = await tb.run_head(*args)
-        res.pop("y")
-        results.append({**spec, **res})
-    write_stats({"bench": results})
+            return _load_npz(spec["npz"])
+        rng = np.random.default_rng(spec.get("seed", 0))
+        x, a, table, b = random_case(rng, tb.params, spec["m"], spec["n"], a_scale=spec.get("a_scale", 2.0))
+        return (x, a, table, b, spec.get("alpha", 0.5), spec.get("seed", 0) + 1)
+
+    await tb.run_bench("MCA_BENCH", head_args, omit=("y",))

@@ -34,6 +34,11 @@ def tb_rng(salt: int = 0) -> random.Random:
     return random.Random(int(os.environ.get("RANDOM_SEED", "1")) * 7919 + salt)
 
 
+def tb_np_rng() -> np.random.Generator:
+    """NumPy generator from cocotb's RANDOM_SEED (printed in the log), for the random heads."""
+    return np.random.default_rng(int(os.environ.get("RANDOM_SEED", "1")) & 0xFFFF)
+
+
 def block_component(block: str):
     """The Amaranth component the simulated Verilog was generated from (same parameters), so a
     testbench packs payloads with the component's own ``lib.data`` layouts and reads its constants."""

@@ -44,6 +44,7 @@ import re
 import shutil
 import subprocess
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,6 +232,14 @@ def _recip_unit(comp: Any, params: dict, rng: np.random.Generator, n: int, corne
                 [seg], n, "input", enable="en", drain=comp.LATENCY + 8)
 
 
+def _token_run_plan(segments: list[Segment], n: int, status: tuple[str, ...]) -> Plan:
+    """The plan of a CIM or CAG: one ``i`` token stream, one ``o`` stream, a run per segment
+    (``clear`` pulsed, started once the block is ``idle``)."""
+    return Plan([Stream("i", "in", ("i__payload",), "i__valid", "i__ready"),
+                 Stream("o", "out", ("o__payload",), "o__valid", "o__ready")],
+                segments, n, "token", pulses=("clear",), status=status, wait=("idle", 1))
+
+
 def _cim(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
     from golden.cim import cluster_index, skew_lanes
 
@@ -256,10 +265,7 @@ def _cim(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
         segments.append(Segment(items={"i": beats, "o": [int(v) for v in want]},
                                 status={"n_clusters": int(k_cl), "overflow": int(over), "protocol_error": 0},
                                 deadline=2 * comp.sweep_cycles + 20 * (len(beats) + 50)))
-    return Plan([Stream("i", "in", ("i__payload",), "i__valid", "i__ready"),
-                 Stream("o", "out", ("o__payload",), "o__valid", "o__ready")],
-                segments, n, "token", pulses=("clear",), status=("n_clusters", "overflow", "protocol_error"),
-                wait=("idle", 1))
+    return _token_run_plan(segments, n, ("n_clusters", "overflow", "protocol_error"))
 
 
 def _cag(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
@@ -292,10 +298,7 @@ def _cag(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
                                 status={"n_clusters": int(k), "overflow": int(want.overflow),
                                         "saturated": int(want.saturated)},
                                 deadline=2 * comp.k_max + 20 * (t + 100)))
-    return Plan([Stream("i", "in", ("i__payload",), "i__valid", "i__ready"),
-                 Stream("o", "out", ("o__payload",), "o__valid", "o__ready")],
-                segments, n, "token", pulses=("clear",), status=("n_clusters", "overflow", "saturated"),
-                wait=("idle", 1))
+    return _token_run_plan(segments, n, ("n_clusters", "overflow", "saturated"))
 
 
 def _pag(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
@@ -1386,7 +1389,7 @@ def _chunks(plan: Plan, capacity: Mapping[str, int]) -> list[list[Segment]]:
     return out
 
 
-_WORKER_COMPONENTS: dict[str, Any] = {}
+_WORKER_COMPONENTS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()  # owned by inspect_only
 
 
 def _soak_batch(block: str, params: Mapping[str, Any], n: int, seed: int, capacity: Mapping[str, int],
@@ -1413,8 +1416,13 @@ def _soak_batch(block: str, params: Mapping[str, Any], n: int, seed: int, capaci
 
 def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *, vectors: int, seed: int = 1,
          sim: str = "verilator", batch: int | None = None, waves: bool = False,
-         log: Callable[[str], Any] | None = print, stop_on_fail: bool = True, jobs: int = 2) -> dict[str, Any]:
+         log: Callable[[str], Any] | None = print, stop_on_fail: bool = True, jobs: int = 2,
+         min_beats: int = 0) -> dict[str, Any]:
     """Run ``vectors`` random vectors through the vector testbench in batches; returns the figures.
+
+    The figures count, besides vectors, the stream beats (items in + items out) that the bench itself
+    counted on the DUT's ports. ``min_beats`` > 0 adds batches past ``vectors`` until that many beats
+    have passed (for blocks whose vector is a variable number of beats, as ``cta``'s query row).
 
     Batch ``k`` uses vectors of seed ``(seed, k)`` and ``+seed=seed * 100003 + k``: the whole soak is
     reproducible from ``seed``. Batch 0 starts with the adapter's corner vectors. ``jobs`` worker
@@ -1422,6 +1430,8 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
     at most ``jobs + 1`` batches ahead, so memory stays bounded by a few batches (0: in this process)."""
     if jobs < 0:
         raise ValueError(f"jobs must be >= 0, got {jobs}")
+    if min_beats < 0:
+        raise ValueError(f"min_beats must be >= 0, got {min_beats}")
     out = Path(out_dir)
     batch = batch or SOAK_BATCH.get(block, 10_000)
     first = min(batch, vectors)
@@ -1432,8 +1442,9 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
     capacity["ctl"] = res.counts["ctl"] * 2 + 16
     manifest = json.loads(res.manifest.read_text())
     (out / "tb.sv").write_text(_sv(res.plan, manifest, capacity, seed))
-    say(f"soak {block} {json.dumps(res.params)}: {vectors} {plural(res.unit)}, batches of {batch}, seed {seed}, "
-        f"{sim}, {jobs} generator process(es)")
+    say(f"soak {block} {json.dumps(res.params)}: {vectors} {plural(res.unit)}"
+        + (f" and at least {min_beats} beats" if min_beats else "")
+        + f", batches of {batch}, seed {seed}, {sim}, {jobs} generator process(es)")
     build_s = build_bench(out, sim, waves=waves)
     say(f"built in {build_s:.1f} s ({out})")
     gen_s = time.monotonic() - t_start - build_s
@@ -1441,7 +1452,10 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
     sizes = [res.plan.vectors]
     while sum(sizes) < vectors:
         sizes.append(min(batch, vectors - sum(sizes)))
-    batch_seeds = [seed * 1_000_003 + k for k in range(len(sizes))]
+
+    def batch_seed(k: int) -> int:
+        return seed * 1_000_003 + k
+
     pool = None
     if jobs and len(sizes) > 1:
         import multiprocessing
@@ -1453,12 +1467,14 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
     def submit_ahead(k: int) -> None:
         for j in range(k, min(len(sizes), k + jobs + 1)):
             if j > 0 and j not in pending and pool is not None:
-                pending[j] = pool.submit(_soak_batch, block, res.params, sizes[j], batch_seeds[j], capacity, manifest)
+                pending[j] = pool.submit(_soak_batch, block, res.params, sizes[j], batch_seed(j), capacity, manifest)
 
     done, cycles, sim_s, failures, runs_n, wait_s = 0, 0, 0.0, 0, 0, 0.0
+    beats_in = beats_out = 0
     first_fail = None
     try:
-        for k in range(len(sizes)):
+        k = 0
+        while k < len(sizes):
             submit_ahead(k)
             t0 = time.monotonic()
             if k == 0:
@@ -1475,7 +1491,7 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
             elif pool is not None:
                 n_vec, chunks, worker_s = pending.pop(k).result()
             else:
-                n_vec, chunks, worker_s = _soak_batch(block, res.params, sizes[k], batch_seeds[k], capacity, manifest)
+                n_vec, chunks, worker_s = _soak_batch(block, res.params, sizes[k], batch_seed(k), capacity, manifest)
             waited = time.monotonic() - t0
             wait_s += waited
             gen_s += worker_s if pool is not None and k else waited
@@ -1491,6 +1507,8 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
                 runs_n += 1
                 sim_s += r.run_seconds
                 cycles += r.cycles
+                beats_in += r.items_in
+                beats_out += r.items_out
                 if not r.ok:
                     failures += 1
                     first_fail = first_fail or {"batch": k, "chunk": c, "seed": bench_seed, "line": r.line}
@@ -1498,29 +1516,45 @@ def soak(block: str, overrides: Mapping[str, Any] | None, out_dir: str | Path, *
                     say("\n".join(r.output.strip().splitlines()[-6:]))
             done += n_vec
             rate = done / sim_s if sim_s else 0.0
-            say(f"batch {k + 1}: {done}/{vectors} {plural(res.unit)}, mismatches/failing runs {failures}, "
-                f"{rate:,.0f} {plural(res.unit)}/s, {cycles / sim_s if sim_s else 0:,.0f} cycles/s (simulation)")
+            say(f"batch {k + 1}: {done}/{vectors} {plural(res.unit)}, {beats_in + beats_out} beats, "
+                f"mismatches/failing runs {failures}, {rate:,.0f} {plural(res.unit)}/s, "
+                f"{cycles / sim_s if sim_s else 0:,.0f} cycles/s (simulation)")
             if failures and stop_on_fail:
                 break
+            short = min_beats - beats_in - beats_out
+            if k == len(sizes) - 1 and short > 0:
+                # schedule what the beats per vector so far say is still needed (at least one more batch)
+                per_vector = (beats_in + beats_out) / max(done, 1)
+                need = max(1, -(-short // max(int(per_vector), 1)))
+                while need > 0:
+                    sizes.append(min(batch, need))
+                    need -= sizes[-1]
+            k += 1
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     total_s = time.monotonic() - t_start
     figures = {"block": block, "params": res.params, "sim": sim, "seed": seed, "unit": res.unit, "vectors": done,
                "runs": runs_n, "failing_runs": failures, "first_failure": first_fail, "cycles": cycles,
+               "beats_in": beats_in, "beats_out": beats_out, "min_beats": min_beats,
                "sim_seconds": round(sim_s, 3), "golden_seconds": round(gen_s, 3),
                "waited_for_vectors_seconds": round(wait_s, 3), "jobs": jobs, "build_seconds": round(build_s, 3),
                "total_seconds": round(total_s, 3),
                "vectors_per_second": round(done / sim_s, 1) if sim_s else None,
                "cycles_per_second": round(cycles / sim_s, 1) if sim_s else None,
-               "vectors_per_second_total": round(done / total_s, 1), "ok": failures == 0 and done >= vectors,
+               "beats_per_second": round((beats_in + beats_out) / sim_s, 1) if sim_s else None,
+               "vectors_per_second_total": round(done / total_s, 1),
+               "ok": failures == 0 and done >= vectors and beats_in + beats_out >= min_beats,
                "waves": str(out / "waves.vcd") if waves else None}
-    say(f"{'PASS' if figures['ok'] else 'FAIL'} soak {block}: {done} {plural(res.unit)}, {failures} failing run(s) "
+    say(f"{'PASS' if figures['ok'] else 'FAIL'} soak {block}: {done} {plural(res.unit)}, "
+        f"{beats_in + beats_out} beats ({beats_in} in, {beats_out} out), {failures} failing run(s) "
         f"(mismatches), {cycles} cycles; simulation {sim_s:.1f} s: {figures['vectors_per_second'] or 0:,.0f} "
-        f"{plural(res.unit)}/s, {figures['cycles_per_second'] or 0:,.0f} cycles/s; golden+files {gen_s:.1f} s "
+        f"{plural(res.unit)}/s, {figures['beats_per_second'] or 0:,.0f} beats/s, "
+        f"{figures['cycles_per_second'] or 0:,.0f} cycles/s; golden+files {gen_s:.1f} s "
         f"({jobs} process(es), waited {wait_s:.1f} s), build {build_s:.1f} s, total {total_s:.1f} s "
         f"({done / total_s:,.0f} {plural(res.unit)}/s overall); seed {seed} "
         f"(reproduce: attn-rtl soak {block} --vectors {vectors} --seed {seed} --sim {sim} --batch {batch}"
+        + (f" --min-beats {min_beats}" if min_beats else "")
         + "".join(f" --set {k}={v}" for k, v in (overrides or {}).items()) + ")")
     if waves:
         say(f"waves: {out / 'waves.vcd'}")

@@ -63,11 +63,16 @@ def _config_text(overrides: dict[str, Any]) -> str:
 def run_report(names: Iterable[str] | None = None, *, target: str = "ecp5", seeds: int = 3,
                out_dir: str | Path = DEFAULT_REPORT_DIR, build_root: str | Path = DEFAULT_BUILD_ROOT,
                freq_mhz: float = TARGET_MHZ, command: str | None = None,
-               log: Callable[[str], None] | None = None) -> dict[str, Any]:
+               log: Callable[[str], None] | None = None, jobs: int = 1) -> dict[str, Any]:
     """Synthesise every block (or ``names``) in its FPGA-sized configuration; write the report.
 
+    ``jobs`` > 1 runs that many tool processes at once (yosys of one block, or one nextpnr seed:
+    the tools are single-threaded), largest blocks first. The figures do not depend on ``jobs``
+    (each seed is its own nextpnr run); the seconds do, on a machine with fewer free cores.
     Returns the JSON document that was written (``rows``: one dict per block).
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an int >= 1, got {jobs!r}")
     say = log or (lambda _msg: None)
     selected = list(names) if names else _by_size(sorted(blocks()))
     seeds = seeds if target != "generic" else 0
@@ -97,6 +102,15 @@ def run_report(names: Iterable[str] | None = None, *, target: str = "ecp5", seed
         doc["rows"] = [rows[n] for n in selected if n in rows]
         write_report(doc, out_dir)
 
+    if jobs > 1:
+        _run_parallel(selected, target=target, seeds=seeds, freq_mhz=freq_mhz, build_root=build_root,
+                      jobs=jobs, quiet=log is None, results=results, rows=rows, fail=fail, flush=flush)
+        for name in [n for n in selected if n in results]:
+            result = results[name]
+            fmax = result.fmax
+            say(f"[{name}/{target}] {result.resources}"
+                + (f", Fmax median {fmax['median']:.1f} MHz" if fmax else ""))
+        return doc
     # Seed-major: every block gets its first seed before any block gets its second.
     for name in selected:
         overrides = dict(get_block(name).fpga_params)
@@ -123,6 +137,57 @@ def run_report(names: Iterable[str] | None = None, *, target: str = "ecp5", seed
         fmax = result.fmax
         say(f"[{name}/{target}] {result.resources}" + (f", Fmax median {fmax['median']:.1f} MHz" if fmax else ""))
     return doc
+
+
+def _first_seed(name: str, target: str, seeds: int, freq_mhz: float, build_root: str | Path,
+                quiet: bool) -> SynthResult:
+    return synth_block(name, dict(get_block(name).fpga_params), target=target, seeds=min(seeds, 1),
+                       freq_mhz=freq_mhz, build_root=build_root, log=None if quiet else _print_flush)
+
+
+def _next_seed(result: SynthResult, seed: int, freq_mhz: float, quiet: bool) -> Any:
+    return add_seed(result, seed, freq_mhz=freq_mhz, log=None if quiet else _print_flush)
+
+
+def _print_flush(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _run_parallel(selected: list[str], *, target: str, seeds: int, freq_mhz: float, build_root: str | Path,
+                  jobs: int, quiet: bool, results: dict[str, SynthResult],
+                  rows: dict[str, dict[str, Any]], fail: Callable[..., None], flush: Callable[[], None]) -> None:
+    """``jobs`` worker processes: yosys + seed 1 per block (largest first), then each further seed
+    as its own task as soon as the block's netlist exists. Rows are written as results arrive;
+    the workers print their progress to stderr unless ``quiet``."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pending: dict[Any, tuple[str, int]] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        for name in reversed(selected):
+            pending[pool.submit(_first_seed, name, target, seeds, freq_mhz, build_root, quiet)] = (name, 1)
+        while pending:
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                name, seed = pending.pop(fut)
+                overrides = dict(get_block(name).fpga_params)
+                if name in rows and "error" in rows[name]:
+                    continue
+                try:
+                    value = fut.result()
+                except (DoesNotFit, ToolFailed, ValueError) as exc:
+                    fail(name, overrides, exc)
+                    flush()
+                    continue
+                if seed == 1:
+                    results[name] = value
+                    for later in range(2, seeds + 1):
+                        pending[pool.submit(_next_seed, value, later, freq_mhz, quiet)] = (name, later)
+                else:
+                    results[name].seeds.append(value)
+                    results[name].seeds.sort(key=lambda s: s.seed)
+                rows[name] = dict(results[name].as_dict(), fpga_params=overrides)
+                flush()
 
 
 def _by_size(names: list[str]) -> list[str]:

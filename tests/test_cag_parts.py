@@ -146,6 +146,27 @@ def test_cacc_faults_break_the_sums(fault):
         _check_cacc(dut, runs, _run_cacc(dut, runs, 0.0, seed=1))
 
 
+def test_cacc_ready_closes_after_last_until_restart():
+    """With ``valid`` held high, ``ready`` is high for the beats up to ``last``, low from the next
+    cycle until the cycle after ``restart`` (ready is a register: its next-value logic must see the
+    run end in every stage), then high again: no beat of the next run slips into the flush."""
+    dut = CentroidAccumulator(d=1, k_max=4, n_max=16)
+    trace: list[int] = []
+
+    async def tb(ctx):
+        p = dut.i.payload
+        ctx.set(dut.i.valid, 1)
+        for t in range(12):
+            ctx.set(p.index, t % 2)
+            ctx.set(p.last, t == 2)
+            ctx.set(dut.restart, t == 8)
+            *_, ready = await ctx.tick().sample(dut.i.ready)
+            trace.append(ready)
+
+    run_sim(_WithSums(dut), tb, deadline_cycles=100)
+    assert trace == [1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1]
+
+
 # ---- CAVG ------------------------------------------------------------------------------------------
 
 def _run_cavg(dut: CentroidAverager, sums: np.ndarray, counts: np.ndarray, touched: int, k: int,

@@ -96,3 +96,20 @@ def test_inspect_only_filters_the_warning_of_that_object_only():
         gc.collect()
     plain = [w for w in caught if issubclass(w.category, UnusedElaboratable) and "_Plain" in str(w.message)]
     assert len(plain) == 1
+
+
+def test_read_only_param_reads_the_constructor_value_and_refuses_assignment() -> None:
+    from hdl.checked import ReadOnlyParam
+
+    class Holder:
+        width = ReadOnlyParam[int]()
+
+        def __init__(self, width: int) -> None:
+            self._width = width
+
+    a, b = Holder(3), Holder(5)
+    assert (a.width, b.width) == (3, 5)  # per instance, from ``_width``
+    assert isinstance(Holder.width, ReadOnlyParam)
+    with pytest.raises(AttributeError, match="width is a read-only parameter"):
+        a.width = 4
+    assert a.width == 3

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from amaranth.hdl import Fragment
 
-from golden.eatt import EattFormats, eatt, eatt_fixed_raw, eatt_score_scale
+from golden.eatt import EattFormats, eatt, eatt_score_scale
 from golden.fixed import QFormat
 from golden.reference import HeadInputs
 from golden.softmax_pv import encode_scale
 from hdl.eatt import Eatt, EattAlign, EattL1, EattSelectSum, tree_stages
 from hdl.registry import ParamError, get_block
+from sim.tb_eatt import eatt_golden as golden
+from sim.tb_eatt import random_case
 from tests.amaranth_helpers import run_sim
 
 
@@ -99,30 +101,6 @@ def run_eatt(dut: Eatt, case: dict, stall: float = 0.0, seed: int = 0, heads: in
 
     run_sim(dut, main, wq, wk, xk, vv, xqf)
     return res
-
-
-def random_case(rng: np.random.Generator, f: EattFormats, m: int, n: int, tau: int | None = None,
-                wfrac: int = 9, v_spread: int = 2000) -> dict:
-    t = f.token_fmt
-    wf = f.weight_fmt()
-    case = {
-        "xq": rng.integers(-300, 300, (m, f.d_in)), "xkv": rng.integers(-300, 300, (n, f.d_in)),
-        "wq": rng.integers(wf.min_int, wf.max_int + 1, (f.d_in, f.d)),
-        "wk": rng.integers(wf.min_int, wf.max_int + 1, (f.d_in, f.d)),
-        "bq": rng.integers(wf.min_int, wf.max_int + 1, f.d), "bk": rng.integers(wf.min_int, wf.max_int + 1, f.d),
-        "v": rng.integers(-v_spread, v_spread, (n, f.d)),
-        "tau": int(rng.integers(0, 200)) if tau is None else tau,
-    }
-    assert t.contains(case["xq"]).all()
-    # scores of a few units: scale for ~d·2^(w+2) L1 spreads
-    case["mant"], case["shift"] = encode_scale(8.0 / (f.d * 2.0 ** (f.weight_width + 2)), f.backend)
-    del wfrac
-    return case
-
-
-def golden(case: dict, f: EattFormats):
-    return eatt_fixed_raw(case["xq"], case["xkv"], case["wq"], case["wk"], case["bq"], case["bk"], case["tau"],
-                          case["v"], case["mant"], case["shift"], f)
 
 
 def test_latency_constants():

@@ -8,6 +8,7 @@ import pytest
 from hdl import faults
 from hdl.cag import CentroidAggregator
 from hdl.cim import ClusterIndexModule
+from hdl.latte import Latte
 from hdl.pag import ProbabilityAggregation
 from hdl.registry import blocks
 
@@ -40,6 +41,14 @@ def test_no_block_parameter_or_constructor_argument_is_a_fault_switch() -> None:
             assert not p.name.startswith("_") and "fault" not in p.name, (name, p.name)
     import inspect
 
-    for cls in (CentroidAggregator, ClusterIndexModule, ProbabilityAggregation):
+    for cls in (CentroidAggregator, ClusterIndexModule, ProbabilityAggregation, Latte):
         params = inspect.signature(cls.__init__).parameters
         assert not [n for n in params if n.startswith("_") or "fault" in n], cls
+
+
+def test_latte_fault_reaches_the_back_engine_built_later() -> None:
+    """LATTE builds its back engine on first use: the fault in force at construction reaches it."""
+    with faults.injected(Latte, "no_stall"):
+        broken = Latte(n_max=4, d_h=4, lanes=2)
+    correct = Latte(n_max=4, d_h=4, lanes=2)
+    assert not broken.back._stall and correct.back._stall

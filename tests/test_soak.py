@@ -60,7 +60,7 @@ def test_soak_prints_progress_and_reproduce_line(tmp_path, capsys):
     assert main(["soak", "recip_unit", "--vectors", "500", "--batch", "250", "--sim", "icarus", "--seed", "9",
                  "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "PASS soak recip_unit: 500 inputs, 0 failing run(s)" in out
+    assert "PASS soak recip_unit: 500 inputs, 1000 beats (500 in, 500 out), 0 failing run(s)" in out
     assert "--seed 9" in out and "cycles/s" in out and "inputs/s" in out
 
 
@@ -74,3 +74,14 @@ def test_soak_worker_processes_give_the_same_run(tmp_path):
     assert (a["cycles"], a["vectors"]) == (b["cycles"], b["vectors"])
     pe = vt.soak("pe", {"b": 2}, tmp_path / "pe", vectors=3000, seed=2, sim="icarus", batch=1000, log=None)
     assert pe["ok"] and pe["unit"] == "cycle" and pe["runs"] == 3 and pe["cycles"] > 3000
+
+
+def test_soak_min_beats_adds_batches(tmp_path):
+    """``min_beats``: batches are added past ``vectors`` until the bench has counted that many beats
+    on the DUT's ports (exp_unit: one in and one out per input)."""
+    res = vt.soak("exp_unit", {}, tmp_path, vectors=500, seed=4, sim="icarus", batch=500, min_beats=2500, log=None)
+    assert res["ok"] and res["beats_in"] + res["beats_out"] >= 2500
+    assert res["beats_in"] == res["beats_out"] == res["vectors"] and res["vectors"] >= 1250
+    assert res["runs"] >= 3
+    with pytest.raises(ValueError, match="min_beats"):
+        vt.soak("exp_unit", {}, tmp_path, vectors=10, min_beats=-1, log=None)

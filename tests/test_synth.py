@@ -78,6 +78,25 @@ def test_report_generic_structure(tmp_path):
     assert md.count("\n| exp_unit |") == 1 and md.count("\n| recip_unit |") == 1
 
 
+def test_report_jobs_same_figures(tmp_path, monkeypatch):
+    """``--jobs 2`` (seeds as parallel nextpnr runs) gives the rows of the serial run: same cells,
+    same Fmax per seed (nextpnr is deterministic per seed), seeds in order."""
+    import dataclasses
+
+    # a small configuration (the workers are forked: they see the patched registry)
+    monkeypatch.setitem(blocks(), "exp_unit", dataclasses.replace(blocks()["exp_unit"], fpga_params=SMALL_EXP))
+    docs = [run_report(["exp_unit"], target="ecp5", seeds=2, out_dir=tmp_path / f"rep{j}",
+                       build_root=tmp_path / f"build{j}", jobs=j) for j in (1, 2)]
+    rows = [d["rows"][0] for d in docs]
+    for row in rows:
+        assert "error" not in row, row
+        assert [s["seed"] for s in row["seeds"]] == [1, 2]
+    assert rows[0]["cells"] == rows[1]["cells"]
+    assert [s["fmax_mhz"] for s in rows[0]["seeds"]] == [s["fmax_mhz"] for s in rows[1]["seeds"]]
+    with pytest.raises(ValueError, match="jobs"):
+        run_report(["exp_unit"], target="generic", out_dir=tmp_path / "bad", jobs=0)
+
+
 def test_ecp5_place_and_route_small_exp(tmp_path):
     res = synth_block("exp_unit", SMALL_EXP, target="ecp5", seeds=1, build_root=tmp_path)
     r = res.resources

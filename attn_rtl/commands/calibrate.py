@@ -47,11 +47,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(f"  RA {pt['RA']:.3f}  RL {pt['RL']:.3f}  head error mean {pt['head_error_mean']:.3f} "
               f"max {pt['head_error_max']:.3f}  embedding cosine mean {pt['cosine_mean']:.4f} "
               f"(seeds {pt['cosine_seed_min']:.4f}-{pt['cosine_seed_max']:.4f}, worst text {pt['cosine_min']:.4f})")
-        if summary.get("unmet_heads"):
-            print(f"  {len(summary['unmet_heads'])} head(s) cannot meet the budget on the grid: "
-                  "they take their most accurate point")
-        if summary.get("budget_met_on_calibration") is False:
-            print("  the cosine budget is not met even with the most accurate setting tried")
+        _print_unmet(summary, "budget on the grid: they take their most accurate point",
+                     "most accurate setting tried")
 
     return _calibrate_each(args, build, fit, describe)
 
@@ -100,6 +97,14 @@ def _contributions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_unmet(summary: dict, heads_text: str, cosine_text: str) -> None:
+    """The notes of a calibration summary: heads that cannot meet their budget, an unmet cosine budget."""
+    if summary.get("unmet_heads"):
+        print(f"  {len(summary['unmet_heads'])} head(s) cannot meet the {heads_text}")
+    if summary.get("budget_met_on_calibration") is False:
+        print(f"  the cosine budget is not met even with the {cosine_text}")
+
+
 def _check(budget_error: float | None, budget_cosine: float | None) -> None:
     """The budget checks of golden.calibrate, before the (long) table is built."""
     from golden.calibrate import check_budgets
@@ -127,11 +132,7 @@ def _calibrate_knob(args: argparse.Namespace, texts: tuple[str, ...] | None) -> 
         print(f"  {work}  head error mean {pt['head_error_mean']:.3f} max {pt['head_error_max']:.3f}  embedding "
               f"cosine mean {pt['cosine_mean']:.4f} (worst text {pt['cosine_min']:.4f}); {params.key} per head "
               f"{float(params.values.min()):g}..{float(params.values.max()):g}")
-        if summary.get("unmet_heads"):
-            print(f"  {len(summary['unmet_heads'])} head(s) cannot meet the budget: they take their most accurate "
-                  "candidate")
-        if summary.get("budget_met_on_calibration") is False:
-            print("  the cosine budget is not met even with the most accurate candidates")
+        _print_unmet(summary, "budget: they take their most accurate candidate", "most accurate candidates")
 
     return _calibrate_each(args, lambda model: build_knob_table(model, cfg), fit, describe)
 

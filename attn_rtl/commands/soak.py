@@ -17,6 +17,8 @@ def _soak(args: argparse.Namespace) -> int:
         raise UserError(f"--batch must be >= 1, got {args.batch}")
     if args.jobs < 0:
         raise UserError(f"--jobs must be >= 0, got {args.jobs}")
+    if args.min_beats < 0:
+        raise UserError(f"--min-beats must be >= 0, got {args.min_beats}")
     quiet = args.json == "-"
     out = f"build/soak_{args.block}" if args.out == "build/soak_BLOCK" else args.out
     if args.vs_cocotb:
@@ -34,7 +36,7 @@ def _soak(args: argparse.Namespace) -> int:
     try:
         res = soak(args.block, parse_sets(args.set), out, vectors=args.vectors, seed=args.seed, sim=args.sim,
                    batch=args.batch, waves=args.waves, log=None if quiet else print, stop_on_fail=not args.keep_going,
-                   jobs=args.jobs)
+                   jobs=args.jobs, min_beats=args.min_beats)
     except RuntimeError as exc:
         raise UserError(str(exc).splitlines()[0]) from None
     emit_json(args.json, res)
@@ -51,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=2,
                    help="worker processes computing the golden vectors of later batches while the simulator "
                         "runs (default: 2; 0: none)")
+    p.add_argument("--min-beats", type=int, default=0,
+                   help="add batches past --vectors until this many stream beats (in + out, counted by the "
+                        "bench on the DUT's ports) have passed (default: 0)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter")
     p.add_argument("--waves", action="store_true", help="dump waves.vcd (of the last batch run)")
     p.add_argument("--vs-cocotb", action="store_true",

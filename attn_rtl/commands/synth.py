@@ -1,7 +1,7 @@
 """``synth``: yosys / nextpnr synthesis of a block, the hardware-cost report, and a board build.
 
     attn-rtl synth BLOCK [--set N=V ...] [--target generic|ecp5|ice40] [--seeds N]
-    attn-rtl synth --report [--target ecp5|ice40] [--seeds 3] [--blocks A B ...] [--update [JSON]]
+    attn-rtl synth --report [--target ecp5|ice40] [--seeds 3] [--jobs N] [--blocks A B ...] [--update [JSON]]
                (--update: merge the rows into synth/report.json, or JSON, and regenerate the
                 generated part of the REPORT.md beside it; rows of other blocks/targets are kept)
     attn-rtl synth --board [BLOCK] [--set N=V ...]     # ULX3S 85F bitstream via Amaranth's build
@@ -61,6 +61,10 @@ def _synth(args: argparse.Namespace) -> int:
         raise UserError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
     if args.seeds is not None and not 1 <= args.seeds <= 20:
         raise UserError(f"--seeds {args.seeds} out of range: expected 1..20")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs > 1 and not args.report:
+        raise UserError("--jobs runs report blocks in parallel: use it with --report")
     if args.update is not None and not args.report:
         raise UserError("--update merges a report run: use it with --report")
     try:
@@ -78,7 +82,8 @@ def _synth(args: argparse.Namespace) -> int:
             command = "attn-rtl synth " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
                 if len(sys.argv) > 2 and sys.argv[1] == "synth" else None
             doc = run_report(names, target=target, seeds=seeds, out_dir=args.out, build_root=args.build_dir,
-                             freq_mhz=args.freq, command=command, log=log)
+                             freq_mhz=args.freq, command=command, log=None if args.quiet else log,
+                             jobs=args.jobs)
             from synth.report import render_markdown
 
             if args.json is not None:
@@ -147,6 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freq", type=float, default=TARGET_MHZ, help=f"nextpnr target MHz (default {TARGET_MHZ:g})")
     p.add_argument("--report", action="store_true", help="synthesise the FPGA-sized configuration of every block")
     p.add_argument("--blocks", nargs="+", metavar="BLOCK", help="with --report: only these blocks")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="with --report: tool processes at once (yosys or one nextpnr seed each; default 1)")
     p.add_argument("--update", nargs="?", const="", default=None, metavar="JSON",
                    help="with --report: merge the rows into JSON (default synth/report.json) and regenerate "
                         "the generated part of the REPORT.md beside it, keeping the rows of other blocks")
