@@ -156,8 +156,8 @@ LATTE_STATIC = ("n_keys", "n_queries", "tau", "scale_mant", "scale_shift")
 # pinned bmc of the mutant
 LATTE_COVER_DEPTH = 62
 LATTE_MUTANT_DEPTH = 60
-MCA_SMALL = {"d_in": 4, "d": 2, "n_max": 4, "m_max": 4, "lanes": 1}
-EATT_SMALL = {"d_in": 4, "d": 2, "n_max": 4}
+MCA_SMALL = {"d_in": 4, "d_h": 2, "n_max": 4, "m_max": 4, "lanes": 1}
+EATT_SMALL = {"d_in": 4, "d_h": 2, "n_max": 4}
 CAG_COUNTS = {"d": 1, "k_max": 4, "n_max": 32}
 # depth 24 did not answer in 900 s on the loaded machine; the ablations fail at steps 17 and 18
 CAG_COUNTS_DEPTH = 20

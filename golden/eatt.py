@@ -179,7 +179,7 @@ class EattFormats:
     through the scale registers, so the hardware depends on ``weight_width`` alone."""
 
     d_in: int
-    d: int
+    d_h: int
     n_max: int
     token_fmt: QFormat = DEFAULT_TOKEN_FMT
     weight_width: int = 12
@@ -187,7 +187,7 @@ class EattFormats:
     out_fmt: QFormat = QFormat(16, 8)
 
     def __post_init__(self) -> None:
-        for name in ("d_in", "d", "n_max"):
+        for name in ("d_in", "d_h", "n_max"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"EattFormats {name} must be an integer >= 1, not {value!r}")
@@ -207,7 +207,7 @@ class EattFormats:
 
     @property
     def l1_width(self) -> int:
-        return (self.d * ((1 << self.acc_width) - 1)).bit_length()
+        return (self.d_h * ((1 << self.acc_width) - 1)).bit_length()
 
     @property
     def score_width(self) -> int:
@@ -225,9 +225,9 @@ class EattFormats:
         return out
 
 
-def eatt_score_scale(weight_frac: int, d: int) -> float:
-    """Real value of one unit of ``-L1_raw`` after the 1/√d scaling."""
-    return 2.0 ** -weight_frac / math.sqrt(d)
+def eatt_score_scale(weight_frac: int, d_h: int) -> float:
+    """Real value of one unit of ``-L1_raw`` after the 1/√d_h scaling."""
+    return 2.0 ** -weight_frac / math.sqrt(d_h)
 
 
 @dataclass
@@ -250,8 +250,8 @@ def eatt_fixed_raw(
         raise ValueError(f"n={np.asarray(x_kv_raw).shape[0]} keys exceeds n_max={fmts.n_max}")
     align = eatt_alignment_fixed(x_q_raw, x_kv_raw, wq_raw, wk_raw, bq_raw, bk_raw, tau_raw,
                                  token_fmt=fmts.token_fmt, weight_fmt=fmts.weight_fmt())
-    if align.q_raw.shape[1] != fmts.d or align.q_raw.shape[1] != np.asarray(v_raw).shape[-1]:
-        raise ValueError(f"d mismatch: weights d={align.q_raw.shape[1]}, formats d={fmts.d}, "
+    if align.q_raw.shape[1] != fmts.d_h or align.q_raw.shape[1] != np.asarray(v_raw).shape[-1]:
+        raise ValueError(f"d_h mismatch: weights d_h={align.q_raw.shape[1]}, formats d_h={fmts.d_h}, "
                          f"v_raw {np.asarray(v_raw).shape}")
     back = softmax_pv_fixed(-align.l1_raw, v_raw, scale_mant, scale_shift, fmts.backend)
     return EattFixedOut(align, back)
@@ -288,7 +288,7 @@ def eatt(
             tau_raw, token_fmt=token_fmt, weight_fmt=wfmt,
         )
         bits_q, bits_kv = align.bits_q, align.bits_kv
-        efmts = EattFormats(d_in=head.d_in, d=d, n_max=head.n, token_fmt=token_fmt, weight_width=weight_width)
+        efmts = EattFormats(d_in=head.d_in, d_h=d, n_max=head.n, token_fmt=token_fmt, weight_width=weight_width)
         mant, shift = encode_scale(eatt_score_scale(wfmt.frac, d), efmts.backend)
         v_raw = efmts.v_fmt.quantize(head.x_kv @ head.wv + head.bv)
         back = softmax_pv_fixed(-align.l1_raw, v_raw, mant, shift, efmts.backend)

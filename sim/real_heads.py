@@ -24,7 +24,7 @@ def eatt_real_head_npz(path: Path, n: int, m: int, layer: int = 2, head_idx: int
     model = MiniLM.load()
     full = model.head_inputs(CORPUS[1], layer)[head_idx]
     head = HeadInputs(full.x_q[:m], full.x_kv[:n], full.wq, full.wk, full.wv, full.bq, full.bk, full.bv)
-    f = EattFormats(d_in=head.d_in, d=head.d_h, n_max=n_max, weight_width=12)
+    f = EattFormats(d_in=head.d_in, d_h=head.d_h, n_max=n_max, weight_width=12)
     peak = max(float(np.max(np.abs(a))) for a in (head.wq, head.wk, head.bq, head.bk))
     wfmt = QFormat.covering(peak, 12)
     mant, shift = encode_scale(eatt_score_scale(wfmt.frac, head.d_h), f.backend)
@@ -52,6 +52,6 @@ def mca_real_head_npz(path: Path, n: int, m: int, layer: int = 2, head_idx: int 
     table = make_sampling_table(head.wv, cdf_bits=16, ws_width=18)
     np.savez(path, x=fmts.token_fmt.quantize(head.x_kv), a=fmts.a_fmt.quantize(_attention(head)), w=head.wv,
              bias=fmts.h_fmt.quantize(head.bv), alpha=alpha, seed=seed, cdf_bits=16, ws_width=18)
-    params = {"d_in": head.d_in, "d": head.wv.shape[1], "n_max": max(n, 8), "m_max": max(m, 8), "lanes": 8,
+    params = {"d_in": head.d_in, "d_h": head.wv.shape[1], "n_max": max(n, 8), "m_max": max(m, 8), "lanes": 8,
               "cdf_bits": 16, "ws_width": 18, "ws_frac": table.ws_fmt.frac}
     return {"head": head, "params": params, "table": table}

@@ -31,10 +31,10 @@ class EattAxiTB(AxiStreamsHarness):
         want = eatt_golden(case, f)
         m, n = case["xq"].shape[0], case["xkv"].shape[0]
         for name, value in (("N_KEYS", n), ("N_QUERIES", m), ("TAU", case["tau"]), ("SCALE_MANT", case["mant"]),
-                            ("SCALE_SHIFT", case["shift"]), ("O_LAST_BEATS", f.d // L)):
+                            ("SCALE_SHIFT", case["shift"]), ("O_LAST_BEATS", f.d_h // L)):
             await self.write(name, value)
-        await self.send_items(eatt_items(case, L, f.d))
-        out = await self.recv_matrix(m, f.d // L, ROW_DEADLINE_CYCLES)
+        await self.send_items(eatt_items(case, L, f.d_h))
+        out = await self.recv_matrix(m, f.d_h // L, ROW_DEADLINE_CYCLES)
         assert np.array_equal(out, want.out), f"output mismatch in {int(np.sum(out != want.out))} elements"
         assert await self.read("OVERFLOW") == int(want.back.overflow.any())
         await self.finish()

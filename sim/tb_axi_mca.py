@@ -26,21 +26,21 @@ class McaAxiTB(AxiStreamsHarness):
     def __init__(self, dut, stall: float) -> None:
         super().__init__(dut, "mca", INPUTS, stall, salt=6)
         self.params = tb_params()
-        self.lanes, self.d = self.params["lanes"], self.params["d"]
+        self.lanes, self.d_h = self.params["lanes"], self.params["d_h"]
 
     async def run_head(self, x_raw, a_raw, table, bias_raw, alpha: float, seed: int) -> dict:
         L = self.lanes
         want = mca_encode_fixed(x_raw, a_raw, table, alpha, seed, bias_raw, FMTS)
         m, n = a_raw.shape
         for name, value in (("SEED", seed), ("INV_ALPHA", FMTS.inv_alpha_raw(alpha)), ("N_KEYS", n),
-                            ("N_QUERIES", m), ("O_LAST_BEATS", self.d // L)):
+                            ("N_QUERIES", m), ("O_LAST_BEATS", self.d_h // L)):
             await self.write(name, value)
         items = {"cdf": [int(v) for v in table.cdf], "ws": [[int(v) for v in r] for r in table.ws_raw],
                  "bias": [[int(v) for v in bias_raw]],
                  "a": [int(v) for v in a_raw.T.ravel()],  # column by column
                  "x": [int(v) for v in x_raw.ravel()]}
         await self.send_items(items)
-        y = await self.recv_matrix(m, self.d // L, ROW_DEADLINE_CYCLES)
+        y = await self.recv_matrix(m, self.d_h // L, ROW_DEADLINE_CYCLES)
         assert np.array_equal(y, want.y_raw), f"output mismatch in {int(np.sum(y != want.y_raw))} elements"
         assert await self.read("SAMPLES_TOTAL") == int(want.r.sum()), "SAMPLES_TOTAL != Σ r_j"
         flags = {k: bool(await self.read(k.upper())) for k in ("acc_overflow", "h_overflow", "out_overflow")}

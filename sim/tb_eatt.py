@@ -28,9 +28,9 @@ DEADLINE = 200_000  # cycles any single wait may take
 
 
 # Timeouts (simulated us) were measured on the configurations of tests/test_cocotb_eatt.py, the
-# largest having n_max * d_in * d / lanes = 1152; larger parameter sets scale the bound.
-_P = {"d_in": 16, "d": 8, "n_max": 8, "lanes": 2, **json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")}
-_WORK = _P["n_max"] * _P["d_in"] * _P["d"] / _P["lanes"] / 1152
+# largest having n_max * d_in * d_h / lanes = 1152; larger parameter sets scale the bound.
+_P = {"d_in": 16, "d_h": 8, "n_max": 8, "lanes": 2, **json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")}
+_WORK = _P["n_max"] * _P["d_in"] * _P["d_h"] / _P["lanes"] / 1152
 
 
 def eatt_items(case: dict, lanes: int, d: int) -> dict[str, list]:
@@ -120,8 +120,8 @@ class EattTB(StreamTB):
         m, n = case["xq"].shape[0], case["xkv"].shape[0]
         config = {"n_keys": n, "n_queries": m, "tau": case["tau"], "scale_mant": case["mant"],
                   "scale_shift": case["shift"]}
-        cycles, beats = await self.exchange(config, eatt_items(case, L, f.d), lane_beats(want.out, L))
-        out = np.array(beats).reshape(m, f.d)
+        cycles, beats = await self.exchange(config, eatt_items(case, L, f.d_h), lane_beats(want.out, L))
+        out = np.array(beats).reshape(m, f.d_h)
         assert np.array_equal(out, want.out), f"output mismatch in {int(np.sum(out != want.out))} elements"
         assert (await self.io.peek(["overflow"]))["overflow"] == int(want.back.overflow.any())
         await self.wait_idle()
@@ -134,16 +134,16 @@ def random_case(rng: np.random.Generator, f: EattFormats, m: int, n: int, tau: i
     wf = f.weight_fmt()
     case = {
         "xq": rng.integers(-300, 300, (m, f.d_in)), "xkv": rng.integers(-300, 300, (n, f.d_in)),
-        "wq": rng.integers(wf.min_int, wf.max_int + 1, (f.d_in, f.d)),
-        "wk": rng.integers(wf.min_int, wf.max_int + 1, (f.d_in, f.d)),
-        "bq": rng.integers(wf.min_int, wf.max_int + 1, f.d), "bk": rng.integers(wf.min_int, wf.max_int + 1, f.d),
-        "v": rng.integers(-v_spread, v_spread, (n, f.d)),
+        "wq": rng.integers(wf.min_int, wf.max_int + 1, (f.d_in, f.d_h)),
+        "wk": rng.integers(wf.min_int, wf.max_int + 1, (f.d_in, f.d_h)),
+        "bq": rng.integers(wf.min_int, wf.max_int + 1, f.d_h), "bk": rng.integers(wf.min_int, wf.max_int + 1, f.d_h),
+        "v": rng.integers(-v_spread, v_spread, (n, f.d_h)),
         "tau": int(rng.integers(0, 200)) if tau is None else tau,
     }
     if not f.token_fmt.contains(case["xq"]).all():
         raise ValueError(f"token_fmt {f.token_fmt} cannot hold the random tokens (±300)")
     # scores of a few units: scale for ~d·2^(w+2) L1 spreads
-    case["mant"], case["shift"] = encode_scale(8.0 / (f.d * 2.0 ** (f.weight_width + 2)), f.backend)
+    case["mant"], case["shift"] = encode_scale(8.0 / (f.d_h * 2.0 ** (f.weight_width + 2)), f.backend)
     return case
 
 
@@ -159,7 +159,7 @@ async def random_heads(dut):
         n = int(rng.integers(1, f.n_max + 1)) if i else f.n_max
         m = int(rng.integers(1, 5))
         res = await tb.run_head(random_case(rng, f, m, n))
-        checked += res["m"] * f.d
+        checked += res["m"] * f.d_h
     write_stats({"random_checked": checked})
 
 

@@ -25,9 +25,9 @@ FMTS = MCAFormats()
 
 
 # Timeouts (simulated us) were measured on the configurations of tests/test_cocotb_mca.py, the
-# largest having (n_max * d_in + m_max * n_max) * d / lanes = 384; larger parameter sets scale the bound.
-_P = {"d_in": 16, "d": 4, "n_max": 8, "m_max": 8, "lanes": 2, **json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")}
-_WORK = (_P["n_max"] * _P["d_in"] + _P["m_max"] * _P["n_max"]) * _P["d"] / _P["lanes"] / 384
+# largest having (n_max * d_in + m_max * n_max) * d_h / lanes = 384; larger parameter sets scale the bound.
+_P = {"d_in": 16, "d_h": 4, "n_max": 8, "m_max": 8, "lanes": 2, **json.loads(os.environ.get("ATTN_RTL_PARAMS") or "{}")}
+_WORK = (_P["n_max"] * _P["d_in"] + _P["m_max"] * _P["n_max"]) * _P["d_h"] / _P["lanes"] / 384
 
 
 class McaTB(StreamTB):
@@ -35,7 +35,7 @@ class McaTB(StreamTB):
         super().__init__(dut, "mca", ["cdf", "ws", "bias", "a", "x"], stall)
         self.params = tb_params()
         self.lanes = self.params["lanes"]
-        self.d = self.params["d"]
+        self.d_h = self.params["d_h"]
 
     async def run_head(self, x_raw: np.ndarray, a_raw: np.ndarray, table: SamplingTable, bias_raw: np.ndarray,
                        alpha: float, seed: int) -> dict:
@@ -48,9 +48,9 @@ class McaTB(StreamTB):
                    "bias": [[int(v) for v in bias_raw]],
                    "a": [int(v) for v in a_raw.T.ravel()],  # column by column
                    "x": [int(v) for v in x_raw.ravel()]}
-        expected = [[int(v) for v in r[c:c + L]] for r in want.y_raw for c in range(0, self.d, L)]
+        expected = [[int(v) for v in r[c:c + L]] for r in want.y_raw for c in range(0, self.d_h, L)]
         cycles, beats = await self.exchange(config, streams, expected)
-        y = np.array(beats).reshape(m, self.d)
+        y = np.array(beats).reshape(m, self.d_h)
         assert np.array_equal(y, want.y_raw), f"output mismatch in {int(np.sum(y != want.y_raw))} elements"
         regs = await self.io.peek(["samples_total", "acc_overflow", "h_overflow", "out_overflow"])
         assert regs.pop("samples_total") == int(want.r.sum()), "samples_total != Σ r_j"
@@ -64,7 +64,7 @@ class McaTB(StreamTB):
 def random_case(rng: np.random.Generator, params: dict, m: int, n: int, zero_row: int | None = None,
                 a_scale: float = 2.0) -> tuple:
     """(x_raw, a_raw, table, bias_raw) with a table whose ws_fmt matches the block's ws_frac."""
-    d_in, d = params["d_in"], params["d"]
+    d_in, d = params["d_in"], params["d_h"]
     for _ in range(100):
         w = rng.normal(size=(d_in, d)) * rng.uniform(0.2, 1.5, size=(d_in, 1)) / 4
         if zero_row is not None:
@@ -98,7 +98,7 @@ async def random_heads(dut):
         m = int(rng.integers(1, p["m_max"] + 1))
         x, a, table, b = random_case(rng, p, m, n)
         res = await tb.run_head(x, a, table, b, float(rng.uniform(0.2, 1.0)), int(rng.integers(1, 1 << 32)))
-        checked += res["m"] * p["d"]
+        checked += res["m"] * p["d_h"]
     write_stats({"random_checked": checked})
 
 

@@ -514,12 +514,12 @@ def _eatt(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bo
             items=items, regs={"n_keys": keys, "n_queries": m, "tau": case["tau"], "scale_mant": case["mant"],
                                "scale_shift": case["shift"]},
             status={"overflow": int(want.back.overflow.any()), "config_error": 0},
-            deadline=20 * (f.d_in * (f.d + keys + m) + keys * m * f.d + 200)))
+            deadline=20 * (f.d_in * (f.d_h + keys + m) + keys * m * f.d_h + 200)))
     names = ("wq", "wk", "xkv", "xq", "v")
     return Plan([Stream(s, "in", (f"{s}__payload",), f"{s}__valid", f"{s}__ready") for s in names]
                 + [Stream("o", "out", ("o__payload",), "o__valid", "o__ready")],
                 segments, n, "query", regs=("n_keys", "n_queries", "tau", "scale_mant", "scale_shift"),
-                status=("overflow", "config_error"), wait=("idle", 1), drain=f.d // lanes + 16)
+                status=("overflow", "config_error"), wait=("idle", 1), drain=f.d_h // lanes + 16)
 
 
 def _eatt_align(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:
@@ -764,7 +764,7 @@ def _mca(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
     from golden.mca import mca_encode_fixed
     from sim.tb_mca import FMTS, random_case
 
-    lanes, d = params["lanes"], params["d"]
+    lanes, d_h = params["lanes"], params["d_h"]
 
     segments = []
     left, first = n, True
@@ -789,13 +789,13 @@ def _mca(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: boo
         segments.append(Segment(
             items=items, regs={"seed": seed, "inv_alpha": FMTS.inv_alpha_raw(alpha), "n_keys": keys, "n_queries": m},
             status={"samples_total": int(want.r.sum()), **flags, "config_error": 0},
-            deadline=20 * (params["d_in"] * (keys + d + 2) + keys * m * d + int(want.r.sum()) * d + 400)))
+            deadline=20 * (params["d_in"] * (keys + d_h + 2) + keys * m * d_h + int(want.r.sum()) * d_h + 400)))
     names = ("cdf", "ws", "bias", "a", "x")
     return Plan([Stream(s, "in", (f"{s}__payload",), f"{s}__valid", f"{s}__ready") for s in names]
                 + [Stream("o", "out", ("o__payload",), "o__valid", "o__ready")],
                 segments, n, "query", regs=("seed", "inv_alpha", "n_keys", "n_queries"),
                 status=("samples_total", "acc_overflow", "h_overflow", "out_overflow", "config_error"),
-                wait=("idle", 1), drain=d // lanes + 16)
+                wait=("idle", 1), drain=d_h // lanes + 16)
 
 
 def _cta(comp: Any, params: dict, rng: np.random.Generator, n: int, corners: bool) -> Plan:

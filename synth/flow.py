@@ -396,6 +396,7 @@ def add_seed(result: SynthResult, seed: int, *, freq_mhz: float = TARGET_MHZ,
     args = [*dev["nextpnr"], "--json", f"{top}.netlist.json", "--report", report, "--seed", str(seed),
             "--freq", str(freq_mhz), "--timing-allow-fail", "--log", f"pnr_seed{seed}.log", "-q"]
     args += ["--out-of-context"] if target == "ecp5" else ["--pcf-allow-unconstrained"]
+    args += list(get_block(result.block).nextpnr_args)
     say(f"[{result.block}/{target}] nextpnr seed {seed}")
     t0 = time.monotonic()
     try:

@@ -10,7 +10,7 @@ from tests.cocotb_helpers import run_block
 
 CONFIGS = {
     "default": {},
-    "wide": {"d_in": 24, "d": 16, "n_max": 12, "lanes": 4, "weight_width": 10},
+    "wide": {"d_in": 24, "d_h": 16, "n_max": 12, "lanes": 4, "weight_width": 10},
 }
 CASES = [(config, sim) for config in CONFIGS for sim in ("icarus", "verilator")]
 
@@ -22,14 +22,14 @@ def test_eatt_random_and_directed(config, sim):
     assert stats["random_checked"] > 0 and stats["directed"] == "ok"
 
 
-#: a real all-MiniLM-L6-v2 head at its real sizes d_in = 384, d = 32 (n limited by n_max)
-REAL_CONFIG = {"d_in": 384, "d": 32, "n_max": 8, "lanes": 8, "weight_width": 12}
+#: a real all-MiniLM-L6-v2 head at its real sizes d_in = 384, d_h = 32 (n limited by n_max)
+REAL_CONFIG = {"d_in": 384, "d_h": 32, "n_max": 8, "lanes": 8, "weight_width": 12}
 REAL_TAU = EATT_REAL_TAU
 
 
 @pytest.mark.cocotb
 def test_eatt_real_minilm_head_verilator(tmp_path):
-    """One real all-MiniLM-L6-v2 head (layer 2, head 5, 8 tokens, d_in = 384, d = 32) on Verilator,
+    """One real all-MiniLM-L6-v2 head (layer 2, head 5, 8 tokens, d_in = 384, d_h = 32) on Verilator,
     bit-exact; the golden method interface on the same head gives the same output."""
     from golden.eatt import eatt, eatt_fixed_raw
 

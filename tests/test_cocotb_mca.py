@@ -9,7 +9,7 @@ from tests.cocotb_helpers import run_block
 
 CONFIGS = {
     "default": {},
-    "wide": {"d_in": 24, "d": 8, "n_max": 6, "m_max": 5, "lanes": 4, "cdf_bits": 12, "ws_frac": 11},
+    "wide": {"d_in": 24, "d_h": 8, "n_max": 6, "m_max": 5, "lanes": 4, "cdf_bits": 12, "ws_frac": 11},
 }
 CASES = [(config, sim) for config in CONFIGS for sim in ("icarus", "verilator")]
 
@@ -26,7 +26,7 @@ REAL_ALPHA, REAL_SEED = 0.4, 2026
 
 @pytest.mark.cocotb
 def test_mca_real_minilm_head_verilator(tmp_path):
-    """One real MiniLM head (layer 2, head 5, 8 tokens, d_in = 384, d = 32) on Verilator: Y equals
+    """One real MiniLM head (layer 2, head 5, 8 tokens, d_in = 384, d_h = 32) on Verilator: Y equals
     the golden mca_fixed output for the seed, and Σ r_j gives the head's FLOPs reduction."""
     from golden.mca import mca_fixed
 

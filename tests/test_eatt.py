@@ -64,7 +64,7 @@ def run_eatt(dut: Eatt, case: dict, stall: float = 0.0, seed: int = 0, heads: in
                 assert cycles < 50_000, "timeout waiting for o"
                 if ready and valid:
                     row += [int(x) for x in payload]
-                    if len(row) == f.d:
+                    if len(row) == f.d_h:
                         out.append(row)
                         row = []
             ctx.set(dut.o.ready, 0)
@@ -104,17 +104,17 @@ def run_eatt(dut: Eatt, case: dict, stall: float = 0.0, seed: int = 0, heads: in
 
 
 def test_latency_constants():
-    f = EattFormats(d_in=4, d=8, n_max=4)
+    f = EattFormats(d_in=4, d_h=8, n_max=4)
     assert EattAlign.SELECT_LATENCY == EattSelectSum.LATENCY == 2
     assert EattL1.latency_of(8) == 3 + tree_stages(8) + 1 == 6  # class-level: no component built
-    assert f.d == 8
+    assert f.d_h == 8
 
 
 def test_align_scores_and_l1_latency():
     """eatt_align alone: the scores equal -L1 of the golden alignment, one key per cycle, and the
     first score is seen SELECT_LATENCY + l1_latency edges after the query's last value."""
     rng = np.random.default_rng(12)
-    f = EattFormats(d_in=6, d=8, n_max=5)
+    f = EattFormats(d_in=6, d_h=8, n_max=5)
     dut = EattAlign(fmts=f)
     case = random_case(rng, f, 2, 5)
     want = golden(case, f)
@@ -159,7 +159,7 @@ def test_align_scores_and_l1_latency():
 @pytest.mark.parametrize("m,n,lanes,stall", [(3, 5, 2, 0.0), (2, 8, 4, 0.3), (4, 1, 8, 0.2), (1, 3, 1, 0.25)])
 def test_head_bit_exact(m, n, lanes, stall):
     rng = np.random.default_rng(m * 10 + n)
-    dut = Eatt(d_in=12, d=8, n_max=8, lanes=lanes)
+    dut = Eatt(d_in=12, d_h=8, n_max=8, lanes=lanes)
     f = dut.fmts
     case = random_case(rng, f, m, n)
     want = golden(case, f)
@@ -171,7 +171,7 @@ def test_head_bit_exact(m, n, lanes, stall):
 
 def test_directed_tau_corners():
     rng = np.random.default_rng(7)
-    dut = Eatt(d_in=8, d=4, n_max=4, lanes=2)
+    dut = Eatt(d_in=8, d_h=4, n_max=4, lanes=2)
     f = dut.fmts
     base = random_case(rng, f, 2, 4)
     cases = []
@@ -197,7 +197,7 @@ def test_directed_tau_corners():
 
 def test_saturation_flag():
     rng = np.random.default_rng(8)
-    dut = Eatt(d_in=4, d=4, n_max=4, lanes=4, out_fmt=QFormat(8, 4))
+    dut = Eatt(d_in=4, d_h=4, n_max=4, lanes=4, out_fmt=QFormat(8, 4))
     f = dut.fmts
     case = random_case(rng, f, 2, 3, v_spread=30000)
     want = golden(case, f)
@@ -208,7 +208,7 @@ def test_saturation_flag():
 
 def test_cycles_no_stall():
     rng = np.random.default_rng(9)
-    dut = Eatt(d_in=8, d=8, n_max=8, lanes=4)
+    dut = Eatt(d_in=8, d_h=8, n_max=8, lanes=4)
     case = random_case(rng, dut.fmts, 3, 6)
     res = run_eatt(dut, case)
     f, n, c = dut.fmts, 6, 2
@@ -230,7 +230,7 @@ def test_real_minilm_head_small():
     n, d_in, d = 5, 24, 8
     sub = HeadInputs(head.x_q[:3, :d_in], head.x_kv[:n, :d_in], head.wq[:d_in, :d], head.wk[:d_in, :d],
                      head.wv[:d_in, :d], head.bq[:d], head.bk[:d], head.bv[:d])
-    dut = Eatt(d_in=d_in, d=d, n_max=8, lanes=4)
+    dut = Eatt(d_in=d_in, d_h=d, n_max=8, lanes=4)
     f = dut.fmts
     wfmt = QFormat.covering(max(float(np.max(np.abs(a))) for a in (sub.wq, sub.wk, sub.bq, sub.bk)), 12)
     mant, shift = encode_scale(eatt_score_scale(wfmt.frac, d), f.backend)
@@ -248,7 +248,7 @@ def test_real_minilm_head_small():
 
 
 @pytest.mark.parametrize("kwargs,exc,word", [
-    ({"d": 6, "lanes": 4}, ValueError, "lanes"),
+    ({"d_h": 6, "lanes": 4}, ValueError, "lanes"),
     ({"d_in": 0}, ValueError, "d_in"),
     ({"n_max": 2.5}, TypeError, "n_max"),
     ({"weight_width": 1}, ValueError, "weight_width"),
@@ -261,7 +261,7 @@ def test_bad_parameters(kwargs, exc, word):
 
 def test_registry():
     with pytest.raises(ParamError, match="lanes"):
-        get_block("eatt").elaborate({"d": 6, "lanes": 4})
+        get_block("eatt").elaborate({"d_h": 6, "lanes": 4})
     dut, params = get_block("eatt").elaborate({})
     assert isinstance(dut, Eatt) and params["d_in"] == 16
     Fragment.get(dut, None)  # the default configuration elaborates
@@ -274,7 +274,7 @@ def test_align_has_no_multiplier(tmp_path):
     ``diff * sign`` in eatt_align makes this test fail.)"""
     from synth.flow import synth_block
 
-    small = {"d_in": 4, "d": 4, "n_max": 4}
+    small = {"d_in": 4, "d_h": 4, "n_max": 4}
     res = synth_block("eatt_align", small, target="generic", build_root=tmp_path)
     assert res.resources["cells"] > 100 and res.resources["ff"] > 0
     assert res.resources["mul"] == 0 and "$mul" not in res.cells, res.cells
@@ -283,7 +283,7 @@ def test_align_has_no_multiplier(tmp_path):
 @pytest.mark.parametrize("n_keys", [0, 9])
 def test_config_error_for_bad_n_keys(n_keys):
     """n_keys outside [1, n_max] raises config_error and the block takes nothing."""
-    dut = Eatt(d_in=4, d=4, n_max=8, lanes=2)
+    dut = Eatt(d_in=4, d_h=4, n_max=8, lanes=2)
     seen = {}
 
     async def tb(ctx):
@@ -302,3 +302,15 @@ def test_config_error_for_bad_n_keys(n_keys):
 
     run_sim(dut, tb)
     assert seen == {"error": 1, "ready": 0, "cleared": 0}
+
+
+def test_head_dimension_name_and_chunks():
+    """The head dimension is ``d_h`` (the README vocabulary) and LaneSplit finds it: chunks =
+    d_h / lanes; the registry refuses the old name ``d``."""
+    from hdl.checked import inspect_only
+
+    dut = inspect_only(Eatt(d_in=4, d_h=12, n_max=4, lanes=3))
+    assert dut.fmts.d_h == 12 and dut.chunks == 4
+    for block in ("eatt", "eatt_align"):
+        with pytest.raises(ParamError, match="d_h"):
+            get_block(block).elaborate({"d": 4})

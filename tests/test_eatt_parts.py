@@ -25,7 +25,7 @@ def test_select_sum_rows_and_latency(d_in, d, n_keys):
     """Key rows then a query row, each ``b + Σ_{x > τ} W[i]`` == the golden selection sum; the row
     is on ``row`` right after the edge that takes the token's last value and stored at the next
     (LATENCY = 2 edges from the last value)."""
-    f = EattFormats(d_in=d_in, d=d, n_max=4)
+    f = EattFormats(d_in=d_in, d_h=d, n_max=4)
     wf = f.weight_fmt()
     rng = np.random.default_rng(d_in * 100 + d)
     wq, wk = (rng.integers(wf.min_int, wf.max_int + 1, (d_in, d)) for _ in range(2))
@@ -87,7 +87,7 @@ def test_select_sum_rows_and_latency(d_in, d, n_keys):
 def test_l1_scores_and_latency(d, n_keys, stall):
     """Scores ``-‖q − K_j‖₁`` == the golden L1 in key order, the first ``latency_of(d)`` edges
     after the issue with ``s.ready`` high, every key once under random ``s.ready`` stalls."""
-    f = EattFormats(d_in=4, d=d, n_max=6)
+    f = EattFormats(d_in=4, d_h=d, n_max=6)
     rng = np.random.default_rng(d + n_keys)
     lim = 1 << (f.acc_width - 2)
     keys, query = rng.integers(-lim, lim, (n_keys, d)), rng.integers(-lim, lim, (1, d))
@@ -135,4 +135,4 @@ def test_bad_parameters_create_nothing():
     with pytest.raises(TypeError, match="fmts"):
         EattSelectSum(fmts=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="fmts"):
-        EattL1(fmts={"d": 4})  # type: ignore[arg-type]
+        EattL1(fmts={"d_h": 4})  # type: ignore[arg-type]

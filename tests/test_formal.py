@@ -218,4 +218,7 @@ def test_latte_output_proof_sees_an_ignored_ready():
     res = check(job.component(), "latte_no_stall_induction", mode="prove", depth=2, static=job.static,
                 properties=latte_output, memory_map=True, timeout=120)
     assert res.status == "UNKNOWN", (res.status, res.detail)
-    assert "o: valid dropped before ready (induction)" in res.detail, res.detail
+    # the induction counterexample breaks the stream rule or the pipe-count invariant, whichever the
+    # solver reports first (the mutant's bmc from reset breaks both at the same step)
+    assert any(f"{what} (induction)" in res.detail for what in (
+        "o: valid dropped before ready", "latte invariant: beats sent + in the pipe + to issue = chunks")), res.detail

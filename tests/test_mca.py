@@ -47,7 +47,7 @@ def golden(case: dict):
 
 def dut_for(case: dict, lanes: int = 2, n_max: int = 8, m_max: int = 8) -> Mca:
     t = case["table"]
-    return Mca(d_in=t.d_in, d=t.ws_raw.shape[1], n_max=n_max, m_max=m_max, lanes=lanes,
+    return Mca(d_in=t.d_in, d_h=t.ws_raw.shape[1], n_max=n_max, m_max=m_max, lanes=lanes,
                ws_frac=t.ws_fmt.frac)
 
 
@@ -55,7 +55,7 @@ def run_mca(dut: Mca, cases: list[dict], stall: float = 0.0, seed: int = 0) -> l
     """Run the heads of ``cases`` back to back (one sequential driver; random valid gaps and o
     stalls); returns per head the output rows, the probed H̃ rows, flags, samples and cycles."""
     rng = random.Random(seed)
-    L, d = dut.lanes, dut.d
+    L, d = dut.lanes, dut.d_h
     results: list[dict] = []
     h_rows: list[list[int]] = []
 
@@ -254,7 +254,7 @@ def test_unbiased_over_seeds_on_rtl_outputs():
 
 
 @pytest.mark.parametrize("kwargs,exc,word", [
-    ({"d": 6, "lanes": 4}, ValueError, "lanes"),
+    ({"d_h": 6, "lanes": 4}, ValueError, "lanes"),
     ({"d_in": 0}, ValueError, "d_in"),
     ({"n_max": "8"}, TypeError, "n_max"),
     ({"cdf_bits": 40}, ValueError, "cdf_bits"),
@@ -267,7 +267,7 @@ def test_bad_parameters(kwargs, exc, word):
 
 def test_registry():
     with pytest.raises(ParamError, match="lanes"):
-        get_block("mca").elaborate({"d": 6, "lanes": 4})
+        get_block("mca").elaborate({"d_h": 6, "lanes": 4})
     dut, params = get_block("mca").elaborate({})
     inspect_only(dut)
     assert isinstance(dut, Mca) and params["d_in"] == 16
@@ -341,3 +341,12 @@ def test_sample_count_alone_bit_exact(n, alpha, gap):
     assert [(a, r) for _, a, r in writes] == [(j, int(want[j])) for j in range(n)]
     assert [c for c, _, _ in writes] == [j * (gap + 1) + SampleCount.LATENCY for j in range(n)]
     assert Mca.R_LATENCY == SampleCount.LATENCY
+
+
+def test_head_dimension_name_and_chunks():
+    """The head dimension is ``d_h`` (the README vocabulary) and LaneSplit finds it: chunks =
+    d_h / lanes; the registry refuses the old name ``d``."""
+    dut = inspect_only(Mca(d_in=8, d_h=12, lanes=3))
+    assert dut.d_h == 12 and dut.chunks == 4
+    with pytest.raises(ParamError, match="d_h"):
+        get_block("mca").elaborate({"d": 4})

@@ -425,3 +425,32 @@ def test_cli_defaults_are_the_flow_constants():
     sub = next(a for a in parser._actions if a.dest == "command").choices["synth"]
     freq = next(a for a in sub._actions if "--freq" in a.option_strings)
     assert freq.default == TARGET_MHZ
+
+
+
+def test_block_nextpnr_args_reach_nextpnr(tmp_path, monkeypatch):
+    """A block's ``BlockSpec.nextpnr_args`` are passed to nextpnr (cta: router2, which routes the
+    FPGA configuration that the default router does not); other blocks get none."""
+    import dataclasses
+
+    import synth.flow as flow
+    from hdl.registry import get_block
+
+    calls = []
+
+    def fake_run_tool(tool, args, cwd, log_name):
+        calls.append((tool, list(args)))
+        raise flow.ToolFailed(f"{tool}: stopped by the test")
+
+    monkeypatch.setattr(flow, "run_tool", fake_run_tool)
+    assert get_block("cta").nextpnr_args == ("--router", "router2")
+    result = flow.SynthResult(block="cta", target="ecp5", device="LFE5U-85F", params={}, overrides={},
+                              resources={}, cells={}, build_dir=str(tmp_path), top="cta")
+    with pytest.raises(flow.ToolFailed):
+        flow.add_seed(result, 1)
+    ((tool, args),) = calls
+    assert tool == "nextpnr-ecp5" and args[-2:] == ["--router", "router2"]
+    calls.clear()
+    with pytest.raises(flow.ToolFailed):
+        flow.add_seed(dataclasses.replace(result, block="exp_unit", top="exp_unit"), 1)
+    assert "--router" not in calls[0][1]
