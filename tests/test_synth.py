@@ -429,8 +429,8 @@ def test_cli_defaults_are_the_flow_constants():
 
 
 def test_block_nextpnr_args_reach_nextpnr(tmp_path, monkeypatch):
-    """A block's ``BlockSpec.nextpnr_args`` are passed to nextpnr (cta: router2, which routes the
-    FPGA configuration that the default router does not); other blocks get none."""
+    """A block's ``BlockSpec.nextpnr_args`` are passed to nextpnr (cta: router2, which gets much
+    further on its FPGA configuration than the default router); other blocks get none."""
     import dataclasses
 
     import synth.flow as flow
