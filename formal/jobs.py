@@ -151,15 +151,16 @@ CAG_SMALL = {"d": 4, "k_max": 16, "n_max": 64}
 PAG_SMALL = {"b": 2, "k1_max": 4, "k2_max": 3, "n_max": 8, "ap_width": 20}
 LATTE_SMALL = {"n_max": 2, "d_h": 2, "lanes": 2}
 LATTE_STATIC = ("n_keys", "n_queries", "tau", "scale_mant", "scale_shift")
-# golden.latte_cycles.latte_cycles_per_head(1, [1], ...) of LATTE_SMALL is 56: first o beat at step
-# 57 (tests/test_formal.py checks the margin against the cycle model), in the cover run and in the
-# pinned bmc of the mutant
+# golden.latte_cycles.latte_cycles_per_head(1, [1], ...) of LATTE_SMALL is 58: first o beat at step
+# 59 (tests/test_formal.py checks the margin against the cycle model), in the cover run and in the
+# pinned bmc of the mutant (56 / 57 before the PV operand register and the reciprocal index register)
 LATTE_COVER_DEPTH = 62
 LATTE_MUTANT_DEPTH = 60
 MCA_SMALL = {"d_in": 4, "d_h": 2, "n_max": 4, "m_max": 4, "lanes": 1}
 EATT_SMALL = {"d_in": 4, "d_h": 2, "n_max": 4}
 CAG_COUNTS = {"d": 1, "k_max": 4, "n_max": 32}
-# depth 24 did not answer in 900 s on the loaded machine; the ablations fail at steps 17 and 18
+# depth 24 did not answer in 900 s on the loaded machine; the ablations fail at steps 18 and 19
+# (since the reciprocal lookup took its fifth stage; 17 and 18 before)
 CAG_COUNTS_DEPTH = 20
 # 1-bit hashes: every token shares nodes, so reads of in-flight allocations are common; a 4-entry
 # sweep after reset; 2 epoch bits, so a second run sees the first run's entries as stale

@@ -189,16 +189,19 @@ class ReciprocalLookup(_RecipPart):
     """The denominator half of a division: the reciprocal mantissa of ``den`` (ROM) and the shift
     that scales a product by it, for one (value, result) format pair; ``LATENCY`` cycles.
 
-    Stages: (1) leading-one detect; (2) mantissa index and shift amount, the index going straight
-    to the reciprocal ROM's address (the block RAM's own address register is the stage register);
-    (3) the ROM word into a fabric register, ``recip_early`` (block-RAM clock-to-out is most of a
-    cycle on ECP5: nothing follows it); (4) ``recip``, ``shift``, ``zero``, ``valid_out``.
+    Stages: (1) leading-one detect; (2) mantissa index (the normalising shift) and shift amount
+    into fabric registers; (3) the index through the reciprocal ROM's address register (the block
+    RAM's own: nothing but routing in front of it); (4) the ROM word into a fabric register,
+    ``recip_early`` (block-RAM clock-to-out is most of a cycle on ECP5: nothing follows it);
+    (5) ``recip``, ``shift``, ``zero``, ``valid_out``. The normalising shift drove the ROM address
+    pins directly until stage 2 got its own register: that path (shift plus 5.3–6.3 ns of routing
+    to the block RAM) was the worst of recip_unit and LATTE on LFE5U-85F-6 (synth/REPORT.md).
     One lookup can feed any number of :class:`ReciprocalApply` lanes that divide by the same
     ``den``: they take ``recip_early`` into their own operand registers (the DSP input registers on
     ECP5), one per lane, rather than one ``recip`` register driving every lane's multipliers.
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     def __init__(self, *, spec: RecipSpec, value_fmt: QFormat, out_fmt: QFormat) -> None:
         self._spec, self._value_fmt, self._out_fmt = spec, value_fmt, out_fmt
@@ -238,17 +241,21 @@ class ReciprocalLookup(_RecipPart):
         zero1, v1 = Signal(), Signal()
         stage((pos1, pos), (den1, self.den), (zero1, self.den == 0), (v1, self.valid_in))
 
-        # Stage 2: normalise (the lut_bits below the leading one) and the shift amount; the index
-        # is registered by the ROM's address register (same edge, same enable as the others).
+        # Stage 2: normalise (the lut_bits below the leading one) and the shift amount.
         aligned = Cat(Const(0, lut_bits), den1) << (width - 1 - pos1).as_unsigned()[: len(pos1)]
-        m.d.comb += rd.addr.eq(aligned[width - 1: width - 1 + lut_bits])
+        idx2 = Signal(lut_bits, name="idx2")
         t2, zero2, v2 = Signal.like(self.shift, name="t2"), Signal(), Signal()
-        stage((t2, pos1 + (offset + pre_left)), (zero2, zero1), (v2, v1))
+        stage((idx2, aligned[width - 1: width - 1 + lut_bits]), (t2, pos1 + (offset + pre_left)),
+              (zero2, zero1), (v2, v1))
 
-        # Stage 3: the ROM word into flip-flops; stage 4: the outputs.
+        # Stage 3: the index registered by the ROM's address register (same edge, same enable as
+        # the others); stage 4: the ROM word into flip-flops; stage 5: the outputs.
+        m.d.comb += rd.addr.eq(idx2)
         t3, zero3, v3 = Signal.like(t2, name="t3"), Signal(), Signal()
-        stage((self.recip_early, rd.data), (t3, t2), (zero3, zero2), (v3, v2))
-        stage((self.recip, self.recip_early), (self.shift, t3), (self.zero, zero3), (self.valid_out, v3))
+        stage((t3, t2), (zero3, zero2), (v3, v2))
+        t4, zero4, v4 = Signal.like(t2, name="t4"), Signal(), Signal()
+        stage((self.recip_early, rd.data), (t4, t3), (zero4, zero3), (v4, v3))
+        stage((self.recip, self.recip_early), (self.shift, t4), (self.zero, zero4), (self.valid_out, v4))
         return m
 
 

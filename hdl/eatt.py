@@ -42,6 +42,7 @@ from golden.fixed import QFormat
 from .arith import ReciprocalScaler
 from .checked import CheckedComponent, ReadOnlyParam, check_int
 from .fixed import shape_of
+from .primitives import RegisteredReadMemory
 from .softmax_pv import LaneSplit, SoftmaxPV, adder_tree, delay_line, tree_stages
 
 __all__ = ["EattSelectSum", "EattL1", "EattAlign", "Eatt", "tree_stages", "build_eatt", "build_eatt_align",
@@ -92,9 +93,10 @@ class EattSelectSum(_EattPart):
     exact (one W row added per beat).
     """
 
-    #: W row read (1), accumulate (2): a token's row is on ``row`` in the cycle after the edge
-    #: that registered its last beat's W row, and is stored at the next edge
-    LATENCY = 2
+    #: beat registered with the W read address (1), W row in the read register (2), accumulate
+    #: (3): a token's row is on ``row`` in the cycle after the edge that registered its last
+    #: beat's W row, and is stored at the next edge
+    LATENCY = 3
 
     def __init__(self, *, fmts: EattFormats) -> None:
         self._fmts = f = fmts
@@ -117,9 +119,9 @@ class EattSelectSum(_EattPart):
         d_h, d_in = f.d_h, f.d_in
         m = Module()
         wrow, arow = _w_row(f), _row_layout(f)["acc"].shape
-        m.submodules.wqmem = wqmem = Memory(shape=wrow, depth=d_in, init=[])
-        m.submodules.wkmem = wkmem = Memory(shape=wrow, depth=d_in, init=[])
-        wq_r, wk_r = wqmem.read_port(), wkmem.read_port()
+        # W_Q / W_K rows: read, then the output register (the block RAM's own on ECP5)
+        m.submodules.wqmem = wqmem = RegisteredReadMemory(width=wrow.size, depth=d_in)
+        m.submodules.wkmem = wkmem = RegisteredReadMemory(width=wrow.size, depth=d_in)
         bq, bk = Signal(wrow), Signal(wrow)
 
         # ---- loading: d_in W rows into the memory, then the bias row into its register
@@ -128,11 +130,16 @@ class EattSelectSum(_EattPart):
         # full: a flip-flop equal to ``cnt == d_in + 1`` (timing: loaded -> restart -> the W read
         # address starts from registers, not from the counters' compare)
         fulls = []
+        # The W rows land one edge after their beat, through a register stage (timing: the ready →
+        # counter → write-enable path no longer reaches the memories' pins). Nothing reads W before
+        # ``loaded``, which the bias beat sets at the earliest on the edge that writes the last row.
         for name, port, cnt, mem, bias in (("wq", self.wq, wq_cnt, wqmem, bq), ("wk", self.wk, wk_cnt, wkmem, bk)):
-            w = mem.write_port()
             full = Signal(name=f"{name}_full")
+            w_en, w_addr, w_data = (Signal(name=f"{name}_w_en"), Signal.like(mem.w_addr, name=f"{name}_w_addr"),
+                                    Signal.like(mem.w_data, name=f"{name}_w_data"))
             m.d.comb += [port.ready.eq(self.load & ~full),
-                         w.en.eq(port.valid & port.ready & (cnt < d_in)), w.addr.eq(cnt), w.data.eq(port.payload)]
+                         mem.w_en.eq(w_en), mem.w_addr.eq(w_addr), mem.w_data.eq(w_data)]
+            m.d.sync += [w_en.eq(port.valid & port.ready & (cnt < d_in)), w_addr.eq(cnt), w_data.eq(port.payload)]
             with m.If(port.valid & port.ready):
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(cnt == d_in):
@@ -143,34 +150,36 @@ class EattSelectSum(_EattPart):
         m.d.comb += [self.loaded.eq(fulls[0] & fulls[1]),
                      self.empty.eq((wq_cnt == 0) & (wk_cnt == 0))]
 
-        # ---- feature index: i_cnt only moves through i_next, so the W memories can be read at
-        # i_next: their outputs then always hold row i_cnt and land in fabric registers on the cycle
-        # a value is taken.
+        # ---- feature index, advanced by each taken beat
         take, x = self.x.valid, self.x.payload
         i_cnt = Signal(range(d_in))
-        i_next = Signal(range(d_in))
         last_feat, first_feat = i_cnt == d_in - 1, i_cnt == 0
-        m.d.comb += [i_next.eq(i_cnt), self.last.eq(last_feat)]
+        m.d.comb += self.last.eq(last_feat)
         with m.If(take):
-            m.d.comb += i_next.eq(Mux(last_feat, 0, i_cnt + 1))
+            m.d.sync += i_cnt.eq(Mux(last_feat, 0, i_cnt + 1))
         with m.Elif(self.restart):
-            m.d.comb += i_next.eq(0)
-        m.d.sync += i_cnt.eq(i_next)
+            m.d.sync += i_cnt.eq(0)
 
-        # ---- select-accumulate: stage 0 accept + W row registered, stage 1 add
-        # A block-RAM read has most of an ECP5 cycle as clock-to-out (~5.8 ns, no DP16KD output
-        # register through yosys), so it goes straight into fabric registers (both rows: a W_Q/W_K
-        # multiplexer before them would sit on that path) and the adders of stage 1 start from
-        # flip-flops. Same cycle as the synchronous read at i_cnt.
-        m.d.comb += [wq_r.addr.eq(i_next), wk_r.addr.eq(i_next)]
-        # Plain bit vectors, not ``Signal(wrow)``: the ArrayLayout view emits per-element alias wires
+        # ---- select-accumulate: stage 0 the beat (and i_cnt into the W memories' address
+        # registers), stage 1 the W rows from their read registers, stage 2 add. Only routing lies
+        # between the i_cnt register and the block RAMs' address pins: the next-index logic
+        # (align state, take, wrap) once drove all the W tiles' address pins directly (eatt_align's
+        # worst path), and the RAMs' clock-to-out stays out of the adders (output registers).
+        # W is written only while nothing is taken (load, before ``loaded``): no read-during-write
+        # that matters (the idle reads' words are never used).
+        for mem in (wqmem, wkmem):
+            m.d.comb += [mem.r_addr.eq(i_cnt), mem.r_en.eq(1), mem.r_data_en.eq(1)]
+        sel0, first0, last0, q0, v0 = Signal(), Signal(), Signal(), Signal(), Signal()
+        j0 = Signal(range(f.n_max + 1))
+        m.d.sync += [sel0.eq(x.value > self.tau), first0.eq(first_feat), last0.eq(last_feat), q0.eq(x.q),
+                     v0.eq(take), j0.eq(x.j)]
+        # Plain bit vectors, not views: the ArrayLayout view emits per-element alias wires
         # ``wq1[c]`` beside the register ``wq1``, and yosys 0.70's ABC9 reintegration maps the
         # name "wq1[c]" of both (bit c of wq1, element c) and aborts on eatt (size assertion).
-        wq1, wk1 = Signal(wrow.size, name="wq1"), Signal(wrow.size, name="wk1")
+        wq1, wk1 = wqmem.r_data, wkmem.r_data
         sel1, first1, last1, q1, v1 = Signal(), Signal(), Signal(), Signal(), Signal()
         j1 = Signal(range(f.n_max + 1))
-        m.d.sync += [sel1.eq(x.value > self.tau), first1.eq(first_feat), last1.eq(last_feat), q1.eq(x.q),
-                     v1.eq(take), j1.eq(x.j), wq1.eq(wq_r.data), wk1.eq(wk_r.data)]
+        m.d.sync += [sel1.eq(sel0), first1.eq(first0), last1.eq(last0), q1.eq(q0), v1.eq(v0), j1.eq(j0)]
         w_row = Mux(q1, wq1, wk1)  # raw bits of the selected W row
         acc = Signal(arow)  # the token's partial row
         new_acc = Signal(arow)

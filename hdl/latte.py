@@ -65,6 +65,7 @@ from golden.latte import LatteFormats
 from . import faults
 from .checked import CheckedComponent, ReadOnlyParam, check_positive_ints
 from .fixed import shape_of
+from .primitives import RegisteredReadMemory
 from .softmax_pv import (
     LaneSplit,
     Normalizer,
@@ -504,13 +505,14 @@ class LatteFront(_LatteEngine):
         f, C, n_max = self._fmts, self.chunks, self._fmts.n_max
         m = Module()
         chunk = self.chunk_layout
-        m.submodules.kmem = kmem = Memory(shape=chunk, depth=n_max * C, init=[])
-        m.submodules.vmem = vmem = Memory(shape=chunk, depth=n_max * C, init=[])
+        # K and V: read, then the output register (the block RAM's own on ECP5); the K word feeds
+        # EST and COMP, the V word the back engine's PVAccumulator
+        m.submodules.kmem = kmem = RegisteredReadMemory(width=chunk.size, depth=n_max * C)
+        m.submodules.vmem = vmem = RegisteredReadMemory(width=chunk.size, depth=n_max * C)
         m.submodules.qmem = qmem = Memory(shape=chunk, depth=C, init=[])
         m.submodules.scoremem = scoremem = Memory(shape=score_entry_layout(self.aw, f.score_width), depth=n_max,
                                                   init=[])
-        k_w, v_w, q_w = kmem.write_port(), vmem.write_port(), qmem.write_port()
-        k_r, v_r, q_r = kmem.read_port(), vmem.read_port(), qmem.read_port()
+        q_w, q_r = qmem.write_port(), qmem.read_port()
         sc_w, sc_r = scoremem.write_port(), scoremem.read_port()
         m.submodules.est = est = self.est
         m.submodules.flag = flag = self.flag
@@ -546,7 +548,7 @@ class LatteFront(_LatteEngine):
                         m.next = "EST"
 
             with m.State("EST"):
-                m.d.comb += [k_r.addr.eq(est.k_addr), q_r.addr.eq(est.q_addr)]
+                m.d.comb += [kmem.r_addr.eq(est.k_addr), q_r.addr.eq(est.q_addr)]
                 with m.If(~est.busy & ~self.back_in_exp):
                     m.d.comb += flag.start.eq(1)
                     m.next = "FLAG"
@@ -557,7 +559,7 @@ class LatteFront(_LatteEngine):
                     m.next = "COMP"
 
             with m.State("COMP"):
-                m.d.comb += [k_r.addr.eq(comp.k_addr), q_r.addr.eq(comp.q_addr)]
+                m.d.comb += [kmem.r_addr.eq(comp.k_addr), q_r.addr.eq(comp.q_addr)]
                 with m.If(~comp.busy):
                     m.next = "HAND"
 
@@ -580,16 +582,16 @@ class LatteFront(_LatteEngine):
         m.d.comb += [
             self.k.ready.eq(in_load & keys_ok & (k_cnt < n_chunks_total)),
             self.v.ready.eq(in_load & keys_ok & (v_cnt < n_chunks_total)),
-            k_w.en.eq(self.k.valid & self.k.ready), k_w.addr.eq(k_cnt), k_w.data.eq(self.k.payload),
-            v_w.en.eq(self.v.valid & self.v.ready), v_w.addr.eq(v_cnt), v_w.data.eq(self.v.payload),
+            kmem.w_en.eq(self.k.valid & self.k.ready), kmem.w_addr.eq(k_cnt), kmem.w_data.eq(self.k.payload),
+            vmem.w_en.eq(self.v.valid & self.v.ready), vmem.w_addr.eq(v_cnt), vmem.w_data.eq(self.v.payload),
             self.idle.eq(in_load & (k_cnt == 0) & (v_cnt == 0)),
             self.q.ready.eq(in_row_q),
             q_w.en.eq(self.q.valid & in_row_q), q_w.addr.eq(q_cnt), q_w.data.eq(self.q.payload),
         ]
-        # K/Q reads registered (timing), shared by EST and COMP
-        k_d = Signal(chunk)
+        # K/Q reads registered (timing), shared by EST and COMP; K's register is kmem's own
+        k_d = chunk(kmem.r_data)
         q_d = Signal(chunk)
-        m.d.sync += [k_d.eq(k_r.data), q_d.eq(q_r.data)]
+        m.d.sync += q_d.eq(q_r.data)
         m.d.comb += [
             est.n_keys.eq(n_keys), est.q.eq(q_d), est.k.eq(k_d),
             flag.est_en.eq(est.est_en), flag.est_addr.eq(est.est_addr), flag.est_data.eq(est.est_data),
@@ -598,7 +600,9 @@ class LatteFront(_LatteEngine):
             comp.q.eq(q_d), comp.k.eq(k_d),
             sc_w.en.eq(comp.sc_en), sc_w.addr.eq(comp.sc_addr), sc_w.data.eq(comp.sc_data),
             self.kept.eq(comp.kept), self.smax.eq(comp.smax),
-            sc_r.addr.eq(self.sc_addr), self.sc_data.eq(sc_r.data), v_r.addr.eq(self.v_addr), self.v_data.eq(v_r.data),
+            sc_r.addr.eq(self.sc_addr), self.sc_data.eq(sc_r.data), vmem.r_addr.eq(self.v_addr),
+            self.v_data.eq(vmem.r_data),
+            kmem.r_en.eq(1), kmem.r_data_en.eq(1), vmem.r_en.eq(1), vmem.r_data_en.eq(1),
         ]
         return m
 
@@ -642,8 +646,10 @@ class LatteBack(_LatteEngine):
         f, L, C, n_max = self._fmts, self._lanes, self.chunks, self._fmts.n_max
         m = Module()
         ek_layout = StructLayout({"e": shape_of(f.exp_out_fmt), "kb": unsigned(self.aw)})
-        m.submodules.ekmem = ekmem = Memory(shape=ek_layout, depth=n_max, init=[])
-        ek_w, ek_r = ekmem.write_port(), ekmem.read_port()
+        # exp list: read, then the output register (the block RAM's own on ECP5)
+        m.submodules.ekmem = ekmem = RegisteredReadMemory(width=ek_layout.size, depth=n_max)
+        ek_in = Signal(ek_layout)
+        m.d.comb += [ekmem.r_en.eq(1), ekmem.r_data_en.eq(1), ekmem.w_data.eq(ek_in)]
         m.submodules.sexp = sexp = ScoreExp(score_width=f.score_width, diff_width=f.diff_width,
                                             scale_mant_bits=f.scale_mant_bits, scale_shift_bits=f.scale_shift_bits,
                                             exp_spec=f.exp_spec)
@@ -684,7 +690,7 @@ class LatteBack(_LatteEngine):
                     m.next = "PV"
 
             with m.State("PV"):
-                m.d.comb += ek_r.addr.eq(p_t)
+                m.d.comb += ekmem.r_addr.eq(p_t)
                 with issue_pass(m, issue=p_issue, t=p_t, last=kept - 1, pipe=pv, c=p_c, chunks=C):
                     m.d.sync += [n_issue.eq(1), n_c.eq(0), o_cnt.eq(0)]
                     m.next = "NORM"
@@ -703,17 +709,15 @@ class LatteBack(_LatteEngine):
                      sexp.scale_shift.eq(self.scale_shift), sexp.valid_in.eq(xv[1])]
         x_kb = delay_line(m, sc_d.kb, self.EXP_LATENCY - 2, "xkb")
         with m.If(sexp.valid_out):
-            m.d.comb += [ek_w.en.eq(1), ek_w.addr.eq(x_w), ek_w.data.e.eq(sexp.y), ek_w.data.kb.eq(x_kb[-1])]
+            m.d.comb += [ekmem.w_en.eq(1), ekmem.w_addr.eq(x_w), ek_in.e.eq(sexp.y), ek_in.kb.eq(x_kb[-1])]
             m.d.sync += [x_w.eq(x_w + 1), den.eq(den + sexp.y)]
 
-        # PV datapath: t1 ek data -> t2 registered -> V address -> t3 V data -> t4 registered -> t5 products
-        ek_d = Signal(ek_layout)
-        m.d.sync += ek_d.eq(ek_r.data)
+        # PV datapath: t2 ek word (ekmem's read register) -> V address -> t4 V word (vmem's read
+        # register) -> the PVAccumulator's operand and product registers -> accumulate
+        ek_d = ek_layout(ekmem.r_data)
         m.d.comb += self.v_addr.eq(ek_d.kb + pc[2])
         p_e = delay_line(m, ek_d.e, 2, "pv_e")[-1]
-        v_d = Signal(self.chunk_layout)
-        m.d.sync += v_d.eq(self.v_data)
-        m.d.comb += [pvacc.p.eq(p_e), pvacc.v.eq(v_d), pvacc.chunk.eq(pc[4]), pvacc.valid.eq(pv[4])]
+        m.d.comb += [pvacc.p.eq(p_e), pvacc.v.eq(self.v_data), pvacc.chunk.eq(pc[4]), pvacc.valid.eq(pv[4])]
 
         # NORM datapath: the Normalizer's reciprocal scalers straight into the output stream
         m.d.comb += [norm.acc.eq(pvacc.acc), norm.den.eq(den), norm.chunk.eq(n_c), norm.valid_in.eq(n_issue),

@@ -124,8 +124,7 @@ class CdfSearch(wiring.Component):
     edge early with the index the previous stage is registering; compare). Owns the CDF copies (``w_*``).
 
     ``valid`` with ``u`` at an edge: ``index`` / ``index_valid`` after :attr:`latency` edges.
-    ``index_early``: the value ``index`` takes at the next edge (the last stage's compare result),
-    for a reader that registers it in its own memory address register. ``busy``: a sample in flight.
+    ``busy``: a sample in flight.
     """
 
     def __init__(self, *, d_in: int, cdf_bits: int) -> None:
@@ -134,7 +133,7 @@ class CdfSearch(wiring.Component):
         super().__init__({
             "w_en": In(1), "w_addr": In(self._K), "w_data": In(cdf_bits + 1),
             "u": In(cdf_bits), "valid": In(1),
-            "index": Out(self._K), "index_early": Out(self._K), "index_valid": Out(1), "busy": Out(1),
+            "index": Out(self._K), "index_valid": Out(1), "busy": Out(1),
         })
 
     @property
@@ -170,7 +169,7 @@ class CdfSearch(wiring.Component):
             m.d.sync += [idx_n.eq(idx_c), u_n.eq(u_d), v_n.eq(v_d)]
             s_idx, s_u, s_v = idx_n, u_n, v_n
             valids += [v_d, v_n]
-        m.d.comb += [self.index_early.eq(idx_c), self.index.eq(s_idx), self.index_valid.eq(s_v),
+        m.d.comb += [self.index.eq(s_idx), self.index_valid.eq(s_v),
                      self.busy.eq(Cat(*valids).any())]
         return m
 
@@ -179,16 +178,17 @@ class SampleAccumulator(wiring.Component):
     """``acc[c] += X[s]·(W[s]/p(s))[c]`` for each sampled ``index`` s, one per cycle. Owns the token
     memory X (``x_w_*``) and the pre-scaled rows (``ws_w_*``).
 
-    ``valid`` at an edge (the sample's index was on ``index_early`` in the cycle before: the X and
-    W memories register it in their address registers at that edge): ``acc`` includes the sample
-    after :attr:`LATENCY` edges (X/W read into the block RAMs' output registers, operand registers,
-    product register: the registered multipliers, add). Reading one edge early through the output
-    registers keeps the RAMs' clock-to-out out of the path into the d_h multipliers (timing) at the
-    same latency. ``clear`` zeroes ``acc`` (priority over an add). ``busy``: a sample in flight.
+    ``valid`` with ``index`` (both registers: the search's last stage) at an edge: ``acc``
+    includes the sample after :attr:`LATENCY` edges (the X/W memories' address registers, their
+    block-RAM output registers, operand registers, product register: the registered multipliers,
+    add). Nothing but routing lies between a register and the memories' address pins (the search's
+    compare once drove the address of all d_h W tiles directly: mca's worst path), and the RAMs'
+    clock-to-out stays out of the path into the d_h multipliers. ``clear`` zeroes ``acc`` (priority
+    over an add). ``busy``: a sample in flight.
     """
 
-    #: index to accumulator: read, operand register, product register, add
-    LATENCY = 2 + RegisteredMultiplier.LATENCY
+    #: index to accumulator: address register, read register, operand register, product register, add
+    LATENCY = 3 + RegisteredMultiplier.LATENCY
 
     def __init__(self, *, d_in: int, d_h: int, token_fmt: QFormat, ws_fmt: QFormat, acc_width: int) -> None:
         self._d_in, self._d_h, self._token_fmt, self._ws_fmt = d_in, d_h, token_fmt, ws_fmt
@@ -197,7 +197,7 @@ class SampleAccumulator(wiring.Component):
         super().__init__({
             "x_w_en": In(1), "x_w_addr": In(range(d_in)), "x_w_data": In(shape_of(token_fmt)),
             "ws_w_en": In(1), "ws_w_addr": In(range(d_in)), "ws_w_data": In(row),
-            "index_early": In(k), "valid": In(1), "clear": In(1),
+            "index": In(k), "valid": In(1), "clear": In(1),
             "acc": Out(ArrayLayout(signed(acc_width), d_h)), "busy": Out(1),
         })
 
@@ -210,11 +210,11 @@ class SampleAccumulator(wiring.Component):
         for mem, en, addr, wdata in ((wsmem, self.ws_w_en, self.ws_w_addr, self.ws_w_data),
                                      (xmem, self.x_w_en, self.x_w_addr, self.x_w_data)):
             m.d.comb += [mem.w_en.eq(en), mem.w_addr.eq(addr), mem.w_data.eq(wdata),
-                         mem.r_addr.eq(self.index_early), mem.r_en.eq(1), mem.r_data_en.eq(1)]
+                         mem.r_addr.eq(self.index), mem.r_en.eq(1), mem.r_data_en.eq(1)]
         ws_row = row(wsmem.r_data)
         x_word = xmem.r_data.as_signed() if shape_of(self._token_fmt).signed else xmem.r_data
-        rd_v, reg_v, prod_v = Signal(), Signal(), Signal()
-        m.d.sync += [rd_v.eq(self.valid), reg_v.eq(rd_v), prod_v.eq(reg_v)]
+        addr_v, rd_v, reg_v, prod_v = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [addr_v.eq(self.valid), rd_v.eq(addr_v), reg_v.eq(rd_v), prod_v.eq(reg_v)]
         # the read data enter the multipliers' operand registers (the DSP's own on ECP5)
         prods = [registered_multiply(m, x_word, ws_row[c], platform=platform, name=f"smp{c}_")[0]
                  for c in range(self._d_h)]
@@ -222,7 +222,7 @@ class SampleAccumulator(wiring.Component):
             m.d.sync += self.acc.eq(0)
         with m.Elif(prod_v):
             m.d.sync += [self.acc[c].eq(self.acc[c] + p) for c, p in enumerate(prods)]
-        m.d.comb += self.busy.eq(rd_v | reg_v | prod_v)
+        m.d.comb += self.busy.eq(addr_v | rd_v | reg_v | prod_v)
         return m
 
 
@@ -391,8 +391,8 @@ class Mca(LaneSplit, CheckedComponent):
 
     @property
     def sample_latency(self) -> int:
-        """PRNG step to accumulation: u register, 2 per search step, X/W read, operand and product
-        registers, add (:class:`CdfSearch`, :class:`SampleAccumulator`)."""
+        """PRNG step to accumulation: u register, 2 per search step, X/W address and read registers,
+        operand and product registers, add (:class:`CdfSearch`, :class:`SampleAccumulator`)."""
         return 1 + 2 * self.search_steps + SampleAccumulator.LATENCY
 
     @property
@@ -455,7 +455,7 @@ class Mca(LaneSplit, CheckedComponent):
         s_issue, a_take = Signal(), Signal()
         m.d.comb += [nxt.eq(xorshift32_next(state)),
                      search.u.eq(nxt[32 - self._cdf_bits:]), search.valid.eq(s_issue),
-                     accum.index_early.eq(search.index_early), accum.valid.eq(search.index_valid),
+                     accum.index.eq(search.index), accum.valid.eq(search.index_valid),
                      scaler.acc.eq(accum.acc), scaler.bias.eq(bias), scaler.r.eq(r_cur),
                      rcount.inv_alpha.eq(self.inv_alpha), rcount.n_keys.eq(n_keys), rcount.col.eq(a_j),
                      r_w.en.eq(rcount.w_en), r_w.addr.eq(rcount.w_addr), r_w.data.eq(rcount.r),

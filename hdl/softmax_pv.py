@@ -52,6 +52,7 @@ from golden.softmax_pv import SoftmaxPVFormats
 from .arith import ExpUnit, SharedReciprocalScaler
 from .checked import CheckedComponent, ReadOnlyParam, check_positive_ints
 from .fixed import round_shift_const, saturate, shape_of
+from .primitives import MULT18X18D_WIDTH, RegisteredMultiplier, RegisteredReadMemory, registered_multiply
 
 __all__ = ["SoftmaxPV", "SoftmaxPVControl", "ScoreExp", "PVAccumulator", "Normalizer", "ProbNormalizer", "LaneSplit",
            "adder_tree", "delay_line", "issue_pass", "norm_pass", "tree_stages"]
@@ -227,10 +228,19 @@ class ScoreExp(CheckedComponent):
 
 
 class PVAccumulator(CheckedComponent):
-    """``acc[c·lanes + l] += p · v[l]`` for the chunk ``c`` of the item: ``lanes`` multipliers
-    (registered), then ``d`` accumulators; ``clear`` zeroes them (LATTE, E-ATT, MCA)."""
+    """``acc[c·lanes + l] += p · v[l]`` for the chunk ``c`` of the item: ``lanes`` registered
+    multipliers (:func:`hdl.primitives.registered_multiply`: operand and product registers, on
+    ECP5 a MULT18X18D's own input and output registers), then ``d`` accumulators; ``clear`` zeroes
+    them (LATTE, E-ATT, MCA).
 
-    LATENCY = 2
+    The operand register sits in the DSP rather than in the fabric in front of it: a fabric
+    register → DSP (combinational, 3.9 ns) → fabric register product was the worst path of LATTE
+    and E-ATT (8.9–10.1 ns on LFE5U-85F-6, synth/REPORT.md). Operands wider than a DSP port
+    (:data:`~hdl.primitives.MULT18X18D_WIDTH`) keep the vendor-neutral registers on every platform.
+    """
+
+    #: operands → products (:attr:`~hdl.primitives.RegisteredMultiplier.LATENCY`), then accumulate
+    LATENCY = RegisteredMultiplier.LATENCY + 1
 
     def __init__(self, *, p_shape, v_shape, acc_shape, d: int, lanes: int) -> None:
         self._d, self._lanes = d, lanes
@@ -251,15 +261,13 @@ class PVAccumulator(CheckedComponent):
     def elaborate(self, platform):
         m = Module()
         L, C = self._lanes, self._d // self._lanes
-        prods = []
-        for lane in range(L):
-            reg = Signal(signed(Shape.cast(self._p_shape).width + Shape.cast(self._v_shape).width + 1),
-                         name=f"pv_prod{lane}")
-            m.d.sync += reg.eq(self.p * self.v[lane])
-            prods.append(reg)
-        chunk_d = Signal.like(self.chunk, name="chunk_d")
-        valid_d = Signal()
-        m.d.sync += [chunk_d.eq(self.chunk), valid_d.eq(self.valid)]
+        fits = max(Shape.cast(self._p_shape).width, Shape.cast(self._v_shape).width) <= MULT18X18D_WIDTH
+        prods = [registered_multiply(m, self.p, self.v[lane], platform=platform if fits else None,
+                                     name=f"pv{lane}_")[0]
+                 for lane in range(L)]
+        # chunk and valid ride along with the operands (the multipliers' two registers)
+        chunk_d = delay_line(m, self.chunk, RegisteredMultiplier.LATENCY, "pv_chunk")[-1]
+        valid_d = delay_line(m, self.valid, RegisteredMultiplier.LATENCY, "pv_valid")[-1]
         with m.If(self.clear):
             m.d.sync += [self.acc[i].eq(0) for i in range(self._d)]
         with m.Elif(valid_d):
@@ -499,7 +507,8 @@ class SoftmaxPV(LaneSplit, CheckedComponent):
 
     #: EXP: score buffer read, then :class:`ScoreExp`
     EXP_LATENCY = 1 + ScoreExp.LATENCY
-    #: PV: read, register, then :class:`PVAccumulator` (product, accumulate)
+    #: PV: read, register (a :class:`~hdl.primitives.RegisteredReadMemory`), then
+    #: :class:`PVAccumulator` (operands, product, accumulate)
     PV_LATENCY = 1 + PVAccumulator.LATENCY
     #: NORM in probability mode: :class:`ProbNormalizer` (round + saturate, registered)
     PROB_NORM_LATENCY = ProbNormalizer.LATENCY
@@ -549,10 +558,9 @@ class SoftmaxPV(LaneSplit, CheckedComponent):
         L, C, n_max = self._lanes, self.chunks, f.n_max
         m = Module()
         chunk = ArrayLayout(shape_of(f.v_fmt), L)
-        m.submodules.vmem = vmem = Memory(shape=chunk, depth=n_max * C, init=[])
-        m.submodules.pmem = pmem = Memory(shape=shape_of(f.p_fmt), depth=n_max, init=[])
-        v_w, v_r = vmem.write_port(), vmem.read_port()
-        p_w, p_r = pmem.write_port(), pmem.read_port()
+        # V and weight buffers: read, then the output register (the block RAM's own on ECP5)
+        m.submodules.vmem = vmem = RegisteredReadMemory(width=chunk.size, depth=n_max * C)
+        m.submodules.pmem = pmem = RegisteredReadMemory(width=Shape.cast(shape_of(f.p_fmt)).width, depth=n_max)
         m.submodules.ctrl = ctrl = SoftmaxPVControl(n_max=n_max, chunks=C, softmax=f.softmax,
                                                     exp_latency=self.EXP_LATENCY, pv_latency=self.PV_LATENCY)
         m.submodules.pv = pvacc = PVAccumulator(p_shape=shape_of(f.p_fmt), v_shape=shape_of(f.v_fmt),
@@ -565,7 +573,7 @@ class SoftmaxPV(LaneSplit, CheckedComponent):
             ctrl.s_valid.eq(self.s.valid), self.s.ready.eq(ctrl.s_ready),
             ctrl.o_valid.eq(self.o.valid), ctrl.o_ready.eq(self.o.ready),
             self.idle.eq(ctrl.idle), self.config_error.eq(ctrl.config_error),
-            v_w.en.eq(ctrl.v_we), v_w.addr.eq(ctrl.v_waddr), v_w.data.eq(self.v.payload),
+            vmem.w_en.eq(ctrl.v_we), vmem.w_addr.eq(ctrl.v_waddr), vmem.w_data.eq(self.v.payload),
             pvacc.clear.eq(ctrl.row_start),
         ]
 
@@ -588,17 +596,17 @@ class SoftmaxPV(LaneSplit, CheckedComponent):
                          sexp.score.eq(s_r.data), sexp.smax.eq(smax), sexp.scale_mant.eq(self.scale_mant),
                          sexp.scale_shift.eq(self.scale_shift), sexp.valid_in.eq(ctrl.x_valid)]
             with m.If(sexp.valid_out):
-                m.d.comb += [p_w.en.eq(1), p_w.addr.eq(x_w), p_w.data.eq(sexp.y)]
+                m.d.comb += [pmem.w_en.eq(1), pmem.w_addr.eq(x_w), pmem.w_data.eq(sexp.y)]
                 m.d.sync += [x_w.eq(x_w + 1), den.eq(den + sexp.y)]
         else:
-            m.d.comb += [p_w.en.eq(ctrl.s_take), p_w.addr.eq(ctrl.s_addr), p_w.data.eq(self.s.payload)]
+            m.d.comb += [pmem.w_en.eq(ctrl.s_take), pmem.w_addr.eq(ctrl.s_addr), pmem.w_data.eq(self.s.payload)]
 
-        # PV datapath: t0 addresses, t1 data registered, t2 products registered, t3 accumulate
-        m.d.comb += [p_r.addr.eq(ctrl.p_addr), v_r.addr.eq(ctrl.v_raddr)]
-        p_d = Signal(shape_of(f.p_fmt))
-        v_d = Signal(chunk)
-        m.d.sync += [p_d.eq(p_r.data), v_d.eq(v_r.data)]
-        m.d.comb += [pvacc.p.eq(p_d), pvacc.v.eq(v_d), pvacc.chunk.eq(ctrl.pv_chunk), pvacc.valid.eq(ctrl.pv_valid)]
+        # PV datapath: t0 addresses, t2 words from the read registers (PV_ISSUE_DELAY), then the
+        # PVAccumulator's operand and product registers and the accumulate
+        m.d.comb += [pmem.r_addr.eq(ctrl.p_addr), vmem.r_addr.eq(ctrl.v_raddr),
+                     pmem.r_en.eq(1), pmem.r_data_en.eq(1), vmem.r_en.eq(1), vmem.r_data_en.eq(1)]
+        m.d.comb += [pvacc.p.eq(pmem.r_data), pvacc.v.eq(vmem.r_data),
+                     pvacc.chunk.eq(ctrl.pv_chunk), pvacc.valid.eq(ctrl.pv_valid)]
 
         # NORM datapath: straight into the output stream, clock-enabled by o.ready
         if f.softmax:

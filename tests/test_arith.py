@@ -7,7 +7,7 @@ import pytest
 
 from golden.fixed import QFormat, Rounding
 from golden.lut import ExpSpec, RecipSpec
-from hdl.arith import ExpUnit, ReciprocalScaler
+from hdl.arith import ExpUnit, ReciprocalApply, ReciprocalLookup, ReciprocalScaler
 from sim.tbutil import CycleDeadline, Scoreboard
 from tests.amaranth_helpers import SimDeadlineError, run_sim
 
@@ -129,6 +129,8 @@ def test_shared_reciprocal_scaler_lanes_match_golden():
     vals[1] = [vfmt.min_int, vfmt.max_int, 0]
     dut = SharedReciprocalScaler(spec=spec, value_fmt=vfmt, out_fmt=ofmt, lanes=3)
     assert SharedReciprocalScaler.LATENCY == ReciprocalScaler.LATENCY
+    # lookup: detect, index register, ROM address register, ROM word, outputs; then the apply
+    assert ReciprocalLookup.LATENCY == 5 and ReciprocalScaler.LATENCY == 5 + ReciprocalApply.LATENCY == 10
     got, first = _drive_pipeline(
         dut, [{"value": [int(v) for v in row], "den": int(d)} for row, d in zip(vals, dens, strict=True)],
         ["result", "overflow", "div_by_zero"], SharedReciprocalScaler.LATENCY, stall_every=5)

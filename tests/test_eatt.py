@@ -105,7 +105,7 @@ def run_eatt(dut: Eatt, case: dict, stall: float = 0.0, seed: int = 0, heads: in
 
 def test_latency_constants():
     f = EattFormats(d_in=4, d_h=8, n_max=4)
-    assert EattAlign.SELECT_LATENCY == EattSelectSum.LATENCY == 2
+    assert EattAlign.SELECT_LATENCY == EattSelectSum.LATENCY == 3
     assert EattL1.latency_of(8) == 3 + tree_stages(8) + 1 == 6  # class-level: no component built
     assert f.d_h == 8
 
@@ -216,7 +216,7 @@ def test_cycles_no_stall():
     from hdl.softmax_pv import SoftmaxPV
     back = SoftmaxPV(d=8, lanes=4, fmts=f.backend)
     Fragment.get(back, None)  # (row_cycles is an instance method; elaborating it is cheap)
-    assert back.row_cycles(n) == n + (n + 14) + (n * c + 4) + (c + 9)
+    assert back.row_cycles(n) == n + (n + 14) + (n * c + 5) + (c + 10)
     assert res["cycles"][0] < n * f.d_in + 3 * (f.d_in + 2 + n + 6 + back.row_cycles(n)) + 20
 
 

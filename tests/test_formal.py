@@ -114,7 +114,7 @@ def test_cag_count_invariant_sees_a_missing_forward():
     """The CAG count invariant (``make formal`` checks it on the real CAG to depth 20) fails on the
     ablation without write-back forwarding: the property is not vacuous."""
     job = next(j for j in MUTANTS if j.name == "cag_counts_no_forward")
-    res = run_job(job, timeout=120, depth=19)  # first failure at step 18
+    res = run_job(job, timeout=120, depth=20)  # first failure at step 19
     assert res.status == "FAIL", (res.status, res.detail)
     assert "count of the watched cluster" in res.detail
 

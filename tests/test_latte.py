@@ -117,7 +117,7 @@ def test_cycle_latencies_passed_to_the_golden_model():
         assert dut.cycle_latencies() == by_class
         return by_class
 
-    common = {"max": 1, "flag": 2, "exp": 13, "pv": 5, "norm": 9}
+    common = {"max": 1, "flag": 2, "exp": 13, "pv": 6, "norm": 10}
     assert latencies(n_max=8, d_h=8, lanes=4) == {**common, "est": 4, "comp": 8}
     assert latencies(n_max=16, d_h=16, lanes=4, include_ll=True) == {**common, "est": 4, "comp": 8}
     assert latencies(n_max=128, d_h=64, lanes=8) == {**common, "est": 5, "comp": 8}

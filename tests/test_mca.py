@@ -161,8 +161,8 @@ def test_latency_constants():
     case = make_case(np.random.default_rng(0), 2, 2, 16, 4)
     dut = dut_for(case)
     assert Mca.R_LATENCY == 10 and Mca.CYCLES_PER_SAMPLE == 1
-    assert dut.search_steps == 4 and dut.sample_latency == 1 + 2 * 4 + 4
-    assert SoftmaxPV.PV_LATENCY == 3
+    assert dut.search_steps == 4 and dut.sample_latency == 1 + 2 * 4 + 5
+    assert SoftmaxPV.PV_LATENCY == 4
 
 
 @pytest.mark.parametrize("m,n,d_in,d,lanes,stall", [(3, 4, 16, 4, 2, 0.0), (2, 5, 12, 6, 3, 0.3),

@@ -81,13 +81,13 @@ def run_backend(dut: SoftmaxPV, w: np.ndarray, v: np.ndarray, mant: int = 0, shi
 
 def test_latency_constants():
     assert ScoreExp.LATENCY == 7 + ExpUnit.LATENCY == 12 and SoftmaxPV.EXP_LATENCY == 13
-    assert PVAccumulator.LATENCY == 2 and SoftmaxPV.PV_LATENCY == 3 and SoftmaxPV.PROB_NORM_LATENCY == 1
+    assert PVAccumulator.LATENCY == 3 and SoftmaxPV.PV_LATENCY == 4 and SoftmaxPV.PROB_NORM_LATENCY == 1
     assert Normalizer.LATENCY == ReciprocalScaler.LATENCY
     assert ProbNormalizer.LATENCY == SoftmaxPV.PROB_NORM_LATENCY
     dut = SoftmaxPV(d=8, lanes=4, fmts=SoftmaxPVFormats(8))
     Fragment.get(dut, None)  # built and elaborated: no unused-elaboratable warning
     assert dut.norm_latency == ReciprocalScaler.LATENCY
-    assert dut.row_cycles(5) == 5 + (5 + 13 + 1) + (5 * 2 + 3 + 1) + (2 + 9)
+    assert dut.row_cycles(5) == 5 + (5 + 13 + 1) + (5 * 2 + 4 + 1) + (2 + 10)
 
 
 @pytest.mark.parametrize("softmax", [True, False])
