@@ -52,7 +52,7 @@ from golden.softmax_pv import SoftmaxPVFormats
 from .arith import ExpUnit, SharedReciprocalScaler
 from .checked import CheckedComponent, ReadOnlyParam, check_positive_ints
 from .fixed import round_shift_const, saturate, shape_of
-from .primitives import MULT18X18D_WIDTH, RegisteredMultiplier, RegisteredReadMemory, registered_multiply
+from .primitives import RegisteredMultiplier, RegisteredReadMemory, registered_multiply
 
 __all__ = ["SoftmaxPV", "SoftmaxPVControl", "ScoreExp", "PVAccumulator", "Normalizer", "ProbNormalizer", "LaneSplit",
            "adder_tree", "delay_line", "issue_pass", "norm_pass", "tree_stages"]
@@ -235,8 +235,8 @@ class PVAccumulator(CheckedComponent):
 
     The operand register sits in the DSP rather than in the fabric in front of it: a fabric
     register → DSP (combinational, 3.9 ns) → fabric register product was the worst path of LATTE
-    and E-ATT (8.9–10.1 ns on LFE5U-85F-6, synth/REPORT.md). Operands wider than a DSP port
-    (:data:`~hdl.primitives.MULT18X18D_WIDTH`) keep the vendor-neutral registers on every platform.
+    and E-ATT (8.9–10.1 ns on LFE5U-85F-6, synth/REPORT.md). As every registered multiplier, it
+    refuses operands wider than a DSP port when elaborated for ECP5.
     """
 
     #: operands → products (:attr:`~hdl.primitives.RegisteredMultiplier.LATENCY`), then accumulate
@@ -261,9 +261,7 @@ class PVAccumulator(CheckedComponent):
     def elaborate(self, platform):
         m = Module()
         L, C = self._lanes, self._d // self._lanes
-        fits = max(Shape.cast(self._p_shape).width, Shape.cast(self._v_shape).width) <= MULT18X18D_WIDTH
-        prods = [registered_multiply(m, self.p, self.v[lane], platform=platform if fits else None,
-                                     name=f"pv{lane}_")[0]
+        prods = [registered_multiply(m, self.p, self.v[lane], platform=platform, name=f"pv{lane}_")[0]
                  for lane in range(L)]
         # chunk and valid ride along with the operands (the multipliers' two registers)
         chunk_d = delay_line(m, self.chunk, RegisteredMultiplier.LATENCY, "pv_chunk")[-1]
