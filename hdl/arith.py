@@ -18,7 +18,7 @@ from golden.lut import ExpSpec, RecipSpec
 
 from .checked import CheckedComponent
 from .fixed import round_kept_half, saturate, shape_of, shift_keep_half
-from .primitives import registered_multiply
+from .primitives import RegisteredReadMemory, registered_multiply
 
 __all__ = ["ExpUnit", "ReciprocalApply", "ReciprocalLookup", "ReciprocalScaler", "SharedReciprocalScaler"]
 
@@ -191,11 +191,13 @@ class ReciprocalLookup(_RecipPart):
 
     Stages: (1) leading-one detect; (2) mantissa index (the normalising shift) and shift amount
     into fabric registers; (3) the index through the reciprocal ROM's address register (the block
-    RAM's own: nothing but routing in front of it); (4) the ROM word into a fabric register,
-    ``recip_early`` (block-RAM clock-to-out is most of a cycle on ECP5: nothing follows it);
-    (5) ``recip``, ``shift``, ``zero``, ``valid_out``. The normalising shift drove the ROM address
-    pins directly until stage 2 got its own register: that path (shift plus 5.3–6.3 ns of routing
-    to the block RAM) was the worst of recip_unit and LATTE on LFE5U-85F-6 (synth/REPORT.md).
+    RAM's own: nothing but routing in front of it); (4) the ROM word in the ROM's output register,
+    ``recip_early`` (a :class:`hdl.primitives.RegisteredReadMemory`: on ECP5 the DP16KD's own
+    output register, so the 5.6 ns block-RAM clock-to-out ends in it rather than feeding a fabric
+    register); (5) ``recip``, ``shift``, ``zero``, ``valid_out``. The normalising shift drove the
+    ROM address pins directly until stage 2 got its own register: that path (shift plus 5.3–6.3 ns
+    of routing to the block RAM) was the worst of recip_unit and LATTE on LFE5U-85F-6; then the
+    ROM's clock-to-out into ``recip_early`` in fabric was recip_unit's (synth/REPORT.md).
     One lookup can feed any number of :class:`ReciprocalApply` lanes that divide by the same
     ``den``: they take ``recip_early`` into their own operand registers (the DSP input registers on
     ECP5), one per lane, rather than one ``recip`` register driving every lane's multipliers.
@@ -222,11 +224,12 @@ class ReciprocalLookup(_RecipPart):
         width, lut_bits = spec.den_fmt.width, spec.lut_bits
         offset, pre_left, _ = _recip_shift(spec, self._value_fmt, self._out_fmt)
         m = Module()
-        m.submodules.rom = rom = Memory(
-            shape=unsigned(spec.mant_bits + 1), depth=1 << lut_bits, init=[int(v) for v in spec.lut()]
+        # the ROM's address register is stage 3, its output register (the block RAM's own on ECP5:
+        # nothing but routing after its clock-to-out) is stage 4, ``recip_early``
+        m.submodules.rom = rom = RegisteredReadMemory(
+            width=spec.mant_bits + 1, depth=1 << lut_bits, init=[int(v) for v in spec.lut()]
         )
-        rd = rom.read_port(domain="sync")
-        m.d.comb += rd.en.eq(self.en)
+        m.d.comb += [rom.r_en.eq(self.en), rom.r_data_en.eq(self.en)]
 
         def stage(*pairs):
             with m.If(self.en):
@@ -249,12 +252,12 @@ class ReciprocalLookup(_RecipPart):
               (zero2, zero1), (v2, v1))
 
         # Stage 3: the index registered by the ROM's address register (same edge, same enable as
-        # the others); stage 4: the ROM word into flip-flops; stage 5: the outputs.
-        m.d.comb += rd.addr.eq(idx2)
+        # the others); stage 4: the ROM word in its output register; stage 5: the outputs.
+        m.d.comb += [rom.r_addr.eq(idx2), self.recip_early.eq(rom.r_data)]
         t3, zero3, v3 = Signal.like(t2, name="t3"), Signal(), Signal()
         stage((t3, t2), (zero3, zero2), (v3, v2))
         t4, zero4, v4 = Signal.like(t2, name="t4"), Signal(), Signal()
-        stage((self.recip_early, rd.data), (t4, t3), (zero4, zero3), (v4, v3))
+        stage((t4, t3), (zero4, zero3), (v4, v3))
         stage((self.recip, self.recip_early), (self.shift, t4), (self.zero, zero4), (self.valid_out, v4))
         return m
 

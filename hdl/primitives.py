@@ -22,9 +22,11 @@ read data is registered once more: on ECP5 a hand-instantiated ``DP16KD`` with i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, ResetSignal, Shape, Signal, Value, signed, unsigned
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -287,13 +289,31 @@ def dp16kd_tiles(width: int, depth: int) -> list[int]:
     return tiles
 
 
+def dp16kd_initvals(words: Sequence[int]) -> list[int]:
+    """``INITVAL_00..3F`` of an x18 DP16KD holding ``words`` (word ``a`` <= 18 bits at address
+    ``a``): word ``a`` in ``INITVAL_(a // 16)`` bits ``[(a % 16) * 20 +: 18]`` (20-bit slots, the
+    top two bits zero), the layout of yosys' ``share/lattice/brams_map_16kd.v``."""
+    if len(words) > DP16KD_ASPECTS[0][1]:
+        raise ValueError(f"dp16kd_initvals: {len(words)} words exceed {DP16KD_ASPECTS[0][1]}")
+    vals = [0] * 64
+    for a, w in enumerate(words):
+        if not 0 <= w < (1 << 18):
+            raise ValueError(f"dp16kd_initvals: word {a} = {w} is not an unsigned 18-bit value")
+        vals[a // 16] |= int(w) << ((a % 16) * 20)
+    return vals
+
+
 class RegisteredReadMemory(CheckedComponent):
-    """Simple dual-port RAM, zero-initialised, read latency ``LATENCY`` = 2: the address is sampled
+    """Simple dual-port RAM (or ROM), read latency ``LATENCY`` = 2: the address is sampled
     at an edge with ``r_en`` (stage 1), the word is registered at a later edge with ``r_data_en``
     (stage 2, the output register) and is on ``r_data`` after it. With both enables high the word
     read at edge k is on ``r_data`` after edge k+1. The write port writes ``w_data`` at ``w_addr``
     at an edge with ``w_en``. The output register is reset to 0 by the domain's reset (like the
-    fabric register it replaces); the memory is not.
+    fabric register it replaces); the memory is not. The memory starts with ``init`` (word ``i`` at
+    address ``i``, the rest zero); with ``w_en`` left low it is a ROM (the reciprocal LUT of
+    :class:`hdl.arith.ReciprocalLookup`). On ECP5 an initialised memory uses x18 tiles only, whose
+    ``INITVAL_00..3F`` layout is yosys' own (``dp16kd_initvals``); one deeper than 1024 words keeps
+    the neutral RTL (yosys maps it, without the output register).
 
     Read during write (same edge, same address): **excluded by construction** — the word read is
     unspecified (vendor-neutral: the old word; DP16KD: a cross-port collision, not relied on, and
@@ -314,30 +334,43 @@ class RegisteredReadMemory(CheckedComponent):
     #: clock edges from the read address to its word on ``r_data`` (both enables high)
     LATENCY = 2
 
-    def __init__(self, *, width: int, depth: int, domain: str = "sync", bram: bool | None = None) -> None:
+    def __init__(self, *, width: int, depth: int, domain: str = "sync", bram: bool | None = None,
+                 init: Sequence[int] = ()) -> None:
         if bram is None:
             bram = depth > LUTRAM_MAX_DEPTH
         self._width, self._depth, self._domain, self._bram = width, depth, domain, bool(bram)
+        self._init = tuple(int(v) for v in init)
         super().__init__({
             "w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1),
             "r_addr": In(range(depth)), "r_en": In(1), "r_data_en": In(1), "r_data": Out(width),
         })
 
     @classmethod
-    def check_params(cls, *, width: int, depth: int, domain: str, bram: bool | None) -> None:
+    def check_params(cls, *, width: int, depth: int, domain: str, bram: bool | None,
+                     init: Sequence[int]) -> None:
         for what, value in (("width", width), ("depth", depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"RegisteredReadMemory: {what}={value!r} must be an integer >= 1")
+        init = list(init)
+        if len(init) > depth:
+            raise ValueError(f"RegisteredReadMemory: init has {len(init)} words, more than depth={depth}")
+        for i, v in enumerate(init):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= int(v) < (1 << width):
+                raise ValueError(f"RegisteredReadMemory: init[{i}]={v!r} is not an unsigned {width}-bit integer")
 
     width = property(lambda self: self._width)
     depth = property(lambda self: self._depth)
+    init = property(lambda self: self._init)
 
     def elaborate(self, platform):
-        ecp5 = self._bram and is_ecp5(platform)
-        tiles = dp16kd_tiles(self._width, self._depth) if ecp5 else []   # (refused before a Module exists)
+        ecp5 = self._bram and is_ecp5(platform) and not (self._init and self._depth > DP16KD_ASPECTS[0][1])
+        if self._init:    # x18 tiles only: the aspect whose INITVAL layout dp16kd_initvals gives
+            tiles = [DP16KD_ASPECTS[0][0]] * -(-self._width // DP16KD_ASPECTS[0][0]) if ecp5 else []
+        else:             # (refused before a Module exists)
+            tiles = dp16kd_tiles(self._width, self._depth) if ecp5 else []
         m = Module()
         if not ecp5:
-            m.submodules.mem = mem = Memory(shape=unsigned(self._width), depth=self._depth, init=[])
+            m.submodules.mem = mem = Memory(shape=unsigned(self._width), depth=self._depth, init=self._init)
             wr, rd = mem.write_port(domain=self._domain), mem.read_port(domain=self._domain)
             m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
                          rd.addr.eq(self.r_addr), rd.en.eq(self.r_en)]
@@ -367,6 +400,9 @@ class RegisteredReadMemory(CheckedComponent):
                 ports[f"i_DIB{b}"] = Const(0, 1)
                 ports[f"o_DOB{b}"] = dob[b]
             m.d.comb += self.r_data[lo:lo + tw].eq(dob[:tw])
+            initvals = ({f"p_INITVAL_{row:02X}": Const(v, 320) for row, v in
+                         enumerate(dp16kd_initvals([(w >> lo) & ((1 << tw) - 1) for w in self._init]))}
+                        if self._init else {})
             lo += tw
             m.submodules[f"dp16kd{k}"] = Instance(
                 "DP16KD",
@@ -380,6 +416,6 @@ class RegisteredReadMemory(CheckedComponent):
                 i_CEB=self.r_en, i_WEB=Const(0, 1), i_OCEB=self.r_data_en,
                 # 0 for a reset-less domain, as the fabric register would have no reset
                 i_RSTB=ResetSignal(self._domain, allow_reset_less=True),
-                **ports,
+                **initvals, **ports,
             )
         return m

@@ -486,8 +486,16 @@ class SoftmaxPVControl(CheckedComponent):
 
         # Handshakes as plain assignments outside the FSM (Icarus, see LATTE).
         in_load, in_score = fsm.ongoing("LOAD"), fsm.ongoing("SCORE")
+        # v_ready's count compare comes from a flip-flop holding "v_cnt < v_total" for the count's
+        # next value (timing: the compare with n_keys·C stays out of v_ready -> the transfer ->
+        # v_waddr, eatt's worst path); v_cnt only moves in LOAD. It equals the compare on v_cnt
+        # while n_keys is held (as during a head); reset value 1: v_cnt is 0 and keys_ok gates it.
+        v_lt = Signal(init=1, name="v_lt")
+        v_fire, v_done = self.v_valid & self.v_ready, keys_ok & (v_cnt == v_total)
+        m.d.sync += v_lt.eq(Mux(in_load & v_done, v_total != 0,
+                                Mux(in_load & v_fire, v_cnt + 1 < v_total, v_cnt < v_total)))
         m.d.comb += [
-            self.v_ready.eq(in_load & keys_ok & (v_cnt < v_total)),
+            self.v_ready.eq(in_load & keys_ok & v_lt),
             self.v_we.eq(self.v_valid & self.v_ready),
             self.s_ready.eq(in_score), self.s_take.eq(self.s_valid & in_score),
             self.idle.eq(in_load & (v_cnt == 0)),
@@ -571,9 +579,15 @@ class SoftmaxPV(LaneSplit, CheckedComponent):
             ctrl.s_valid.eq(self.s.valid), self.s.ready.eq(ctrl.s_ready),
             ctrl.o_valid.eq(self.o.valid), ctrl.o_ready.eq(self.o.ready),
             self.idle.eq(ctrl.idle), self.config_error.eq(ctrl.config_error),
-            vmem.w_en.eq(ctrl.v_we), vmem.w_addr.eq(ctrl.v_waddr), vmem.w_data.eq(self.v.payload),
             pvacc.clear.eq(ctrl.row_start),
         ]
+        # V writes land one edge after their beat, through a register stage (timing: the producer's
+        # datapath into the block RAM's data pins was MCA's worst path): the last beat is written
+        # at the edge that leaves LOAD, and V is first read in PV, after SCORE (n_keys >= 1 edges)
+        v_we, v_waddr = Signal(name="v_we"), Signal.like(ctrl.v_waddr, name="v_waddr")
+        v_wdata = Signal(chunk.size, name="v_wdata")
+        m.d.sync += [v_we.eq(ctrl.v_we), v_waddr.eq(ctrl.v_waddr), v_wdata.eq(self.v.payload)]
+        m.d.comb += [vmem.w_en.eq(v_we), vmem.w_addr.eq(v_waddr), vmem.w_data.eq(v_wdata)]
 
         if f.softmax:
             # SCORE: buffer and running maximum; EXP: ScoreExp, weights into the buffer, den = Σ e

@@ -49,6 +49,20 @@ def test_pag_netlist_run_fails_with_a_broken_cell_model(monkeypatch):
 CIM_SMALL = {"l": 4, "hash_width": 3, "n_max": 64, "k_max": 32, "epoch_bits": 2}
 
 
+@pytest.mark.cocotb
+def test_recip_unit_ecp5_netlist_with_rom_dp16kd_passes_the_rtl_regression():
+    """The reciprocal ROM as an x18 DP16KD with INITVAL and its output register (the lookup's
+    stage 4): 300 random denominators through the netlist, results == golden.lut."""
+    from sim.runner import run_cocotb
+
+    res = run_cocotb("recip_unit", {}, sim="icarus", netlist=ecp5_netlist_sources("recip_unit"))
+    assert res.tests >= 1 and res.failed == 0, f"see {res.build_dir}/test.log"
+    netlist = (res.build_dir / "ecp5" / "recip_unit_netlist.v").read_text()
+    assert netlist.count("  DP16KD ") == 1 and netlist.count('.REGMODE_B("OUTREG")') == 1
+    assert ".INITVAL_3F(320'h" in netlist and "$mem" not in netlist
+    assert res.stats["checked"] > 300
+
+
 def _cim_netlist_checks(netlist: str) -> None:
     # layers 2 and 3 (256 words) in DP16KD with the output register; layers 0 and 1 in LUT RAM
     assert netlist.count("  DP16KD ") == 2 and netlist.count('.REGMODE_B("OUTREG")') == 2
@@ -69,7 +83,8 @@ def test_cim_ecp5_netlist_with_dp16kd_passes_the_rtl_regression():
 def test_systolic_array_ecp5_netlist_with_psum_dp16kd_passes_the_rtl_regression():
     """The PPE partial-sum buffers (psum_depth 128 > LUTRAM_MAX_DEPTH: DP16KD with output register,
     read three cycles ahead, same-cycle writes forwarded) in a 2x4 array's netlist, with d_in = 11
-    (three passes), plus yosys' own DP16KD ROMs (the reciprocal LUTs): the RTL regression passes."""
+    (three passes), plus the reciprocal ROMs (RegisteredReadMemory with INITVAL): the RTL regression
+    passes."""
     from sim.runner import run_cocotb
 
     narrow = {"acc_width": 30, "score_width": 10, "score_frac": 4, "hash_width": 4, "den_width": 18}
@@ -78,7 +93,8 @@ def test_systolic_array_ecp5_netlist_with_psum_dp16kd_passes_the_rtl_regression(
                      netlist=ecp5_netlist_sources("systolic_array"))
     assert res.tests >= 2 and res.failed == 0, f"see {res.build_dir}/test.log"
     netlist = (res.build_dir / "ecp5" / "systolic_array_netlist.v").read_text()
-    assert netlist.count('.REGMODE_B("OUTREG")') == 4   # 2 PPEs x 31 bits = 18 + 18
+    # per PPE: the 31-bit partial sums (18 + 18) and the reciprocal ROM (17 bits), all with OUTREG
+    assert netlist.count('.REGMODE_B("OUTREG")') == 6
     assert res.stats["checked_beats"] > 100
 
 

