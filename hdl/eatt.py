@@ -198,7 +198,9 @@ class EattL1(_EattPart):
     ``s = -‖q − K_j‖₁`` over keys ``j = 0 .. n_keys-1``, one key per cycle, stalled by ``s.ready``.
 
     A ``row`` beat (valid-only) stores a key row at its index ``j``, or becomes the query row when
-    its ``q`` bit is set. ``start`` (one cycle, no pass running) issues the keys in order; a key's
+    its ``q`` bit is set; a key row is written one edge after its beat, so ``start`` must not
+    come in the cycle of the last key row (EattAlign's query row comes later). ``start`` (one
+    cycle, no pass running) issues the keys in order; a key's
     score reaches ``s`` :meth:`latency_of` ``(d_h)`` cycles after its issue (fewer transfers if
     ``s.ready`` stalls). ``drained``: no key being issued, in the pipeline or waiting on ``s``.
     ``d_h`` subtract/abs units and a 4-input adder tree; no multiplier.
@@ -237,12 +239,13 @@ class EattL1(_EattPart):
         m.submodules.kmem = kmem = RegisteredReadMemory(width=Shape.cast(arow).width, depth=f.n_max)
         q_row = Signal(arow)
         row = self.row
-        m.d.comb += [kmem.w_addr.eq(row.payload.j), kmem.w_data.eq(row.payload.acc)]
-        with m.If(row.valid):
-            with m.If(row.payload.q):
-                m.d.sync += q_row.eq(row.payload.acc)
-            with m.Else():
-                m.d.comb += kmem.w_en.eq(1)
+        # key rows land one edge after their beat, through a register stage (timing: the selection
+        # adder's row into the K tiles' data pins); the query row, and with it ``start``, comes
+        # at least d_in + EattSelectSum.LATENCY edges after the last key row
+        m.d.sync += [kmem.w_addr.eq(row.payload.j), kmem.w_data.eq(row.payload.acc),
+                     kmem.w_en.eq(row.valid & ~row.payload.q)]
+        with m.If(row.valid & row.payload.q):
+            m.d.sync += q_row.eq(row.payload.acc)
 
         # key issue (the whole pipeline holds while a score waits on s)
         stall, en = Signal(), Signal()
