@@ -30,9 +30,10 @@ with the scale registers ``scale_mant``/``scale_shift`` (:func:`golden.eatt.eatt
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import ArrayLayout, StructLayout
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.eatt import EattFormats
@@ -198,9 +199,7 @@ class EattL1(_EattPart):
     ``s = -‖q − K_j‖₁`` over keys ``j = 0 .. n_keys-1``, one key per cycle, stalled by ``s.ready``.
 
     A ``row`` beat (valid-only) stores a key row at its index ``j``, or becomes the query row when
-    its ``q`` bit is set; a key row is written one edge after its beat, so ``start`` must not
-    come in the cycle of the last key row (EattAlign's query row comes later). ``start`` (one
-    cycle, no pass running) issues the keys in order; a key's
+    its ``q`` bit is set. ``start`` (one cycle, no pass running) issues the keys in order; a key's
     score reaches ``s`` :meth:`latency_of` ``(d_h)`` cycles after its issue (fewer transfers if
     ``s.ready`` stalls). ``drained``: no key being issued, in the pipeline or waiting on ``s``.
     ``d_h`` subtract/abs units and a 4-input adder tree; no multiplier.
@@ -234,18 +233,16 @@ class EattL1(_EattPart):
         f = self._fmts
         m = Module()
         arow = _row_layout(f)["acc"].shape
-        # the K buffer's read register (k_d) is its output register: on ECP5 the block RAM's own,
-        # so its clock-to-out ends there instead of feeding a fabric register (synth/REPORT.md)
-        m.submodules.kmem = kmem = RegisteredReadMemory(width=Shape.cast(arow).width, depth=f.n_max)
+        m.submodules.kmem = kmem = Memory(shape=arow, depth=f.n_max, init=[])
+        k_w, k_r = kmem.write_port(), kmem.read_port()
         q_row = Signal(arow)
         row = self.row
-        # key rows land one edge after their beat, through a register stage (timing: the selection
-        # adder's row into the K tiles' data pins); the query row, and with it ``start``, comes
-        # at least d_in + EattSelectSum.LATENCY edges after the last key row
-        m.d.sync += [kmem.w_addr.eq(row.payload.j), kmem.w_data.eq(row.payload.acc),
-                     kmem.w_en.eq(row.valid & ~row.payload.q)]
-        with m.If(row.valid & row.payload.q):
-            m.d.sync += q_row.eq(row.payload.acc)
+        m.d.comb += [k_w.addr.eq(row.payload.j), k_w.data.eq(row.payload.acc)]
+        with m.If(row.valid):
+            with m.If(row.payload.q):
+                m.d.sync += q_row.eq(row.payload.acc)
+            with m.Else():
+                m.d.comb += k_w.en.eq(1)
 
         # key issue (the whole pipeline holds while a score waits on s)
         stall, en = Signal(), Signal()
@@ -262,8 +259,10 @@ class EattL1(_EattPart):
         m.d.comb += self.drained.eq(~l_issue & ~Cat(*lv[1:]).any() & ~self.s.valid)
 
         # K read, register, |q − k|, adder tree, score out
-        m.d.comb += [kmem.r_addr.eq(l_j), kmem.r_en.eq(en), kmem.r_data_en.eq(en)]
-        k_d = arow(kmem.r_data)
+        m.d.comb += [k_r.addr.eq(l_j), k_r.en.eq(en)]
+        k_d = Signal(arow)
+        with m.If(en):
+            m.d.sync += k_d.eq(k_r.data)
         absd = []
         for c in range(f.d_h):
             diff = q_row[c] - k_d[c]
