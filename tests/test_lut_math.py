@@ -108,7 +108,10 @@ def _roms(block: str, config: str) -> list[Rom]:
             continue
         roms = [sub for sub, name, _ in frag.subfragments if name == "rom"]
         assert len(roms) == 1, f"{block}/{config}/{'/'.join(path)}: expected one ROM, found {len(roms)}"
-        data = roms[0]._data  # the MemoryData the RTLIL memory cell is emitted from
+        rom = roms[0]
+        if not hasattr(rom, "_data"):   # a RegisteredReadMemory (the reciprocal ROM): its memory
+            (rom,) = [sub for sub, name, _ in rom.subfragments if name == "mem"]
+        data = rom._data  # the MemoryData the RTLIL memory cell is emitted from
         width = data.shape.width
         raw = tuple(int(v) & ((1 << width) - 1) for v in data.init._raw)
         found.append(Rom(block, config, "/".join(path), unit, data.depth, width, raw))
