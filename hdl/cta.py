@@ -1246,11 +1246,8 @@ def _blocks() -> list:
         # (84 %) did not route (synth/REPORT.md)
         fpga_params={"b": 2, "d": 8, "l": 2, "n_max": 64, "d_in_max": 64},
         # nextpnr's default router (router1) still had ~226,000 overused wires after 47,000
-        # iterations on b=4, d=8; router2 gets much further. At the default placement density
-        # (--placer-heap-beta 0.9) router2 diverged on 3 of 4 seeds of b=2, d=8 (overused wires
-        # rising after 30-65 iterations): the placement is spread to at most 60 % per region
-        # (the knob nextpnr gives for routability), synth/REPORT.md
-        nextpnr_args=("--router", "router2", "--placer-heap-beta", "0.6"),
+        # iterations on b=4, d=8; router2 gets much further, synth/REPORT.md
+        nextpnr_args=("--router", "router2"),
     )]
 
 

@@ -430,8 +430,7 @@ def test_cli_defaults_are_the_flow_constants():
 
 def test_block_nextpnr_args_reach_nextpnr(tmp_path, monkeypatch):
     """A block's ``BlockSpec.nextpnr_args`` are passed to nextpnr (cta: router2, which gets much
-    further on its FPGA configuration than the default router, and a lower placement density);
-    other blocks get none."""
+    further on its FPGA configuration than the default router); other blocks get none."""
     import dataclasses
 
     import synth.flow as flow
@@ -444,13 +443,13 @@ def test_block_nextpnr_args_reach_nextpnr(tmp_path, monkeypatch):
         raise flow.ToolFailed(f"{tool}: stopped by the test")
 
     monkeypatch.setattr(flow, "run_tool", fake_run_tool)
-    assert get_block("cta").nextpnr_args == ("--router", "router2", "--placer-heap-beta", "0.6")
+    assert get_block("cta").nextpnr_args == ("--router", "router2")
     result = flow.SynthResult(block="cta", target="ecp5", device="LFE5U-85F", params={}, overrides={},
                               resources={}, cells={}, build_dir=str(tmp_path), top="cta")
     with pytest.raises(flow.ToolFailed):
         flow.add_seed(result, 1)
     ((tool, args),) = calls
-    assert tool == "nextpnr-ecp5" and args[-4:] == ["--router", "router2", "--placer-heap-beta", "0.6"]
+    assert tool == "nextpnr-ecp5" and args[-2:] == ["--router", "router2"]
     calls.clear()
     with pytest.raises(flow.ToolFailed):
         flow.add_seed(dataclasses.replace(result, block="exp_unit", top="exp_unit"), 1)
