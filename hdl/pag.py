@@ -39,7 +39,9 @@ transparent), so the two younger in-flight writes (stage W: written at the end o
 stage W2: written at the end of the previous cycle, after our read) are forwarded. AP entries
 never written in the current batch read as 0 through a ``written`` bitmap cleared at batch start.
 
-Parts (submodules; the parent holds the CS1/CS2/AP1/AP2 memories and wires them):
+Parts (submodules; the parent holds the CS1/CS2/AP1/AP2 memories and wires them; AP1/AP2 have
+two write and two read ports each and are :class:`hdl.multiport.MultiPortMemory` banks with a
+live-value table, which go to FPGA RAM where a two-write-port ``Memory`` would be flip-flops):
 :class:`PagSequencer` ``seq`` (LOAD/RUN/DRAIN/READOUT, CS writes, readout walk),
 :class:`PagIssue` ``issue`` (control c0 .. cM: index checks, merge decisions),
 :class:`PagApControl` ``apctl`` (control cM .. cM+2: AP reads, forwarding selects, write-back,
@@ -64,6 +66,8 @@ from . import faults
 from .arith import ExpUnit
 from .checked import CheckedComponent
 from .fixed import index_bits, round_shift_const, saturate, shape_of
+from .multiport import MultiPortMemory
+from .primitives import LUTRAM_MAX_DEPTH
 
 __all__ = ["PagApControl", "PagIssue", "PagSequencer", "PagTile", "ProbabilityAggregation", "pag_ct_layout",
            "pag_formats_from_params"]
@@ -577,15 +581,22 @@ class ProbabilityAggregation(_PagCapacities):
         b, cs_w, ap_w = self._b, self._cs_fmt.width, self._ap_fmt.width
         caps = dict(k1_max=self._k1_max, k2_max=self._k2_max)
         cs_mem = [Memory(shape=unsigned(b * cs_w), depth=d, init=[]) for d in caps.values()]
-        ap_mem = [Memory(shape=unsigned(b * ap_w), depth=d, init=[]) for d in caps.values()]
+        # AP: two write and two read ports per region (lanes a, b), as banks of one-write /
+        # one-read memories with a live-value table (a multi-write-port Memory would be flip-flops)
+        # The read word enters the tiles' read-modify-write adder in the next cycle: in LUT RAM
+        # (read register in fabric) where it is shallow enough; a block RAM's clock-to-out (5.8 ns
+        # on ECP5) in that path made cta's worst path (62.8 MHz, cta seed 1 of 2026-12-04 19:17 UTC).
+        ap_mem = [MultiPortMemory(width=b * ap_w, depth=d, write_ports=2, read_ports=2,
+                                  ram_style="distributed" if d <= LUTRAM_MAX_DEPTH else None)
+                  for d in caps.values()]
         m.submodules.cs1, m.submodules.cs2 = cs_mem
         m.submodules.ap1, m.submodules.ap2 = ap_mem
         cs_wr = [mem.write_port() for mem in cs_mem]
         # [lane]; transparent for the (registered) CS write: a ct beat right after the last CS beat
         # reads the word that write lands
         cs_rd = [cs_mem[i // 2].read_port(domain="sync", transparent_for=(cs_wr[i // 2],)) for i in range(LANES)]
-        ap_wr = [ap_mem[i // 2].write_port() for i in range(LANES)]
-        ap_rd = [ap_mem[i // 2].read_port(domain="sync") for i in range(LANES)]
+        # [lane]: (memory, port) of the region, port = lane within the region
+        ap_port = [(ap_mem[i // 2], i % 2) for i in range(LANES)]
 
         m.submodules.seq = seq = PagSequencer(b=b, n_max=self._n_max, cs_fmt=self._cs_fmt,
                                               update_latency=self.UPDATE_LATENCY, **caps)
@@ -619,10 +630,11 @@ class ProbabilityAggregation(_PagCapacities):
         # ---- cM .. cM+2: AP control; the readout shares port a of each region --------------------
         m.d.comb += [apctl.addr.eq(issue.addr), apctl.act.eq(issue.act), apctl.batch_start.eq(seq.batch_start),
                      apctl.readout.eq(seq.readout), apctl.advance.eq(seq.advance), apctl.ro_idx.eq(seq.ro_idx)]
-        for i in range(LANES):
-            m.d.comb += [ap_rd[i].addr.eq(_lane(apctl.rd_addr, i)), ap_rd[i].en.eq(apctl.rd_en[i]),
-                         ap_wr[i].addr.eq(_lane(apctl.wr_addr, i)), ap_wr[i].en.eq(apctl.wr_en[i]),
-                         ap_wr[i].data.eq(Cat(*[tile.new[i] for tile in tiles]))]
+        for i, (mem, p) in enumerate(ap_port):
+            m.d.comb += [mem.r_addr[p].eq(_lane(apctl.rd_addr, i)), mem.r_en[p].eq(apctl.rd_en[i]),
+                         mem.w_addr[p].eq(_lane(apctl.wr_addr, i)), mem.w_en[p].eq(apctl.wr_en[i]),
+                         mem.w_data[p].eq(Cat(*[tile.new[i] for tile in tiles]))]
+        ap_rd = [mem.r_data[p] for mem, p in ap_port]
 
         # ---- tiles: word slices of the shared memories, control from issue / apctl -----------------
         for c, tile in enumerate(tiles):
@@ -634,10 +646,10 @@ class ProbabilityAggregation(_PagCapacities):
                 tile.merge1.eq(issue.merge[0]), tile.merge2.eq(issue.merge[1]),
                 tile.sel.eq(apctl.sel), tile.act.eq(apctl.acc_act), tile.clear_flags.eq(seq.batch_start),
             ]
-            m.d.comb += [tile.rd[i].eq(ap_rd[i].data[ap_sl]) for i in range(LANES)]
+            m.d.comb += [tile.rd[i].eq(ap_rd[i][ap_sl]) for i in range(LANES)]
             # readout payload: port a of the region being read out, 0 where never written
-            v1 = Mux(apctl.ro_written[0], ap_rd[0].data[ap_sl], 0)
-            v2 = Mux(apctl.ro_written[1], ap_rd[2].data[ap_sl], 0)
+            v1 = Mux(apctl.ro_written[0], ap_rd[0][ap_sl], 0)
+            v2 = Mux(apctl.ro_written[1], ap_rd[2][ap_sl], 0)
             m.d.comb += self.ap.payload.ap[c].eq(Mux(seq.ap_region2, v2, v1))
         m.d.comb += [
             self.add_overflow.eq(Cat(*[t.add_overflow for t in tiles])),
