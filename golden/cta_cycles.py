@@ -3,8 +3,9 @@ step of one run, from the blocks' latency constants (DESIGN §9 "Breakdown").
 
 The model follows the sequencer cycle by cycle. Three issuers run side by side, each issuing one
 item per cycle while fewer than ``fifo_depth`` of its items are on their way to their consumer (an
-item reaches its consumer ``issue_latency`` cycles after it is issued and is accepted in order, one
-per cycle, when the consumer is ready):
+item reaches its consumer ``issue_latency`` cycles after it is issued, ``cag_issue_latency`` /
+``pag_issue_latency`` for the CAG and PAG issuers, and is accepted in order, one per cycle, when
+the consumer is ready):
 
 * the array issuer (LSH, K̄V̄, Q̄, score and output beats, then the readout rows): the systolic
   array holds its input after a shortcut (Q̄) phase for :func:`golden.systolic.shortcut_gap`
@@ -14,7 +15,7 @@ per cycle, when the consumer is ready):
   and runs beside LSH0; C2 starts when CT2 is complete and runs beside the first half of K̄V̄ (the
   C1 rows of every column group); C0 starts when C2 is done and runs beside the second half (the
   C2 rows).
-  A CAG run takes, per d-slice (pass), its tokens + ``issue_latency`` + ``cag_tail`` + k cycles;
+  A CAG run takes, per d-slice (pass), its tokens + ``cag_issue_latency`` + ``cag_tail`` + k cycles;
 * the PAG issuer: a batch's PAG runs beside the next batch's Q̄. The PAG takes cluster-index pairs
   from the cycle after its last CS beat (the score result of the batch's last key, ``res_latency``
   after that beat), and offers its AP column t (which the output phase's beat t carries) from
@@ -77,7 +78,8 @@ def wrap_sweeps(clears_before: int, lsh_steps: int, lat: Mapping[str, int]) -> d
 def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg: SystolicConfig, l: int,  # noqa: E741
                     d_h: int, lat: Mapping[str, int], sweeps: Mapping[str, int] | None = None) -> dict[str, int]:
     """Cycles per step of one run (no stalls from the host on ``o``). ``lat``: ``issue_latency``,
-    ``fifo_depth``, ``res_latency``, ``out_latency`` (last output-phase beat to its first row),
+    ``cag_issue_latency``, ``pag_issue_latency``, ``fifo_depth``, ``res_latency``, ``out_latency``
+    (last output-phase beat to its first row),
     ``cim_latency``, ``cag_tail`` (last token to the last centroid, without k), ``pag_readout``,
     ``shortcut_gap`` (the array's hand-over after a Q̄ phase of d beats).
     ``sweeps``: the CIM sweep cycles an LSH step waits after its clear (:func:`wrap_sweeps`); they count
@@ -139,7 +141,7 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
     def cag_pass_done(start: int, cnt: int, k: int) -> list[int]:
         """A CAG run started at cycle ``start`` (it issues from start + 1): per pass, the first cycle
         after it (the next pass's first issue; after the last, the first cycle the CAG is idle)."""
-        return [start + 1 + (p + 1) * (cnt + il + lat["cag_tail"] + k) for p in range(passes)]
+        return [start + 1 + (p + 1) * (cnt + lat["cag_issue_latency"] + lat["cag_tail"] + k) for p in range(passes)]
 
     def cag_done(start: int, cnt: int, k: int) -> int:
         return cag_pass_done(start, cnt, k)[-1]
@@ -213,7 +215,7 @@ def cta_step_cycles(*, m: int, n: int, d_in: int, k0: int, k1: int, k2: int, cfg
         for _ in range(-(-n // 2)):
             while not pag.space(cyc):
                 cyc += 1
-            pag.add(cyc, max(cyc + il, pag_ready, pag.accepted[-1] + 1 if pag.accepted else 0))
+            pag.add(cyc, max(cyc + lat["pag_issue_latency"], pag_ready, pag.accepted[-1] + 1 if pag.accepted else 0))
             cyc += 1
         first_ap = pag.accepted[-1] + lat["pag_readout"]
         if batch + 1 < batches:

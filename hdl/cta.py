@@ -321,14 +321,20 @@ class HostLoader(_ShapeComponent):
 
 # ---- the array issuer's datapath -------------------------------------------------------------------------
 
+#: cycles an issuer's FIFO adds from its write to its consumer seeing the item: the FIFO write, the
+#: ``SyncFIFOBuffered`` output register
+ISSUER_FIFO_LATENCY = 2
+
+
 class ArrayIssuer(_ShapeComponent):
     """The array issuer's datapath: an ``item`` from the sequencer -> CT reads (row ``row``) -> data
-    reads (stage 0) -> the assembled SA beat or output row into the ``sa`` / ``o`` FIFO (stage 1)
-    -> the FIFO's output register. ``LATENCY``: from the cycle an item is issued to the cycle its
-    consumer sees it. ``space`` is high while the FIFOs can take every item in flight plus one;
-    the sequencer issues only then."""
+    reads (stage 0) -> the assembled SA beat or output row (stage 1) -> its register (stage 2) ->
+    the ``sa`` / ``o`` FIFO -> the FIFO's output register. ``LATENCY``: from the cycle an item is
+    issued to the cycle its consumer sees it. ``space`` is high while the FIFOs can take every item
+    in flight plus one; the sequencer issues only then."""
 
-    LATENCY = 4
+    #: the CT read, the data read, the beat register, then the FIFO (:data:`ISSUER_FIFO_LATENCY`)
+    LATENCY = 3 + ISSUER_FIFO_LATENCY
     FIFO_DEPTH = 8
     #: memories it reads (a read port each): the CT words of the item's row, then its data words
     READS = ("ct0", "ct1", "xq", "xkv", "w", "dir", "c0", "c1", "c2", "kv", "obar")
@@ -380,7 +386,11 @@ class ArrayIssuer(_ShapeComponent):
                      self.rd_obar.addr.eq(self.rd_ct0.data >> lb)]
         fifo_level = Signal(range(4 * self.FIFO_DEPTH + 8))
         m.d.comb += fifo_level.eq(sa_fifo.level + o_fifo.level)
-        m.d.comb += self.space.eq(fifo_level + g0_v + g1_v < self.FIFO_DEPTH)
+        # stage 2: the assembled beat / output row and its write enable, registered (timing: the data
+        # reads' block-RAM clock-to-out and the source select no longer run into the FIFO's LUT RAM)
+        sa_we, o_we = Signal(name="sa_we"), Signal(name="o_we")
+        sa_wdata, o_wdata = Signal(sa_fifo.width, name="sa_wdata"), Signal(o_fifo.width, name="o_wdata")
+        m.d.comb += self.space.eq(fifo_level + g0_v + g1_v + (sa_we | o_we) < self.FIFO_DEPTH)
 
         # assemble g1
         rkv = self.rd_kv.data
@@ -413,10 +423,10 @@ class ArrayIssuer(_ShapeComponent):
         for r in range(d_h):
             m.d.comb += o_item.data[r].eq(rob[r].as_value().word_select(lane, cfg.out_fmt.width) if lb else rob[r][0])
         m.d.comb += o_item.last.eq(g1.last)
-        m.d.comb += [
-            sa_fifo.w_data.eq(beat.as_value()), sa_fifo.w_en.eq(g1_v & (g1.kind == K_SA)),
-            o_fifo.w_data.eq(o_item.as_value()), o_fifo.w_en.eq(g1_v & (g1.kind == K_OUT)),
-        ]
+        m.d.sync += [sa_wdata.eq(beat.as_value()), sa_we.eq(g1_v & (g1.kind == K_SA)),
+                     o_wdata.eq(o_item.as_value()), o_we.eq(g1_v & (g1.kind == K_OUT))]
+        m.d.comb += [sa_fifo.w_data.eq(sa_wdata), sa_fifo.w_en.eq(sa_we),
+                     o_fifo.w_data.eq(o_wdata), o_fifo.w_en.eq(o_we)]
         return m
 
 
@@ -1000,6 +1010,8 @@ def cta_cycle_latencies(shape: CtaShape) -> dict[str, int]:
     return {"cim_sweep": cim_sweep_cycles(l=shape.l, hash_width=cfg.hash_fmt.width, k_max=shape.clusters),
             "cim_epochs": (1 << CIM_EPOCH_BITS) - 1,
             "issue_latency": ArrayIssuer.LATENCY, "fifo_depth": ArrayIssuer.FIFO_DEPTH,
+            "cag_issue_latency": CagIssuer.LATENCY + ISSUER_FIFO_LATENCY,
+            "pag_issue_latency": PagIssuer.LATENCY + ISSUER_FIFO_LATENCY,
             "res_latency": arr["res"], "out_latency": arr["out"],
             "cim_latency": cim_latency(shape.l), "shortcut_gap": SHORTCUT_GAP,
             "cag_tail": CentroidAggregator.FLUSH_LATENCY + CentroidAggregator.CAVG_LATENCY,
@@ -1011,8 +1023,8 @@ class Cta(_ShapeComponent):
     hash length, capacities, exp unit)."""
 
     FIFO_DEPTH = ArrayIssuer.FIFO_DEPTH
-    #: cycles from the sequencer issuing an item (cycle t) to its consumer seeing it (t + 4): the CT
-    #: read, the data read, the FIFO write, the FIFO's output register
+    #: cycles from the sequencer issuing an item (cycle t) to its consumer seeing it (t + 5): the CT
+    #: read, the data read, the beat register, the FIFO write, the FIFO's output register
     ISSUE_LATENCY = ArrayIssuer.LATENCY
 
     def __init__(self, *, shape: CtaShape) -> None:

@@ -218,4 +218,4 @@ def test_parameters_are_checked_before_creation():
             with pytest.raises((TypeError, ValueError)):
                 build()
     shape, _ = make_case()
-    assert cta_cycle_latencies(shape)["issue_latency"] == Cta.ISSUE_LATENCY == 4
+    assert cta_cycle_latencies(shape)["issue_latency"] == Cta.ISSUE_LATENCY == 5
