@@ -2,9 +2,9 @@
 
 An ``amaranth.lib.memory.Memory`` with more than one write port has no FPGA RAM to go to: yosys
 maps it to flip-flops with a write multiplexer per bit and a read multiplexer per port. The PAG's
-AP memories (two write and two read ports per region) became most of the CTA accelerator's logic
-that way (about 12,000 of its 26,000 ECP5 LUT4s at b=2, K=64) and the congestion nextpnr's router
-could not resolve.
+AP memories (two write and two read ports per region) became a large part of the CTA accelerator's
+logic that way (about 10,000 of its 26,400 ECP5 LUT4s at b=2, d=8) and the congestion nextpnr's
+router could not resolve.
 
 :class:`MultiPortMemory` behaves exactly as that ``Memory`` (``write_ports`` write ports,
 ``read_ports`` synchronous, non-transparent read ports with enables; read latency

@@ -454,3 +454,15 @@ def test_block_nextpnr_args_reach_nextpnr(tmp_path, monkeypatch):
     with pytest.raises(flow.ToolFailed):
         flow.add_seed(dataclasses.replace(result, block="exp_unit", top="exp_unit"), 1)
     assert "--router" not in calls[0][1]
+
+
+def test_skew_cost_memory_skew_saves_flip_flops(tmp_path):
+    """Issue 13 item 4 (``synth.skew_cost``): at b=4, d=8 (delays beyond the register limit) the
+    delay-line skew has fewer flip-flop bits than the register triangles and holds the difference
+    in memory bits; with the triangles the array has no delay-line memory at all."""
+    from synth.skew_cost import coarse_counts
+
+    reg = coarse_counts(tmp_path / "reg", 4, 8, "registers")
+    mem = coarse_counts(tmp_path / "mem", 4, 8, "memory")
+    assert mem["ff"] < reg["ff"] - 4 * 8, (reg, mem)
+    assert mem["memory_bits"] > reg["memory_bits"], (reg, mem)
