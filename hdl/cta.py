@@ -1253,9 +1253,10 @@ def _blocks() -> list:
         build=_build,
         cocotb_module="sim.tb_cta",
         validate=_validate,
-        # b=2, d=8 fills 40 % of the LFE5U-85F's comb sites and routes with router2 (run 12: seed 2
-        # at 51.5 MHz; seeds 1 and 3 diverged and were stopped); b=4, d=8 (64 %) and b=4, d=16
-        # (84 %) did not route (synth/REPORT.md)
+        # b=2, d=8 routes with router2 on every seed since the PAG's AP memories are LUT-RAM banks
+        # (synth/REPORT.md run 16: 64.4-68.4 MHz; before, with the AP memories in flip-flops, it
+        # filled 40 % of the LFE5U-85F's comb sites and router2 diverged on most seeds); b=4, d=8
+        # and b=4, d=16 did not route then (64 % / 84 %)
         fpga_params={"b": 2, "d": 8, "l": 2, "n_max": 64, "d_in_max": 64},
         # nextpnr's default router (router1) still had ~226,000 overused wires after 47,000
         # iterations on b=4, d=8; router2 gets much further, synth/REPORT.md
